@@ -194,3 +194,20 @@ def test_docs_list_exactly_the_error_reasons() -> None:
         if v.number != 0
     ]
     assert _documented_reasons() == enum_reasons
+
+
+def test_the_server_raises_only_documented_reasons() -> None:
+    """Every reason string in the server's code is an ErrorReason value."""
+    import re
+
+    from mnemo.v1 import errors_pb2
+
+    known = {v.name.removeprefix("ERROR_REASON_") for v in errors_pb2.ErrorReason.DESCRIPTOR.values}
+    used: set[str] = set()
+    for path in (ROOT / "server/mnemo_server").rglob("*.py"):
+        text = path.read_text()
+        used |= set(re.findall(r'reason="([A-Z_]+)"', text))
+        used |= set(re.findall(r'default_reason = "([A-Z_]+)"', text))
+        used |= set(re.findall(r'invalid\(\s*"([A-Z_]+)"', text))
+    assert used, "found no reasons: the scan is broken"
+    assert used - known == set()

@@ -1,0 +1,3 @@
+from mnemo_server.cli import main
+
+main()

@@ -1,0 +1,331 @@
+"""proto <-> domain. The only module besides the servicers that touches
+generated messages; no validation beyond what decoding itself needs."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
+
+from mnemo.v1 import admin_service_pb2 as admin_pb
+from mnemo.v1 import memory_pb2 as pb
+from mnemo.v1 import memory_service_pb2 as svc_pb
+from mnemo_server.errors import invalid
+from mnemo_server.models import Link, Memory, MemoryKind, Scope, SearchHit
+from mnemo_server.service import (
+    DedupMode,
+    DedupPolicy,
+    MemoryDraft,
+    SearchQuery,
+    ShardStats,
+    Stats,
+    WriteOp,
+)
+from mnemo_server.store.base import VersionRecord
+
+#: Fields of Memory that a read mask may name.
+MEMORY_FIELDS = frozenset(pb.Memory.DESCRIPTOR.fields_by_name)
+
+
+# -- values -------------------------------------------------------------------
+
+
+def value_to_python(value: pb.Value, field: str) -> Any:
+    kind = value.WhichOneof("kind")
+    if kind is None or kind == "null_value":
+        return None
+    if kind == "list_value":
+        return [value_to_python(v, f"{field}[{i}]") for i, v in enumerate(value.list_value.values)]
+    if kind == "struct_value":
+        return {k: value_to_python(v, f"{field}.{k}") for k, v in value.struct_value.fields.items()}
+    if kind == "double_value" and not math.isfinite(value.double_value):
+        raise invalid("INVALID_ARGUMENT", field, "numbers must be finite")
+    return getattr(value, kind)
+
+
+def python_to_value(obj: Any, out: pb.Value) -> None:
+    if obj is None:
+        out.null_value = pb.NULL_VALUE_UNSPECIFIED
+    elif isinstance(obj, bool):
+        out.bool_value = obj
+    elif isinstance(obj, int):
+        out.int_value = obj
+    elif isinstance(obj, float):
+        out.double_value = obj
+    elif isinstance(obj, str):
+        out.string_value = obj
+    elif isinstance(obj, list):
+        out.list_value.SetInParent()
+        for item in obj:
+            python_to_value(item, out.list_value.values.add())
+    elif isinstance(obj, dict):
+        out.struct_value.SetInParent()
+        for key, item in obj.items():
+            python_to_value(item, out.struct_value.fields[key])
+    else:  # pragma: no cover - the store only holds JSON-like values
+        raise TypeError(f"not a metadata value: {type(obj).__name__}")
+
+
+def metadata_from_proto(metadata: Mapping[str, pb.Value], field: str) -> dict[str, Any]:
+    return {key: value_to_python(value, f"{field}.{key}") for key, value in metadata.items()}
+
+
+# -- times --------------------------------------------------------------------
+
+
+def us_to_timestamp(us: int, out: timestamp_pb2.Timestamp) -> None:
+    out.seconds, micros = divmod(us, 1_000_000)
+    out.nanos = micros * 1000
+
+
+def timestamp_to_us(ts: timestamp_pb2.Timestamp) -> int:
+    return ts.seconds * 1_000_000 + ts.nanos // 1000
+
+
+def duration_to_us(duration: duration_pb2.Duration) -> int:
+    return duration.seconds * 1_000_000 + duration.nanos // 1000
+
+
+# -- memories -----------------------------------------------------------------
+
+
+def kind_from_proto(value: int, field: str) -> MemoryKind:
+    if value == pb.MEMORY_KIND_UNSPECIFIED:
+        return MemoryKind.EPISODIC
+    try:
+        return MemoryKind(value)
+    except ValueError:
+        raise invalid("INVALID_ENUM_VALUE", field, f"unknown memory kind {value}") from None
+
+
+def join(prefix: str, name: str) -> str:
+    """A field path: "memory" under "" is "memory", under "operations[2].create" it is
+    "operations[2].create.memory"."""
+    return f"{prefix}.{name}" if prefix else name
+
+
+def draft_from_proto(
+    memory: pb.Memory, *, field: str, ttl: duration_pb2.Duration | None = None
+) -> MemoryDraft:
+    """A create's or update's memory, decoded; `field` prefixes violations."""
+    ttl_us = duration_to_us(ttl) if ttl is not None else None
+    return MemoryDraft(
+        id=memory.id,
+        scope=Scope(memory.user_id, memory.agent_id, memory.run_id),
+        content=memory.content,
+        kind=kind_from_proto(memory.kind, f"{field}.kind"),
+        tags=tuple(memory.tags),
+        metadata=metadata_from_proto(memory.metadata, f"{field}.metadata"),
+        links=tuple(Link(l.target_id, l.relation, l.weight) for l in memory.links),
+        pinned=memory.pinned,
+        embedding=list(memory.embedding) if len(memory.embedding) else None,
+        embedding_model=memory.embedding_model,
+        expire_time_us=timestamp_to_us(memory.expire_time) if memory.HasField("expire_time") else None,
+        ttl_us=ttl_us,
+    )
+
+
+def read_mask_fields(mask: field_mask_pb2.FieldMask | None, field: str) -> frozenset[str] | None:
+    """The set of Memory fields a read mask names; None means the default."""
+    if mask is None or not mask.paths:
+        return None
+    unknown = [p for p in mask.paths if p not in MEMORY_FIELDS]
+    if unknown:
+        raise invalid("INVALID_FIELD_MASK", field, f"unknown Memory fields: {', '.join(unknown)}")
+    return frozenset(mask.paths) | {"id"}
+
+
+def memory_to_proto(
+    memory: Memory, out: pb.Memory, *, fields: frozenset[str] | None = None, embedding: bool = False
+) -> pb.Memory:
+    """Fills `out`. `fields` restricts the output (read masks); `embedding`
+    (or "embedding" in `fields`) adds the vector."""
+    want = (lambda name: True) if fields is None else fields.__contains__
+    out.id = memory.id
+    if want("user_id"):
+        out.user_id = memory.scope.user_id
+    if want("agent_id"):
+        out.agent_id = memory.scope.agent_id
+    if want("run_id"):
+        out.run_id = memory.scope.run_id
+    if want("content"):
+        out.content = memory.content
+    if want("kind"):
+        out.kind = int(memory.kind)  # type: ignore[assignment]
+    if want("tags"):
+        out.tags.extend(memory.tags)
+    if want("metadata"):
+        for key, value in memory.metadata.items():
+            python_to_value(value, out.metadata[key])
+    if (embedding or (fields is not None and "embedding" in fields)) and memory.embedding is not None:
+        out.embedding.extend(memory.embedding.tolist())
+    if want("embedding_model"):
+        out.embedding_model = memory.embedding_model
+    if want("content_hash"):
+        out.content_hash = memory.content_hash
+    if want("create_time"):
+        us_to_timestamp(memory.create_time_us, out.create_time)
+    if want("update_time"):
+        us_to_timestamp(memory.update_time_us, out.update_time)
+    if want("expire_time") and memory.expire_time_us is not None:
+        us_to_timestamp(memory.expire_time_us, out.expire_time)
+    if want("version"):
+        out.version = memory.version
+    if want("revision"):
+        out.revision = memory.revision
+    if want("etag"):
+        out.etag = memory.etag
+    if want("links"):
+        for link in memory.links:
+            out.links.add(target_id=link.target_id, relation=link.relation, weight=link.weight)
+    if want("pinned"):
+        out.pinned = memory.pinned
+    if want("last_retrieve_time") and memory.last_retrieve_time_us is not None:
+        us_to_timestamp(memory.last_retrieve_time_us, out.last_retrieve_time)
+    return out
+
+
+def scope_from_proto(scope: pb.Scope) -> Scope:
+    return Scope(scope.user_id, scope.agent_id, scope.run_id)
+
+
+def scope_to_proto(scope: Scope, out: pb.Scope) -> None:
+    out.user_id, out.agent_id, out.run_id = scope.user_id, scope.agent_id, scope.run_id
+
+
+# -- requests -----------------------------------------------------------------
+
+
+def dedup_from_proto(dedup: svc_pb.DedupPolicy, field: str) -> DedupPolicy:
+    if dedup.mode not in svc_pb.DedupMode.values():
+        raise invalid("INVALID_ENUM_VALUE", f"{field}.mode", f"unknown dedup mode {dedup.mode}")
+    mode = {
+        svc_pb.DEDUP_MODE_UNSPECIFIED: DedupMode.NONE,
+        svc_pb.DEDUP_MODE_NONE: DedupMode.NONE,
+        svc_pb.DEDUP_MODE_EXACT: DedupMode.EXACT,
+        svc_pb.DEDUP_MODE_SEMANTIC: DedupMode.SEMANTIC,
+    }[dedup.mode]
+    threshold = dedup.similarity_threshold or 0.9
+    if not 0.0 <= threshold <= 1.0 or math.isnan(threshold):
+        raise invalid("INVALID_ARGUMENT", f"{field}.similarity_threshold", "must lie in [0, 1]")
+    return DedupPolicy(mode=mode, threshold=threshold, merge=dedup.merge)
+
+
+def create_op(request: svc_pb.CreateMemoryRequest, field: str) -> WriteOp:
+    if not request.HasField("memory"):
+        raise invalid("INVALID_ARGUMENT", join(field, "memory"), "is required")
+    return WriteOp(
+        kind="create",
+        draft=draft_from_proto(
+            request.memory, field=join(field, "memory"), ttl=request.ttl if request.HasField("ttl") else None
+        ),
+        request_id=request.request_id,
+        dedup=dedup_from_proto(request.dedup, join(field, "dedup")),
+        field=field,
+    )
+
+
+def update_op(request: svc_pb.UpdateMemoryRequest, field: str) -> WriteOp:
+    if not request.HasField("memory"):
+        raise invalid("INVALID_ARGUMENT", join(field, "memory"), "is required")
+    return WriteOp(
+        kind="update",
+        memory_id=request.memory.id,
+        draft=draft_from_proto(
+            request.memory, field=join(field, "memory"), ttl=request.ttl if request.HasField("ttl") else None
+        ),
+        update_mask=tuple(request.update_mask.paths),
+        etag=request.etag,
+        request_id=request.request_id,
+        field=field,
+    )
+
+
+def delete_op(request: svc_pb.DeleteMemoryRequest, field: str) -> WriteOp:
+    return WriteOp(
+        kind="delete", memory_id=request.id, etag=request.etag, request_id=request.request_id, field=field
+    )
+
+
+def write_op_from_proto(op: svc_pb.WriteOperation, field: str) -> WriteOp:
+    which = op.WhichOneof("operation")
+    if which == "create":
+        return create_op(op.create, join(field, "create"))
+    if which == "update":
+        return update_op(op.update, join(field, "update"))
+    if which == "delete":
+        return delete_op(op.delete, join(field, "delete"))
+    raise invalid("INVALID_ARGUMENT", field, "one of create, update or delete is required")
+
+
+def search_from_proto(request: svc_pb.SearchMemoriesRequest, field: str) -> SearchQuery:
+    return SearchQuery(
+        text=request.query,
+        vector=list(request.vector) if len(request.vector) else None,
+        scope=scope_from_proto(request.scope),
+        filter=request.filter,
+        top_k=request.top_k,
+        min_score=request.min_score,
+        include_embedding=request.include_embedding,
+        field=field,
+    )
+
+
+def search_result_to_proto(
+    hits: Sequence[SearchHit], model: str, *, include_embedding: bool
+) -> svc_pb.SearchMemoriesResponse:
+    response = svc_pb.SearchMemoriesResponse(embedding_model=model)
+    for hit in hits:
+        out = response.hits.add(score=hit.score)
+        memory_to_proto(hit.memory, out.memory, embedding=include_embedding)
+    return response
+
+
+def version_to_proto(record: VersionRecord, out: svc_pb.MemoryVersion) -> None:
+    out.memory_id = record.memory_id
+    out.version = record.version
+    out.revision = record.revision
+    out.change_type = int(record.change_type)  # type: ignore[assignment]
+    us_to_timestamp(record.time_us, out.change_time)
+    out.api_key_id = record.api_key_id
+    if record.before is not None:
+        memory_to_proto(record.before, out.before)
+    if record.after is not None:
+        memory_to_proto(record.after, out.after)
+    out.changed_fields.paths.extend(record.changed_fields)
+
+
+def stats_to_proto(stats: Stats) -> admin_pb.GetStatsResponse:
+    response = admin_pb.GetStatsResponse(
+        revision=stats.revision,
+        oldest_revision=stats.oldest_revision,
+        embedding_model=stats.embedding_model,
+        dimension=stats.dimension,
+        server_version=stats.server_version,
+    )
+    for tenant in stats.tenants:
+        out = response.tenants.add(
+            tenant=tenant.tenant, memory_count=tenant.memory_count, content_bytes=tenant.content_bytes
+        )
+        for row in tenant.scopes:
+            scope_count = out.scopes.add(memory_count=row.memory_count)
+            scope_to_proto(row.scope, scope_count.scope)
+    for shard in stats.shards:
+        response.shards.append(shard_to_proto(shard))
+    for cache in stats.caches:
+        response.caches.add(**cache)
+    return response
+
+
+def shard_to_proto(shard: ShardStats) -> admin_pb.IndexShardStats:
+    return admin_pb.IndexShardStats(
+        shard_id=shard.shard_id,
+        kind=int(shard.kind),  # type: ignore[arg-type]
+        vector_count=shard.vector_count,
+        dimension=shard.dimension,
+        memory_bytes=shard.memory_bytes,
+        snapshot_revision=shard.snapshot_revision,
+        kind_reason=shard.kind_reason,
+    )

@@ -1,0 +1,395 @@
+"""gRPC servicers: decode -> service (in a worker thread) -> encode.
+
+Every handler runs inside `_call`, which gates on readiness, finds the
+request id and principal, and turns every exception into a status through
+api/status.py. Blocking work never runs on the event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import uuid
+from collections.abc import AsyncIterator, Awaitable, Callable
+from concurrent.futures import Executor
+from typing import Any, TypeVar
+
+import grpc
+
+from mnemo.v1 import admin_service_pb2 as admin_pb
+from mnemo.v1 import admin_service_pb2_grpc as admin_grpc
+from mnemo.v1 import memory_service_pb2 as pb
+from mnemo.v1 import memory_service_pb2_grpc as pb_grpc
+from mnemo_server.api import convert
+from mnemo_server.api.status import OK, grpc_status_of, status_of
+from mnemo_server.errors import (
+    AbortedError,
+    InvalidArgumentError,
+    MnemoError,
+    UnavailableError,
+    UnimplementedError,
+    invalid,
+)
+from mnemo_server.models import Principal
+from mnemo_server.service import MemoryService, SearchQuery, WriteOutcome
+
+log = logging.getLogger("mnemo.api")
+T = TypeVar("T")
+
+
+class Gate:
+    """Whether calls may proceed: not before the index is loaded, not while draining."""
+
+    def __init__(self) -> None:
+        self.ready = False
+        self.draining = False
+
+    def check(self) -> None:
+        if self.draining:
+            raise UnavailableError("the server is shutting down", reason="SERVER_DRAINING", retry_after_s=1.0)
+        if not self.ready:
+            raise UnavailableError("the server is still loading", reason="SERVER_NOT_READY", retry_after_s=1.0)
+
+
+def request_id_of(context: grpc.aio.ServicerContext) -> str:
+    for key, value in context.invocation_metadata() or ():
+        if key == "x-request-id" and value:
+            return str(value)[:128]
+    return uuid.uuid4().hex
+
+
+def principal_of(context: grpc.aio.ServicerContext) -> Principal:
+    # Until authentication lands every caller is the default tenant.
+    return Principal()
+
+
+class _Base:
+    def __init__(self, service: MemoryService | None, executor: Executor, gate: Gate) -> None:
+        self.service: MemoryService = service  # type: ignore[assignment]  # set once loaded
+        self.executor = executor
+        self.gate = gate
+
+    async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
+
+    async def fail(self, context: grpc.aio.ServicerContext, exc: BaseException, request_id: str) -> None:
+        if isinstance(exc, MnemoError):
+            log.info("%s failed: %s %s (request_id=%s)", _method(context), exc.code, exc.reason, request_id)
+        await context.abort_with_status(grpc_status_of(exc, request_id=request_id))
+
+
+def _method(context: grpc.aio.ServicerContext) -> str:
+    with contextlib.suppress(Exception):
+        return str(context._rpc_event.call_details.method.decode())  # type: ignore[attr-defined]
+    return "rpc"
+
+
+def unary(
+    handler: Callable[[Any, Any, Principal, grpc.aio.ServicerContext], Awaitable[Any]],
+) -> Callable[[Any, Any, grpc.aio.ServicerContext], Awaitable[Any]]:
+    """Wraps a unary handler with gating, request ids and error mapping."""
+
+    @functools.wraps(handler)
+    async def wrapper(self: _Base, request: Any, context: grpc.aio.ServicerContext) -> Any:
+        request_id = request_id_of(context)
+        try:
+            self.gate.check()
+            return await handler(self, request, principal_of(context), context)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+            await self.fail(context, exc, request_id)
+
+    return wrapper
+
+
+def outcome_to_result(outcome: WriteOutcome, out: pb.WriteResult, request_id: str) -> None:
+    if outcome.error is not None:
+        out.status.CopyFrom(status_of(outcome.error, request_id=request_id))
+        return
+    out.status.CopyFrom(OK)
+    if outcome.kind == "create":
+        out.create.CopyFrom(create_response(outcome))
+    elif outcome.kind == "update":
+        out.update.memory.CopyFrom(convert.memory_to_proto(outcome.memory, out.update.memory))  # type: ignore[arg-type]
+    else:
+        out.delete.revision = outcome.revision
+
+
+def create_response(outcome: WriteOutcome) -> pb.CreateMemoryResponse:
+    response = pb.CreateMemoryResponse(deduplicated=outcome.deduplicated, similarity=outcome.similarity)
+    convert.memory_to_proto(outcome.memory, response.memory)  # type: ignore[arg-type]
+    return response
+
+
+class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
+    """mnemo.v1.MemoryService."""
+
+    async def _one(self, principal: Principal, op: Any) -> WriteOutcome:
+        outcome = (await self.run(self.service.write, principal, [op]))[0]
+        if outcome.error is not None:
+            raise outcome.error
+        return outcome
+
+    @unary
+    async def CreateMemory(self, request: pb.CreateMemoryRequest, principal: Principal, context: Any) -> Any:
+        outcome = await self._one(principal, convert.create_op(request, ""))
+        return create_response(outcome)
+
+    @unary
+    async def GetMemory(self, request: pb.GetMemoryRequest, principal: Principal, context: Any) -> Any:
+        fields = convert.read_mask_fields(request.read_mask if request.HasField("read_mask") else None, "read_mask")
+        with_embedding = fields is not None and "embedding" in fields
+        memory = await self.run(self.service.get, principal, request.id, with_embedding=with_embedding)
+        response = pb.GetMemoryResponse()
+        convert.memory_to_proto(memory, response.memory, fields=fields)
+        return response
+
+    @unary
+    async def UpdateMemory(self, request: pb.UpdateMemoryRequest, principal: Principal, context: Any) -> Any:
+        outcome = await self._one(principal, convert.update_op(request, ""))
+        response = pb.UpdateMemoryResponse()
+        convert.memory_to_proto(outcome.memory, response.memory)  # type: ignore[arg-type]
+        return response
+
+    @unary
+    async def DeleteMemory(self, request: pb.DeleteMemoryRequest, principal: Principal, context: Any) -> Any:
+        outcome = await self._one(principal, convert.delete_op(request, ""))
+        return pb.DeleteMemoryResponse(revision=outcome.revision)
+
+    @unary
+    async def ListMemories(self, request: pb.ListMemoriesRequest, principal: Principal, context: Any) -> Any:
+        fields = convert.read_mask_fields(request.read_mask if request.HasField("read_mask") else None, "read_mask")
+        memories, token = await self.run(
+            self.service.list,
+            principal,
+            scope=convert.scope_from_proto(request.scope),
+            filter_text=request.filter,
+            order_by=request.order_by,
+            page_size=request.page_size,
+            page_token=request.page_token,
+            with_embedding=fields is not None and "embedding" in fields,
+        )
+        response = pb.ListMemoriesResponse(next_page_token=token)
+        for memory in memories:
+            convert.memory_to_proto(memory, response.memories.add(), fields=fields)
+        return response
+
+    @unary
+    async def SearchMemories(self, request: pb.SearchMemoriesRequest, principal: Principal, context: Any) -> Any:
+        query = convert.search_from_proto(request, "")
+        result = (await self.run(self.service.search, principal, [query]))[0]
+        return convert.search_result_to_proto(
+            result.hits, result.embedding_model, include_embedding=query.include_embedding
+        )
+
+    @unary
+    async def BatchSearchMemories(
+        self, request: pb.BatchSearchMemoriesRequest, principal: Principal, context: Any
+    ) -> Any:
+        limit = self.service.limits.max_batch_search
+        if not 1 <= len(request.requests) <= limit:
+            raise invalid("BATCH_TOO_LARGE", "requests", f"give 1 to {limit} searches")
+        queries = [convert.search_from_proto(r, f"requests[{i}]") for i, r in enumerate(request.requests)]
+        results = await self.run(self.service.search, principal, queries)
+        response = pb.BatchSearchMemoriesResponse()
+        for query, result in zip(queries, results, strict=True):
+            response.results.append(
+                convert.search_result_to_proto(
+                    result.hits, result.embedding_model, include_embedding=query.include_embedding
+                )
+            )
+        return response
+
+    async def StreamSearchMemories(
+        self, request_iterator: AsyncIterator[pb.StreamSearchMemoriesRequest], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.StreamSearchMemoriesResponse]:
+        request_id = request_id_of(context)
+        try:
+            self.gate.check()
+        except MnemoError as exc:
+            await self.fail(context, exc, request_id)
+            return
+        principal = principal_of(context)
+        results: asyncio.Queue[pb.StreamSearchMemoriesResponse | BaseException | None] = asyncio.Queue()
+        in_flight: set[str] = set()
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def answer(query_id: str, request: pb.SearchMemoriesRequest) -> None:
+            try:
+                query = convert.search_from_proto(request, "search")
+                result = (await self.run(self.service.search, principal, [query]))[0]
+                message = pb.StreamSearchMemoriesResponse(
+                    query_id=query_id,
+                    result=convert.search_result_to_proto(
+                        result.hits, result.embedding_model, include_embedding=query.include_embedding
+                    ),
+                )
+            except Exception as exc:  # noqa: BLE001 - a failed query stays in the stream
+                message = pb.StreamSearchMemoriesResponse(
+                    query_id=query_id, error=status_of(exc, request_id=request_id)
+                )
+            in_flight.discard(query_id)
+            await results.put(message)
+
+        async def read() -> None:
+            try:
+                async for item in request_iterator:
+                    if not item.query_id or item.query_id in in_flight:
+                        raise invalid(
+                            "INVALID_ARGUMENT", "query_id",
+                            "is required" if not item.query_id else f"{item.query_id!r} is already in flight",
+                        )
+                    in_flight.add(item.query_id)
+                    task = asyncio.create_task(answer(item.query_id, item.search))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks)
+                await results.put(None)
+            except Exception as exc:  # noqa: BLE001 - ends the stream with a status
+                await results.put(exc)
+
+        reader = asyncio.create_task(read())
+        try:
+            while True:
+                item = await results.get()
+                if item is None:
+                    return
+                if isinstance(item, BaseException):
+                    await self.fail(context, item, request_id)
+                    return
+                yield item
+        finally:
+            reader.cancel()
+            for task in list(tasks):
+                task.cancel()
+
+    @unary
+    async def BatchWriteMemories(
+        self, request: pb.BatchWriteMemoriesRequest, principal: Principal, context: Any
+    ) -> Any:
+        limit = self.service.limits.max_batch_write
+        if not 1 <= len(request.operations) <= limit:
+            raise invalid("BATCH_TOO_LARGE", "operations", f"give 1 to {limit} operations")
+        ops: list[Any] = []
+        decode_errors: dict[int, MnemoError] = {}
+        for i, op in enumerate(request.operations):
+            try:
+                ops.append(convert.write_op_from_proto(op, f"operations[{i}]"))
+            except InvalidArgumentError as exc:
+                decode_errors[i] = exc
+                ops.append(None)
+        if decode_errors and request.atomic:
+            outcomes = [
+                WriteOutcome("", error=decode_errors.get(i) or _aborted()) for i in range(len(ops))
+            ]
+        else:
+            valid = [op for op in ops if op is not None]
+            applied = iter(await self.run(self.service.write, principal, valid, atomic=request.atomic))
+            outcomes = [
+                WriteOutcome("", error=decode_errors[i]) if op is None else next(applied)
+                for i, op in enumerate(ops)
+            ]
+        request_id = request_id_of(context)
+        response = pb.BatchWriteMemoriesResponse(revision=max((o.revision for o in outcomes), default=0))
+        for outcome in outcomes:
+            outcome_to_result(outcome, response.results.add(), request_id)
+        return response
+
+    @unary
+    async def GetMemoryHistory(
+        self, request: pb.GetMemoryHistoryRequest, principal: Principal, context: Any
+    ) -> Any:
+        records, token = await self.run(
+            self.service.history, principal, request.id, page_size=request.page_size, page_token=request.page_token
+        )
+        response = pb.GetMemoryHistoryResponse(next_page_token=token)
+        for record in records:
+            convert.version_to_proto(record, response.versions.add())
+        return response
+
+    @unary
+    async def DeleteMemories(self, request: pb.DeleteMemoriesRequest, principal: Principal, context: Any) -> Any:
+        raise UnimplementedError("DeleteMemories is not implemented yet")
+
+    @unary
+    async def ImportMemories(self, request_iterator: Any, principal: Principal, context: Any) -> Any:
+        raise UnimplementedError("ImportMemories is not implemented yet")
+
+    async def ExportMemories(self, request: pb.ExportMemoriesRequest, context: Any) -> AsyncIterator[Any]:
+        await self.fail(context, UnimplementedError("ExportMemories is not implemented yet"), request_id_of(context))
+        yield  # pragma: no cover - makes this an async generator
+
+    async def WatchMemories(self, request: pb.WatchMemoriesRequest, context: Any) -> AsyncIterator[Any]:
+        await self.fail(context, UnimplementedError("WatchMemories is not implemented yet"), request_id_of(context))
+        yield  # pragma: no cover
+
+
+def _aborted() -> MnemoError:
+    return AbortedError("not applied: another operation of the atomic batch failed")
+
+
+class AdminServicer(_Base, admin_grpc.AdminServiceServicer):
+    """mnemo.v1.AdminService."""
+
+    @unary
+    async def GetStats(self, request: admin_pb.GetStatsRequest, principal: Principal, context: Any) -> Any:
+        stats = await self.run(
+            self.service.stats,
+            principal,
+            scope=convert.scope_from_proto(request.scope),
+            scope_limit=request.scope_limit,
+            all_tenants=False,
+        )
+        return convert.stats_to_proto(stats)
+
+    @unary
+    async def CheckConsistency(
+        self, request: admin_pb.CheckConsistencyRequest, principal: Principal, context: Any
+    ) -> Any:
+        report = await self.run(self.service.check_consistency, repair=request.repair)
+        kinds = {
+            "missing": admin_pb.INCONSISTENCY_KIND_MISSING_FROM_INDEX,
+            "orphan": admin_pb.INCONSISTENCY_KIND_ORPHAN_IN_INDEX,
+            "stale": admin_pb.INCONSISTENCY_KIND_STALE_IN_INDEX,
+        }
+        response = admin_pb.CheckConsistencyResponse(
+            consistent=not report.inconsistencies,
+            store_count=report.store_count,
+            index_count=report.index_count,
+            repaired_count=report.repaired,
+        )
+        for item in report.inconsistencies[:1000]:
+            response.inconsistencies.add(kind=kinds[item.kind], memory_id=item.memory_id, tenant=item.tenant)
+        return response
+
+    @unary
+    async def CreateSnapshot(
+        self, request: admin_pb.CreateSnapshotRequest, principal: Principal, context: Any
+    ) -> Any:
+        info = await self.run(self.service.snapshot)
+        response = admin_pb.CreateSnapshotResponse(
+            revision=info.revision, bytes=info.bytes, shard_count=info.shard_count
+        )
+        convert.us_to_timestamp(info.time_us, response.snapshot_time)
+        return response
+
+    async def ReembedMemories(self, request: Any, context: Any) -> AsyncIterator[Any]:
+        await self.fail(context, UnimplementedError("ReembedMemories is not implemented yet"), request_id_of(context))
+        yield  # pragma: no cover
+
+    @unary
+    async def CreateApiKey(self, request: Any, principal: Principal, context: Any) -> Any:
+        raise UnimplementedError("API keys are not implemented yet")
+
+    @unary
+    async def ListApiKeys(self, request: Any, principal: Principal, context: Any) -> Any:
+        raise UnimplementedError("API keys are not implemented yet")
+
+    @unary
+    async def RevokeApiKey(self, request: Any, principal: Principal, context: Any) -> Any:
+        raise UnimplementedError("API keys are not implemented yet")

@@ -1,0 +1,253 @@
+"""The composition root: `App(settings)` is the one place that picks
+implementations and wires them together, then runs the gRPC server.
+
+Lifecycle: the port opens at once with health NOT_SERVING (MemoryService
+calls answer UNAVAILABLE / SERVER_NOT_READY); the store and index load in a
+worker thread; health turns SERVING. On stop: NOT_SERVING, new calls are
+refused, in-flight calls get `shutdown_grace_s` to finish, the index is
+snapshotted, and everything is closed.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1._async import HealthServicer
+from grpc_reflection.v1alpha import reflection
+
+from mnemo.v1 import admin_service_pb2, admin_service_pb2_grpc, memory_service_pb2, memory_service_pb2_grpc
+from mnemo_server.api.servicers import AdminServicer, Gate, MemoryServicer
+from mnemo_server.config import Settings
+from mnemo_server.embed.base import Embedder
+from mnemo_server.index.base import VectorIndex
+from mnemo_server.service import MemoryService
+from mnemo_server.store.base import RecordStore
+
+log = logging.getLogger("mnemo.app")
+
+SERVICE_NAMES = (
+    memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
+    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+)
+
+
+def build_embedder(settings: Settings) -> Embedder:
+    """The configured model behind micro-batching and the embedding cache."""
+    from mnemo_server.embed.batching import MicroBatchingEmbedder
+    from mnemo_server.embed.cached import CachingEmbedder
+
+    cfg = settings.embedder
+    inner: Embedder
+    if cfg.provider == "http":
+        from mnemo_server.embed.http import OpenAIHttpEmbedder
+
+        inner = OpenAIHttpEmbedder(
+            base_url=cfg.url,
+            model=cfg.model,
+            api_key=cfg.api_key or None,
+            dimension=cfg.dimension or None,
+            timeout_s=cfg.timeout_s,
+        )
+    else:
+        from mnemo_server.embed.local import SentenceTransformerEmbedder
+
+        inner = SentenceTransformerEmbedder(model=cfg.model or None, threads=cfg.torch_threads)
+    embedder: Embedder = MicroBatchingEmbedder(inner, max_batch=cfg.batch_size, max_wait_ms=cfg.max_wait_ms)
+    if cfg.cache_bytes:
+        embedder = CachingEmbedder(embedder, max_bytes=cfg.cache_bytes)
+    return embedder
+
+
+def build_store(settings: Settings) -> RecordStore:
+    from mnemo_server.store.sqlite import SqliteStore
+
+    return SqliteStore(settings.server.data_dir / "mnemo.db", synchronous=settings.store.synchronous.upper())
+
+
+def build_index(settings: Settings, dimension: int) -> VectorIndex:
+    from mnemo_server.index.sharded import ShardedFaissIndex
+
+    cfg = settings.index
+    return ShardedFaissIndex(
+        dimension,
+        shard_capacity=cfg.shard_capacity,
+        ann_threshold=cfg.ann_threshold,
+        exact_threshold=cfg.exact_threshold,
+        ef_search=cfg.ef_search,
+    )
+
+
+def _worker_init() -> None:
+    # OpenMP's thread count is per OS thread: small searches in many workers
+    # must not each spawn a team of threads on a 2-core machine.
+    import faiss
+
+    faiss.omp_set_num_threads(1)
+
+
+class App:
+    """A running Mnemo server."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+        self.settings = settings
+        self._given_embedder = embedder
+        self.gate = Gate()
+        self.health = HealthServicer()
+        self.executor = ThreadPoolExecutor(
+            max_workers=settings.server.workers, thread_name_prefix="mnemo-worker", initializer=_worker_init
+        )
+        self.server: grpc.aio.Server | None = None
+        self.service: MemoryService | None = None
+        self.port = 0
+        self._tasks: list[asyncio.Task[Any]] = []
+        self._loaded = asyncio.Event()
+        self._components: list[Any] = []
+        self._servicers: list[MemoryServicer | AdminServicer] = []
+
+    async def start(self) -> int:
+        """Opens the port (health NOT_SERVING) and starts loading; returns the
+        bound port. Await `ready()` for SERVING."""
+        cfg = self.settings.server
+        os.makedirs(cfg.data_dir, exist_ok=True)
+        keepalive_ms = int(cfg.keepalive_time_s * 1000)
+        options = [
+            ("grpc.max_receive_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            # Long watch and search streams: ping idle connections, and let
+            # clients ping us as often as every 10 s without being cut off.
+            ("grpc.keepalive_time_ms", keepalive_ms),
+            ("grpc.keepalive_timeout_ms", int(cfg.keepalive_timeout_s * 1000)),
+            ("grpc.keepalive_permit_without_calls", 1),
+            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
+            ("grpc.http2.max_pings_without_data", 0),
+            ("grpc.so_reuseport", 0),
+        ]
+        self.server = grpc.aio.server(options=options, compression=grpc.Compression.NoCompression)
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        # Servicers must exist before the server starts; they get the service
+        # once it has loaded, and until then the gate answers SERVER_NOT_READY.
+        memory = MemoryServicer(None, self.executor, self.gate)
+        admin = AdminServicer(None, self.executor, self.gate)
+        self._servicers = [memory, admin]
+        memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(memory, self.server)
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.server)
+        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
+        reflection.enable_server_reflection(
+            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            self.server,
+        )
+        self.port = self.server.add_insecure_port(cfg.address)
+        if self.port == 0:
+            raise RuntimeError(f"cannot listen on {cfg.address}")
+        await self.server.start()
+        log.info("listening on %s (port %d); loading", cfg.address, self.port)
+        self._tasks.append(asyncio.create_task(self._load()))
+        return self.port
+
+    async def _load(self) -> None:
+        loop = asyncio.get_running_loop()
+        try:
+            service = await loop.run_in_executor(self.executor, self._build_service)
+        except Exception:
+            log.exception("start-up failed")
+            raise
+        assert self.server is not None
+        self.service = service
+        for servicer in self._servicers:
+            servicer.service = service
+        self.gate.ready = True
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        self._tasks.append(asyncio.create_task(self._sweep_loop()))
+        if self.settings.index.snapshot_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._snapshot_loop()))
+        self._loaded.set()
+        log.info("serving")
+
+    def _build_service(self) -> MemoryService:
+        embedder = self._given_embedder or build_embedder(self.settings)
+        store = build_store(self.settings)
+        index = build_index(self.settings, embedder.dimension)
+        self._components = [embedder, store]
+        service = MemoryService(
+            store=store,
+            index=index,
+            embedder=embedder,
+            settings=self.settings,
+            snapshot_dir=self.settings.server.data_dir / "index",
+            cache_stats=lambda: _embedder_cache_stats(embedder),
+        )
+        service.load()
+        return service
+
+    async def ready(self, timeout: float | None = None) -> None:
+        loader = self._tasks[0]
+        done, _ = await asyncio.wait({loader, asyncio.create_task(self._loaded.wait())},
+                                     timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        if loader in done and loader.exception() is not None:
+            raise loader.exception()  # type: ignore[misc]
+        if not self._loaded.is_set():
+            raise TimeoutError("server did not become ready")
+
+    async def _sweep_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.server.sweep_interval_s)
+            try:
+                assert self.service is not None
+                swept = await loop.run_in_executor(self.executor, self.service.sweep_expired)
+                if swept:
+                    log.info("expired %d memories", swept)
+            except Exception:
+                log.exception("expiry sweep failed; will retry")
+
+    async def _snapshot_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = -1
+        while True:
+            await asyncio.sleep(self.settings.index.snapshot_interval_s)
+            try:
+                assert self.service is not None
+                if self.service.store.current_revision() != last:
+                    info = await loop.run_in_executor(self.executor, self.service.snapshot)
+                    last = info.revision
+                    log.info("index snapshot at revision %d (%d bytes)", info.revision, info.bytes)
+            except Exception:
+                log.exception("snapshot failed; will retry")
+
+    async def stop(self, grace: float | None = None) -> None:
+        """Drains and shuts down; safe to call once."""
+        grace = self.settings.server.shutdown_grace_s if grace is None else grace
+        self.gate.draining = True
+        await self.health.enter_graceful_shutdown()
+        if self.server is not None:
+            await self.server.stop(grace)
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        loop = asyncio.get_running_loop()
+        if self.service is not None:
+            try:
+                await loop.run_in_executor(self.executor, self.service.snapshot)
+            except Exception:
+                log.exception("final snapshot failed; the next start replays the revision log")
+        for component in self._components:
+            with contextlib.suppress(Exception):
+                await loop.run_in_executor(self.executor, component.close)
+        self.executor.shutdown(wait=True, cancel_futures=True)
+        log.info("stopped")
+
+
+def _embedder_cache_stats(embedder: Embedder) -> list[dict[str, Any]]:
+    stats = getattr(embedder, "cache_stats", None)
+    return [stats()] if callable(stats) else []

@@ -1,0 +1,95 @@
+"""The mnemo-server command: parse flags, load settings, run the App."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import logging
+import os
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+from mnemo_server.config import ConfigError, Settings, load_settings, setting_names
+
+
+class JsonFormatter(logging.Formatter):
+    def format(self, record: logging.LogRecord) -> str:
+        entry: dict[str, Any] = {
+            "time": self.formatTime(record, "%Y-%m-%dT%H:%M:%S"),
+            "level": record.levelname.lower(),
+            "logger": record.name,
+            "message": record.getMessage(),
+        }
+        if record.exc_info:
+            entry["exception"] = self.formatException(record.exc_info)
+        return json.dumps(entry)
+
+
+def configure_logging(level: str, as_json: bool) -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter() if as_json else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(level.upper())
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="mnemo-server",
+        description="Mnemo: a long-term memory server for AI agents, over gRPC. "
+        "Settings come from --config (TOML) < MNEMO_* environment < flags.",
+    )
+    p.add_argument("--config", type=Path, help="a TOML settings file (env MNEMO_CONFIG)")
+    for section, name, env, flag, default, doc in setting_names():
+        kwargs: dict[str, Any] = {"dest": f"{section}.{name}", "default": None, "help": f"{doc} [{env}; default {default}]"}
+        if isinstance(default, bool):
+            kwargs["action"] = argparse.BooleanOptionalAction
+        else:
+            kwargs["metavar"] = name.upper()
+        p.add_argument(flag, **kwargs)
+    return p
+
+
+def settings_from_args(argv: list[str] | None = None) -> Settings:
+    args = vars(parser().parse_args(argv))
+    config = args.pop("config") or (Path(os.environ["MNEMO_CONFIG"]) if os.environ.get("MNEMO_CONFIG") else None)
+    overrides = {k: v for k, v in args.items() if v is not None}
+    return load_settings(config_file=config, overrides=overrides)
+
+
+async def serve(settings: Settings) -> None:
+    from mnemo_server.app import App
+
+    app = App(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    await app.start()
+    loader = asyncio.ensure_future(app.ready())
+    stopper = asyncio.ensure_future(stop.wait())
+    done, _ = await asyncio.wait({loader, stopper}, return_when=asyncio.FIRST_COMPLETED)
+    if loader in done and loader.exception() is not None:
+        await app.stop(grace=0)
+        raise SystemExit(f"mnemo-server: start-up failed: {loader.exception()}")
+    await stopper
+    logging.getLogger("mnemo.app").info("draining")
+    await app.stop()
+
+
+def main(argv: list[str] | None = None) -> None:
+    try:
+        settings = settings_from_args(argv)
+    except ConfigError as exc:
+        print(f"mnemo-server: invalid setting: {exc}", file=sys.stderr)
+        raise SystemExit(2) from None
+    configure_logging(settings.server.log_level, settings.server.log_json)
+    # No model or data set may be fetched at run time.
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+    asyncio.run(serve(settings))

@@ -1,0 +1,237 @@
+"""Settings: frozen dataclasses filled from a TOML file < MNEMO_* environment < flags.
+
+Every setting has one name in each source, derived from its section and field:
+
+    TOML  [index] ann_threshold = 20000
+    env   MNEMO_INDEX_ANN_THRESHOLD=20000
+    flag  --index-ann-threshold 20000
+
+Settings of the `server` section drop the prefix (MNEMO_ADDRESS, --address).
+Anything invalid raises ConfigError with one line that names the setting.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+
+class ConfigError(Exception):
+    """An invalid setting; the message is one line meant for the operator."""
+
+
+def _doc(text: str, **kwargs: Any) -> Any:
+    return field(metadata={"doc": text}, **kwargs)
+
+
+@dataclass(frozen=True)
+class ServerSettings:
+    address: str = _doc("Host and port to listen on.", default="127.0.0.1:50051")
+    data_dir: Path = _doc("Directory for the SQLite store and index snapshots.", default=Path("mnemo-data"))
+    log_level: str = _doc("debug, info, warning or error.", default="info")
+    log_json: bool = _doc("Write logs as JSON lines.", default=False)
+    workers: int = _doc("Threads for blocking work (store, index, model).", default=32)
+    max_message_bytes: int = _doc("Largest gRPC message accepted or sent.", default=64 * 1024 * 1024)
+    shutdown_grace_s: float = _doc("Seconds in-flight calls get to finish on SIGTERM.", default=10.0)
+    keepalive_time_s: float = _doc("Seconds between keepalive pings on idle streams.", default=30.0)
+    keepalive_timeout_s: float = _doc("Seconds to wait for a keepalive ack.", default=10.0)
+    sweep_interval_s: float = _doc("Seconds between expiry sweeps.", default=1.0)
+
+    def validate(self) -> None:
+        host, sep, port = self.address.rpartition(":")
+        if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+            raise ConfigError(f"address: expected HOST:PORT, got {self.address!r}")
+        if self.log_level.lower() not in ("debug", "info", "warning", "error"):
+            raise ConfigError(f"log_level: expected debug, info, warning or error, got {self.log_level!r}")
+        _positive("workers", self.workers)
+        _positive("max_message_bytes", self.max_message_bytes)
+        _positive("sweep_interval_s", self.sweep_interval_s)
+        if self.shutdown_grace_s < 0:
+            raise ConfigError("shutdown_grace_s: must not be negative")
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    synchronous: str = _doc("SQLite synchronous mode: FULL (fsync every commit) or NORMAL.", default="FULL")
+
+    def validate(self) -> None:
+        if self.synchronous.upper() not in ("FULL", "NORMAL"):
+            raise ConfigError(f"store.synchronous: expected FULL or NORMAL, got {self.synchronous!r}")
+
+
+@dataclass(frozen=True)
+class EmbedderSettings:
+    provider: str = _doc("local (sentence-transformers) or http (OpenAI-compatible).", default="local")
+    model: str = _doc("Local model name or path, or the model name sent to the HTTP endpoint; "
+                      "empty for the bundled all-MiniLM-L6-v2.", default="")
+    url: str = _doc("Base URL of the OpenAI-compatible endpoint (provider http).", default="")
+    api_key: str = _doc("Bearer key for the HTTP endpoint.", default="")
+    dimension: int = _doc("Embedding dimension; 0 to discover it.", default=0)
+    timeout_s: float = _doc("Timeout of one HTTP embedding call.", default=10.0)
+    batch_size: int = _doc("Most texts per model call (micro-batching).", default=32)
+    max_wait_ms: float = _doc("Longest a partly full batch waits for more texts.", default=2.0)
+    torch_threads: int = _doc("Threads torch uses for the local model.", default=2)
+    cache_bytes: int = _doc("Bytes of the in-process embedding cache; 0 turns it off.", default=64 * 1024 * 1024)
+
+    def validate(self) -> None:
+        if self.provider not in ("local", "http"):
+            raise ConfigError(f"embedder.provider: expected local or http, got {self.provider!r}")
+        if self.provider == "http" and not self.url:
+            raise ConfigError("embedder.url: required when embedder.provider is http")
+        if self.dimension < 0:
+            raise ConfigError("embedder.dimension: must not be negative")
+        _positive("embedder.batch_size", self.batch_size)
+        _positive("embedder.torch_threads", self.torch_threads)
+        if self.max_wait_ms < 0 or self.cache_bytes < 0:
+            raise ConfigError("embedder.max_wait_ms and embedder.cache_bytes must not be negative")
+
+
+@dataclass(frozen=True)
+class IndexSettings:
+    shard_capacity: int = _doc("Most vectors per shard.", default=262144)
+    ann_threshold: int = _doc("A shard switches from exact to HNSW past this many vectors.", default=20000)
+    exact_threshold: int = _doc("Scopes with at most this many vectors are scanned exactly.", default=20000)
+    ef_search: int = _doc("HNSW efSearch for unrestricted queries.", default=64)
+    snapshot_interval_s: float = _doc("Seconds between background snapshots (0: only on shutdown).", default=300.0)
+
+    def validate(self) -> None:
+        for name in ("shard_capacity", "ann_threshold", "exact_threshold", "ef_search"):
+            _positive(f"index.{name}", getattr(self, name))
+        if self.snapshot_interval_s < 0:
+            raise ConfigError("index.snapshot_interval_s: must not be negative")
+
+
+@dataclass(frozen=True)
+class LimitSettings:
+    max_content_bytes: int = _doc("Largest memory content or text query, UTF-8 bytes.", default=32 * 1024)
+    max_metadata_bytes: int = _doc("Largest metadata, tags and links of one memory, as JSON.", default=64 * 1024)
+    max_tags: int = _doc("Most tags per memory.", default=64)
+    max_links: int = _doc("Most links per memory.", default=64)
+    max_batch_write: int = _doc("Most operations per BatchWriteMemories.", default=1000)
+    max_batch_search: int = _doc("Most queries per BatchSearchMemories.", default=256)
+    max_top_k: int = _doc("Largest top_k.", default=1000)
+    max_page_size: int = _doc("Largest page_size.", default=1000)
+
+    def validate(self) -> None:
+        for f in fields(self):
+            _positive(f"limits.{f.name}", getattr(self, f.name))
+
+
+@dataclass(frozen=True)
+class Settings:
+    server: ServerSettings = field(default_factory=ServerSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
+    index: IndexSettings = field(default_factory=IndexSettings)
+    limits: LimitSettings = field(default_factory=LimitSettings)
+
+    def validate(self) -> Settings:
+        for f in fields(self):
+            getattr(self, f.name).validate()
+        return self
+
+
+def _positive(name: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{name}: must be positive, got {value}")
+
+
+_SECTION_TYPES = {
+    "server": ServerSettings,
+    "store": StoreSettings,
+    "embedder": EmbedderSettings,
+    "index": IndexSettings,
+    "limits": LimitSettings,
+}
+
+
+def setting_names() -> list[tuple[str, str, str, str, Any, str]]:
+    """(section, field, env var, flag, default, doc) for every setting."""
+    out = []
+    for section, cls in _SECTION_TYPES.items():
+        for f in fields(cls):
+            stem = f.name if section == "server" else f"{section}_{f.name}"
+            out.append(
+                (section, f.name, f"MNEMO_{stem.upper()}", "--" + stem.replace("_", "-"),
+                 f.default, f.metadata.get("doc", ""))
+            )
+    return out
+
+
+def _coerce(name: str, kind: Any, value: Any) -> Any:
+    kind = {"bool": bool, "int": int, "float": float, "str": str, "Path": Path}.get(kind, kind)
+    try:
+        if kind is bool:
+            if isinstance(value, bool):
+                return value
+            text = str(value).strip().lower()
+            if text in ("1", "true", "yes", "on"):
+                return True
+            if text in ("0", "false", "no", "off", ""):
+                return False
+            raise ValueError(value)
+        if kind is int and isinstance(value, float):
+            raise ValueError(value)
+        if kind is Path:
+            return Path(str(value)).expanduser()
+        return kind(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name}: expected {kind.__name__}, got {value!r}") from None
+
+
+def load_settings(
+    *,
+    config_file: Path | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[str, Any] | None = None,
+) -> Settings:
+    """Builds validated Settings. `overrides` maps "section.field" to values
+    (from flags); they win over the environment, which wins over the file."""
+    env = os.environ if env is None else env
+    values: dict[str, dict[str, Any]] = {s: {} for s in _SECTION_TYPES}
+    if config_file is not None:
+        try:
+            data = tomllib.loads(Path(config_file).read_text())
+        except OSError as exc:
+            raise ConfigError(f"config: cannot read {config_file}: {exc.strerror}") from None
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"config: {config_file} is not valid TOML: {exc}") from None
+        for key, value in data.items():
+            if isinstance(value, dict) and key in _SECTION_TYPES and key != "server":
+                values[key].update(value)
+            elif key == "server" and isinstance(value, dict):
+                values["server"].update(value)
+            else:
+                values["server"][key] = value
+    known = {(s, f): None for s, f, *_ in setting_names()}
+    for section, name, env_name, _flag, _default, _doc_text in setting_names():
+        if env_name in env:
+            values[section][name] = env[env_name]
+    for dotted, value in (overrides or {}).items():
+        section, _, name = dotted.partition(".")
+        values[section][name] = value
+    built: dict[str, Any] = {}
+    for section, cls in _SECTION_TYPES.items():
+        kinds = {f.name: f.type for f in fields(cls)}
+        kwargs = {}
+        for name, value in values[section].items():
+            if (section, name) not in known:
+                where = name if section == "server" else f"{section}.{name}"
+                raise ConfigError(f"{where}: unknown setting")
+            label = name if section == "server" else f"{section}.{name}"
+            kwargs[name] = _coerce(label, kinds[name], value)
+        built[section] = cls(**kwargs)
+    return Settings(**built).validate()
+
+
+def replace(settings: Settings, **sections: Mapping[str, Any]) -> Settings:
+    """A copy with some fields of some sections changed (for tests)."""
+    changed = {
+        name: dataclasses.replace(getattr(settings, name), **values) for name, values in sections.items()
+    }
+    return dataclasses.replace(settings, **changed).validate()

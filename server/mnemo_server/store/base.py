@@ -1,0 +1,207 @@
+"""The durable store seam: the source of truth.
+
+Every change gets the next value of one monotonically increasing revision
+counter, is written to the revision log and (for memories that still exist)
+to the per-memory history, and is committed before it is acknowledged. Every
+row carries its tenant and every query names one: no call can cross tenants.
+"""
+
+from __future__ import annotations
+
+import builtins
+from abc import ABC, abstractmethod
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass
+
+from mnemo_server.filters import Expr
+from mnemo_server.models import Change, ChangeType, Memory, Scope, Vector
+
+#: ORDER BY fields a listing accepts, mapped by the store to columns.
+ORDER_FIELDS = ("create_time", "update_time", "id")
+
+
+@dataclass(frozen=True, slots=True)
+class OrderTerm:
+    field: str  # one of ORDER_FIELDS
+    descending: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One entry of a memory's history."""
+
+    memory_id: str
+    version: int
+    revision: int
+    change_type: ChangeType
+    time_us: int
+    api_key_id: str
+    before: Memory | None
+    after: Memory | None
+    changed_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class VectorRow:
+    """What an index rebuild needs of one live memory."""
+
+    key: int
+    tenant: str
+    scope: Scope
+    vector: Vector
+
+
+@dataclass(frozen=True, slots=True)
+class ScopeCountRow:
+    tenant: str
+    scope: Scope
+    memory_count: int
+
+
+@dataclass(frozen=True, slots=True)
+class TenantCountRow:
+    tenant: str
+    memory_count: int
+    content_bytes: int
+
+
+class WriteTxn(ABC):
+    """One serialized write transaction. Nothing is visible to readers, and
+    nothing is durable, until the surrounding `RecordStore.write()` block
+    exits normally; an exception rolls everything back."""
+
+    @abstractmethod
+    def next_revision(self) -> int:
+        """Takes the next revision (committed with the transaction)."""
+
+    @abstractmethod
+    def get(self, tenant: str, memory_id: str) -> Memory | None:
+        """A memory with its embedding, expired or not, as this txn sees it."""
+
+    @abstractmethod
+    def find_by_content_hash(self, tenant: str, scope: Scope, content_hash: str) -> Memory | None:
+        """A memory with exactly this scope and content hash (oldest first)."""
+
+    @abstractmethod
+    def insert(self, memory: Memory, *, api_key_id: str = "") -> Memory:
+        """Stores a new memory (revision and version already set, embedding
+        required) and logs a CREATE; returns it with its `key` assigned.
+        Raises AlreadyExistsError when (tenant, id) is taken."""
+
+    @abstractmethod
+    def update(
+        self, before: Memory, after: Memory, changed_fields: Sequence[str], *, api_key_id: str = ""
+    ) -> Memory:
+        """Replaces `before` (same tenant, id and key) by `after` (revision and
+        version already set; embedding required) and logs an UPDATE."""
+
+    @abstractmethod
+    def delete(
+        self, memory: Memory, *, change_type: ChangeType = ChangeType.DELETE, api_key_id: str = ""
+    ) -> None:
+        """Removes a memory at `memory.revision` (already set by the caller
+        via next_revision) and logs the change; keeps its history."""
+
+    @abstractmethod
+    def purge_history(self, tenant: str, memory_ids: Sequence[str]) -> None:
+        """Deletes the history of these memories (forgetting)."""
+
+    @abstractmethod
+    def savepoint(self) -> AbstractContextManager[None]:
+        """A nested scope: an exception inside undoes only its own writes."""
+
+
+class RecordStore(ABC):
+    """Memories, their history and the revision log."""
+
+    @abstractmethod
+    def write(self) -> AbstractContextManager[WriteTxn]:
+        """Opens the one write transaction (writers are serialized)."""
+
+    @abstractmethod
+    def get(self, tenant: str, memory_id: str, *, with_embedding: bool = False) -> Memory | None:
+        """A memory, expired or not; None when it does not exist."""
+
+    @abstractmethod
+    def get_by_keys(
+        self, keys: Sequence[int], *, with_embedding: bool = False
+    ) -> dict[int, Memory]:
+        """Memories by row key (keys that no longer exist are absent)."""
+
+    @abstractmethod
+    def list(
+        self,
+        tenant: str,
+        *,
+        scope: Scope,
+        filter: Expr | None,
+        order: Sequence[OrderTerm],
+        after: tuple[object, ...] | None,
+        limit: int,
+        now_us: int,
+        with_embedding: bool = False,
+    ) -> list[Memory]:
+        """Live (unexpired at now_us) memories in order; `after` is the sort
+        key tuple (order fields then id) of the last row of the previous page."""
+
+    @abstractmethod
+    def match_keys(
+        self, tenant: str, *, scope: Scope, filter: Expr | None, now_us: int
+    ) -> builtins.list[int]:
+        """Keys of the live memories matching scope and filter."""
+
+    @abstractmethod
+    def iter_vectors(self, *, batch_size: int = 10000) -> Iterator[builtins.list[VectorRow]]:
+        """Every memory's vector, in key order, in batches (index rebuild)."""
+
+    @abstractmethod
+    def vectors_by_keys(self, keys: Sequence[int]) -> builtins.list[VectorRow]:
+        """The vectors of these keys that exist (index replay)."""
+
+    @abstractmethod
+    def changes_since(self, revision: int, *, limit: int) -> builtins.list[Change]:
+        """Revision log entries with revision > `revision`, ascending."""
+
+    @abstractmethod
+    def current_revision(self) -> int: ...
+
+    @abstractmethod
+    def oldest_revision(self) -> int:
+        """The oldest revision still in the log (0 when empty)."""
+
+    @abstractmethod
+    def history(
+        self, tenant: str, memory_id: str, *, before_version: int | None, limit: int
+    ) -> builtins.list[VersionRecord]:
+        """Versions newest first, strictly below `before_version` when given."""
+
+    @abstractmethod
+    def expired(self, now_us: int, *, limit: int) -> builtins.list[Memory]:
+        """Memories whose expire time has passed (for the sweeper)."""
+
+    @abstractmethod
+    def expiring_keys(self, now_us: int) -> builtins.list[int]:
+        """Keys of memories expired at now_us (searches exclude them until swept)."""
+
+    @abstractmethod
+    def tenant_counts(self) -> builtins.list[TenantCountRow]: ...
+
+    @abstractmethod
+    def scope_counts(
+        self, tenant: str, *, scope: Scope, limit: int
+    ) -> builtins.list[ScopeCountRow]:
+        """The largest (user, agent, run) groups in a tenant, inside `scope`."""
+
+    @abstractmethod
+    def count(self, tenant: str | None = None) -> int: ...
+
+    @abstractmethod
+    def get_meta(self, name: str) -> str | None:
+        """A small persistent setting (for example the embedding model)."""
+
+    @abstractmethod
+    def set_meta(self, name: str, value: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...

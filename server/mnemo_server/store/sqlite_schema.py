@@ -1,0 +1,127 @@
+"""The SQLite schema, created once per file and versioned in `meta`.
+
+Every index below serves one access path of RecordStore; keep them in step
+with the queries in sqlite.py (each index costs insert throughput).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from typing import Final
+
+from mnemo_server import errors
+
+SCHEMA_VERSION: Final = 1
+
+_DDL: Final = (
+    """
+    CREATE TABLE meta (
+        name  TEXT PRIMARY KEY,
+        value TEXT NOT NULL
+    ) WITHOUT ROWID
+    """,
+    # AUTOINCREMENT: a key is the memory's id in the vector index and in
+    # caches, so a deleted memory's key must never be handed to another one.
+    """
+    CREATE TABLE memories (
+        key                   INTEGER PRIMARY KEY AUTOINCREMENT,
+        tenant                TEXT    NOT NULL,
+        id                    TEXT    NOT NULL,
+        user_id               TEXT    NOT NULL,
+        agent_id              TEXT    NOT NULL,
+        run_id                TEXT    NOT NULL,
+        content               TEXT    NOT NULL,
+        kind                  INTEGER NOT NULL,
+        tags                  TEXT    NOT NULL,
+        metadata              TEXT    NOT NULL,
+        links                 TEXT    NOT NULL,
+        pinned                INTEGER NOT NULL,
+        embedding_model       TEXT    NOT NULL,
+        content_hash          TEXT    NOT NULL,
+        create_time_us        INTEGER NOT NULL,
+        update_time_us        INTEGER NOT NULL,
+        expire_time_us        INTEGER,
+        last_retrieve_time_us INTEGER,
+        version               INTEGER NOT NULL,
+        revision              INTEGER NOT NULL,
+        embedding             BLOB    NOT NULL,
+        UNIQUE (tenant, id)
+    )
+    """,
+    # Scope reads name any subset of user/agent/run; these three cover the
+    # subsets by their leading column (the first also serves scope_counts).
+    "CREATE INDEX memories_user ON memories (tenant, user_id, agent_id, run_id)",
+    "CREATE INDEX memories_agent ON memories (tenant, agent_id, run_id)",
+    "CREATE INDEX memories_run ON memories (tenant, run_id)",
+    # Listing order (id order is served by the UNIQUE constraint's index).
+    "CREATE INDEX memories_create ON memories (tenant, create_time_us, id)",
+    "CREATE INDEX memories_update ON memories (tenant, update_time_us, id)",
+    "CREATE INDEX memories_hash ON memories (tenant, content_hash)",
+    # The sweeper's path; partial because most memories never expire.
+    "CREATE INDEX memories_expire ON memories (expire_time_us) WHERE expire_time_us IS NOT NULL",
+    # revision is the rowid: appends only, and one entry per change.
+    """
+    CREATE TABLE history (
+        revision       INTEGER PRIMARY KEY,
+        tenant         TEXT    NOT NULL,
+        memory_id      TEXT    NOT NULL,
+        version        INTEGER NOT NULL,
+        change_type    INTEGER NOT NULL,
+        time_us        INTEGER NOT NULL,
+        api_key_id     TEXT    NOT NULL,
+        before         TEXT,
+        after          TEXT,
+        changed_fields TEXT    NOT NULL
+    )
+    """,
+    "CREATE INDEX history_memory ON history (tenant, memory_id, version)",
+    """
+    CREATE TABLE revlog (
+        revision    INTEGER PRIMARY KEY,
+        tenant      TEXT    NOT NULL,
+        memory_id   TEXT    NOT NULL,
+        key         INTEGER NOT NULL,
+        change_type INTEGER NOT NULL,
+        user_id     TEXT    NOT NULL,
+        agent_id    TEXT    NOT NULL,
+        run_id      TEXT    NOT NULL,
+        time_us     INTEGER NOT NULL
+    )
+    """,
+)
+
+#: meta names the store owns; set_meta refuses them.
+RESERVED_META: Final = frozenset({"schema_version", "revision"})
+
+
+def ensure_schema(conn: sqlite3.Connection) -> None:
+    """Creates the schema in an empty file, or checks an existing one's version.
+
+    `conn` is in autocommit mode; this runs in its own IMMEDIATE transaction
+    so two processes opening a new file cannot both create it.
+    """
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        exists = conn.execute(
+            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
+        ).fetchone()
+        if exists is None:
+            for statement in _DDL:
+                conn.execute(statement)
+            conn.executemany(
+                "INSERT INTO meta (name, value) VALUES (?, ?)",
+                [("schema_version", str(SCHEMA_VERSION)), ("revision", "0")],
+            )
+        else:
+            row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
+            found = row[0] if row else None
+            if found != str(SCHEMA_VERSION):
+                raise errors.MnemoError(
+                    f"the database has schema version {found};"
+                    f" this server understands {SCHEMA_VERSION}"
+                )
+        conn.execute("COMMIT")
+    except BaseException:
+        if conn.in_transaction:
+            conn.execute("ROLLBACK")
+        raise

@@ -1,0 +1,1 @@
+"""Tests of the embedding layer (mnemo_server.embed)."""

@@ -1,0 +1,88 @@
+"""Memories and stores for the store tests.
+
+IMPLEMENTATIONS lists every RecordStore the contract tests run against; a
+PostgresStore joins by adding one entry (an opener taking the test's tmp dir).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import zlib
+from collections.abc import Callable, Iterable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from mnemo_server.models import Memory, MemoryKind, Scope, content_hash
+from mnemo_server.store.base import RecordStore
+from mnemo_server.store.sqlite import SqliteStore
+
+DIM = 8
+ALICE = Scope("alice")
+T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
+
+Opener = Callable[[Path], RecordStore]
+
+IMPLEMENTATIONS = [
+    pytest.param(lambda path: SqliteStore(path / "mnemo.db"), id="sqlite"),
+]
+
+
+def vector(seed: int, dim: int = DIM) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    v = rng.standard_normal(dim).astype(np.float32)
+    return v / np.linalg.norm(v)
+
+
+def memory(
+    id: str,
+    *,
+    tenant: str = "t1",
+    scope: Scope = ALICE,
+    content: str | None = None,
+    kind: MemoryKind = MemoryKind.EPISODIC,
+    tags: Iterable[str] = (),
+    metadata: Mapping[str, Any] | None = None,
+    pinned: bool = False,
+    create_time_us: int = T0,
+    update_time_us: int | None = None,
+    expire_time_us: int | None = None,
+    seed: int | None = None,
+) -> Memory:
+    """A memory ready to insert (revision is set by `create`)."""
+    text = content if content is not None else f"content of {id}"
+    return Memory(
+        tenant=tenant,
+        id=id,
+        scope=scope,
+        content=text,
+        kind=kind,
+        tags=tuple(tags),
+        metadata=dict(metadata or {}),
+        pinned=pinned,
+        embedding_model="test-model",
+        content_hash=content_hash(text),
+        create_time_us=create_time_us,
+        update_time_us=create_time_us if update_time_us is None else update_time_us,
+        expire_time_us=expire_time_us,
+        version=1,
+        embedding=vector(zlib.crc32(id.encode()) if seed is None else seed),
+    )
+
+
+def create(store: RecordStore, *memories: Memory) -> list[Memory]:
+    """Inserts memories in one transaction, each at its own revision."""
+    stored = []
+    with store.write() as txn:
+        for m in memories:
+            stored.append(txn.insert(dataclasses.replace(m, revision=txn.next_revision())))
+    return stored
+
+
+def update(store: RecordStore, before: Memory, **changes: Any) -> Memory:
+    with store.write() as txn:
+        after = dataclasses.replace(
+            before, version=before.version + 1, revision=txn.next_revision(), **changes
+        )
+        return txn.update(before, after, sorted(changes))
