@@ -366,7 +366,6 @@ def metadata_keys(field: str) -> tuple[str, ...]:
 
 # --------------------------------------------------------------------------- parser
 
-_ANY_OP: Final = OPERATORS
 _EQUALITY_OPS: Final = ("=", "!=", ":")
 
 

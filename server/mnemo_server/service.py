@@ -132,7 +132,7 @@ class SearchQuery:
     scope: Scope = Scope()
     filter: str = ""
     top_k: int = 0
-    min_score: float = 0.0
+    min_score: float | None = None
     include_embedding: bool = False
     field: str = ""
 
@@ -398,7 +398,7 @@ class MemoryService:
                 if memory is None or memory.tenant != principal.tenant or memory.is_expired(now):
                     continue
                 score = float(min(1.0, max(-1.0, n.score)))
-                if score >= q.min_score:
+                if q.min_score is None or score >= q.min_score:
                     hits.append(SearchHit(memory, score))
             hits.sort(key=lambda h: (-h.score, h.memory.id))
             results.append(SearchResult(hits, self.embedder.model_id if q.vector is None else ""))
@@ -422,7 +422,7 @@ class MemoryService:
             validation.check_content(q.text, validation.join(path, "query"), self.limits)
         if not 0 <= q.top_k <= self.limits.max_top_k:
             raise invalid("INVALID_TOP_K", validation.join(path, "top_k"), f"must lie in [0, {self.limits.max_top_k}]")
-        if not -1.0 <= q.min_score <= 1.0:
+        if q.min_score is not None and not -1.0 <= q.min_score <= 1.0:
             raise invalid("INVALID_ARGUMENT", validation.join(path, "min_score"), "must lie in [-1, 1]")
         try:
             expr = filters.parse_filter(q.filter)

@@ -267,7 +267,7 @@ def search_from_proto(request: svc_pb.SearchMemoriesRequest, field: str) -> Sear
         scope=scope_from_proto(request.scope),
         filter=request.filter,
         top_k=request.top_k,
-        min_score=request.min_score,
+        min_score=request.min_score if request.HasField("min_score") else None,
         include_embedding=request.include_embedding,
         field=field,
     )

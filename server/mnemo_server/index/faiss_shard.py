@@ -1,7 +1,7 @@
 """One shard of the production index: the vectors of one tenant in one key range.
 
 Vectors live in *positions* 0..size-1 of a contiguous float32 matrix, so an
-exact scan of any subset is a gather plus one matrix product. Positions are
+exact scan of any subset reads just those rows (kernels.py). Positions are
 append-only: an update appends the new vector and tombstones the old
 position, a delete only tombstones. That is forced by FAISS HNSW, which
 cannot remove, and it keeps every row below `size` immutable, which lets slow
@@ -27,6 +27,7 @@ import threading
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
+from itertools import repeat
 from pathlib import Path
 from typing import Any
 
@@ -34,11 +35,11 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from mnemo_server.index import snapshot
+from mnemo_server.index import kernels, snapshot
 from mnemo_server.index.base import IndexKind, ShardInfo
 from mnemo_server.index.postings import Positions, ScopePostings
 from mnemo_server.index.rwlock import RWLock
-from mnemo_server.index.topk import Keys, Partial, top_k, top_k_columns
+from mnemo_server.index.topk import Keys, Partial, partials, top_k
 from mnemo_server.models import Scope, Vector
 
 Matrix = npt.NDArray[np.float32]
@@ -50,23 +51,9 @@ _ADD_CHUNK = 256
 #: A gather copies each row, a full scan only streams it: above this share of
 #: the shard's positions, scanning everything and picking the rows is cheaper.
 _DENSE_SHARE = 1 / 3
-#: Rows gathered per block in an exact scan: 3 MB at 384 dimensions.
-_GATHER_BLOCK = 2048
 _EMPTY: Positions = np.zeros(0, dtype=np.int64)
 
 _omp = threading.local()
-_buffers = threading.local()
-
-
-def _scratch(dimension: int) -> Matrix:
-    """This thread's gather buffer for vectors of `dimension`."""
-    buffers: dict[int, Matrix] | None = getattr(_buffers, "by_dimension", None)
-    if buffers is None:
-        buffers = _buffers.by_dimension = {}
-    buffer = buffers.get(dimension)
-    if buffer is None:
-        buffer = buffers[dimension] = np.empty((_GATHER_BLOCK, dimension), dtype=np.float32)
-    return buffer
 
 
 def set_omp_threads(n: int) -> None:
@@ -165,10 +152,10 @@ class FaissShard:
 
     def reading(self) -> AbstractContextManager[None]:
         """Hold while calling select/exact/ann (shared with other readers)."""
-        return self._lock.read()
+        return self._lock.read
 
     def info(self) -> ShardInfo:
-        with self._lock.read():
+        with self._lock.read:
             return ShardInfo(
                 shard_id=self.shard_id,
                 kind=self.kind,
@@ -180,16 +167,16 @@ class FaissShard:
             )
 
     def keys(self) -> list[int]:
-        with self._lock.read():
+        with self._lock.read:
             return list(self._key_pos)
 
     def get_vector(self, key: int) -> Vector | None:
-        with self._lock.read():
+        with self._lock.read:
             pos = self._key_pos.get(key)
             return None if pos is None else self._vectors[pos].copy()
 
     def count(self, scope: Scope) -> int:
-        with self._lock.read():
+        with self._lock.read:
             return self.select(scope, None, None).count
 
     def _memory_bytes(self) -> int:
@@ -251,28 +238,13 @@ class FaissShard:
             keep[selection.excluded] = False
             positions = np.flatnonzero(keep)
             if positions.shape[0] == size:
-                scores = self._vectors[:size] @ queries.T
-                return top_k_columns(self._pos_key[:size], scores, k)
+                scores = kernels.scores_prefix(self._vectors, size, queries)
+                return partials(self._pos_key[:size], scores, k)
         if positions.shape[0] >= _DENSE_SHARE * size:
-            scores = (self._vectors[:size] @ queries.T)[positions]
+            scores = kernels.scores_prefix(self._vectors, size, queries)[:, positions]
         else:
-            scores = self._gathered_scores(positions, queries)
-        return top_k_columns(self._pos_key[positions], scores, k)
-
-    def _gathered_scores(self, positions: Positions, queries: Matrix) -> Matrix:
-        """Scores of the rows at `positions`, gathered a block at a time into
-        a per-thread scratch buffer: the block stays in cache for the matrix
-        product, and a 20000-row scan does not allocate (and page-fault) a
-        fresh 30 MB copy on every query."""
-        scores = np.empty((positions.shape[0], queries.shape[0]), dtype=np.float32)
-        scratch = _scratch(self._d)
-        vectors, transposed = self._vectors, queries.T
-        for start in range(0, positions.shape[0], _GATHER_BLOCK):
-            block = positions[start : start + _GATHER_BLOCK]
-            rows = scratch[: block.shape[0]]
-            np.take(vectors, block, axis=0, out=rows)
-            np.matmul(rows, transposed, out=scores[start : start + block.shape[0]])
-        return scores
+            scores = kernels.scores_at(self._vectors, positions, queries)
+        return partials(self._pos_key[positions], scores, k)
 
     def ann(self, selection: Selection, queries: Matrix, k: int, ef_search: int) -> list[Partial]:
         """Approximate top-k by HNSW, restricted to the selection by a bitmap;
@@ -355,9 +327,12 @@ class FaissShard:
         return bitmap
 
     def _positions_of(self, keys: Keys) -> Positions:
-        get = self._key_pos.get
-        found = np.fromiter((p for p in map(get, keys.tolist()) if p is not None), dtype=np.int64)
-        return found
+        """Positions of the keys this shard holds (unknown keys dropped)."""
+        # map() with a default argument keeps the per-key loop in C.
+        found = np.fromiter(
+            map(self._key_pos.get, keys.tolist(), repeat(-1)), dtype=np.int64, count=keys.shape[0]
+        )
+        return found[found >= 0]
 
     # ----------------------------------------------------------------- writes
 
@@ -379,7 +354,7 @@ class FaissShard:
         start = self._size
         end = start + n
         self._reserve(end)
-        with self._lock.write():
+        with self._lock.write:
             self._vectors[start:end] = vectors
             self._pos_key[start:end] = keys
             self._alive[start:end] = True
@@ -398,7 +373,7 @@ class FaissShard:
             keys = [k for k in dict.fromkeys(keys) if k in self._key_pos]
             if not keys:
                 return 0
-            with self._lock.write():
+            with self._lock.write:
                 self._alive[[self._key_pos.pop(k) for k in keys]] = False
                 self._live -= len(keys)
                 self._version += 1
@@ -426,7 +401,9 @@ class FaissShard:
         capacity = self._vectors.shape[0]
         if rows <= capacity:
             return
-        capacity = max(rows, capacity + capacity // 2, 64)
+        # Doubling: total copying stays below the final size (x1.5 cost twice
+        # as much in copies and first-touch page faults in bulk loads).
+        capacity = max(rows, 2 * capacity, 64)
         size = self._size
         vectors = np.empty((capacity, self._d), dtype=np.float32)
         vectors[:size] = self._vectors[:size]
@@ -435,7 +412,7 @@ class FaissShard:
         codes = np.empty((capacity, 3), dtype=np.int32)
         codes[:size] = self._codes[:size]
         alive = np.zeros(capacity, dtype=np.bool_)
-        with self._lock.write():
+        with self._lock.write:
             alive[:size] = self._alive[:size]  # tombstones change under this lock
             self._vectors, self._pos_key, self._codes, self._alive = vectors, pos_key, codes, alive
 
@@ -449,7 +426,7 @@ class FaissShard:
         hnsw = self._hnsw
         for start in range(int(hnsw.ntotal), self._size, _ADD_CHUNK):
             rows = self._vectors[start : min(start + _ADD_CHUNK, self._size)]
-            with self._lock.write():
+            with self._lock.write:
                 hnsw.add(rows)
 
     def _rebuild(self) -> None:
@@ -474,7 +451,7 @@ class FaissShard:
             hnsw.add(vectors[:n])
         postings = ScopePostings(strings, codes[:n])
         key_pos = dict(zip(pos_key[:n].tolist(), range(n), strict=True))
-        with self._lock.write():
+        with self._lock.write:
             self._vectors, self._pos_key, self._codes, self._alive = vectors, pos_key, codes, alive
             self._postings, self._key_pos, self._hnsw = postings, key_pos, hnsw
             self._size = self._live = n
@@ -558,7 +535,7 @@ class FaissShard:
         grown_alive[:size] = alive
         postings = ScopePostings(strings, codes)
         key_pos = dict(zip(live_keys.tolist(), live_positions.tolist(), strict=True))
-        with self._writer, self._lock.write():
+        with self._writer, self._lock.write:
             self._vectors, self._pos_key, self._codes = vectors, grown_keys, grown_codes
             self._alive, self._postings, self._key_pos = grown_alive, postings, key_pos
             self._hnsw, self._size, self._live = hnsw, size, live

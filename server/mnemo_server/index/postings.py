@@ -68,6 +68,7 @@ class FieldPostings:
         self.table: dict[str, int] = dict(
             zip(self.strings, range(1, len(self.strings) + 1), strict=True)
         )
+        self.table[""] = 0
         # Stable sort: positions within one code stay ascending, which keeps
         # the bitmaps and gathers of a posting cache-friendly.
         self._base_order: Positions = np.argsort(codes, kind="stable").astype(np.int64)
@@ -76,16 +77,20 @@ class FieldPostings:
         np.cumsum(counts, out=self._base_offsets[1:])
         self._delta: dict[int, _Growable] = {}
 
-    def code_of(self, value: str) -> int:
-        """The code of a value, adding it to the table when new (writer only)."""
-        if not value:
-            return 0
-        code = self.table.get(value)
-        if code is None:
-            self.strings.append(value)
-            code = len(self.strings)
-            self.table[value] = code
-        return code
+    def encode(self, values: list[str]) -> list[int]:
+        """The codes of values, adding new ones to the table (writer only)."""
+        get = self.table.get
+        codes = [get(v, -1) for v in values]
+        if -1 in codes:
+            for i, code in enumerate(codes):
+                if code < 0:
+                    value = values[i]
+                    code = self.table.get(value, -1)  # repeated within the batch
+                    if code < 0:
+                        self.strings.append(value)
+                        code = self.table[value] = len(self.strings)
+                    codes[i] = code
+        return codes
 
     def append(self, positions: Positions, codes: npt.NDArray[np.int32]) -> None:
         """Records newly appended positions (ascending, above every existing one)."""
@@ -108,7 +113,7 @@ class FieldPostings:
     def positions(self, value: str) -> Positions:
         """Every position ever given `value` (live or dead), ascending."""
         code = self.table.get(value)
-        if code is None:
+        if not code:  # unknown, or "" (never asked: an empty field means any)
             return _EMPTY
         base = _EMPTY
         if code + 1 < self._base_offsets.shape[0]:
@@ -143,10 +148,10 @@ class ScopePostings:
 
     def encode(self, scopes: Sequence[Scope]) -> npt.NDArray[np.int32]:
         """Codes (shape (n, 3)) for the scopes of entries being written."""
-        user, agent, run = (f.code_of for f in self.fields)
         codes = np.empty((len(scopes), 3), dtype=np.int32)
-        for i, scope in enumerate(scopes):
-            codes[i] = (user(scope.user_id), agent(scope.agent_id), run(scope.run_id))
+        codes[:, 0] = self.fields[0].encode([s.user_id for s in scopes])
+        codes[:, 1] = self.fields[1].encode([s.agent_id for s in scopes])
+        codes[:, 2] = self.fields[2].encode([s.run_id for s in scopes])
         return codes
 
     def append(self, positions: Positions, codes: npt.NDArray[np.int32]) -> None:

@@ -9,17 +9,18 @@ the live positions of the scope's posting, of `keys`, minus `exclude`:
 
 * n == 0                      -> skip the shard;
 * flat shard, or n <= exact_threshold
-                              -> exact scan of just those rows (gather +
-                                 matmul), cost proportional to the scope, not
-                                 to the shard;
+                              -> exact scan of just those rows (kernels.py),
+                                 cost proportional to the scope, not to the
+                                 shard;
 * otherwise                   -> HNSW restricted to the candidates by a bitmap
                                  selector, efSearch raised as the candidates
                                  get sparser (see `ef_for`), unless that ef
                                  would cost about as much as the exact scan.
 
 Per-shard results are merged into one top-k (score descending, ties by lower
-key). A batch is grouped by identical IndexQuery; each group costs one matrix
-product or one FAISS batch call per shard.
+key). A batch is grouped by identical IndexQuery; each group costs one scan
+(one matrix product from kernels.SMALL_BATCH queries) or one FAISS batch call
+per shard.
 
 Threads: FAISS's OpenMP thread count is per OS thread, so search() sets it
 on the calling thread every time (cached per thread): 1 for fewer than
@@ -32,10 +33,13 @@ OpenMP's spinning barriers made 2 threads 1.5-5x *slower* than 1 (HNSW add
 of 20k 384-d vectors 2.9 s -> 4.3 s; a 64-query HNSW batch 5 ms -> 18 ms).
 Raise them only on dedicated cores, after measuring.
 
-Exact scans are NumPy matrix products (OpenBLAS), not FAISS brute force, so
-`faiss.cvar.distance_compute_blas_threshold` does not apply to this index
-and is left alone (it is process-global); the benchmark sets it for its
-raw-FAISS baseline.
+Exact scans use FAISS's single-threaded SIMD kernels for small batches and a
+NumPy (OpenBLAS) matrix product for large ones (see kernels.py), never
+FAISS's brute-force search, so `faiss.cvar.distance_compute_blas_threshold`
+does not apply to this index and is left alone (it is process-global); the
+benchmark sets it for its raw-FAISS baseline, where it makes batches ~7x
+faster. NumPy's OpenBLAS should run with one thread in a server
+(OPENBLAS_NUM_THREADS=1): see kernels.py.
 """
 
 from __future__ import annotations

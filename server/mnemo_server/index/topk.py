@@ -14,8 +14,12 @@ from mnemo_server.index.base import Neighbor
 
 Keys = npt.NDArray[np.int64]
 Scores = npt.NDArray[np.float32]
-#: One query's partial result: keys and scores, best first.
+#: One query's partial result: keys and scores, in any order, that contain
+#: its best k within one shard or plan (merge picks the final k).
 Partial = tuple[Keys, Scores]
+#: Up to this many candidates a partial is passed on unreduced: one top-k
+#: over the merged candidates of all shards is cheaper than one per shard.
+UNREDUCED_MAX = 4096
 
 
 def top_k(keys: Keys, scores: Scores, k: int) -> Partial:
@@ -32,9 +36,12 @@ def top_k(keys: Keys, scores: Scores, k: int) -> Partial:
     return keys[order], scores[order]
 
 
-def top_k_columns(keys: Keys, scores: npt.NDArray[np.float32], k: int) -> list[Partial]:
-    """top_k for each column of `scores` (shape (len(keys), n_queries))."""
-    return [top_k(keys, scores[:, j], k) for j in range(scores.shape[1])]
+def partials(keys: Keys, scores: npt.NDArray[np.float32], k: int) -> list[Partial]:
+    """One partial per row of `scores` (shape (n_queries, len(keys))),
+    reduced to its top k only when there are many candidates."""
+    if keys.shape[0] <= UNREDUCED_MAX:
+        return [(keys, scores[j]) for j in range(scores.shape[0])]
+    return [top_k(keys, scores[j], k) for j in range(scores.shape[0])]
 
 
 def merge(parts: Sequence[Partial], k: int) -> list[Neighbor]:
@@ -42,7 +49,7 @@ def merge(parts: Sequence[Partial], k: int) -> list[Neighbor]:
     if not parts:
         return []
     if len(parts) == 1:
-        keys, scores = parts[0]
+        keys, scores = top_k(parts[0][0], parts[0][1], k)
     else:
         keys, scores = top_k(
             np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k

@@ -87,8 +87,12 @@ def _comparison(c: Comparison, alias: str) -> Sql:
 
 
 def _json_path(keys: tuple[str, ...]) -> str:
-    # Keys were checked by the parser to hold no '"', '\' or control
-    # characters, so quoting each one is enough to make any key literal.
+    # The parser refuses keys with '"', '\' or control characters, so quoting
+    # each key is enough to make it literal; an Expr built by hand is checked
+    # here, because such a key would silently match nothing in SQL.
+    for key in keys:
+        if not key or any(c in '"\\' or ord(c) < 0x20 for c in key):
+            raise ValueError(f"metadata key {key!r} cannot be addressed in SQLite")
     return "$" + "".join(f'."{key}"' for key in keys)
 
 

@@ -197,3 +197,18 @@ def test_a_bad_config_file_fails_at_start(tmp_path: Path) -> None:
     config.write_text("[index]\nnot_a_setting = 1\n")
     result = subprocess.run([*SERVER, "--config", str(config)], capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "index.not_a_setting: unknown setting" in result.stderr
+
+
+def test_buf_curl_lists_and_calls_rpcs_through_reflection(proc: Proc) -> None:
+    buf = Path(__file__).resolve().parents[3] / "clients/node/node_modules/.bin/buf"
+    base = [str(buf), "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
+    url = f"http://127.0.0.1:{proc.port}"
+    listed = subprocess.run([*base, "--list-methods", url], capture_output=True, text=True, timeout=60)
+    assert "mnemo.v1.MemoryService/SearchMemories" in listed.stdout.splitlines()
+    created = subprocess.run(
+        [*base, "--data", '{"memory": {"user_id": "curl", "content": "made with buf curl"}}',
+         f"{url}/mnemo.v1.MemoryService/CreateMemory"],
+        capture_output=True, text=True, timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    assert '"content": "made with buf curl"' in created.stdout

@@ -171,3 +171,14 @@ def test_atomic_batch_writes_nothing_when_one_operation_fails(server: RunningSer
     assert [x.content for x in listed] == ["kept memory"]
     assert not server.memory.SearchMemories(pb.SearchMemoriesRequest(
         query="would be new", scope=m.Scope(user_id=uid), min_score=0.9)).hits
+
+
+def test_gzip_compressed_calls_work(server: RunningServer) -> None:
+    uid = user()
+    with grpc.insecure_channel(server.address, compression=grpc.Compression.Gzip) as channel:
+        from mnemo.v1 import memory_service_pb2_grpc
+
+        stub = memory_service_pb2_grpc.MemoryServiceStub(channel)
+        stub.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="compressed " * 200)))
+        hits = stub.SearchMemories(pb.SearchMemoriesRequest(query="compressed", scope=m.Scope(user_id=uid))).hits
+        assert len(hits) == 1

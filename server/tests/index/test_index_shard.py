@@ -9,6 +9,7 @@ from mnemo_server.index.base import IndexEntry, IndexKind, IndexQuery
 from mnemo_server.index.faiss_shard import FaissShard, Selection
 from mnemo_server.index.flat import NumpyFlatIndex
 from mnemo_server.index.sharded import ShardedFaissIndex, ef_for
+from mnemo_server.index.topk import top_k
 from mnemo_server.models import Scope
 
 from .index_helpers import embedding_like
@@ -16,8 +17,9 @@ from .index_helpers import embedding_like
 D = 64
 
 
-def keyed(partials: list[tuple[np.ndarray, np.ndarray]]) -> list[list[int]]:
-    return [p[0].tolist() for p in partials]
+def keyed(partials: list[tuple[np.ndarray, np.ndarray]], k: int = 10) -> list[list[int]]:
+    """Each query's best k keys (shard partials may hold more, unordered)."""
+    return [top_k(p[0], p[1], k)[0].tolist() for p in partials]
 
 
 @pytest.fixture(scope="module")
