@@ -1,39 +1,47 @@
 """Embedding throughput: the raw model, and concurrent callers with and without
 micro-batching. Prints a markdown table.
 
-    .venv/bin/python bench/embed_bench.py [--seconds 3] [--callers 1 8 32 64]
+    .venv/bin/python bench/embed_bench.py [--seconds 2] [--rounds 3] [--callers 1 8 32 64]
 
 The baseline (raw batched throughput, 32 texts per call) is measured in the
-same run; every other row shows its throughput as a fraction of it.
+same run; every row shows its throughput as a fraction of it. All scenarios
+run once per round, interleaved, and the table shows the median round, so
+that load from other processes skews the rows alike rather than one row.
 """
 
 from __future__ import annotations
 
 import argparse
 import os
+import statistics
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import torch
-from mnemo_server.embed.base import Embedder
 from mnemo_server.embed.batching import MicroBatchingEmbedder
 from mnemo_server.embed.local import SentenceTransformerEmbedder
 
 
 @dataclass
-class Row:
+class Result:
+    """One scenario's samples over all rounds."""
+
     scenario: str
     callers: int
-    texts_per_s: float
-    p50_ms: float
-    p99_ms: float
-    mean_batch: str = "-"
+    texts_per_s: list[float] = field(default_factory=list)
+    latencies_s: list[float] = field(default_factory=list)
+    batch_sizes: list[float] = field(default_factory=list)
+
+
+#: One run of a scenario: (texts per second, per-call latencies, mean batch size).
+Measurement = tuple[float, list[float], float]
 
 
 def text(i: int) -> str:
-    # Distinct, memory-like texts of ~15 tokens.
+    # Distinct, memory-like texts of ~20 tokens.
     return f"memory {i}: the user prefers short answers and works on project number {i % 97}"
 
 
@@ -42,23 +50,18 @@ def percentile(samples: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
-def single_latency(model: Embedder, calls: int) -> Row:
-    samples = []
-    for i in range(calls):
-        started = time.perf_counter()
-        model.embed([text(i)])
-        samples.append(time.perf_counter() - started)
-    return Row(
-        "raw model, 1 text per call",
-        1,
-        len(samples) / sum(samples),
-        percentile(samples, 0.5) * 1e3,
-        percentile(samples, 0.99) * 1e3,
-        "1",
-    )
+def sequential(model: SentenceTransformerEmbedder, batch: int, seconds: float) -> Measurement:
+    """One caller, `batch` texts per call, straight to the model, from a
+    thread other than the main one, as in the server. (Under CPU contention
+    torch calls from the main thread measured several times slower.)"""
+    outcome: list[Measurement] = []
+    thread = threading.Thread(target=lambda: outcome.append(_sequential(model, batch, seconds)))
+    thread.start()
+    thread.join()
+    return outcome[0]
 
 
-def batched_throughput(model: Embedder, seconds: float, batch: int = 32) -> Row:
+def _sequential(model: SentenceTransformerEmbedder, batch: int, seconds: float) -> Measurement:
     samples = []
     deadline = time.perf_counter() + seconds
     i = 0
@@ -68,19 +71,10 @@ def batched_throughput(model: Embedder, seconds: float, batch: int = 32) -> Row:
         model.embed(texts)
         samples.append(time.perf_counter() - started)
         i += batch
-    return Row(
-        f"raw model, {batch} texts per call (baseline)",
-        1,
-        batch * len(samples) / sum(samples),
-        percentile(samples, 0.5) * 1e3,
-        percentile(samples, 0.99) * 1e3,
-        str(batch),
-    )
+    return batch * len(samples) / sum(samples), samples, float(batch)
 
 
-def concurrent_callers(
-    scenario: str, embed: Callable[[list[str]], object], callers: int, seconds: float
-) -> Row:
+def concurrent(embed: Callable[[list[str]], object], callers: int, seconds: float) -> Measurement:
     """`callers` threads each embed one text per call for `seconds`."""
     latencies: list[list[float]] = [[] for _ in range(callers)]
     barrier = threading.Barrier(callers + 1)
@@ -107,62 +101,70 @@ def concurrent_callers(
         thread.join()
     elapsed = time.perf_counter() - started
     samples = [s for mine in latencies for s in mine]
-    return Row(
-        scenario,
-        callers,
-        len(samples) / elapsed,
-        percentile(samples, 0.5) * 1e3,
-        percentile(samples, 0.99) * 1e3,
-    )
+    return len(samples) / elapsed, samples, 1.0
+
+
+def batched(
+    model: SentenceTransformerEmbedder, wait_ms: float, callers: int, seconds: float
+) -> Measurement:
+    batcher = MicroBatchingEmbedder(model, max_batch=32, max_wait_ms=wait_ms)
+    rate, samples, _ = concurrent(batcher.embed, callers, seconds)
+    mean_batch = batcher.stats().mean_batch_size
+    batcher.close()  # leaves the shared model open: its close() is a no-op
+    return rate, samples, mean_batch
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=3.0, help="per scenario")
+    parser = argparse.ArgumentParser(description=(__doc__ or "").splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=2.0, help="per scenario and round")
+    parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--callers", type=int, nargs="+", default=[1, 8, 32, 64])
     parser.add_argument("--threads", type=int, default=2, help="torch intra-op threads")
-    parser.add_argument("--single-calls", type=int, default=300)
     args = parser.parse_args()
 
     load_before = os.getloadavg()[0]
     model = SentenceTransformerEmbedder(threads=args.threads)
-    # The model's own lock serializes direct callers: that is the baseline
-    # a server without a batcher would get.
-    rows = [
-        single_latency(model, args.single_calls),
-        batched_throughput(model, args.seconds),
+    seconds = args.seconds
+    # The model's own lock serializes direct callers: what a server without
+    # a batcher would get.
+    scenarios: list[tuple[str, int, Callable[[], Measurement]]] = [
+        ("raw model, 1 text per call", 1, partial(sequential, model, 1, seconds)),
+        ("raw model, 32 texts per call (baseline)", 1, partial(sequential, model, 32, seconds)),
     ]
-    for callers in args.callers:
-        rows.append(
-            concurrent_callers("direct (serialized by a lock)", model.embed, callers, args.seconds)
-        )
-        for wait_ms in (2.0, 0.0):
-            batcher = MicroBatchingEmbedder(model, max_batch=32, max_wait_ms=wait_ms)
-            row = concurrent_callers(
-                f"MicroBatchingEmbedder, max_wait {wait_ms:g} ms",
-                batcher.embed,
-                callers,
-                args.seconds,
-            )
-            stats = batcher.stats()
-            row.mean_batch = f"{stats.mean_batch_size:.1f}"
-            batcher.close()  # leaves the shared model open: its close() is a no-op
-            rows.append(row)
+    for n in args.callers:
+        scenarios += [
+            (
+                "direct, serialized by the model's lock",
+                n,
+                partial(concurrent, model.embed, n, seconds),
+            ),
+            ("MicroBatchingEmbedder, max_wait 2 ms", n, partial(batched, model, 2.0, n, seconds)),
+            ("MicroBatchingEmbedder, max_wait 0 ms", n, partial(batched, model, 0.0, n, seconds)),
+        ]
+    results = [Result(name, callers) for name, callers, _ in scenarios]
+    for _ in range(args.rounds):
+        for result, (_, _, run) in zip(results, scenarios, strict=True):
+            rate, samples, mean_batch = run()
+            result.texts_per_s.append(rate)
+            result.latencies_s += samples
+            result.batch_sizes.append(mean_batch)
 
-    baseline = rows[1].texts_per_s
+    baseline = statistics.median(results[1].texts_per_s)
     # Other processes on the machine skew every row; the load shows how much.
     print(
         f"\nall-MiniLM-L6-v2, CPU ({os.cpu_count()} cores), torch threads "
-        f"{torch.get_num_threads()}, {args.seconds:g} s per scenario, 1-min load average "
-        f"{load_before:.2f} before / {os.getloadavg()[0]:.2f} after\n"
+        f"{torch.get_num_threads()}, {args.rounds} rounds x {seconds:g} s per scenario, "
+        f"1-min load average {load_before:.2f} before / {os.getloadavg()[0]:.2f} after\n"
     )
-    print("| scenario | callers | texts/s | vs baseline | p50 ms | p99 ms | mean batch |")
+    print("| scenario | callers | texts/s (median) | vs baseline | p50 ms | p99 ms | mean batch |")
     print("| --- | ---: | ---: | ---: | ---: | ---: | ---: |")
-    for row in rows:
+    for r in results:
+        rate = statistics.median(r.texts_per_s)
         print(
-            f"| {row.scenario} | {row.callers} | {row.texts_per_s:.0f} "
-            f"| {row.texts_per_s / baseline:.2f}x | {row.p50_ms:.1f} | {row.p99_ms:.1f} "
-            f"| {row.mean_batch} |"
+            f"| {r.scenario} | {r.callers} | {rate:.0f} | {rate / baseline:.2f}x "
+            f"| {percentile(r.latencies_s, 0.5) * 1e3:.1f} "
+            f"| {percentile(r.latencies_s, 0.99) * 1e3:.1f} "
+            f"| {statistics.mean(r.batch_sizes):.1f} |"
         )
 
 

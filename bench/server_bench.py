@@ -89,7 +89,7 @@ class Plan:
     queries: int = 300  # single calls per latency row
     health_calls: int = 2_000
     text_queries: int = 200
-    batch_calls: int = 40  # BatchSearch calls per row
+    batch_calls: int = 20  # distinct BatchSearch calls, cycled through
     seconds: float = 4.0  # closed-loop rows
     text_seconds: float = 10.0  # the concurrent text row
     model_calls: int = 200
@@ -132,6 +132,7 @@ class Section:
     rows: list[Row] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     model: ModelBaseline | None = None
+    others: float = 0.0  # cores other processes used during this size
 
     def markdown(self, header: list[str]) -> str:
         lines = [f"<!-- server_bench:N={self.n} -->", f"### N = {self.n:,} memories", ""]
@@ -260,6 +261,31 @@ def timed(
     return samples, count / (time.perf_counter() - start)
 
 
+class OtherCpu:
+    """CPU that processes other than this one and its (reaped) servers use
+    from construction to cores(): the machine is shared."""
+
+    def __init__(self) -> None:
+        self.started = time.perf_counter()
+        self.busy = self._busy()
+        self.ours = self._ours()
+
+    @staticmethod
+    def _busy() -> float:
+        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+    @staticmethod
+    def _ours() -> float:
+        t = os.times()
+        return t.user + t.system + t.children_user + t.children_system
+
+    def cores(self) -> float:
+        elapsed = time.perf_counter() - self.started
+        other = (self._busy() - self.busy) - (self._ours() - self.ours)
+        return max(0.0, other / elapsed)
+
+
 @dataclass
 class Load:
     samples: npt.NDArray[np.int64]
@@ -322,7 +348,7 @@ class ModelBaseline:
     p50_ms: float
     p99_ms: float
     batched_per_s: float
-    load: float  # 1-min load average when measured
+    others: float  # cores other processes used while it was measured
 
 
 def query_text(i: int) -> str:
@@ -364,6 +390,7 @@ class Model:
         """Best of a few rounds: with 2 torch threads on 2 cores, any other
         busy process slows the model by up to 50x (OpenMP barriers), and a
         baseline must not flatter the server."""
+        others = OtherCpu()
         self.encode(32)
         single: list[npt.NDArray[np.int64]] = []
         batched = []
@@ -377,7 +404,7 @@ class Model:
                 done += 32
             batched.append(done / (time.perf_counter() - started))
         best = min(single, key=lambda s: pct(s, 50))
-        return ModelBaseline(pct(best, 50), pct(best, 99), max(batched), os.getloadavg()[0])
+        return ModelBaseline(pct(best, 50), pct(best, 99), max(batched), others.cores())
 
 
 @dataclass
@@ -400,7 +427,11 @@ def faiss_baseline(data: Dataset, truth: dict[str, list[set[int]]], plan: Plan) 
         flat = faiss.IndexFlatIP(DIM)
         flat.add(data.vectors[rows])
         n = count if len(rows) < 500_000 else min(count, 50)
-        samples, _ = timed(lambda i, flat=flat: flat.search(queries[i : i + 1], K), n)
+
+        def one_flat(i: int, flat: faiss.IndexFlatIP = flat) -> object:
+            return flat.search(queries[i : i + 1], K)
+
+        samples, _ = timed(one_flat, n)
         flat_ms[scope] = pct(samples, 50)
         del flat
     big = data.vectors[data.scopes["big"]]
@@ -661,6 +692,7 @@ def user_of(scope: str) -> str | None:
 
 def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) -> Section:
     section = Section(n)
+    others = OtherCpu()
     rows, notes = section.rows, section.notes
     t0 = time.perf_counter()
     data = make_dataset(n, args.data, args.seed, max(plan.queries, BATCH_SEARCH * plan.batch_calls))
@@ -671,7 +703,12 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         flush=True,
     )
     faiss.omp_set_num_threads(2)
-    truth = {s: exact_top(data.vectors, r, queries) for s, r in data.scopes.items()}
+    # Every query runs against "big" (singles and batches); only the first
+    # plan.queries against the other scopes.
+    truth = {
+        s: exact_top(data.vectors, r, queries if s == "big" else queries[: plan.queries])
+        for s, r in data.scopes.items()
+    }
     print(f"[N={n:,}] raw FAISS baselines", flush=True)
     raw = faiss_baseline(data, truth, plan)
     batches = build_write_batches(data)
@@ -681,10 +718,11 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
 
     work = Path(tempfile.mkdtemp(prefix="mnemo-server-bench-", dir=args.tmp))
     data_dir = work / "data"
-    server: Server | None = None
+    running: list[Server] = []  # killed on the way out if still up
     try:
         print(f"[N={n:,}] starting the server", flush=True)
         server = Server(data_dir, args.server_arg, args.env)
+        running.append(server)
         empty_start = server.wait_serving()
         channels = server.channels(plan.channels)
         stubs = [memory_service_pb2_grpc.MemoryServiceStub(ch) for ch in channels]
@@ -903,9 +941,10 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         for ch in channels:
             ch.close()
         stop_s = server.stop()
-        server = None
+        running.remove(server)
         store_b, index_b = disk_usage(data_dir)
         server = Server(data_dir, args.server_arg, args.env)
+        running.append(server)
         ready_s = server.wait_serving()
         loaded = server.logged(r"ready: ")
         samples, _ = timed(lambda i: server.memory.SearchMemories(requests["big"][i]), 1, warmup=0)
@@ -935,11 +974,12 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         if loaded:
             notes.append(f"Restart log: `{re.sub(r'^.*?ready', 'ready', loaded)}`")
         server.stop()
-        server = None
+        running.remove(server)
     finally:
-        if server is not None:
-            server.kill()
+        for leftover in running:
+            leftover.kill()
         shutil.rmtree(work, ignore_errors=True)
+    section.others = others.cores()
     notes.append(f"Size took {time.perf_counter() - t0:,.0f} s in all.")
     return section
 
@@ -947,9 +987,9 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
 # ------------------------------------------------------------------ output
 
 
-def run_header(
-    model: ModelBaseline, plan: Plan, args: argparse.Namespace, load_before: float
-) -> list[str]:
+def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[str]:
+    model = section.model
+    assert model is not None
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -963,20 +1003,45 @@ def run_header(
 
     return [
         f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC{' (--quick)' if args.quick else ''}; "
-        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB; 1-min load average {load_before:.2f} "
-        f"at the start of the run, {os.getloadavg()[0]:.2f} at the end of this size. "
+        f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB. Other processes used "
+        f"{section.others:.2f} cores on average during this size ({model.others:.2f} during "
+        "the model baseline). "
+        f"Server code at {git_version()}. "
         f"Python {platform.python_version()}, grpcio {grpc.__version__}, faiss "
         f"{faiss.__version__}, torch {torch.__version__}. Data `{args.data}`, seed {args.seed}; "
         f"{plan.queries} single queries per row, closed-loop rows {plan.seconds:g} s "
         f"(text {plan.text_seconds:g} s). Client and server share the 2 cores."
         + (f" Server flags {args.server_arg}." if args.server_arg else "")
-        + (f" Server environment {args.env}." if args.env else ""),
+        + (f" Server environment {args.env}." if args.env else "")
+        + (
+            " **Other processes were busy: every number is pessimistic, the model"
+            " baseline most of all.**"
+            if max(section.others, model.others) > 0.2
+            else ""
+        ),
         "",
         f"Model baseline (in the bench process, just before this size's server started; best "
-        f"of {Model.ROUNDS} rounds, load average {model.load:.2f}): one text p50 "
+        f"of {Model.ROUNDS} rounds): one text p50 "
         f"{model.p50_ms:.2f} ms, p99 {model.p99_ms:.2f} ms; {model.batched_per_s:,.0f} texts/s "
         "at 32 texts per call (2 torch threads).",
     ]
+
+
+def git_version() -> str:
+    """The commit, marked dirty when server/ has uncommitted changes."""
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True, text=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "server"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+        ).stdout.strip()
+    except OSError:
+        return "unknown"
+    return f"`{head}`" + (" with uncommitted changes" if dirty else "")
 
 
 def write_out(path: Path, sections: list[str]) -> None:
@@ -991,8 +1056,9 @@ def write_out(path: Path, sections: list[str]) -> None:
             rf"<!-- server_bench:N={n.group(1)} -->.*?<!-- server_bench:N={n.group(1)}:end -->",
             re.S,
         )
-        if pattern.search(text):
-            text = pattern.sub(lambda _, body=body: body, text)
+        old = pattern.search(text)
+        if old is not None:
+            text = text[: old.start()] + body + text[old.end() :]
         else:
             text = text.replace(MARK_END, f"{body}\n\n{MARK_END}")
     path.write_text(text)
@@ -1040,13 +1106,11 @@ def main() -> None:
     if not sizes:
         parser.error("no sizes to run")
 
-    load_before = os.getloadavg()[0]
     model = Model()
     sections = []
     for n in sizes:
         section = run_size(n, args, plan, model)
-        assert section.model is not None
-        body = section.markdown(run_header(section.model, plan, args, load_before))
+        body = section.markdown(run_header(section, plan, args))
         print("\n" + body + "\n", flush=True)
         sections.append(body)
         if args.out:

@@ -176,7 +176,8 @@ class App:
         embedder = self._given_embedder or build_embedder(self.settings)
         store = build_store(self.settings)
         index = build_index(self.settings, embedder.dimension)
-        self._components = [embedder, store]
+        # A given embedder belongs to the caller, who closes it.
+        self._components = [store] if self._given_embedder else [embedder, store]
         service = MemoryService(
             store=store,
             index=index,
@@ -203,11 +204,11 @@ class App:
             await asyncio.sleep(self.settings.server.sweep_interval_s)
             try:
                 assert self.service is not None
-                swept = await loop.run_in_executor(self.executor, self.service.sweep_expired)
-                if swept:
-                    log.info("expired %d memories", swept)
+                done = await loop.run_in_executor(self.executor, self.service.upkeep)
+                if any(done.values()):
+                    log.info("upkeep: %s", ", ".join(f"{k} {v}" for k, v in done.items() if v))
             except Exception:
-                log.exception("expiry sweep failed; will retry")
+                log.exception("upkeep failed; will retry")
 
     async def _snapshot_loop(self) -> None:
         loop = asyncio.get_running_loop()
@@ -228,6 +229,9 @@ class App:
         grace = self.settings.server.shutdown_grace_s if grace is None else grace
         self.gate.draining = True
         await self.health.enter_graceful_shutdown()
+        if self.service is not None:
+            # Ends watch streams now so they do not hold the grace period.
+            self.service.feed.close()
         if self.server is not None:
             await self.server.stop(grace)
         for task in self._tasks:

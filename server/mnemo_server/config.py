@@ -13,6 +13,7 @@ Anything invalid raises ConfigError with one line that names the setting.
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import tomllib
 from collections.abc import Mapping
@@ -123,12 +124,55 @@ class LimitSettings:
 
 
 @dataclass(frozen=True)
+class RetentionRule:
+    """One retention policy: in `tenant` ("*" for all) and `scope`, delete
+    unpinned memories older than `max_age_s`, and keep at most `max_count`
+    per distinct (user, agent, run), evicting by `eviction`."""
+
+    tenant: str = "*"
+    user_id: str = ""
+    agent_id: str = ""
+    run_id: str = ""
+    max_age_s: float = 0.0
+    max_count: int = 0
+    eviction: str = "oldest"
+
+    def validate(self, where: str) -> None:
+        if self.max_age_s < 0 or self.max_count < 0:
+            raise ConfigError(f"{where}: max_age_s and max_count must not be negative")
+        if not self.max_age_s and not self.max_count:
+            raise ConfigError(f"{where}: give max_age_s or max_count")
+        if self.eviction not in ("oldest", "least_recently_retrieved"):
+            raise ConfigError(f"{where}.eviction: expected oldest or least_recently_retrieved")
+
+
+@dataclass(frozen=True)
+class LifecycleSettings:
+    idempotency_window_s: float = _doc("How long a request_id is remembered.", default=86400.0)
+    feed_retention_s: float = _doc("How long the change feed can replay (revision log retention).",
+                                   default=7 * 86400.0)
+    watch_buffer: int = _doc("Events a watcher may fall behind by before it is told to resume.",
+                             default=10000)
+    retention: tuple[RetentionRule, ...] = _doc(
+        "Retention policies: a TOML array of tables [[lifecycle.retention]] or JSON in "
+        "MNEMO_LIFECYCLE_RETENTION.", default=())
+
+    def validate(self) -> None:
+        _positive("lifecycle.idempotency_window_s", self.idempotency_window_s)
+        _positive("lifecycle.feed_retention_s", self.feed_retention_s)
+        _positive("lifecycle.watch_buffer", self.watch_buffer)
+        for i, rule in enumerate(self.retention):
+            rule.validate(f"lifecycle.retention[{i}]")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     embedder: EmbedderSettings = field(default_factory=EmbedderSettings)
     index: IndexSettings = field(default_factory=IndexSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
+    lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
@@ -147,6 +191,7 @@ _SECTION_TYPES = {
     "embedder": EmbedderSettings,
     "index": IndexSettings,
     "limits": LimitSettings,
+    "lifecycle": LifecycleSettings,
 }
 
 
@@ -163,7 +208,33 @@ def setting_names() -> list[tuple[str, str, str, str, Any, str]]:
     return out
 
 
+def _retention(name: str, value: Any) -> tuple[RetentionRule, ...]:
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError:
+            raise ConfigError(f"{name}: expected a JSON list of policies") from None
+    if not isinstance(value, list) or not all(isinstance(v, dict) for v in value):
+        raise ConfigError(f"{name}: expected a list of policies")
+    known = {f.name for f in fields(RetentionRule)}
+    rules = []
+    for i, item in enumerate(value):
+        unknown = set(item) - known
+        if unknown:
+            raise ConfigError(f"{name}[{i}].{sorted(unknown)[0]}: unknown setting")
+        try:
+            rules.append(RetentionRule(**{
+                k: _coerce(f"{name}[{i}].{k}", type(getattr(RetentionRule, k)).__name__, v)
+                for k, v in item.items()
+            }))
+        except TypeError as exc:
+            raise ConfigError(f"{name}[{i}]: {exc}") from None
+    return tuple(rules)
+
+
 def _coerce(name: str, kind: Any, value: Any) -> Any:
+    if kind == "tuple[RetentionRule, ...]":
+        return _retention(name, value)
     kind = {"bool": bool, "int": int, "float": float, "str": str, "Path": Path}.get(kind, kind)
     try:
         if kind is bool:

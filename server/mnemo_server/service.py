@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import dataclasses
 import enum
+import json
 import logging
 import threading
 import time
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -32,6 +34,8 @@ from mnemo_server.embed.base import Embedder
 from mnemo_server.embed.vectors import check_vector
 from mnemo_server.errors import (
     AbortedError,
+    AlreadyExistsError,
+    OutOfRangeError,
     FailedPreconditionError,
     InvalidArgumentError,
     MnemoError,
@@ -39,8 +43,10 @@ from mnemo_server.errors import (
     invalid,
 )
 from mnemo_server.expiry import ExpiryTracker
+from mnemo_server.feed import ChangeFeed, FeedEvent
 from mnemo_server.index.base import IndexEntry, IndexKind, IndexQuery, VectorIndex
 from mnemo_server.models import (
+    Change,
     ChangeType,
     Link,
     Memory,
@@ -58,6 +64,7 @@ from mnemo_server.store.base import (
     OrderTerm,
     RecordStore,
     ScopeCountRow,
+    StoredOutcome,
     VersionRecord,
     WriteTxn,
 )
@@ -99,6 +106,10 @@ class MemoryDraft:
     embedding_model: str = ""
     expire_time_us: int | None = None
     ttl_us: int | None = None
+    # Set only by import, which keeps an export's original times.
+    create_time_us: int | None = None
+    update_time_us: int | None = None
+    last_retrieve_time_us: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -138,6 +149,34 @@ class SearchQuery:
 
 
 @dataclass(frozen=True, slots=True)
+class ForgetResult:
+    deleted_count: int
+    memory_ids: list[str]
+    revision: int
+
+
+@dataclass(slots=True)
+class ImportReport:
+    imported: int = 0
+    skipped: int = 0
+    reembedded: int = 0
+    failed: int = 0
+    failures: list[tuple[int, str, MnemoError]] = field(default_factory=list)
+
+    def fail(self, position: int, memory_id: str, error: MnemoError) -> None:
+        self.failed += 1
+        if len(self.failures) < 1000:
+            self.failures.append((position, memory_id, error))
+
+    def merge(self, other: ImportReport) -> None:
+        self.imported += other.imported
+        self.skipped += other.skipped
+        self.reembedded += other.reembedded
+        self.failed += other.failed
+        self.failures.extend(other.failures[: max(0, 1000 - len(self.failures))])
+
+
+@dataclass(frozen=True, slots=True)
 class SearchResult:
     hits: list[SearchHit]
     embedding_model: str
@@ -171,6 +210,7 @@ class Stats:
     oldest_revision: int
     embedding_model: str
     dimension: int
+    retention: tuple[Any, ...] = ()
     server_version: str = SERVER_VERSION
 
 
@@ -226,6 +266,11 @@ class MemoryService:
         self._write_lock = threading.RLock()
         self._expiry = ExpiryTracker()
         self._snapshot_revision = 0
+        self._listeners: list[Callable[[list[FeedEvent]], None]] = []
+        self._idempotency_window_us = int(settings.lifecycle.idempotency_window_s * 1e6)
+        self.feed = ChangeFeed(capacity=settings.lifecycle.watch_buffer)
+        self._retrieved: set[int] = set()
+        self._retrieved_lock = threading.Lock()
 
     # -- start-up ----------------------------------------------------------------
 
@@ -243,6 +288,7 @@ class MemoryService:
             replayed = self._replay(revision)
             log.info("index snapshot at revision %d loaded; replayed %d changes", revision, replayed)
             self._snapshot_revision = revision
+        self.feed.set_latest(self.store.current_revision())
         for memory in self.store.expired(2**62, limit=10**9):
             if memory.expire_time_us is not None:
                 self._expiry.set(memory.key, memory.expire_time_us)
@@ -401,6 +447,7 @@ class MemoryService:
                 if q.min_score is None or score >= q.min_score:
                     hits.append(SearchHit(memory, score))
             hits.sort(key=lambda h: (-h.score, h.memory.id))
+            self.note_retrieved([h.memory.key for h in hits])
             results.append(SearchResult(hits, self.embedder.model_id if q.vector is None else ""))
         return results
 
@@ -445,12 +492,21 @@ class MemoryService:
 
     # -- writes ------------------------------------------------------------------
 
-    def write(self, principal: Principal, ops: Sequence[WriteOp], *, atomic: bool = False) -> list[WriteOutcome]:
+    def write(
+        self, principal: Principal, ops: Sequence[WriteOp], *, atomic: bool = False, request_id: str = ""
+    ) -> list[WriteOutcome]:
         """Applies ops in order. Non-atomic: each op succeeds or fails alone
-        (its error is in its outcome). Atomic: all or nothing."""
+        (its error is in its outcome). Atomic: all or nothing. `request_id`
+        makes the whole call idempotent; each op's own request_id is honoured
+        too."""
         outcomes = [WriteOutcome(op.kind) for op in ops]
         prepared: list[Any] = [None] * len(ops)
         now = self.clock()
+        if request_id:
+            validation.check_request_id(request_id, "request_id")
+            replay = self._replay_request(principal, request_id, _fingerprint(ops, atomic), now)
+            if replay is not None:
+                return replay
         # Validate and embed outside the lock: the model is the slow part.
         to_embed: list[tuple[int, str]] = []
         for i, op in enumerate(ops):
@@ -467,45 +523,121 @@ class MemoryService:
             for (i, _), vector in zip(to_embed, vectors, strict=True):
                 prepared[i].vector = vector
                 prepared[i].model = self.embedder.model_id
-        index_ops: list[tuple[str, Memory]] = []
+        effects = _Effects()
         with self._write_lock:
             try:
                 with self.store.write() as txn:
                     for i, op in enumerate(ops):
                         if outcomes[i].error is not None:
                             continue
+                        op_effects = _Effects()
                         try:
                             with txn.savepoint():
-                                self._apply(principal, txn, op, prepared[i], outcomes[i], now, index_ops)
+                                self._apply_once(principal, txn, op, prepared[i], outcomes[i], now, op_effects)
                         except MnemoError as exc:
                             outcomes[i] = WriteOutcome(op.kind, error=exc)
                             if atomic:
                                 raise _Rollback() from exc
+                        else:
+                            effects.extend(op_effects)
+                    if request_id:
+                        txn.put_idempotent(
+                            principal.tenant, request_id, fingerprint=_fingerprint(ops, atomic),
+                            outcomes=[_stored(o) for o in outcomes], now_us=now,
+                        )
             except _Rollback:
                 return _abort_rest(outcomes)
-            self._apply_index(index_ops)
+            self._publish(effects)
         return outcomes
 
-    def _apply_index(self, index_ops: list[tuple[str, Memory]]) -> None:
-        upserts: dict[int, Memory] = {}
-        removals: set[int] = set()
-        for action, memory in index_ops:
-            if action == "upsert":
-                upserts[memory.key] = memory
-                removals.discard(memory.key)
-            else:
-                upserts.pop(memory.key, None)
-                removals.add(memory.key)
-        if removals:
-            self.index.remove(sorted(removals))
-            for key in removals:
-                self._expiry.discard(key)
-        if upserts:
-            self.index.upsert(
-                [IndexEntry(m.key, m.tenant, m.scope, m.embedding) for m in upserts.values()]  # type: ignore[arg-type]
+    def _replay_request(
+        self, principal: Principal, request_id: str, fingerprint: str, now: int
+    ) -> list[WriteOutcome] | None:
+        """The original outcomes of a call retried with the same request id."""
+        with self.store.write() as txn:
+            record = txn.get_idempotent(principal.tenant, request_id)
+        if record is None or record.create_time_us < now - self._idempotency_window_us:
+            return None
+        if record.fingerprint != fingerprint:
+            raise FailedPreconditionError(
+                f"request_id {request_id!r} was already used for a different request",
+                reason="REQUEST_ID_REUSED",
+                metadata={"request_id": request_id},
             )
-            for m in upserts.values():
-                self._expiry.set(m.key, m.expire_time_us)
+        return [_restored(o) for o in record.outcomes]
+
+    def _apply_once(
+        self,
+        principal: Principal,
+        txn: WriteTxn,
+        op: WriteOp,
+        prep: _Prepared,
+        outcome: WriteOutcome,
+        now: int,
+        effects: _Effects,
+    ) -> None:
+        """Applies one op, or replays its stored outcome when its request id
+        was seen within the idempotency window."""
+        if op.request_id:
+            fingerprint = _fingerprint([op], False)
+            record = txn.get_idempotent(principal.tenant, op.request_id)
+            if record is not None and record.create_time_us >= now - self._idempotency_window_us:
+                if record.fingerprint != fingerprint:
+                    raise FailedPreconditionError(
+                        f"request_id {op.request_id!r} was already used for a different request",
+                        reason="REQUEST_ID_REUSED",
+                        metadata={"request_id": op.request_id},
+                    )
+                restored = _restored(record.outcomes[0])
+                outcome.memory, outcome.revision = restored.memory, restored.revision
+                outcome.deduplicated, outcome.similarity = restored.deduplicated, restored.similarity
+                return
+        self._apply(principal, txn, op, prep, outcome, now, effects)
+        if op.request_id:
+            txn.put_idempotent(
+                principal.tenant, op.request_id, fingerprint=_fingerprint([op], False),
+                outcomes=[_stored(outcome)], now_us=now,
+            )
+
+    def _publish(self, effects: _Effects) -> None:
+        """After a commit, under the write lock: index, expiry, listeners, feed."""
+        if effects.removals:
+            self.index.remove(sorted(effects.removals))
+            for key in effects.removals:
+                self._expiry.discard(key)
+        if effects.upserts:
+            self.index.upsert(
+                [IndexEntry(m.key, m.tenant, m.scope, m.embedding) for m in effects.upserts.values()]  # type: ignore[arg-type]
+            )
+        for memory in effects.expiry.values():
+            self._expiry.set(memory.key, memory.expire_time_us)
+        for listener in self._listeners:
+            try:
+                listener(effects.events)
+            except Exception:
+                log.exception("a change listener failed")
+        self.feed.publish(effects.events)
+
+    def add_listener(self, listener: Callable[[list[FeedEvent]], None]) -> None:
+        """Calls `listener` with the events of every commit, in revision order
+        (for cache invalidation)."""
+        self._listeners.append(listener)
+
+    def _unlink(
+        self, principal: Principal, txn: WriteTxn, target_ids: Sequence[str], now: int, effects: _Effects
+    ) -> None:
+        """Removes links to deleted memories: each linking memory gets a new version."""
+        gone = set(target_ids)
+        for memory in txn.linking_to(principal.tenant, list(gone)):
+            if memory.id in gone:
+                continue
+            revision = txn.next_revision()
+            after = dataclasses.replace(
+                memory, links=tuple(l for l in memory.links if l.target_id not in gone),
+                version=memory.version + 1, revision=revision, update_time_us=now,
+            )
+            after = txn.update(memory, after, ["links"], api_key_id=principal.api_key_id)
+            effects.put(after, ChangeType.UPDATE, now, reindex=False)
 
     def _prepare(self, op: WriteOp, now: int) -> _Prepared:
         path = op.field
@@ -554,7 +686,7 @@ class MemoryService:
         prep: _Prepared,
         outcome: WriteOutcome,
         now: int,
-        index_ops: list[tuple[str, Memory]],
+        effects: _Effects,
     ) -> None:
         tenant = principal.tenant
         if op.kind == "delete":
@@ -563,8 +695,10 @@ class MemoryService:
                 raise NotFoundError(f"memory {op.memory_id!r} not found", metadata={"id": op.memory_id})
             _check_etag(memory, op.etag)
             revision = txn.next_revision()
-            txn.delete(dataclasses.replace(memory, revision=revision), api_key_id=principal.api_key_id)
-            index_ops.append(("remove", memory))
+            gone = dataclasses.replace(memory, revision=revision)
+            txn.delete(gone, api_key_id=principal.api_key_id)
+            effects.gone(gone, ChangeType.DELETE, now)
+            self._unlink(principal, txn, [memory.id], now, effects)
             outcome.revision = revision
             return
         draft = op.draft
@@ -578,7 +712,7 @@ class MemoryService:
                         metadata={"target_id": link.target_id, "index": str(i)},
                     )
         if op.kind == "create":
-            self._create(principal, txn, op, prep, outcome, now, index_ops)
+            self._create(principal, txn, op, prep, outcome, now, effects)
             return
         before = txn.get(tenant, op.memory_id)
         if before is None or before.is_expired(now):
@@ -614,7 +748,7 @@ class MemoryService:
         after = txn.update(before, after, changed, api_key_id=principal.api_key_id)
         outcome.memory = after
         outcome.revision = revision
-        index_ops.append(("upsert", after))
+        effects.put(after, ChangeType.UPDATE, now, reindex=prep.vector is not None)
 
     def _create(
         self,
@@ -624,7 +758,7 @@ class MemoryService:
         prep: _Prepared,
         outcome: WriteOutcome,
         now: int,
-        index_ops: list[tuple[str, Memory]],
+        effects: _Effects,
     ) -> None:
         draft = op.draft
         tenant = principal.tenant
@@ -634,7 +768,11 @@ class MemoryService:
             existing = txn.find_by_content_hash(tenant, draft.scope, digest)
             outcome.similarity = 1.0 if existing else 0.0
         elif op.dedup.mode is DedupMode.SEMANTIC:
-            existing, outcome.similarity = self._nearest_in_scope(tenant, draft.scope, prep.vector, op.dedup.threshold, now)
+            existing, outcome.similarity = self._nearest_in_scope(
+                tenant, draft.scope, prep.vector, op.dedup.threshold, now
+            )
+            if existing is not None:
+                existing = txn.get(tenant, existing.id)
         if existing is not None and not existing.is_expired(now):
             outcome.deduplicated = True
             outcome.memory = existing
@@ -651,7 +789,7 @@ class MemoryService:
                                                  ("metadata", merged_meta == dict(existing.metadata))) if not same]
                     outcome.memory = txn.update(existing, after, changed, api_key_id=principal.api_key_id)
                     outcome.revision = revision
-                    index_ops.append(("upsert", outcome.memory))
+                    effects.put(outcome.memory, ChangeType.UPDATE, now, reindex=False)
             return
         revision = txn.next_revision()
         memory = Memory(
@@ -666,8 +804,9 @@ class MemoryService:
             pinned=draft.pinned,
             embedding_model=prep.model,
             content_hash=digest,
-            create_time_us=now,
-            update_time_us=now,
+            create_time_us=draft.create_time_us or now,
+            update_time_us=draft.update_time_us or now,
+            last_retrieve_time_us=draft.last_retrieve_time_us,
             expire_time_us=prep.expire_us,
             version=1,
             revision=revision,
@@ -675,7 +814,7 @@ class MemoryService:
         )
         outcome.memory = txn.insert(memory, api_key_id=principal.api_key_id)
         outcome.revision = revision
-        index_ops.append(("upsert", outcome.memory))
+        effects.put(outcome.memory, ChangeType.CREATE, now)
 
     def _nearest_in_scope(
         self, tenant: str, scope: Scope, vector: Vector | None, threshold: float, now: int
@@ -700,18 +839,238 @@ class MemoryService:
         expired = self.store.expired(now, limit=limit)
         if not expired:
             return 0
+        effects = _Effects()
         with self._write_lock:
-            removed: list[Memory] = []
             with self.store.write() as txn:
                 for memory in expired:
                     current = txn.get(memory.tenant, memory.id)
                     if current is None or not current.is_expired(now):
                         continue
                     revision = txn.next_revision()
-                    txn.delete(dataclasses.replace(current, revision=revision), change_type=ChangeType.EXPIRE)
-                    removed.append(current)
-            self._apply_index([("remove", m) for m in removed])
-        return len(removed)
+                    gone = dataclasses.replace(current, revision=revision)
+                    txn.delete(gone, change_type=ChangeType.EXPIRE)
+                    effects.gone(gone, ChangeType.EXPIRE, now)
+                    self._unlink(Principal(tenant=current.tenant), txn, [current.id], now, effects)
+            self._publish(effects)
+        return sum(1 for e in effects.events if e.change.change_type is ChangeType.EXPIRE)
+
+    # -- forgetting -------------------------------------------------------------
+
+    def forget(
+        self, principal: Principal, *, scope: Scope, filter_text: str, dry_run: bool, request_id: str = ""
+    ) -> ForgetResult:
+        """Deletes every memory of a scope or filter with its history, index,
+        cache and idempotency entries. The revision log keeps only ids and
+        scopes, so watchers learn of the deletes without seeing content."""
+        expr = filters.parse_filter(filter_text)
+        if scope.is_empty() and expr is None:
+            raise invalid("SCOPE_REQUIRED", "scope", "give a scope or a filter; forgetting everything needs a filter")
+        validation.check_request_id(request_id, "request_id")
+        now = self.clock()
+        if dry_run:
+            with self.store.write() as txn:
+                victims = txn.select_for_forget(principal.tenant, scope=scope, filter=expr, limit=2**62)
+            return ForgetResult(len(victims), [m.id for m in victims[:1000]], 0)
+        fingerprint_ = fingerprint("forget", scope, filter_text)
+        effects = _Effects()
+        ids: list[str] = []
+        revision = 0
+        with self._write_lock:
+            with self.store.write() as txn:
+                if request_id:
+                    record = txn.get_idempotent(principal.tenant, request_id)
+                    if record is not None and record.create_time_us >= now - self._idempotency_window_us:
+                        if record.fingerprint != fingerprint_:
+                            raise FailedPreconditionError(
+                                f"request_id {request_id!r} was already used for a different request",
+                                reason="REQUEST_ID_REUSED", metadata={"request_id": request_id},
+                            )
+                        stored = record.outcomes[0]
+                        return ForgetResult(int(stored.similarity), [], stored.revision)
+                victims = txn.select_for_forget(principal.tenant, scope=scope, filter=expr, limit=2**62)
+                for memory in victims:
+                    revision = txn.next_revision()
+                    gone = dataclasses.replace(memory, revision=revision)
+                    txn.delete(gone, api_key_id=principal.api_key_id)
+                    effects.gone(gone, ChangeType.DELETE, now)
+                    ids.append(memory.id)
+                if ids:
+                    txn.purge_history(principal.tenant, ids)
+                    txn.purge_idempotency_for(principal.tenant, ids)
+                    self._unlink(principal, txn, ids, now, effects)
+                if request_id:
+                    # The count rides in `similarity`: no content, nothing to forget later.
+                    txn.put_idempotent(
+                        principal.tenant, request_id, fingerprint=fingerprint_,
+                        outcomes=[StoredOutcome("forget", similarity=float(len(ids)), revision=revision)],
+                        now_us=now,
+                    )
+            self._publish(effects)
+        log.info("forgot %d memories of tenant %s", len(ids), principal.tenant)
+        return ForgetResult(len(ids), ids[:1000], max((e.change.revision for e in effects.events), default=0))
+
+    # -- change feed ------------------------------------------------------------
+
+    def feed_batch(
+        self, principal: Principal, *, after: int, scope: Scope, limit: int = 1000
+    ) -> list[FeedEvent]:
+        """Logged changes after `after` (for watch replay)."""
+        compacted = self.store.compacted_revision()
+        if after < compacted:
+            raise OutOfRangeError(
+                f"revision {after} is compacted; the log starts after revision {compacted}",
+                reason="REVISION_COMPACTED",
+                metadata={"oldest_revision": str(compacted)},
+            )
+        entries = self.store.feed_since(after, tenant=principal.tenant, scope=scope, limit=limit)
+        return [FeedEvent(e.change, e.memory) for e in entries]
+
+    def compact_feed(self) -> int:
+        """Drops log entries older than the feed retention, never past the
+        last index snapshot (restarts replay from there)."""
+        cutoff = self.clock() - int(self.settings.lifecycle.feed_retention_s * 1e6)
+        return self.store.compact_log(before_us=cutoff, max_revision=self._snapshot_revision)
+
+    # -- export and import ------------------------------------------------------
+
+    def export(
+        self, principal: Principal, *, scope: Scope, filter_text: str, with_embeddings: bool
+    ) -> AbstractContextManager[tuple[int, Iterator[list[Memory]]]]:
+        expr = filters.parse_filter(filter_text)
+        return self.store.export_snapshot(
+            principal.tenant, scope=scope, filter=expr, now_us=self.clock(), with_embedding=with_embeddings
+        )
+
+    def import_batch(
+        self,
+        principal: Principal,
+        items: Sequence[tuple[int, MemoryDraft]],
+        *,
+        source_model: str,
+        on_conflict: str,
+        force_reembed: bool,
+    ) -> ImportReport:
+        """Stores exported memories, given as (position in the stream, draft).
+        Embeddings are reused when their model is the server's and
+        re-embedded otherwise. Links are left out here and restored by
+        `import_links` once every memory of the import exists."""
+        report = ImportReport()
+        now = self.clock()
+        ops: list[WriteOp] = []
+        positions: list[int] = []
+        reembed: set[int] = set()
+        ids = [draft.id for _, draft in items if draft.id]
+        existing = {m.id for m in self.store.get_many(principal.tenant, ids)} if ids else set()
+        for position, draft in items:
+            model = draft.embedding_model or source_model
+            reuse = (
+                not force_reembed
+                and draft.embedding is not None
+                and model == self.embedder.model_id
+                and len(draft.embedding) == self.index.dimension
+            )
+            if not reuse:
+                reembed.add(position)
+                draft = dataclasses.replace(draft, embedding=None, embedding_model="")
+            if draft.expire_time_us is not None and draft.expire_time_us <= now:
+                report.fail(position, draft.id, invalid(
+                    "INVALID_TTL", "memory.expire_time", "the memory has already expired"))
+                continue
+            if draft.id in existing:
+                if on_conflict == "fail":
+                    report.fail(position, draft.id, AlreadyExistsError(
+                        f"memory {draft.id!r} already exists", metadata={"id": draft.id}))
+                    continue
+                if on_conflict != "overwrite":
+                    report.skipped += 1
+                    continue
+                ops.append(WriteOp("delete", memory_id=draft.id))
+                positions.append(-1)
+            ops.append(WriteOp("create", draft=dataclasses.replace(draft, links=())))
+            positions.append(position)
+        for outcome, position, op in zip(self.write(principal, ops), positions, ops, strict=True):
+            if position < 0:
+                continue
+            if outcome.error is not None:
+                report.fail(position, op.draft.id, outcome.error)
+            else:
+                report.imported += 1
+                report.reembedded += position in reembed
+        return report
+
+    def import_links(self, principal: Principal, links: dict[str, tuple[Link, ...]]) -> None:
+        """Restores the links of imported memories, keeping those whose
+        target exists now (a new version of each linking memory)."""
+        if not links:
+            return
+        targets = {l.target_id for ls in links.values() for l in ls}
+        alive = {m.id for m in self.store.get_many(principal.tenant, sorted(targets))}
+        ops = [
+            WriteOp("update", memory_id=memory_id,
+                    draft=MemoryDraft(links=tuple(l for l in ls if l.target_id in alive)),
+                    update_mask=("links",))
+            for memory_id, ls in links.items()
+            if any(l.target_id in alive for l in ls)
+        ]
+        for start in range(0, len(ops), 500):
+            self.write(principal, ops[start:start + 500])
+
+    # -- retention and upkeep ---------------------------------------------------
+
+    def enforce_retention(self, *, limit: int = 1000) -> int:
+        """Applies the configured retention policies; pinned memories are exempt."""
+        rules = self.settings.lifecycle.retention
+        if not rules:
+            return 0
+        now = self.clock()
+        victims: dict[tuple[str, str], Memory] = {}
+        for rule in rules:
+            found = self.store.retention_victims(
+                tenant=None if rule.tenant == "*" else rule.tenant,
+                scope=Scope(rule.user_id, rule.agent_id, rule.run_id),
+                created_before_us=now - int(rule.max_age_s * 1e6) if rule.max_age_s else None,
+                max_count=rule.max_count,
+                by_last_retrieval=rule.eviction == "least_recently_retrieved",
+                limit=limit,
+            )
+            for memory in found:
+                victims[(memory.tenant, memory.id)] = memory
+        if not victims:
+            return 0
+        effects = _Effects()
+        with self._write_lock:
+            with self.store.write() as txn:
+                for memory in victims.values():
+                    current = txn.get(memory.tenant, memory.id)
+                    if current is None or current.pinned:
+                        continue
+                    revision = txn.next_revision()
+                    gone = dataclasses.replace(current, revision=revision)
+                    txn.delete(gone)
+                    effects.gone(gone, ChangeType.DELETE, now)
+                    self._unlink(Principal(tenant=current.tenant), txn, [current.id], now, effects)
+            self._publish(effects)
+        removed = sum(1 for e in effects.events if e.change.change_type is ChangeType.DELETE)
+        log.info("retention removed %d memories", removed)
+        return removed
+
+    def note_retrieved(self, keys: Sequence[int]) -> None:
+        """Remembers which memories searches returned (flushed by upkeep)."""
+        with self._retrieved_lock:
+            self._retrieved.update(keys)
+
+    def upkeep(self) -> dict[str, int]:
+        """The periodic chores: expiry, retention, retrieval times, old
+        request ids, and log compaction."""
+        done = {"expired": self.sweep_expired(), "retention": self.enforce_retention()}
+        with self._retrieved_lock:
+            keys, self._retrieved = sorted(self._retrieved), set()
+        if keys:
+            self.store.touch_retrieved(keys, self.clock())
+        done["request_ids"] = self.store.purge_idempotency(
+            before_us=self.clock() - self._idempotency_window_us)
+        done["compacted"] = self.compact_feed()
+        return done
 
     # -- admin -------------------------------------------------------------------
 
@@ -734,9 +1093,10 @@ class MemoryService:
             shards=shards,
             caches=self._cache_stats(),
             revision=self.store.current_revision(),
-            oldest_revision=self.store.oldest_revision(),
+            oldest_revision=self.store.compacted_revision(),
             embedding_model=self.embedder.model_id,
             dimension=self.embedder.dimension,
+            retention=self.settings.lifecycle.retention,
         )
 
     def check_consistency(self, *, repair: bool) -> ConsistencyReport:
@@ -770,6 +1130,76 @@ class MemoryService:
                     self.index.remove(orphans)
                 repaired = len(fixes) + len(orphans)
             return ConsistencyReport(len(store_keys), len(index_keys), found, repaired)
+
+
+@dataclass(slots=True)
+class _Effects:
+    """What committed changes mean for the index, the expiry tracker, the
+    caches and the change feed; applied after the commit."""
+
+    events: list[FeedEvent] = field(default_factory=list)
+    upserts: dict[int, Memory] = field(default_factory=dict)
+    removals: set[int] = field(default_factory=set)
+    expiry: dict[int, Memory] = field(default_factory=dict)
+
+    def put(self, memory: Memory, change_type: ChangeType, now: int, *, reindex: bool = True) -> None:
+        self.events.append(FeedEvent(_change(memory, change_type, now), memory))
+        if reindex:
+            self.upserts[memory.key] = memory
+            self.removals.discard(memory.key)
+        self.expiry[memory.key] = memory
+
+    def gone(self, memory: Memory, change_type: ChangeType, now: int) -> None:
+        self.events.append(FeedEvent(_change(memory, change_type, now), memory))
+        self.upserts.pop(memory.key, None)
+        self.expiry.pop(memory.key, None)
+        self.removals.add(memory.key)
+
+    def extend(self, other: _Effects) -> None:
+        self.events.extend(other.events)
+        for key in other.removals:
+            self.upserts.pop(key, None)
+            self.expiry.pop(key, None)
+        self.removals |= other.removals
+        for key, memory in other.upserts.items():
+            self.upserts[key] = memory
+            self.removals.discard(key)
+        self.expiry.update(other.expiry)
+
+
+def _change(memory: Memory, change_type: ChangeType, now: int) -> Change:
+    return Change(memory.revision, memory.tenant, memory.id, memory.key, change_type, memory.scope, now)
+
+
+def _fingerprint(ops: Sequence[WriteOp], atomic: bool) -> str:
+    """What a request id is bound to: the request, without ids and places."""
+    payload = [
+        dataclasses.asdict(dataclasses.replace(op, request_id="", field="")) for op in ops
+    ]
+    return fingerprint(atomic, json.dumps(payload, sort_keys=True, default=str))
+
+
+def _stored(outcome: WriteOutcome) -> StoredOutcome:
+    error = None
+    if outcome.error is not None:
+        error = (outcome.error.code, outcome.error.reason, outcome.error.message, dict(outcome.error.metadata))
+    memory = None if outcome.memory is None else dataclasses.replace(outcome.memory, embedding=None)
+    return StoredOutcome(outcome.kind, memory, outcome.deduplicated, outcome.similarity,
+                         outcome.revision, error)
+
+
+def _restored(stored: StoredOutcome) -> WriteOutcome:
+    error = None
+    if stored.error is not None:
+        code, reason, message, metadata = stored.error
+        error = _ERROR_BY_CODE.get(code, MnemoError)(message, reason=reason, metadata=metadata)
+    return WriteOutcome(stored.kind, stored.memory, stored.deduplicated, stored.similarity,
+                        stored.revision, error)
+
+
+_ERROR_BY_CODE: dict[str, type[MnemoError]] = {
+    cls.code: cls for cls in MnemoError.__subclasses__()
+}
 
 
 @dataclass(slots=True)

@@ -3,7 +3,9 @@ generated messages; no validation beyond what decoding itself needs."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
+import uuid
 from collections.abc import Mapping, Sequence
 from typing import Any
 
@@ -13,7 +15,8 @@ from mnemo.v1 import admin_service_pb2 as admin_pb
 from mnemo.v1 import memory_pb2 as pb
 from mnemo.v1 import memory_service_pb2 as svc_pb
 from mnemo_server.errors import invalid
-from mnemo_server.models import Link, Memory, MemoryKind, Scope, SearchHit
+from mnemo_server.feed import FeedEvent
+from mnemo_server.models import ChangeType, Link, Memory, MemoryKind, Scope, SearchHit
 from mnemo_server.service import (
     DedupMode,
     DedupPolicy,
@@ -316,6 +319,15 @@ def stats_to_proto(stats: Stats) -> admin_pb.GetStatsResponse:
         response.shards.append(shard_to_proto(shard))
     for cache in stats.caches:
         response.caches.add(**cache)
+    for rule in stats.retention:
+        policy = response.retention_policies.add(
+            tenant=rule.tenant, max_count=rule.max_count,
+            eviction_order=admin_pb.EVICTION_ORDER_LEAST_RECENTLY_RETRIEVED
+            if rule.eviction == "least_recently_retrieved" else admin_pb.EVICTION_ORDER_OLDEST,
+        )
+        scope_to_proto(Scope(rule.user_id, rule.agent_id, rule.run_id), policy.scope)
+        if rule.max_age_s:
+            policy.max_age.FromNanoseconds(int(rule.max_age_s * 1e9))
     return response
 
 
@@ -328,4 +340,44 @@ def shard_to_proto(shard: ShardStats) -> admin_pb.IndexShardStats:
         memory_bytes=shard.memory_bytes,
         snapshot_revision=shard.snapshot_revision,
         kind_reason=shard.kind_reason,
+    )
+
+
+# -- lifecycle ------------------------------------------------------------------
+
+EVENT_TYPES = {
+    ChangeType.CREATE: svc_pb.EVENT_TYPE_PUT,
+    ChangeType.UPDATE: svc_pb.EVENT_TYPE_PUT,
+    ChangeType.DELETE: svc_pb.EVENT_TYPE_DELETE,
+    ChangeType.EXPIRE: svc_pb.EVENT_TYPE_EXPIRED,
+}
+
+
+def event_to_proto(event: FeedEvent, out: svc_pb.MemoryEvent) -> None:
+    change = event.change
+    out.type = EVENT_TYPES[change.change_type]
+    out.revision = change.revision
+    out.memory_id = change.memory_id
+    us_to_timestamp(change.time_us, out.event_time)
+    if out.type == svc_pb.EVENT_TYPE_PUT and event.memory is not None:
+        memory_to_proto(event.memory, out.memory)
+    else:
+        # A deleted or expired memory is shown by id and scope only.
+        out.memory.id = change.memory_id
+        out.memory.user_id = change.scope.user_id
+        out.memory.agent_id = change.scope.agent_id
+        out.memory.run_id = change.scope.run_id
+
+
+def import_draft(memory: pb.Memory, field: str) -> MemoryDraft:
+    """An exported memory as a create draft, keeping its id and times."""
+    draft = draft_from_proto(memory, field=field)
+    return dataclasses.replace(
+        draft,
+        id=memory.id or uuid.uuid4().hex,
+        create_time_us=timestamp_to_us(memory.create_time) if memory.HasField("create_time") else None,
+        update_time_us=timestamp_to_us(memory.update_time) if memory.HasField("update_time") else None,
+        last_retrieve_time_us=(
+            timestamp_to_us(memory.last_retrieve_time) if memory.HasField("last_retrieve_time") else None
+        ),
     )

@@ -32,8 +32,10 @@ from mnemo_server.errors import (
     UnimplementedError,
     invalid,
 )
-from mnemo_server.models import Principal
-from mnemo_server.service import MemoryService, SearchQuery, WriteOutcome
+from mnemo_server.models import Principal, Scope
+from mnemo_server import filters
+from mnemo_server.feed import FeedEvent
+from mnemo_server.service import ImportReport, MemoryService, WriteOutcome
 
 log = logging.getLogger("mnemo.api")
 T = TypeVar("T")
@@ -289,7 +291,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
             ]
         else:
             valid = [op for op in ops if op is not None]
-            applied = iter(await self.run(self.service.write, principal, valid, atomic=request.atomic))
+            applied = iter(await self.run(
+                self.service.write, principal, valid, atomic=request.atomic, request_id=request.request_id
+            ))
             outcomes = [
                 WriteOutcome("", error=decode_errors[i]) if op is None else next(applied)
                 for i, op in enumerate(ops)
@@ -314,19 +318,237 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
 
     @unary
     async def DeleteMemories(self, request: pb.DeleteMemoriesRequest, principal: Principal, context: Any) -> Any:
-        raise UnimplementedError("DeleteMemories is not implemented yet")
+        result = await self.run(
+            self.service.forget,
+            principal,
+            scope=convert.scope_from_proto(request.scope),
+            filter_text=request.filter,
+            dry_run=request.dry_run,
+            request_id=request.request_id,
+        )
+        return pb.DeleteMemoriesResponse(
+            deleted_count=result.deleted_count, memory_ids=result.memory_ids, revision=result.revision
+        )
 
     @unary
-    async def ImportMemories(self, request_iterator: Any, principal: Principal, context: Any) -> Any:
-        raise UnimplementedError("ImportMemories is not implemented yet")
+    async def ImportMemories(
+        self, request_iterator: AsyncIterator[pb.ImportMemoriesRequest], principal: Principal, context: Any
+    ) -> Any:
+        options = pb.ImportOptions()
+        header: pb.ExportHeader | None = None
+        batch: list[tuple[int, Any]] = []
+        links: dict[str, Any] = {}
+        position = 0
+        total = ImportReport()
+        if options.on_conflict not in pb.ImportConflictPolicy.values():
+            raise invalid("INVALID_ENUM_VALUE", "options.on_conflict", "unknown conflict policy")
 
-    async def ExportMemories(self, request: pb.ExportMemoriesRequest, context: Any) -> AsyncIterator[Any]:
-        await self.fail(context, UnimplementedError("ExportMemories is not implemented yet"), request_id_of(context))
-        yield  # pragma: no cover - makes this an async generator
+        async def flush() -> None:
+            if not batch:
+                return
+            report = await self.run(
+                self.service.import_batch, principal, list(batch),
+                source_model=header.embedding_model if header else "",
+                on_conflict=_CONFLICT[options.on_conflict],
+                force_reembed=options.force_reembed,
+            )
+            total.merge(report)
+            batch.clear()
 
-    async def WatchMemories(self, request: pb.WatchMemoriesRequest, context: Any) -> AsyncIterator[Any]:
-        await self.fail(context, UnimplementedError("WatchMemories is not implemented yet"), request_id_of(context))
-        yield  # pragma: no cover
+        async for item in request_iterator:
+            which = item.WhichOneof("item")
+            if which == "options":
+                if header is not None or position:
+                    raise invalid("INVALID_ARGUMENT", "options", "options must come before the header")
+                if item.options.on_conflict not in pb.ImportConflictPolicy.values():
+                    raise invalid("INVALID_ENUM_VALUE", "options.on_conflict", "unknown conflict policy")
+                options = item.options
+            elif which == "header":
+                if item.header.format_version != EXPORT_FORMAT_VERSION:
+                    raise invalid(
+                        "UNSUPPORTED_FORMAT_VERSION", "header.format_version",
+                        f"this server reads export format {EXPORT_FORMAT_VERSION}, "
+                        f"not {item.header.format_version}",
+                    )
+                header = item.header
+            elif which == "memory":
+                if header is None:
+                    raise invalid("IMPORT_HEADER_REQUIRED", "header", "send the export header before memories")
+                try:
+                    draft = convert.import_draft(item.memory, "memory")
+                except MnemoError as exc:
+                    total.fail(position, item.memory.id, exc)
+                else:
+                    if draft.links:
+                        links[draft.id] = draft.links
+                    batch.append((position, draft))
+                position += 1
+                if len(batch) >= IMPORT_BATCH:
+                    await flush()
+            else:
+                raise invalid("INVALID_ARGUMENT", "item", "each message carries options, a header or a memory")
+        await flush()
+        await self.run(self.service.import_links, principal, links)
+        response = pb.ImportMemoriesResponse(
+            imported_count=total.imported, skipped_count=total.skipped,
+            reembedded_count=total.reembedded, failed_count=total.failed,
+        )
+        request_id = request_id_of(context)
+        for index, memory_id, error in total.failures:
+            response.failures.add(index=index, memory_id=memory_id, status=status_of(error, request_id=request_id))
+        return response
+
+    async def ExportMemories(
+        self, request: pb.ExportMemoriesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.ExportMemoriesResponse]:
+        request_id = request_id_of(context)
+        try:
+            self.gate.check()
+            principal = principal_of(context)
+            snapshot = await self.run(
+                self.service.export, principal, scope=convert.scope_from_proto(request.scope),
+                filter_text=request.filter, with_embeddings=not request.omit_embeddings,
+            )
+            revision, batches = await self.run(snapshot.__enter__)
+        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+            await self.fail(context, exc, request_id)
+            return
+        try:
+            header = pb.ExportMemoriesResponse()
+            header.header.format_version = EXPORT_FORMAT_VERSION
+            header.header.embedding_model = self.service.embedder.model_id
+            header.header.dimension = self.service.embedder.dimension
+            header.header.revision = revision
+            convert.us_to_timestamp(self.service.clock(), header.header.export_time)
+            yield header
+            while True:
+                memories = await self.run(next, batches, None)
+                if memories is None:
+                    break
+                for memory in memories:
+                    message = pb.ExportMemoriesResponse()
+                    convert.memory_to_proto(memory, message.memory, embedding=not request.omit_embeddings)
+                    yield message
+        finally:
+            await self.run(snapshot.__exit__, None, None, None)
+
+    async def WatchMemories(
+        self, request: pb.WatchMemoriesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[pb.WatchMemoriesResponse]:
+        request_id = request_id_of(context)
+        try:
+            self.gate.check()
+            principal = principal_of(context)
+            watch = _WatchSpec.from_request(request)
+        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+            await self.fail(context, exc, request_id)
+            return
+        feed = self.service.feed
+        subscription = feed.subscribe(principal.tenant, watch.scope, asyncio.get_running_loop())
+        try:
+            last = request.start_revision or feed.latest_revision
+            if request.start_revision:
+                while True:
+                    try:
+                        events = await self.run(
+                            self.service.feed_batch, principal, after=last, scope=watch.scope, limit=WATCH_BATCH
+                        )
+                    except Exception as exc:  # noqa: BLE001 - every error becomes a status
+                        await self.fail(context, exc, request_id)
+                        return
+                    if not events:
+                        break
+                    last = events[-1].change.revision
+                    response = watch.response(events)
+                    if response is not None:
+                        yield response
+                    if len(events) < WATCH_BATCH:
+                        break
+            # Caught up: a first progress notification is the client's sync point.
+            last = max(last, feed.latest_revision) if not request.start_revision else last
+            yield pb.WatchMemoriesResponse(revision=last, progress_notification=True)
+            while True:
+                if subscription.overflowed:
+                    raise AbortedError(
+                        "the watcher fell too far behind; resume from the last revision it saw",
+                        reason="WATCH_TOO_SLOW", metadata={"resume_revision": str(last)},
+                    )
+                if subscription.closed:
+                    raise UnavailableError(
+                        "the server is shutting down; resume elsewhere", reason="SERVER_DRAINING",
+                        metadata={"resume_revision": str(last)}, retry_after_s=1.0,
+                    )
+                # Read the feed's revision before draining: if the buffer is
+                # then empty, every change up to it has been seen.
+                latest = feed.latest_revision
+                events = [e for e in subscription.drain() if e.change.revision > last]
+                if events:
+                    last = events[-1].change.revision
+                    response = watch.response(events)
+                    if response is not None:
+                        yield response
+                    continue
+                last = max(last, latest)
+                if not await subscription.wait(watch.interval_s):
+                    latest = feed.latest_revision
+                    if not subscription.has_events():
+                        last = max(last, latest)
+                    yield pb.WatchMemoriesResponse(revision=last, progress_notification=True)
+        except MnemoError as exc:
+            await self.fail(context, exc, request_id)
+        finally:
+            subscription.cancel()
+
+
+EXPORT_FORMAT_VERSION = 1
+IMPORT_BATCH = 500
+WATCH_BATCH = 1000
+_CONFLICT = {
+    pb.IMPORT_CONFLICT_POLICY_UNSPECIFIED: "skip",
+    pb.IMPORT_CONFLICT_POLICY_SKIP: "skip",
+    pb.IMPORT_CONFLICT_POLICY_OVERWRITE: "overwrite",
+    pb.IMPORT_CONFLICT_POLICY_FAIL: "fail",
+}
+
+
+class _WatchSpec:
+    """A watch request, validated: what to send and how often to report progress."""
+
+    def __init__(self, scope: Scope, predicate: Any, types: set[int], interval_s: float) -> None:
+        self.scope = scope
+        self.predicate = predicate
+        self.types = types
+        self.interval_s = interval_s
+
+    @classmethod
+    def from_request(cls, request: pb.WatchMemoriesRequest) -> _WatchSpec:
+        if request.start_revision < 0:
+            raise invalid("INVALID_ARGUMENT", "start_revision", "must not be negative")
+        for i, kind in enumerate(request.event_types):
+            if kind not in (pb.EVENT_TYPE_PUT, pb.EVENT_TYPE_DELETE, pb.EVENT_TYPE_EXPIRED):
+                raise invalid("INVALID_ENUM_VALUE", f"event_types[{i}]", f"unknown event type {kind}")
+        interval = 10.0
+        if request.HasField("progress_interval"):
+            given = request.progress_interval.seconds + request.progress_interval.nanos / 1e9
+            if given and given < 0.1:
+                raise invalid("INVALID_ARGUMENT", "progress_interval", "must be at least 100 milliseconds")
+            interval = given or interval
+        expr = filters.parse_filter(request.filter)
+        return cls(convert.scope_from_proto(request.scope), filters.to_predicate(expr) if expr else None,
+                   set(request.event_types), interval)
+
+    def response(self, events: list[FeedEvent]) -> pb.WatchMemoriesResponse | None:
+        response = pb.WatchMemoriesResponse(revision=events[-1].change.revision)
+        for event in events:
+            kind = convert.EVENT_TYPES[event.change.change_type]
+            if self.types and kind not in self.types:
+                continue
+            if kind == pb.EVENT_TYPE_PUT:
+                # A change whose memory was since forgotten has nothing to show.
+                if event.memory is None or (self.predicate is not None and not self.predicate(event.memory)):
+                    continue
+            convert.event_to_proto(event, response.events.add())
+        return response if response.events else None
 
 
 def _aborted() -> MnemoError:

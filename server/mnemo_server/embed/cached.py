@@ -15,6 +15,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 
@@ -41,7 +42,8 @@ class CacheStats:
     bytes: int
 
     @property
-    def hit_ratio(self) -> float:
+    def hit_rate(self) -> float:
+        """hits / (hits + misses), or 0 before any lookup."""
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else 0.0
 
@@ -150,6 +152,21 @@ class CachingEmbedder(Embedder):
         with self._counts_lock:
             hits, misses = self._hits, self._misses
         return CacheStats(hits, misses, self._store.evictions, len(self._store), self._store.bytes)
+
+    def cache_stats(self) -> dict[str, Any]:
+        """The fields of mnemo.v1.CacheStats, for GetStats (app.py looks
+        this method up by name on the outermost embedder)."""
+        stats = self.stats()
+        return {
+            "name": "embedding",
+            "backend": "local",
+            "hits": stats.hits,
+            "misses": stats.misses,
+            "errors": 0,  # an in-process LRU cannot fail apart from its inner embedder
+            "hit_rate": stats.hit_rate,
+            "bytes": stats.bytes,
+            "state": "ok",
+        }
 
     def close(self) -> None:
         """Closes the inner embedder."""

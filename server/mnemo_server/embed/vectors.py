@@ -48,6 +48,11 @@ def check_vector(values: Sequence[float] | npt.ArrayLike, dimension: int, field:
         )
     if not np.isfinite(array).all():
         raise errors.invalid("EMBEDDING_NOT_FINITE", field, "the vector holds NaN or infinity")
+    if abs(float(np.dot(array, array)) - 1.0) < 1e-6:
+        # Already a unit vector (an export being imported, say): keep its
+        # exact float32 values rather than rounding them once more.
+        kept: Vector = np.asarray(values, dtype=np.float32).copy()
+        return kept
     rows = normalize_rows(array.reshape(1, dimension))
     if rows is None:
         raise errors.invalid(

@@ -26,7 +26,6 @@ import numpy.typing as npt
 from mnemo_server.models import Scope
 
 Positions = npt.NDArray[np.int64]
-FIELDS = ("user_id", "agent_id", "run_id")
 _EMPTY: Positions = np.zeros(0, dtype=np.int64)
 
 

@@ -66,6 +66,38 @@ class TenantCountRow:
     content_bytes: int
 
 
+@dataclass(frozen=True, slots=True)
+class StoredOutcome:
+    """One operation's outcome as an idempotency record keeps it. `error` is
+    (gRPC code name, reason, message, ErrorInfo metadata) for an operation
+    that failed."""
+
+    kind: str
+    memory: Memory | None = None
+    deduplicated: bool = False
+    similarity: float = 0.0
+    revision: int = 0
+    error: tuple[str, str, str, dict[str, str]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class IdempotentRecord:
+    """The stored outcome of a write made with a request id."""
+
+    fingerprint: str
+    outcomes: tuple[StoredOutcome, ...]
+    create_time_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class FeedEntry:
+    """A revision log entry and, for changes that left a memory, the memory
+    as that change left it (None once its history has been forgotten)."""
+
+    change: Change
+    memory: Memory | None
+
+
 class WriteTxn(ABC):
     """One serialized write transaction. Nothing is visible to readers, and
     nothing is durable, until the surrounding `RecordStore.write()` block
@@ -108,6 +140,36 @@ class WriteTxn(ABC):
         """Deletes the history of these memories (forgetting)."""
 
     @abstractmethod
+    def get_idempotent(self, tenant: str, request_id: str) -> IdempotentRecord | None:
+        """The stored outcome of an earlier write with this request id."""
+
+    @abstractmethod
+    def put_idempotent(
+        self,
+        tenant: str,
+        request_id: str,
+        *,
+        fingerprint: str,
+        outcomes: Sequence[StoredOutcome],
+        now_us: int,
+    ) -> None:
+        """Records a write's outcome (committed with the write itself)."""
+
+    @abstractmethod
+    def linking_to(self, tenant: str, target_ids: Sequence[str]) -> builtins.list[Memory]:
+        """Memories (with embeddings) that link to any of these ids."""
+
+    @abstractmethod
+    def select_for_forget(
+        self, tenant: str, *, scope: Scope, filter: Expr | None, limit: int
+    ) -> builtins.list[Memory]:
+        """Memories in scope and filter, expired ones included, oldest key first."""
+
+    @abstractmethod
+    def purge_idempotency_for(self, tenant: str, memory_ids: Sequence[str]) -> None:
+        """Deletes stored responses that show any of these memories."""
+
+    @abstractmethod
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested scope: an exception inside undoes only its own writes."""
 
@@ -122,6 +184,10 @@ class RecordStore(ABC):
     @abstractmethod
     def get(self, tenant: str, memory_id: str, *, with_embedding: bool = False) -> Memory | None:
         """A memory, expired or not; None when it does not exist."""
+
+    @abstractmethod
+    def get_many(self, tenant: str, memory_ids: Sequence[str]) -> builtins.list[Memory]:
+        """The memories of these ids that exist (expired or not), without embeddings."""
 
     @abstractmethod
     def get_by_keys(
@@ -195,6 +261,61 @@ class RecordStore(ABC):
 
     @abstractmethod
     def count(self, tenant: str | None = None) -> int: ...
+
+    @abstractmethod
+    def feed_since(
+        self, revision: int, *, tenant: str, scope: Scope, limit: int
+    ) -> builtins.list[FeedEntry]:
+        """Changes of one tenant after `revision` in a scope, ascending, with
+        the memory as each change left it."""
+
+    @abstractmethod
+    def compacted_revision(self) -> int:
+        """The highest revision removed from the log by compaction (0 if none)."""
+
+    @abstractmethod
+    def compact_log(self, *, before_us: int, max_revision: int) -> int:
+        """Removes log entries older than `before_us` and not above
+        `max_revision`; returns how many were removed."""
+
+    @abstractmethod
+    def purge_idempotency(self, *, before_us: int) -> int:
+        """Forgets request ids recorded before `before_us`; returns how many."""
+
+    @abstractmethod
+    def touch_retrieved(self, keys: Sequence[int], now_us: int) -> None:
+        """Records that these memories were returned by a search (not a
+        change: no revision, no history)."""
+
+    @abstractmethod
+    def retention_victims(
+        self,
+        *,
+        tenant: str | None,
+        scope: Scope,
+        created_before_us: int | None,
+        max_count: int,
+        by_last_retrieval: bool,
+        limit: int,
+    ) -> builtins.list[Memory]:
+        """Unpinned memories a retention policy removes: those created before
+        `created_before_us`, and those beyond `max_count` (when positive) in
+        each distinct (user, agent, run) scope, oldest (or least recently
+        retrieved) first. `tenant` None means every tenant."""
+
+    @abstractmethod
+    def export_snapshot(
+        self,
+        tenant: str,
+        *,
+        scope: Scope,
+        filter: Expr | None,
+        now_us: int,
+        with_embedding: bool,
+        batch_size: int = 500,
+    ) -> AbstractContextManager[tuple[int, Iterator[builtins.list[Memory]]]]:
+        """A consistent read of the live memories in scope and filter: the
+        revision it reflects and batches in key order, from one snapshot."""
 
     @abstractmethod
     def get_meta(self, name: str) -> str | None:

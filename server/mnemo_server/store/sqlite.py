@@ -34,6 +34,7 @@ from mnemo_server.filters import Expr
 from mnemo_server.models import Change, ChangeType, Memory, Scope
 from mnemo_server.store import sqlite_codec as codec
 from mnemo_server.store.base import (
+    FeedEntry,
     OrderTerm,
     RecordStore,
     ScopeCountRow,
@@ -206,6 +207,17 @@ class SqliteStore(RecordStore):
             .fetchone()
         )
         return None if row is None else codec.row_to_memory(row)
+
+    def get_many(self, tenant: str, memory_ids: Sequence[str]) -> builtins.list[Memory]:
+        if not memory_ids:
+            return []
+        columns = codec.select_list("m", with_embedding=False)
+        rows = self._reader().execute(
+            f"SELECT {columns} FROM memories AS m"
+            " WHERE m.tenant = ? AND m.id IN (SELECT value FROM json_each(?))",
+            (tenant, codec.dumps(list(memory_ids))),
+        )
+        return [codec.row_to_memory(row) for row in rows]
 
     def get_by_keys(
         self, keys: Sequence[int], *, with_embedding: bool = False
@@ -440,6 +452,200 @@ class SqliteStore(RecordStore):
                 .fetchone()
             )
         return int(row[0])
+
+    # ------------------------------------------------------------------ change feed
+
+    def feed_since(
+        self, revision: int, *, tenant: str, scope: Scope, limit: int
+    ) -> builtins.list[FeedEntry]:
+        where = ["r.revision > ?", "r.tenant = ?"]
+        params: list[object] = [revision, tenant]
+        for column, value in (
+            ("user_id", scope.user_id),
+            ("agent_id", scope.agent_id),
+            ("run_id", scope.run_id),
+        ):
+            if value:
+                where.append(f"r.{column} = ?")
+                params.append(value)
+        rows = self._reader().execute(
+            "SELECT r.revision, r.tenant, r.memory_id, r.key, r.change_type,"
+            " r.user_id, r.agent_id, r.run_id, r.time_us, h.after"
+            " FROM revlog AS r LEFT JOIN history AS h ON h.revision = r.revision"
+            f" WHERE {' AND '.join(where)} ORDER BY r.revision LIMIT ?",
+            (*params, limit),
+        )
+        return [
+            FeedEntry(codec.row_to_change(row[:9]), codec.memory_from_json(row[9])) for row in rows
+        ]
+
+    def compacted_revision(self) -> int:
+        row = (
+            self._reader()
+            .execute("SELECT value FROM meta WHERE name = 'compacted_revision'")
+            .fetchone()
+        )
+        return 0 if row is None else int(row[0])
+
+    def compact_log(self, *, before_us: int, max_revision: int) -> int:
+        with self._writing() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                row = conn.execute(
+                    "SELECT max(revision) FROM revlog WHERE time_us < ? AND revision <= ?",
+                    (before_us, max_revision),
+                ).fetchone()
+                through = row[0]
+                removed = 0
+                if through is not None:
+                    removed = conn.execute(
+                        "DELETE FROM revlog WHERE revision <= ?", (through,)
+                    ).rowcount
+                    conn.execute(
+                        "INSERT INTO meta (name, value) VALUES ('compacted_revision', ?)"
+                        " ON CONFLICT (name) DO UPDATE SET value ="
+                        " max(CAST(value AS INTEGER), CAST(excluded.value AS INTEGER))",
+                        (str(through),),
+                    )
+                conn.execute("COMMIT")
+                return removed
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    # ------------------------------------------------------------------ lifecycle upkeep
+
+    def purge_idempotency(self, *, before_us: int) -> int:
+        with self._writing() as conn:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                removed = conn.execute(
+                    "DELETE FROM idempotency WHERE create_time_us < ?", (before_us,)
+                ).rowcount
+                conn.execute(
+                    "DELETE FROM idempotency_refs WHERE NOT EXISTS (SELECT 1 FROM idempotency AS i"
+                    " WHERE i.tenant = idempotency_refs.tenant"
+                    " AND i.request_id = idempotency_refs.request_id)"
+                )
+                conn.execute("COMMIT")
+                return int(removed)
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+
+    def touch_retrieved(self, keys: Sequence[int], now_us: int) -> None:
+        if not keys:
+            return
+        with self._writing() as conn:
+            conn.execute(
+                "UPDATE memories SET last_retrieve_time_us = ?"
+                " WHERE key IN (SELECT value FROM json_each(?))",
+                (now_us, codec.dumps([int(k) for k in keys])),
+            )
+
+    def retention_victims(
+        self,
+        *,
+        tenant: str | None,
+        scope: Scope,
+        created_before_us: int | None,
+        max_count: int,
+        by_last_retrieval: bool,
+        limit: int,
+    ) -> builtins.list[Memory]:
+        where = ["m.pinned = 0"]
+        params: list[object] = []
+        if tenant is not None:
+            where.append("m.tenant = ?")
+            params.append(tenant)
+        for column, value in (
+            ("user_id", scope.user_id),
+            ("agent_id", scope.agent_id),
+            ("run_id", scope.run_id),
+        ):
+            if value:
+                where.append(f"m.{column} = ?")
+                params.append(value)
+        conditions = []
+        if created_before_us is not None:
+            conditions.append("m.create_time_us < ?")
+            params.append(created_before_us)
+        recency = (
+            "coalesce(m.last_retrieve_time_us, m.create_time_us) DESC, m.key DESC"
+            if by_last_retrieval
+            else "m.create_time_us DESC, m.key DESC"
+        )
+        rank = (
+            f"row_number() OVER (PARTITION BY m.tenant, m.user_id, m.agent_id, m.run_id"
+            f" ORDER BY {recency})"
+        )
+        if max_count > 0:
+            conditions.append("rank > ?")
+            params.append(max_count)
+        if not conditions:
+            return []
+        columns = codec.select_list("m", with_embedding=False)
+        sql = (
+            f"SELECT * FROM (SELECT {columns}, {rank} AS rank FROM memories AS m"
+            f" WHERE {' AND '.join(where)}) AS m WHERE {' OR '.join(conditions)} LIMIT ?"
+        )
+        rows = self._reader().execute(sql, (*params, limit)).fetchall()
+        return [codec.row_to_memory(row[:-1]) for row in rows]
+
+    def export_snapshot(
+        self,
+        tenant: str,
+        *,
+        scope: Scope,
+        filter: Expr | None,
+        now_us: int,
+        with_embedding: bool,
+        batch_size: int = 500,
+    ) -> AbstractContextManager[tuple[int, Iterator[builtins.list[Memory]]]]:
+        return self._export_snapshot(tenant, scope, filter, now_us, with_embedding, batch_size)
+
+    @contextmanager
+    def _export_snapshot(
+        self,
+        tenant: str,
+        scope: Scope,
+        filter: Expr | None,
+        now_us: int,
+        with_embedding: bool,
+        batch_size: int,
+    ) -> Iterator[tuple[int, Iterator[builtins.list[Memory]]]]:
+        # Its own connection in one read transaction: WAL gives it a stable
+        # snapshot however long the export streams, and the batches may be
+        # fetched from different worker threads.
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN")
+            revision = int(
+                conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
+            )
+            where, params = self._live_where(tenant, scope, filter, now_us)
+            columns = codec.select_list("m", with_embedding=with_embedding)
+
+            def batches() -> Iterator[builtins.list[Memory]]:
+                last = -1
+                while True:
+                    rows = conn.execute(
+                        f"SELECT {columns}, m.key FROM memories AS m"
+                        f" WHERE {' AND '.join(where)} AND m.key > ? ORDER BY m.key LIMIT ?",
+                        (*params, last, batch_size),
+                    ).fetchall()
+                    if not rows:
+                        return
+                    last = rows[-1][-1]
+                    yield [codec.row_to_memory(row[:-1]) for row in rows]
+
+            yield revision, batches()
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            conn.close()
 
     # ------------------------------------------------------------------ meta, lifecycle
 

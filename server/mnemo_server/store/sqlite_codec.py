@@ -17,6 +17,7 @@ from typing import Any, Final
 import numpy as np
 
 from mnemo_server.models import Change, ChangeType, Link, Memory, MemoryKind, Scope, Vector
+from mnemo_server.store.base import StoredOutcome
 
 #: The memories columns, in the order row_to_memory reads them.
 COLUMNS: Final = (
@@ -251,4 +252,34 @@ def row_to_change(row: Sequence[Any]) -> Change:
         change_type=ChangeType(row[4]),
         scope=Scope(row[5], row[6], row[7]),
         time_us=row[8],
+    )
+
+
+def outcomes_to_json(outcomes: Sequence[StoredOutcome]) -> str:
+    return dumps(
+        [
+            {
+                "kind": o.kind,
+                "memory": None if o.memory is None else json.loads(memory_to_json(o.memory)),
+                "deduplicated": o.deduplicated,
+                "similarity": o.similarity,
+                "revision": o.revision,
+                "error": None if o.error is None else list(o.error),
+            }
+            for o in outcomes
+        ]
+    )
+
+
+def outcomes_from_json(text: str) -> tuple[StoredOutcome, ...]:
+    return tuple(
+        StoredOutcome(
+            kind=d["kind"],
+            memory=None if d["memory"] is None else memory_from_json(dumps(d["memory"])),
+            deduplicated=d["deduplicated"],
+            similarity=d["similarity"],
+            revision=d["revision"],
+            error=None if d["error"] is None else (d["error"][0], d["error"][1], d["error"][2], d["error"][3]),
+        )
+        for d in json.loads(text)
     )

@@ -88,10 +88,33 @@ _DDL: Final = (
         time_us     INTEGER NOT NULL
     )
     """,
+    # Idempotency keys: the original response of a write, replayed to a retry.
+    # Held in the store (not a cache) so a restart between the write and the
+    # retry cannot double-write; committed in the same transaction as the write.
+    """
+    CREATE TABLE idempotency (
+        tenant         TEXT    NOT NULL,
+        request_id     TEXT    NOT NULL,
+        fingerprint    TEXT    NOT NULL,
+        response       TEXT    NOT NULL,
+        create_time_us INTEGER NOT NULL,
+        PRIMARY KEY (tenant, request_id)
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX idempotency_time ON idempotency (create_time_us)",
+    # Which memories a stored response shows, so forgetting can purge them.
+    """
+    CREATE TABLE idempotency_refs (
+        tenant     TEXT NOT NULL,
+        memory_id  TEXT NOT NULL,
+        request_id TEXT NOT NULL,
+        PRIMARY KEY (tenant, memory_id, request_id)
+    ) WITHOUT ROWID
+    """,
 )
 
 #: meta names the store owns; set_meta refuses them.
-RESERVED_META: Final = frozenset({"schema_version", "revision"})
+RESERVED_META: Final = frozenset({"schema_version", "revision", "compacted_revision"})
 
 
 def ensure_schema(conn: sqlite3.Connection) -> None:

@@ -16,7 +16,9 @@ from contextlib import AbstractContextManager, contextmanager
 from mnemo_server import errors
 from mnemo_server.models import ChangeType, Memory, Scope, now_us
 from mnemo_server.store import sqlite_codec as codec
-from mnemo_server.store.base import WriteTxn
+from mnemo_server.filters import Expr
+from mnemo_server.store.base import IdempotentRecord, StoredOutcome, WriteTxn
+from mnemo_server.store.sqlite_filter import compile_filter
 
 _INSERT_SQL = (
     f"INSERT INTO memories ({', '.join(codec.WRITE_COLUMNS)}) "
@@ -184,6 +186,93 @@ class SqliteWriteTxn(WriteTxn):
             "DELETE FROM history"
             " WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?))",
             (tenant, codec.dumps(list(memory_ids))),
+        )
+
+    def get_idempotent(self, tenant: str, request_id: str) -> IdempotentRecord | None:
+        self._check_open()
+        row = self._cur.execute(
+            "SELECT fingerprint, response, create_time_us FROM idempotency"
+            " WHERE tenant = ? AND request_id = ?",
+            (tenant, request_id),
+        ).fetchone()
+        if row is None:
+            return None
+        return IdempotentRecord(row[0], codec.outcomes_from_json(row[1]), row[2])
+
+    def put_idempotent(
+        self,
+        tenant: str,
+        request_id: str,
+        *,
+        fingerprint: str,
+        outcomes: Sequence[StoredOutcome],
+        now_us: int,
+    ) -> None:
+        self._check_open()
+        response = codec.outcomes_to_json(outcomes)
+        memory_ids = [o.memory.id for o in outcomes if o.memory is not None]
+        # REPLACE: a record older than the window may still be there until
+        # the sweeper purges it; the new write takes the key over.
+        self._cur.execute(
+            "INSERT OR REPLACE INTO idempotency (tenant, request_id, fingerprint, response,"
+            " create_time_us) VALUES (?, ?, ?, ?, ?)",
+            (tenant, request_id, fingerprint, response, now_us),
+        )
+        self._cur.executemany(
+            "INSERT OR IGNORE INTO idempotency_refs (tenant, memory_id, request_id) VALUES (?, ?, ?)",
+            [(tenant, memory_id, request_id) for memory_id in dict.fromkeys(memory_ids)],
+        )
+
+    def linking_to(self, tenant: str, target_ids: Sequence[str]) -> list[Memory]:
+        self._check_open()
+        rows = self._cur.execute(
+            f"SELECT {_SELECT_WITH_EMBEDDING} FROM memories AS m"
+            " WHERE m.tenant = ? AND m.links != '[]' AND EXISTS ("
+            "   SELECT 1 FROM json_each(m.links) AS l"
+            "   WHERE json_extract(l.value, '$[0]') IN (SELECT value FROM json_each(?)))"
+            " ORDER BY m.key",
+            (tenant, codec.dumps(list(target_ids))),
+        ).fetchall()
+        return [codec.row_to_memory(row) for row in rows]
+
+    def select_for_forget(
+        self, tenant: str, *, scope: Scope, filter: Expr | None, limit: int
+    ) -> list[Memory]:
+        self._check_open()
+        where = ["m.tenant = ?"]
+        params: list[object] = [tenant]
+        for column, value in (
+            ("user_id", scope.user_id),
+            ("agent_id", scope.agent_id),
+            ("run_id", scope.run_id),
+        ):
+            if value:
+                where.append(f"m.{column} = ?")
+                params.append(value)
+        if filter is not None:
+            sql, filter_params = compile_filter(filter, alias="m")
+            where.append(sql)
+            params.extend(filter_params)
+        rows = self._cur.execute(
+            f"SELECT {_SELECT_WITH_EMBEDDING} FROM memories AS m WHERE {' AND '.join(where)}"
+            " ORDER BY m.key LIMIT ?",
+            (*params, limit),
+        ).fetchall()
+        return [codec.row_to_memory(row) for row in rows]
+
+    def purge_idempotency_for(self, tenant: str, memory_ids: Sequence[str]) -> None:
+        self._check_open()
+        ids = codec.dumps(list(memory_ids))
+        self._cur.execute(
+            "DELETE FROM idempotency WHERE tenant = ? AND request_id IN ("
+            " SELECT request_id FROM idempotency_refs"
+            " WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?)))",
+            (tenant, tenant, ids),
+        )
+        self._cur.execute(
+            "DELETE FROM idempotency_refs"
+            " WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?))",
+            (tenant, ids),
         )
 
     def savepoint(self) -> AbstractContextManager[None]:

@@ -212,3 +212,22 @@ def test_buf_curl_lists_and_calls_rpcs_through_reflection(proc: Proc) -> None:
     )
     assert created.returncode == 0, created.stderr
     assert '"content": "made with buf curl"' in created.stdout
+
+
+def test_a_create_retried_after_a_restart_does_not_write_twice(data_dir: Path) -> None:
+    request = pb.CreateMemoryRequest(
+        memory=m.Memory(user_id="retry", content="written once"), request_id="req-restart-1")
+    first = Proc(data_dir)
+    try:
+        original = first.memory.CreateMemory(request)
+        first.popen.send_signal(signal.SIGKILL)
+        first.popen.wait(30)
+    finally:
+        first.close()
+    second = Proc(data_dir)
+    try:
+        assert second.memory.CreateMemory(request) == original
+        listed = second.memory.ListMemories(pb.ListMemoriesRequest(scope=m.Scope(user_id="retry")))
+        assert [x.id for x in listed.memories] == [original.memory.id]
+    finally:
+        second.close()

@@ -26,6 +26,22 @@ def test_repeats_hit_and_only_misses_are_embedded() -> None:
     np.testing.assert_array_equal(second, expected(["b", "c", "a"]))
     stats = cache.stats()
     assert (stats.hits, stats.misses, stats.entries) == (2, 3, 3)
+    assert stats.hit_rate == pytest.approx(0.4)
+
+
+def test_reports_the_fields_of_the_api_cache_stats() -> None:
+    cache = CachingEmbedder(RecordingEmbedder())
+    cache.embed(["a", "a"])
+    cache.embed(["a"])
+
+    reported = cache.cache_stats()
+
+    assert reported["name"] == "embedding"
+    # Both copies of "a" in the first call were lookups that found nothing.
+    assert (reported["hits"], reported["misses"], reported["errors"]) == (1, 2, 0)
+    assert reported["hit_rate"] == pytest.approx(1 / 3)
+    assert reported["bytes"] > 384
+    assert reported["state"] == "ok"
 
 
 def test_a_batch_of_hits_makes_no_inner_call() -> None:

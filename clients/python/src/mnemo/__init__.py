@@ -1,7 +1,123 @@
 """The Python client of the Mnemo memory server.
 
-The generated protobuf messages and gRPC stubs live in `mnemo.v1`, the one
-place the server imports them from too.
+    >>> from mnemo import MnemoClient
+    >>> with MnemoClient(address) as c:
+    ...     _ = c.create("Dave takes his coffee black", user_id="doc-init")
+    ...     c.search("how does Dave like coffee?", user_id="doc-init").hits[0].memory.content
+    'Dave takes his coffee black'
+
+`MnemoClient` blocks; `AsyncMnemoClient` has the same methods as coroutines.
+Results are the frozen dataclasses of `mnemo.types` (each keeps its protobuf
+message as `.raw`); failures raise the exceptions of `mnemo.errors`. The raw
+generated messages and stubs are in `mnemo.v1` (for example
+`mnemo.v1.memory_service_pb2_grpc.MemoryServiceStub`), the one place the
+server imports them from too.
 """
 
+from mnemo import errors
+from mnemo._requests import UNSET, WriteOp
+from mnemo._retry import RetryPolicy
+from mnemo.aio import AsyncExportStream, AsyncMnemoClient, AsyncWatch
+from mnemo.client import ExportStream, MnemoClient, Watch
+from mnemo.errors import MnemoError
+from mnemo.types import (
+    ApiKey,
+    ApiKeyPage,
+    ApiKeyRole,
+    BatchWriteResult,
+    CacheStats,
+    ChangeType,
+    ConsistencyReport,
+    CreatedApiKey,
+    CreateResult,
+    DedupMode,
+    DedupPolicy,
+    DeleteMemoriesResult,
+    DeleteResult,
+    EventType,
+    EvictionOrder,
+    ExportHeader,
+    HistoryPage,
+    ImportConflictPolicy,
+    ImportFailure,
+    ImportResult,
+    Inconsistency,
+    InconsistencyKind,
+    IndexKind,
+    IndexShardStats,
+    Memory,
+    MemoryEvent,
+    MemoryKind,
+    MemoryLink,
+    MemoryPage,
+    MemoryVersion,
+    ReembedProgress,
+    RetentionPolicy,
+    ScopeCount,
+    SearchHit,
+    SearchQuery,
+    SearchResult,
+    Snapshot,
+    Stats,
+    StreamSearchResult,
+    TenantStats,
+    WriteResult,
+)
+
 __version__ = "0.1.0"
+
+__all__ = [
+    "UNSET",
+    "ApiKey",
+    "ApiKeyPage",
+    "ApiKeyRole",
+    "AsyncExportStream",
+    "AsyncMnemoClient",
+    "AsyncWatch",
+    "BatchWriteResult",
+    "CacheStats",
+    "ChangeType",
+    "ConsistencyReport",
+    "CreateResult",
+    "CreatedApiKey",
+    "DedupMode",
+    "DedupPolicy",
+    "DeleteMemoriesResult",
+    "DeleteResult",
+    "EventType",
+    "EvictionOrder",
+    "ExportHeader",
+    "ExportStream",
+    "HistoryPage",
+    "ImportConflictPolicy",
+    "ImportFailure",
+    "ImportResult",
+    "Inconsistency",
+    "InconsistencyKind",
+    "IndexKind",
+    "IndexShardStats",
+    "Memory",
+    "MemoryEvent",
+    "MemoryKind",
+    "MemoryLink",
+    "MemoryPage",
+    "MemoryVersion",
+    "MnemoClient",
+    "MnemoError",
+    "ReembedProgress",
+    "RetentionPolicy",
+    "RetryPolicy",
+    "ScopeCount",
+    "SearchHit",
+    "SearchQuery",
+    "SearchResult",
+    "Snapshot",
+    "Stats",
+    "StreamSearchResult",
+    "TenantStats",
+    "Watch",
+    "WriteOp",
+    "WriteResult",
+    "__version__",
+    "errors",
+]

@@ -1,0 +1,1159 @@
+"""`MnemoClient`: the blocking client, one method per RPC of MemoryService and AdminService."""
+
+from __future__ import annotations
+
+import builtins
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from datetime import datetime
+from types import TracebackType
+from typing import Any, TypeVar
+
+import grpc
+
+from mnemo import _convert, _jsonl, _requests
+from mnemo import types as t
+from mnemo._base import Deadline, PathLike, Settings, call_timeout, request_id
+from mnemo._progress import Progress
+from mnemo._requests import (
+    UNSET,
+    DedupLike,
+    HeaderLike,
+    LinkLike,
+    MemoryLike,
+    Seconds,
+    WriteOp,
+    _Unset,
+)
+from mnemo._retry import RetryPolicy
+from mnemo.errors import MnemoError, from_rpc_error
+from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
+
+log = logging.getLogger("mnemo")
+R = TypeVar("R")
+
+
+class MnemoClient:
+    """A blocking client of a Mnemo server.
+
+    Args:
+        address: host:port of the server; `MNEMO_ADDRESS`, else "localhost:50051", when not given.
+        api_key: Sent as "authorization: Bearer KEY"; `MNEMO_API_KEY` when not given.
+        tls: Use TLS; implied by any of the three files.
+        ca_file: PEM root certificates to trust instead of the system's.
+        cert_file: PEM client certificate chain, for mutual TLS (with key_file).
+        key_file: PEM client private key, for mutual TLS.
+        tls_server_name: The name to check the server's certificate against, when it
+            differs from the address's host.
+        timeout: Default deadline in seconds of each unary call, retries included;
+            None for none. Streaming calls have no default deadline.
+        gzip: Compress requests with gzip.
+        keepalive_time: Seconds between keepalive pings on an idle connection (the
+            server accepts one every 10 s at most); None to not ping.
+        keepalive_timeout: Seconds to wait for a ping's answer before dropping the connection.
+        retry: When to retry; `RetryPolicy(max_attempts=1)` turns retries off.
+        auto_request_id: Give each write a fresh request id (idempotency key) when the
+            caller gives none, so that it can be retried safely.
+        metadata: Extra gRPC metadata sent with every call.
+        channel_options: Extra gRPC channel arguments.
+
+    Every method takes `timeout` (seconds) to override the default deadline, and
+    raises a `mnemo.errors.MnemoError` subclass when the call fails.
+
+    Example:
+        >>> with MnemoClient(address) as c:
+        ...     c.create("Alice prefers green tea", user_id="doc-alice").memory.content
+        'Alice prefers green tea'
+    """
+
+    def __init__(
+        self,
+        address: str | None = None,
+        *,
+        api_key: str | None = None,
+        tls: bool | None = None,
+        ca_file: PathLike | None = None,
+        cert_file: PathLike | None = None,
+        key_file: PathLike | None = None,
+        tls_server_name: str | None = None,
+        timeout: float | None = 30.0,
+        gzip: bool = False,
+        keepalive_time: float | None = None,
+        keepalive_timeout: float | None = None,
+        retry: RetryPolicy | None = None,
+        auto_request_id: bool = True,
+        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
+        channel_options: Sequence[tuple[str, Any]] | None = None,
+    ) -> None:
+        self._settings = Settings.resolve(
+            address,
+            api_key=api_key,
+            tls=tls,
+            ca_file=ca_file,
+            cert_file=cert_file,
+            key_file=key_file,
+            tls_server_name=tls_server_name,
+            timeout=timeout,
+            gzip=gzip,
+            keepalive_time=keepalive_time,
+            keepalive_timeout=keepalive_timeout,
+            retry=retry,
+            auto_request_id=auto_request_id,
+            metadata=metadata,
+            channel_options=channel_options,
+        )
+        s = self._settings
+        credentials = s.credentials()
+        if credentials is None:
+            self._channel = grpc.insecure_channel(
+                s.address, options=s.options(), compression=s.compression()
+            )
+        else:
+            self._channel = grpc.secure_channel(
+                s.address, credentials, options=s.options(), compression=s.compression()
+            )
+        self._stub = memory_service_pb2_grpc.MemoryServiceStub(self._channel)
+        self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
+
+    # -- plumbing -----------------------------------------------------------------
+
+    @property
+    def address(self) -> str:
+        """The server address this client talks to."""
+        return self._settings.address
+
+    @property
+    def channel(self) -> grpc.Channel:
+        """The underlying gRPC channel."""
+        return self._channel
+
+    @property
+    def stub(self) -> memory_service_pb2_grpc.MemoryServiceStub:
+        """The raw mnemo.v1.MemoryService stub, as an escape hatch (pass `metadata` yourself)."""
+        return self._stub
+
+    @property
+    def admin_stub(self) -> admin_service_pb2_grpc.AdminServiceStub:
+        """The raw mnemo.v1.AdminService stub."""
+        return self._admin
+
+    def close(self) -> None:
+        """Closes the channel; calls in flight are cancelled."""
+        self._channel.close()
+
+    def __enter__(self) -> MnemoClient:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        return f"MnemoClient({self._settings.address!r})"
+
+    def _unary(
+        self, method: Callable[..., Any], request: Any, timeout: float | None, *, retry: bool = True
+    ) -> Any:
+        """Calls a unary method, retrying per the policy within one deadline."""
+        deadline = Deadline(call_timeout(self._settings, timeout))
+        policy = self._settings.retry
+        attempt = 0
+        while True:
+            attempt += 1
+            try:
+                return method(
+                    request, timeout=deadline.remaining(), metadata=self._settings.call_metadata()
+                )
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            delay = policy.delay(attempt, error) if retry else None
+            if delay is None or not deadline.allows(delay):
+                raise error from None
+            log.debug("retrying in %.2fs after %s", delay, error)
+            time.sleep(delay)
+
+    def _server_stream(
+        self, method: Callable[..., Any], request: Any, timeout: float | None, *, retry: bool = True
+    ) -> Iterator[Any]:
+        """Yields a server stream's messages; retries only before the first one arrived."""
+        deadline = Deadline(call_timeout(self._settings, timeout, stream=True))
+        policy = self._settings.retry
+        attempt = 0
+        received = False
+        while True:
+            attempt += 1
+            call = method(
+                request, timeout=deadline.remaining(), metadata=self._settings.call_metadata()
+            )
+            try:
+                for message in call:
+                    received = True
+                    yield message
+                return
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            finally:
+                call.cancel()
+            delay = policy.delay(attempt, error) if retry and not received else None
+            if delay is None or not deadline.allows(delay):
+                raise error from None
+            time.sleep(delay)
+
+    def _pages(
+        self, fetch: Callable[[str], Any], items: Callable[[Any], Iterable[R]]
+    ) -> Iterator[R]:
+        token = ""
+        while True:
+            page = fetch(token)
+            yield from items(page)
+            token = page.next_page_token
+            if not token:
+                return
+
+    # -- MemoryService --------------------------------------------------------------
+
+    def create(
+        self,
+        content: str,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        kind: t.MemoryKind | str | None = None,
+        tags: Sequence[str] | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        id: str | None = None,
+        request_id: str | None = None,
+        dedup: DedupLike | None = None,
+        ttl: Seconds | None = None,
+        expire_time: datetime | None = None,
+        embedding: Sequence[float] | None = None,
+        embedding_model: str | None = None,
+        links: Sequence[LinkLike] | None = None,
+        pinned: bool | None = None,
+        timeout: float | None = None,
+    ) -> t.CreateResult:
+        """Creates a memory (CreateMemory).
+
+        Args:
+            content: The text of the memory.
+            user_id: The user it belongs to; one of user_id, agent_id and run_id is required.
+            agent_id: The agent it belongs to.
+            run_id: The run (conversation, session, task) it belongs to.
+            kind: "episodic" (the default), "semantic" or "procedural".
+            tags: Free-form labels.
+            metadata: JSON-like metadata; ints are kept exact to 64 bits.
+            id: A client-chosen id; the server makes one when not given.
+            request_id: Idempotency key; a fresh one is made when not given (see `auto_request_id`).
+            dedup: "exact", "semantic" or a `DedupPolicy`: return an existing duplicate instead.
+            ttl: Seconds (or a timedelta) the memory lives; not with expire_time.
+            expire_time: When the memory expires (timezone-aware).
+            embedding: A vector to use instead of embedding `content` on the server.
+            embedding_model: The name of the model that made `embedding`.
+            links: `MemoryLink`s to other memories.
+            pinned: Exempt the memory from retention policies.
+            timeout: Deadline in seconds.
+
+        Returns:
+            The memory created, or with `deduplicated` the existing one matched.
+
+        Example:
+            >>> result = client.create("Bob's birthday is May 3", user_id="doc-bob",
+            ...                        kind="semantic", tags=["birthday"], metadata={"year": 1990})
+            >>> result.memory.kind, result.memory.tags, result.memory.metadata, result.memory.version
+            (<MemoryKind.SEMANTIC: 'SEMANTIC'>, ('birthday',), {'year': 1990}, 1)
+        """
+        request = _requests.create_memory(
+            content,
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            kind=kind,
+            tags=tags,
+            metadata=metadata,
+            id=id,
+            request_id=self._request_id(request_id),
+            dedup=dedup,
+            ttl=ttl,
+            expire_time=expire_time,
+            embedding=embedding,
+            embedding_model=embedding_model,
+            links=links,
+            pinned=pinned,
+        )
+        response = self._unary(
+            self._stub.CreateMemory, request, timeout, retry=bool(request.request_id)
+        )
+        return _convert.create_result(response)
+
+    def get(
+        self, id: str, *, read_mask: Sequence[str] | None = None, timeout: float | None = None
+    ) -> t.Memory:
+        """Returns one memory (GetMemory).
+
+        Args:
+            id: The memory's id.
+            read_mask: The fields to return (all but "embedding" by default; name
+                "embedding" to get the vector).
+
+        Example:
+            >>> memory_id = client.create("The office is on floor 4", user_id="doc-get").memory.id
+            >>> client.get(memory_id).content
+            'The office is on floor 4'
+            >>> len(client.get(memory_id, read_mask=["embedding"]).embedding)
+            384
+        """
+        response = self._unary(
+            self._stub.GetMemory, _requests.get_memory(id, read_mask=read_mask), timeout
+        )
+        return _convert.memory(response.memory)
+
+    def update(
+        self,
+        id: str,
+        *,
+        content: str | _Unset | None = UNSET,
+        kind: t.MemoryKind | str | _Unset | None = UNSET,
+        tags: Sequence[str] | _Unset | None = UNSET,
+        metadata: Mapping[str, Any] | _Unset | None = UNSET,
+        embedding: Sequence[float] | _Unset | None = UNSET,
+        expire_time: datetime | _Unset | None = UNSET,
+        links: Sequence[LinkLike] | _Unset | None = UNSET,
+        pinned: bool | _Unset | None = UNSET,
+        embedding_model: str | None = None,
+        ttl: Seconds | None = None,
+        etag: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> t.Memory:
+        """Changes the fields given, and only those (UpdateMemory).
+
+        The update mask is made from the keyword arguments passed; passing None
+        clears a field (for example `expire_time=None` makes the memory never expire).
+
+        Args:
+            id: The memory's id.
+            content: New text; the memory is re-embedded.
+            kind: New kind.
+            tags: New tags (replacing the old ones).
+            metadata: New metadata (replacing the old).
+            embedding: A new client-supplied vector.
+            expire_time: New expiry time, or None for never.
+            links: New links (replacing the old).
+            pinned: New pinned flag.
+            embedding_model: The model that made `embedding`.
+            ttl: New lifetime from now, in seconds; not with expire_time.
+            etag: Apply only if the memory's etag still equals this (else ETAG_MISMATCH).
+            request_id: Idempotency key; a fresh one is made when not given.
+
+        Returns:
+            The memory after the update.
+
+        Example:
+            >>> memory = client.create("The cat is called Tom", user_id="doc-update").memory
+            >>> updated = client.update(memory.id, content="The cat is called Felix", etag=memory.etag)
+            >>> updated.content, updated.version
+            ('The cat is called Felix', 2)
+        """
+        request = _requests.update_memory(
+            id,
+            content=content,
+            kind=kind,
+            tags=tags,
+            metadata=metadata,
+            embedding=embedding,
+            expire_time=expire_time,
+            links=links,
+            pinned=pinned,
+            embedding_model=embedding_model,
+            ttl=ttl,
+            etag=etag,
+            request_id=self._request_id(request_id),
+        )
+        response = self._unary(
+            self._stub.UpdateMemory, request, timeout, retry=bool(request.request_id)
+        )
+        return _convert.memory(response.memory)
+
+    def delete(
+        self,
+        id: str,
+        *,
+        etag: str | None = None,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> t.DeleteResult:
+        """Deletes a memory, optionally only if its etag still matches (DeleteMemory)."""
+        request = _requests.delete_memory(id, etag=etag, request_id=self._request_id(request_id))
+        response = self._unary(
+            self._stub.DeleteMemory, request, timeout, retry=bool(request.request_id)
+        )
+        return t.DeleteResult(revision=response.revision, raw=response)
+
+    def list(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        read_mask: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> t.MemoryPage:
+        """Returns one page of memories in a scope (ListMemories); see `iter_memories`.
+
+        Args:
+            filter: A filter expression (docs/filters.md), such as 'tags:"pref"'.
+            order_by: "create_time desc" (the default), "update_time", "id", ...
+            page_size: 1 to 1000; the server's default is 100.
+            page_token: The `next_page_token` of the previous page.
+        """
+        request = _requests.list_memories(
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            order_by=order_by,
+            page_size=page_size,
+            page_token=page_token,
+            read_mask=read_mask,
+        )
+        return _convert.memory_page(self._unary(self._stub.ListMemories, request, timeout))
+
+    def iter_memories(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        order_by: str | None = None,
+        page_size: int | None = None,
+        read_mask: Sequence[str] | None = None,
+        timeout: float | None = None,
+    ) -> Iterator[t.Memory]:
+        """Iterates over every memory of a scope, fetching pages as needed.
+
+        `timeout` applies to each page.
+
+        Example:
+            >>> for text in ["one", "two", "three"]:
+            ...     _ = client.create(text, user_id="doc-iter")
+            >>> [m.content for m in client.iter_memories(user_id="doc-iter", order_by="create_time", page_size=2)]
+            ['one', 'two', 'three']
+        """
+        return self._pages(
+            lambda token: self.list(
+                user_id=user_id,
+                agent_id=agent_id,
+                run_id=run_id,
+                filter=filter,
+                order_by=order_by,
+                page_size=page_size,
+                page_token=token,
+                read_mask=read_mask,
+                timeout=timeout,
+            ),
+            lambda page: page.memories,
+        )
+
+    def search(
+        self,
+        query: str | None = None,
+        *,
+        vector: Sequence[float] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        include_embedding: bool = False,
+        timeout: float | None = None,
+    ) -> t.SearchResult:
+        """Finds the memories closest in meaning to a text or a vector (SearchMemories).
+
+        Args:
+            query: The text to search for; exactly one of query and vector is required.
+            vector: A vector of the server's dimension.
+            filter: A filter expression (docs/filters.md).
+            top_k: How many hits, 1 to 1000; the server's default is 10.
+            min_score: Only hits at least this similar, in [-1, 1].
+            include_embedding: Return each hit's vector.
+
+        Example:
+            >>> _ = client.create("Alice is allergic to peanuts", user_id="doc-search")
+            >>> _ = client.create("Alice's favourite city is Lisbon", user_id="doc-search")
+            >>> hits = client.search("what food must Alice avoid?", user_id="doc-search", top_k=1).hits
+            >>> hits[0].memory.content
+            'Alice is allergic to peanuts'
+        """
+        request = _requests.search_memories(
+            query,
+            vector=vector,
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            top_k=top_k,
+            min_score=min_score,
+            include_embedding=include_embedding,
+        )
+        return _convert.search_result(self._unary(self._stub.SearchMemories, request, timeout))
+
+    def batch_search(
+        self,
+        queries: Sequence[str | t.SearchQuery],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        include_embedding: bool = False,
+        timeout: float | None = None,
+    ) -> builtins.list[t.SearchResult]:
+        """Runs many searches in one call (BatchSearchMemories); results in query order.
+
+        Each query is a text or a `SearchQuery`; the keyword arguments are the
+        defaults of the queries that leave them unset.
+        """
+        request = _requests.batch_search_memories(
+            queries,
+            dict(
+                user_id=user_id,
+                agent_id=agent_id,
+                run_id=run_id,
+                filter=filter,
+                top_k=top_k,
+                min_score=min_score,
+                include_embedding=include_embedding,
+            ),
+        )
+        response = self._unary(self._stub.BatchSearchMemories, request, timeout)
+        return [_convert.search_result(r) for r in response.results]
+
+    def stream_search(
+        self,
+        queries: Iterable[str | t.SearchQuery],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        include_embedding: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[t.StreamSearchResult]:
+        """Searches over one stream (StreamSearchMemories): queries go out as `queries`
+        yields them and answers come back as soon as they are ready, in any order.
+
+        Each answer carries the `query_id` of its query: the `SearchQuery`'s own,
+        else the query's position ("0", "1", ...). A failed query yields an answer
+        with `error` set and the stream goes on.
+        """
+        defaults = dict(
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            top_k=top_k,
+            min_score=min_score,
+            include_embedding=include_embedding,
+        )
+        requests = (_requests.stream_search_memories(q, defaults, i) for i, q in enumerate(queries))
+        call = self._stub.StreamSearchMemories(
+            requests,
+            timeout=call_timeout(self._settings, timeout, stream=True),
+            metadata=self._settings.call_metadata(),
+        )
+        try:
+            for response in call:
+                yield _convert.stream_search_result(response)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()
+
+    def batch_write(
+        self,
+        operations: Sequence[WriteOp],
+        *,
+        atomic: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> t.BatchWriteResult:
+        """Applies many creates, updates and deletes in one call (BatchWriteMemories).
+
+        Args:
+            operations: `WriteOp.create(...)`, `WriteOp.update(...)`, `WriteOp.delete(...)`.
+            atomic: Apply all or none.
+            request_id: Idempotency key of the whole batch; a fresh one is made when not given.
+
+        Returns:
+            One `WriteResult` per operation, in order; a failed operation has `error`
+            set and does not raise.
+
+        Example:
+            >>> keep = client.create("kept", user_id="doc-batch").memory
+            >>> result = client.batch_write([
+            ...     WriteOp.create("new", user_id="doc-batch"),
+            ...     WriteOp.delete("no-such-memory"),
+            ...     WriteOp.update(keep.id, tags=["kept"]),
+            ... ])
+            >>> [(r.operation, r.error and r.error.reason) for r in result.results]
+            [('create', None), (None, 'MEMORY_NOT_FOUND'), ('update', None)]
+        """
+        request = _requests.batch_write_memories(
+            operations, atomic=atomic, request_id=self._request_id(request_id)
+        )
+        response = self._unary(
+            self._stub.BatchWriteMemories, request, timeout, retry=bool(request.request_id)
+        )
+        return _convert.batch_write_result(response)
+
+    def import_memories(
+        self,
+        memories: Iterable[MemoryLike],
+        *,
+        header: HeaderLike | None = None,
+        on_conflict: t.ImportConflictPolicy | str | None = None,
+        force_reembed: bool = False,
+        timeout: float | None = None,
+    ) -> t.ImportResult:
+        """Loads memories in the export format over one stream (ImportMemories).
+
+        Args:
+            memories: `Memory` objects (as `export` yields them), mnemo.v1.Memory
+                messages or their proto-JSON dicts.
+            header: The export's header (`ExportStream.header`); embeddings are reused
+                when its model is the server's. A version-1 header without a model
+                (so everything is re-embedded) when not given.
+            on_conflict: "skip" (the default), "overwrite" or "fail" for ids that exist.
+            force_reembed: Re-embed even when the models match.
+
+        Per-memory failures are reported in the result, not raised.
+        """
+        return self._import(
+            _requests.import_memories_head(
+                header=header, on_conflict=on_conflict, force_reembed=force_reembed
+            ),
+            memories,
+            timeout,
+            progress=None,
+        )
+
+    def _import(
+        self,
+        head: builtins.list[Any],
+        memories: Iterable[MemoryLike],
+        timeout: float | None,
+        progress: Progress | None,
+    ) -> t.ImportResult:
+        def requests() -> Iterator[Any]:
+            yield from head
+            for memory in memories:
+                yield _requests.import_memories_item(memory)
+                if progress is not None:
+                    progress.advance()
+
+        try:
+            response = self._stub.ImportMemories(
+                requests(),
+                timeout=call_timeout(self._settings, timeout, stream=True),
+                metadata=self._settings.call_metadata(),
+            )
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        return _convert.import_result(response)
+
+    def import_jsonl(
+        self,
+        path: PathLike,
+        *,
+        on_conflict: t.ImportConflictPolicy | str | None = None,
+        force_reembed: bool = False,
+        progress: bool | None = False,
+        timeout: float | None = None,
+    ) -> t.ImportResult:
+        """Imports a JSON Lines file written by `export_jsonl` (or `mnemo export`).
+
+        Args:
+            path: The file.
+            on_conflict: As in `import_memories`.
+            force_reembed: As in `import_memories`.
+            progress: Draw a progress bar on stderr; None means when stderr is a terminal.
+        """
+        with open(path, encoding="utf-8") as stream:
+            total = _jsonl.count_memories(stream)
+            header, memories = _jsonl.read(stream)
+            head = _requests.import_memories_head(
+                header=header, on_conflict=on_conflict, force_reembed=force_reembed
+            )
+            with Progress("imported", total=total, enabled=progress) as bar:
+                return self._import(head, memories, timeout, bar)
+
+    def export(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        omit_embeddings: bool = False,
+        timeout: float | None = None,
+    ) -> ExportStream:
+        """Streams the memories of a scope or filter, or all of them (ExportMemories).
+
+        Returns:
+            An iterable of `Memory`, whose `header` is the export's header.
+        """
+        request = _requests.export_memories(
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            omit_embeddings=omit_embeddings,
+        )
+        return ExportStream(self._server_stream(self._stub.ExportMemories, request, timeout))
+
+    def export_jsonl(
+        self,
+        path: PathLike,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        omit_embeddings: bool = False,
+        progress: bool | None = False,
+        timeout: float | None = None,
+    ) -> int:
+        """Writes an export to a JSON Lines file; returns how many memories it holds.
+
+        The file is the export stream as it came: a header line, then one line per
+        memory (see `import_jsonl`).
+        """
+        request = _requests.export_memories(
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            omit_embeddings=omit_embeddings,
+        )
+        count = 0
+        with (
+            open(path, "w", encoding="utf-8") as out,
+            Progress("exported", enabled=progress) as bar,
+        ):
+            for message in self._server_stream(self._stub.ExportMemories, request, timeout):
+                out.write(_jsonl.line(message) + "\n")
+                if message.WhichOneof("item") == "memory":
+                    count += 1
+                    bar.advance()
+        return count
+
+    def delete_memories(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        dry_run: bool = False,
+        request_id: str | None = None,
+        timeout: float | None = None,
+    ) -> t.DeleteMemoriesResult:
+        """Deletes every memory of a scope or filter with its history (DeleteMemories):
+        a user's right to be forgotten. A scope or a filter is required.
+
+        Args:
+            dry_run: Report what would be deleted and delete nothing.
+            request_id: Idempotency key; a fresh one is made when not given.
+        """
+        request = _requests.delete_memories(
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            dry_run=dry_run,
+            request_id=self._request_id(request_id),
+        )
+        response = self._unary(
+            self._stub.DeleteMemories, request, timeout, retry=bool(request.request_id)
+        )
+        return _convert.delete_memories_result(response)
+
+    def history(
+        self,
+        id: str,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+    ) -> t.HistoryPage:
+        """Returns one page of a memory's versions, newest first (GetMemoryHistory).
+
+        Example:
+            >>> memory = client.create("v1", user_id="doc-history").memory
+            >>> _ = client.update(memory.id, content="v2")
+            >>> [(v.version, v.change_type.value) for v in client.history(memory.id).versions]
+            [(2, 'UPDATE'), (1, 'CREATE')]
+        """
+        request = _requests.get_memory_history(id, page_size=page_size, page_token=page_token)
+        return _convert.history_page(self._unary(self._stub.GetMemoryHistory, request, timeout))
+
+    def iter_history(
+        self, id: str, *, page_size: int | None = None, timeout: float | None = None
+    ) -> Iterator[t.MemoryVersion]:
+        """Iterates over all versions of a memory, newest first, fetching pages as needed."""
+        return self._pages(
+            lambda token: self.history(id, page_size=page_size, page_token=token, timeout=timeout),
+            lambda page: page.versions,
+        )
+
+    def watch(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        start_revision: int = 0,
+        event_types: Sequence[t.EventType | str] | None = None,
+        progress_interval: Seconds | None = None,
+        reconnect: bool = True,
+    ) -> Watch:
+        """Follows the change feed (WatchMemories).
+
+        Replays every change after `start_revision` (0: from now on), then goes on
+        live. After a disconnect it reconnects (backing off per the retry policy,
+        for as long as the server is unavailable) and resumes after the last
+        revision seen, so no change is lost or repeated; a watcher the server
+        dropped for being too slow resumes from the revision the server names.
+
+        Args:
+            start_revision: Replay the changes after this revision.
+            event_types: Only these kinds ("put", "delete", "expired").
+            progress_interval: Seconds between the server's progress notifications
+                while idle; they move `Watch.revision` on but are not yielded.
+            reconnect: Reconnect after a disconnect; False raises UnavailableError instead.
+
+        Returns:
+            An iterator of `MemoryEvent`; close it (or use it as a context manager) to stop.
+            Its `revision` is the revision to resume from later.
+        """
+
+        def open_call(revision: int) -> Any:
+            request = _requests.watch_memories(
+                user_id=user_id,
+                agent_id=agent_id,
+                run_id=run_id,
+                filter=filter,
+                start_revision=revision,
+                event_types=event_types,
+                progress_interval=progress_interval,
+            )
+            return self._stub.WatchMemories(request, metadata=self._settings.call_metadata())
+
+        return Watch(
+            open_call,
+            start_revision=start_revision,
+            reconnect=reconnect,
+            retry=self._settings.retry,
+        )
+
+    # -- AdminService ---------------------------------------------------------------
+
+    def get_stats(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        scope_limit: int | None = None,
+        timeout: float | None = None,
+    ) -> t.Stats:
+        """Reports memory counts, index shards, caches, revisions and retention (GetStats).
+
+        Example:
+            >>> stats = client.get_stats()
+            >>> stats.embedding_model, stats.dimension
+            ('all-MiniLM-L6-v2', 384)
+        """
+        request = _requests.get_stats(
+            user_id=user_id, agent_id=agent_id, run_id=run_id, scope_limit=scope_limit
+        )
+        return _convert.stats(self._unary(self._admin.GetStats, request, timeout))
+
+    def check_consistency(
+        self, *, repair: bool = False, timeout: float | None = None
+    ) -> t.ConsistencyReport:
+        """Compares the store, the index and the cache, and optionally repairs (CheckConsistency)."""
+        request = _requests.check_consistency(repair=repair)
+        return _convert.consistency_report(
+            self._unary(self._admin.CheckConsistency, request, timeout)
+        )
+
+    def create_snapshot(self, *, timeout: float | None = None) -> t.Snapshot:
+        """Writes a snapshot of every index shard now (CreateSnapshot)."""
+        return _convert.snapshot(
+            self._unary(self._admin.CreateSnapshot, _requests.create_snapshot(), timeout)
+        )
+
+    def reembed(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        force: bool = False,
+        dry_run: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[t.ReembedProgress]:
+        """Re-embeds memories with the server's current model, yielding progress until
+        one with `done` (ReembedMemories)."""
+        request = _requests.reembed_memories(
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            force=force,
+            dry_run=dry_run,
+        )
+        for message in self._server_stream(
+            self._admin.ReembedMemories, request, timeout, retry=False
+        ):
+            yield _convert.reembed_progress(message)
+
+    def create_api_key(
+        self,
+        role: t.ApiKeyRole | str,
+        *,
+        tenant: str | None = None,
+        user_ids: Sequence[str] | None = None,
+        agent_ids: Sequence[str] | None = None,
+        display_name: str | None = None,
+        ttl: Seconds | None = None,
+        timeout: float | None = None,
+    ) -> t.CreatedApiKey:
+        """Creates an API key and returns its secret, shown only this once (CreateApiKey).
+
+        Args:
+            role: "reader", "writer" or "admin".
+            tenant: The key's tenant; the caller's when not given.
+            user_ids: Restrict the key to these users.
+            agent_ids: Restrict the key to these agents.
+            display_name: A name for people.
+            ttl: Seconds the key works; until revoked when not given.
+        """
+        request = _requests.create_api_key(
+            role,
+            tenant=tenant,
+            user_ids=user_ids,
+            agent_ids=agent_ids,
+            display_name=display_name,
+            ttl=ttl,
+        )
+        return _convert.created_api_key(
+            self._unary(self._admin.CreateApiKey, request, timeout, retry=False)
+        )
+
+    def list_api_keys(
+        self,
+        *,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        show_revoked: bool = False,
+        timeout: float | None = None,
+    ) -> t.ApiKeyPage:
+        """Returns one page of the tenant's API keys, without secrets (ListApiKeys)."""
+        request = _requests.list_api_keys(
+            page_size=page_size, page_token=page_token, show_revoked=show_revoked
+        )
+        return _convert.api_key_page(self._unary(self._admin.ListApiKeys, request, timeout))
+
+    def iter_api_keys(
+        self,
+        *,
+        page_size: int | None = None,
+        show_revoked: bool = False,
+        timeout: float | None = None,
+    ) -> Iterator[t.ApiKey]:
+        """Iterates over all the tenant's API keys, fetching pages as needed."""
+        return self._pages(
+            lambda token: self.list_api_keys(
+                page_size=page_size, page_token=token, show_revoked=show_revoked, timeout=timeout
+            ),
+            lambda page: page.api_keys,
+        )
+
+    def revoke_api_key(self, id: str, *, timeout: float | None = None) -> t.ApiKey:
+        """Revokes an API key; it stops working at once (RevokeApiKey)."""
+        response = self._unary(
+            self._admin.RevokeApiKey, _requests.revoke_api_key(id), timeout, retry=False
+        )
+        return _convert.api_key(response.api_key)
+
+    # -- grpc.health.v1 -----------------------------------------------------------
+
+    def health(self, service: str = "", *, timeout: float | None = None) -> str:
+        """The server's health (grpc.health.v1 Check): "SERVING", "NOT_SERVING", ...
+
+        Args:
+            service: A service name such as "mnemo.v1.MemoryService"; "" for the server.
+
+        Example:
+            >>> client.health()
+            'SERVING'
+        """
+        from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+        stub = health_pb2_grpc.HealthStub(self._channel)
+        response = self._unary(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
+        name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
+        return name
+
+    def _request_id(self, given: str | None) -> str | None:
+        return request_id(self._settings, given)
+
+
+class ExportStream(Iterator[t.Memory]):
+    """The memories of an export, in order; `header` is the export's header."""
+
+    def __init__(self, messages: Iterator[Any]) -> None:
+        self._messages = messages
+        self._header: t.ExportHeader | None = None
+        self._pending: Any = None
+        self._started = False
+
+    @property
+    def header(self) -> t.ExportHeader:
+        """The export's header (reads it from the stream if needed)."""
+        self._start()
+        if self._header is None:
+            raise MnemoError("the export stream ended without a header", code="DATA_LOSS")
+        return self._header
+
+    def _start(self) -> None:
+        if not self._started:
+            self._started = True
+            first = next(self._messages, None)
+            if first is not None and first.WhichOneof("item") == "header":
+                self._header = _convert.export_header(first.header)
+            elif first is not None:
+                self._pending = first
+
+    def __next__(self) -> t.Memory:
+        self._start()
+        message = self._pending if self._pending is not None else next(self._messages)
+        self._pending = None
+        return _convert.memory(message.memory)
+
+    def close(self) -> None:
+        """Stops the export; the call is cancelled."""
+        close = getattr(self._messages, "close", None)
+        if close is not None:
+            close()
+
+
+class Watch(Iterator[t.MemoryEvent]):
+    """The change feed, as an iterator of `MemoryEvent`s that reconnects by itself.
+
+    Attributes:
+        revision: The revision to resume from: the watcher has seen every change
+            up to it. Save it to resume later with `watch(start_revision=...)`.
+    """
+
+    def __init__(
+        self,
+        open_call: Callable[[int], Any],
+        *,
+        start_revision: int,
+        reconnect: bool,
+        retry: RetryPolicy,
+    ) -> None:
+        self.revision = start_revision
+        self._open_call = open_call
+        self._reconnect = reconnect
+        self._retry = retry
+        self._closed = False
+        self._call: Any = None
+        self._events = self._run()
+
+    def __next__(self) -> t.MemoryEvent:
+        return next(self._events)
+
+    def _run(self) -> Generator[t.MemoryEvent, None, None]:
+        failures = 0
+        while not self._closed:
+            call = self._call = self._open_call(self.revision)
+            error: MnemoError | None = None
+            try:
+                for response in call:
+                    failures = 0
+                    for event in response.events:
+                        self.revision = max(self.revision, event.revision)
+                        yield _convert.memory_event(event)
+                    self.revision = max(self.revision, response.revision)
+            except grpc.RpcError as exc:
+                error = from_rpc_error(exc)
+            finally:
+                call.cancel()
+            if self._closed:
+                return
+            if error is not None:
+                resume = resume_revision(error)
+                if resume is not None:
+                    self.revision = resume
+                if not self._reconnect or (resume is None and not self._retry.retryable(error)):
+                    raise error
+            elif not self._reconnect:
+                return
+            failures += 1
+            delay = self._retry.backoff(failures, error)
+            log.info(
+                "watch disconnected (%s); resuming after revision %d in %.2fs",
+                error,
+                self.revision,
+                delay,
+            )
+            time.sleep(delay)
+
+    def close(self) -> None:
+        """Stops watching; the call is cancelled."""
+        self._closed = True
+        if self._call is not None:
+            self._call.cancel()
+        with contextlib.suppress(ValueError):  # iterated in another thread: the cancel ends it
+            self._events.close()
+
+    def __enter__(self) -> Watch:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def resume_revision(error: MnemoError) -> int | None:
+    """The revision a WATCH_TOO_SLOW error says to resume from, if any."""
+    if error.reason == "WATCH_TOO_SLOW" and error.metadata.get("resume_revision", "").isdigit():
+        return int(error.metadata["resume_revision"])
+    return None
