@@ -54,11 +54,18 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+# The server's own OpenMP policy (mnemo_server/cli.py), set before FAISS or
+# torch loads an OpenMP runtime, so that the in-process baselines run as the
+# server runs: spinning OpenMP threads make the model up to 50x slower when
+# anything else wants the cores.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
 import faiss
 import grpc
 import numpy as np
 import numpy.typing as npt
 from grpc_health.v1 import health_pb2, health_pb2_grpc
+
 from mnemo.v1 import memory_pb2, memory_service_pb2, memory_service_pb2_grpc
 
 Matrix = npt.NDArray[np.float32]
@@ -246,9 +253,7 @@ def numbers(response: memory_service_pb2.SearchMemoriesResponse) -> list[int]:
 # ------------------------------------------------------------------ timing
 
 
-def timed(
-    call: Callable[[int], object], count: int, warmup: int = 5
-) -> tuple[npt.NDArray[np.int64], float]:
+def timed(call: Callable[[int], object], count: int, warmup: int = 5) -> tuple[npt.NDArray[np.int64], float]:
     """Latencies (ns) of call(i) for i < count, one at a time, and calls/s."""
     for i in range(min(warmup, count)):
         call(i)
@@ -297,9 +302,7 @@ class Load:
         return f"(CPU: server {self.server_cores:.1f}, client {self.client_cores:.1f} cores)"
 
 
-def closed_loop(
-    call: Callable[[int, int], object], clients: int, seconds: float, server: Server
-) -> Load:
+def closed_loop(call: Callable[[int, int], object], clients: int, seconds: float, server: Server) -> Load:
     """`clients` threads each run call(client, i) back to back for `seconds`."""
     latencies: list[list[int]] = [[] for _ in range(clients)]
     barrier = threading.Barrier(clients + 1)
@@ -387,9 +390,8 @@ class Model:
         )
 
     def measure(self, plan: Plan) -> ModelBaseline:
-        """Best of a few rounds: with 2 torch threads on 2 cores, any other
-        busy process slows the model by up to 50x (OpenMP barriers), and a
-        baseline must not flatter the server."""
+        """Best of a few rounds: other busy processes slow a 2-thread model on
+        2 cores badly, and a baseline must not flatter the server."""
         others = OtherCpu()
         self.encode(32)
         single: list[npt.NDArray[np.int64]] = []
@@ -450,16 +452,11 @@ def faiss_baseline(data: Dataset, truth: dict[str, list[set[int]]], plan: Plan) 
         found[i] = data.scopes["big"][ids[0]].tolist()
 
     samples, _ = timed(one, count)
-    blocks = [
-        queries[i : i + BATCH_SEARCH]
-        for i in range(0, len(queries) - BATCH_SEARCH + 1, BATCH_SEARCH)
-    ]
+    blocks = [queries[i : i + BATCH_SEARCH] for i in range(0, len(queries) - BATCH_SEARCH + 1, BATCH_SEARCH)]
     batch = {}
     for threads in (1, 2):
         faiss.omp_set_num_threads(threads)
-        _, calls = timed(
-            lambda i: hnsw.search(blocks[i % len(blocks)], K), max(5, plan.batch_calls)
-        )
+        _, calls = timed(lambda i: hnsw.search(blocks[i % len(blocks)], K), max(5, plan.batch_calls))
         batch[threads] = calls * BATCH_SEARCH
     faiss.omp_set_num_threads(1)
     return FaissBaseline(
@@ -532,10 +529,7 @@ class Server:
             if self.popen.poll() is not None:
                 raise RuntimeError("the server exited:\n" + "".join(self.log))
             try:
-                if (
-                    self.health.Check(request, timeout=2).status
-                    == health_pb2.HealthCheckResponse.SERVING
-                ):
+                if self.health.Check(request, timeout=2).status == health_pb2.HealthCheckResponse.SERVING:
                     return time.perf_counter() - self.started
             except grpc.RpcError:
                 pass
@@ -625,9 +619,7 @@ def build_write_batches(data: Dataset) -> list[bytes]:
     return out
 
 
-def ingest(
-    server: Server, batches: list[bytes], clients: int
-) -> tuple[npt.NDArray[np.int64], float, Load]:
+def ingest(server: Server, batches: list[bytes], clients: int) -> tuple[npt.NDArray[np.int64], float, Load]:
     """Sends every batch from `clients` threads; per-call latencies, wall time."""
     channels = server.channels(clients)
     calls = [
@@ -778,15 +770,12 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         gc.collect()
         settle = server.wait_idle()
         notes.append(
-            f"After ingest the server needed {settle:.1f} s to go idle; "
-            f"RSS {server.rss_mib():,.0f} MiB."
+            f"After ingest the server needed {settle:.1f} s to go idle; RSS {server.rss_mib():,.0f} MiB."
         )
 
         # 3. single vector searches, one scope after another
         count = min(plan.queries, len(queries))
-        requests = {
-            s: [search_request(queries[i], user_of(s)) for i in range(count)] for s in data.scopes
-        }
+        requests = {s: [search_request(queries[i], user_of(s)) for i in range(count)] for s in data.scopes}
         vector_p50 = {}
         for scope in ("big", "small", "all"):
             found: dict[int, list[int]] = {}
@@ -809,9 +798,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 )
                 target, ok = "p50 <= 1 ms, recall >= 0.95", p50 <= 1.0 and r >= 0.95
             elif scope == "small":
-                baseline = (
-                    f"FAISS flat {raw.flat_ms['small']:.3f} ms; empty call {empty_p50:.3f} ms"
-                )
+                baseline = f"FAISS flat {raw.flat_ms['small']:.3f} ms; empty call {empty_p50:.3f} ms"
                 target, ok = "p50 <= 1 ms", p50 <= 1.0
             else:
                 baseline = f"FAISS flat {raw.flat_ms['all']:.2f} ms; empty call {empty_p50:.3f} ms"
@@ -849,8 +836,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         blocks = [
             memory_service_pb2.BatchSearchMemoriesRequest(
                 requests=[
-                    search_request(queries[j], "big")
-                    for j in range(b * BATCH_SEARCH, (b + 1) * BATCH_SEARCH)
+                    search_request(queries[j], "big") for j in range(b * BATCH_SEARCH, (b + 1) * BATCH_SEARCH)
                 ]
             )
             for b in range(len(queries) // BATCH_SEARCH)
@@ -949,10 +935,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         loaded = server.logged(r"ready: ")
         samples, _ = timed(lambda i: server.memory.SearchMemories(requests["big"][i]), 1, warmup=0)
         first_ms = pct(samples, 50)
-        found = {
-            i: numbers(server.memory.SearchMemories(requests["big"][i]))
-            for i in range(min(count, 50))
-        }
+        found = {i: numbers(server.memory.SearchMemories(requests["big"][i])) for i in range(min(count, 50))}
         r_after = recall(found, truth["big"])
         rows.append(
             Row(
@@ -1014,8 +997,7 @@ def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[s
         + (f" Server flags {args.server_arg}." if args.server_arg else "")
         + (f" Server environment {args.env}." if args.env else "")
         + (
-            " **Other processes were busy: every number is pessimistic, the model"
-            " baseline most of all.**"
+            " **Other processes were busy: every number is pessimistic, the model baseline most of all.**"
             if max(section.others, model.others) > 0.2
             else ""
         ),
@@ -1071,12 +1053,8 @@ def main() -> None:
     parser.add_argument(
         "--sizes", default=None, help="comma-separated N (default 10000,100000; --quick 5000)"
     )
-    parser.add_argument(
-        "--big", type=int, default=0, help="one more, large N (e.g. 1000000), run last"
-    )
-    parser.add_argument(
-        "--quick", action="store_true", help="small sizes and short phases: a smoke run"
-    )
+    parser.add_argument("--big", type=int, default=0, help="one more, large N (e.g. 1000000), run last")
+    parser.add_argument("--quick", action="store_true", help="small sizes and short phases: a smoke run")
     parser.add_argument("--out", type=Path, help="write the tables into this markdown file")
     parser.add_argument("--data", choices=["lowrank", "uniform"], default="lowrank")
     parser.add_argument("--seed", type=int, default=0)
@@ -1098,9 +1076,7 @@ def main() -> None:
     args.env = dict(item.split("=", 1) for item in args.server_env)
     plan = QUICK if args.quick else Plan()
     default = "5000" if args.quick else "10000,100000"
-    sizes = [
-        int(s) for s in (default if args.sizes is None else args.sizes).split(",") if s.strip()
-    ]
+    sizes = [int(s) for s in (default if args.sizes is None else args.sizes).split(",") if s.strip()]
     if args.big:
         sizes.append(args.big)
     if not sizes:

@@ -1015,6 +1015,34 @@ class MemoryService:
         for start in range(0, len(ops), 500):
             self.write(principal, ops[start:start + 500])
 
+    # -- re-embedding -------------------------------------------------------------
+
+    def reembed_candidates(
+        self, principal: Principal, *, scope: Scope, filter_text: str, force: bool
+    ) -> list[str]:
+        """Ids of live memories not embedded by the current model (all with `force`)."""
+        model = self.embedder.model_id
+        ids: list[str] = []
+        with self.export(principal, scope=scope, filter_text=filter_text, with_embeddings=False) as (_, batches):
+            for batch in batches:
+                ids.extend(m.id for m in batch if force or m.embedding_model != model)
+        return ids
+
+    def reembed(self, principal: Principal, memory_ids: Sequence[str]) -> int:
+        """Re-embeds these memories with the current model, each only if it did
+        not change meanwhile (a concurrent update embeds with the current
+        model anyway). Returns how many were re-embedded."""
+        memories = [m for m in self.store.get_many(principal.tenant, memory_ids) if not m.is_expired(self.clock())]
+        if not memories:
+            return 0
+        vectors = self.embedder.embed([m.content for m in memories])
+        ops = [
+            WriteOp("update", memory_id=memory.id, etag=memory.etag, update_mask=("embedding",),
+                    draft=MemoryDraft(embedding=vector.tolist(), embedding_model=self.embedder.model_id))
+            for memory, vector in zip(memories, vectors, strict=True)
+        ]
+        return sum(o.error is None for o in self.write(principal, ops))
+
     # -- retention and upkeep ---------------------------------------------------
 
     def enforce_retention(self, *, limit: int = 1000) -> int:

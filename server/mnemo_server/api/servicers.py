@@ -501,6 +501,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
 
 
 EXPORT_FORMAT_VERSION = 1
+REEMBED_BATCH = 64
 IMPORT_BATCH = 500
 WATCH_BATCH = 1000
 _CONFLICT = {
@@ -600,9 +601,29 @@ class AdminServicer(_Base, admin_grpc.AdminServiceServicer):
         convert.us_to_timestamp(info.time_us, response.snapshot_time)
         return response
 
-    async def ReembedMemories(self, request: Any, context: Any) -> AsyncIterator[Any]:
-        await self.fail(context, UnimplementedError("ReembedMemories is not implemented yet"), request_id_of(context))
-        yield  # pragma: no cover
+    async def ReembedMemories(
+        self, request: admin_pb.ReembedMemoriesRequest, context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[admin_pb.ReembedMemoriesResponse]:
+        request_id = request_id_of(context)
+        try:
+            self.gate.check()
+            principal = principal_of(context)
+            ids = await self.run(
+                self.service.reembed_candidates, principal, scope=convert.scope_from_proto(request.scope),
+                filter_text=request.filter, force=request.force,
+            )
+            model = self.service.embedder.model_id
+            done = 0
+            yield admin_pb.ReembedMemoriesResponse(total_count=len(ids), embedding_model=model)
+            if not request.dry_run:
+                for start in range(0, len(ids), REEMBED_BATCH):
+                    done += await self.run(self.service.reembed, principal, ids[start:start + REEMBED_BATCH])
+                    yield admin_pb.ReembedMemoriesResponse(
+                        total_count=len(ids), reembedded_count=done, embedding_model=model)
+            yield admin_pb.ReembedMemoriesResponse(
+                total_count=len(ids), reembedded_count=done, done=True, embedding_model=model)
+        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+            await self.fail(context, exc, request_id)
 
     @unary
     async def CreateApiKey(self, request: Any, principal: Principal, context: Any) -> Any:

@@ -190,6 +190,12 @@ class Cache(ABC):
     def stats(self) -> BackendStats:
         """A snapshot of the counters."""
 
+    @property
+    def available(self) -> bool:
+        """Whether operations are attempted now; False while the backend is
+        known to be down (a cheap check, no round trip)."""
+        return True
+
     def close(self) -> None:  # noqa: B027 - optional hook
         """Releases connections and threads; later calls are misses."""
 

@@ -125,7 +125,7 @@ class Generations:
         if not keys:
             return True
         self.flush()
-        if self.cache.bump_many(list(keys), ttl_s=self._ttl_s):
+        if self.cache.available and self.cache.bump_many(list(keys), ttl_s=self._ttl_s):
             return True
         with self._lock:
             for key, epoch_key in keys.items():
@@ -141,6 +141,8 @@ class Generations:
         """Delivers remembered bumps; whether none remain."""
         if not self._pending:
             return True
+        if not self.cache.available:
+            return False
         with self._lock:
             attempt = dict(self._pending)
         if not self.cache.bump_many(list(attempt), ttl_s=self._ttl_s):

@@ -139,6 +139,10 @@ class LocalCache(Cache):
             return False
         return self.set_many([(key, os.urandom(8), ttl_s) for key in keys])
 
+    @property
+    def available(self) -> bool:
+        return not self._closed
+
     def stats(self) -> BackendStats:
         with self._lock:
             return BackendStats(

@@ -259,6 +259,10 @@ class RedisCache(Cache):
             )
 
     @property
+    def available(self) -> bool:
+        return not self._closed and self._client is not None and self._breaker.allow()
+
+    @property
     def breaker_state(self) -> str:
         """"closed", "open" or "half_open"."""
         return self._breaker.state
@@ -273,8 +277,15 @@ class RedisCache(Cache):
         self._breaker.close()
         with self._client_lock:
             client, self._client = self._client, None
-        if client is not None:
-            client.close()
+        if client is None:
+            return
+        if isinstance(client, RedisCluster):
+            # RedisCluster.from_url gives each node a pool that its close()
+            # leaves open (redis-py 8): disconnect them ourselves.
+            for node in client.get_nodes():
+                if node.redis_connection is not None:
+                    node.redis_connection.connection_pool.disconnect()
+        client.close()
 
     # -- internals ---------------------------------------------------------------
 

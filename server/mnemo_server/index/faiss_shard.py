@@ -13,7 +13,10 @@ covers positions 0..hnsw.ntotal-1 with id == position. Rows appended since
 (the "tail", non-empty only while an upsert is adding to the graph in
 chunks) are scanned exactly. Tombstoned and out-of-scope positions are kept
 out of HNSW results by an IDSelectorBitmap, never by post-filtering, so a
-filtered search cannot silently come back short. When tombstones pass
+filtered search cannot silently come back short (and if HNSW still returns
+fewer than asked, the query is answered exactly). Always a bitmap, never an
+IDSelectorBatch: HNSW is only planned for thousands of candidates, where a
+size/8-byte bitmap is cheaper to build and to probe than a hash set. When tombstones pass
 `compact_ratio` of the positions the shard rebuilds itself (this shard only).
 
 Concurrency: mutators are serialized by `_writer` (the owning index also
@@ -476,14 +479,12 @@ class FaissShard:
                 "alive": snapshot.save_array(directory, f"{prefix}.alive.npy", self._alive[:size]),
                 "codes": snapshot.save_array(directory, f"{prefix}.codes.npy", self._codes[:size]),
                 # Rows in the graph are stored once, inside the FAISS file.
-                "tail": snapshot.save_array(
-                    directory, f"{prefix}.tail.npy", self._vectors[n_graph:size]
-                ),
+                "tail": snapshot.save_array(directory, f"{prefix}.tail.npy", self._vectors[n_graph:size]),
             }
             if self._hnsw is not None:
-                data = faiss.serialize_index(self._hnsw)
-                data.tofile(directory / f"{prefix}.hnsw")
-                record["hnsw"] = {"file": f"{prefix}.hnsw", "crc32": snapshot.checksum(data)}
+                path = directory / f"{prefix}.hnsw"
+                faiss.write_index(self._hnsw, str(path))
+                record["hnsw"] = {"file": path.name, "crc32": snapshot.file_checksum(path)}
             return record
 
     def load(self, directory: Path, record: dict[str, Any]) -> Keys:
@@ -544,18 +545,17 @@ class FaissShard:
 
     def _read_graph(self, directory: Path, record: Any, n_graph: int) -> Any:
         try:
-            data = np.fromfile(directory / str(record["file"]), dtype=np.uint8)
+            path = directory / str(record["file"])
             expected = int(record["crc32"])
-        except (OSError, KeyError, TypeError, ValueError) as exc:
+            # Checked before FAISS parses it: a damaged graph could hold
+            # out-of-range neighbour ids and crash the process later.
+            if snapshot.file_checksum(path) != expected:
+                raise snapshot.SnapshotError(f"shard {self.shard_id}: graph checksum mismatch")
+            index = faiss.read_index(str(path))
+        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
             raise snapshot.SnapshotError(f"shard {self.shard_id}: graph unreadable: {exc}") from exc
-        if snapshot.checksum(data) != expected:
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: graph checksum mismatch")
-        try:
-            index = faiss.deserialize_index(data)
-        except RuntimeError as exc:
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: graph unreadable: {exc}") from exc
-        # deserialize_index returns the concrete class and owns it; a
-        # downcast_index proxy would not, and the index would be freed under us.
+        # read_index returns the concrete class and owns it; a downcast_index
+        # proxy would not, and the index would be freed under us.
         if (
             not isinstance(index, faiss.IndexHNSWFlat)
             or index.d != self._d

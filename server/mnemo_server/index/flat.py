@@ -73,9 +73,7 @@ class NumpyFlatIndex(VectorIndex):
                 vector = np.asarray(entry.vector, dtype=np.float32)
                 if vector.shape != (self._d,):
                     raise ValueError(f"vector of shape {vector.shape}, index dimension {self._d}")
-                self._entries[entry.key] = IndexEntry(
-                    entry.key, entry.tenant, entry.scope, vector.copy()
-                )
+                self._entries[entry.key] = IndexEntry(entry.key, entry.tenant, entry.scope, vector.copy())
             self._cache = None
 
     def remove(self, keys: Iterable[int]) -> None:
@@ -84,9 +82,7 @@ class NumpyFlatIndex(VectorIndex):
                 self._entries.pop(key, None)
             self._cache = None
 
-    def search(
-        self, vectors: np.ndarray, queries: Sequence[IndexQuery], k: int
-    ) -> list[list[Neighbor]]:
+    def search(self, vectors: np.ndarray, queries: Sequence[IndexQuery], k: int) -> list[list[Neighbor]]:
         matrix = np.asarray(vectors, dtype=np.float32).reshape(len(queries), self._d)
         with self._lock:
             return [self._search_one(matrix[i], q, k) for i, q in enumerate(queries)]
@@ -100,9 +96,7 @@ class NumpyFlatIndex(VectorIndex):
         if query.keys is not None:
             match &= np.isin(columns.keys, np.fromiter(query.keys, np.int64, len(query.keys)))
         if query.exclude:
-            match &= ~np.isin(
-                columns.keys, np.fromiter(query.exclude, np.int64, len(query.exclude))
-            )
+            match &= ~np.isin(columns.keys, np.fromiter(query.exclude, np.int64, len(query.exclude)))
         if k <= 0 or not match.any():
             return []
         keys = columns.keys[match]
@@ -117,9 +111,7 @@ class NumpyFlatIndex(VectorIndex):
             self._cache = _Columns(
                 keys=np.array([e.key for e in entries], dtype=np.int64),
                 vectors=(
-                    np.stack([e.vector for e in entries])
-                    if entries
-                    else np.zeros((0, self._d), np.float32)
+                    np.stack([e.vector for e in entries]) if entries else np.zeros((0, self._d), np.float32)
                 ),
                 tenants=np.array([e.tenant for e in entries], dtype=np.str_),
                 user_id=np.array([e.scope.user_id for e in entries], dtype=np.str_),
@@ -178,8 +170,7 @@ class NumpyFlatIndex(VectorIndex):
                     "dimension": self._d,
                     "crc32": snapshot.checksum(keys) ^ snapshot.checksum(vectors),
                     "entries": [
-                        [e.tenant, e.scope.user_id, e.scope.agent_id, e.scope.run_id]
-                        for e in entries
+                        [e.tenant, e.scope.user_id, e.scope.agent_id, e.scope.run_id] for e in entries
                     ],
                 }
 
@@ -212,9 +203,7 @@ class NumpyFlatIndex(VectorIndex):
                 ):
                     raise snapshot.SnapshotError("entries do not match the manifest")
                 entries = {}
-                for key, vector, (tenant, user, agent, run) in zip(
-                    keys.tolist(), vectors, rows, strict=True
-                ):
+                for key, vector, (tenant, user, agent, run) in zip(keys.tolist(), vectors, rows, strict=True):
                     entries[key] = IndexEntry(key, tenant, Scope(user, agent, run), vector)
                 if len(entries) != len(rows):
                     raise snapshot.SnapshotError("duplicate keys")

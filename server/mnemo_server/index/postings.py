@@ -64,9 +64,7 @@ class FieldPostings:
             codes: the code of each existing position.
         """
         self.strings: list[str] = list(strings)
-        self.table: dict[str, int] = dict(
-            zip(self.strings, range(1, len(self.strings) + 1), strict=True)
-        )
+        self.table: dict[str, int] = dict(zip(self.strings, range(1, len(self.strings) + 1), strict=True))
         self.table[""] = 0
         # Stable sort: positions within one code stay ascending, which keeps
         # the bitmaps and gathers of a posting cache-friendly.
@@ -137,9 +135,7 @@ class ScopePostings:
     __slots__ = ("fields",)
 
     def __init__(self, strings: Sequence[Sequence[str]], codes: npt.NDArray[np.int32]) -> None:
-        self.fields = tuple(
-            FieldPostings(strings[i], np.ascontiguousarray(codes[:, i])) for i in range(3)
-        )
+        self.fields = tuple(FieldPostings(strings[i], np.ascontiguousarray(codes[:, i])) for i in range(3))
 
     @classmethod
     def empty(cls) -> ScopePostings:

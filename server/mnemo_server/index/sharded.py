@@ -14,8 +14,11 @@ the live positions of the scope's posting, of `keys`, minus `exclude`:
                                  shard;
 * otherwise                   -> HNSW restricted to the candidates by a bitmap
                                  selector, efSearch raised as the candidates
-                                 get sparser (see `ef_for`), unless that ef
-                                 would cost about as much as the exact scan.
+                                 get sparser (see `ef_for`), unless the cost
+                                 model says the exact scan is cheaper (sparse
+                                 candidates make filtered HNSW walk ~ef /
+                                 selectivity nodes) or ef would pass
+                                 max_ef_search.
 
 Per-shard results are merged into one top-k (score descending, ties by lower
 key). A batch is grouped by identical IndexQuery; each group costs one scan
@@ -75,10 +78,6 @@ ANY_SCOPE = Scope()
 FORMAT = "mnemo.index.sharded-faiss/1"
 #: From this many queries in one search() call, FAISS may use batch_threads.
 BATCH_OMP_MIN = 8
-#: One unit of efSearch costs about as much as scanning this many rows
-#: exactly (HNSW at ef 64 ~0.2 ms vs ~1-3 ms to scan 20k rows at 384-d).
-_ROWS_PER_EF = 8
-
 EXACT = "exact"
 HNSW = "hnsw"
 SKIP = "skip"
@@ -93,6 +92,24 @@ class ShardPlan:
     candidates: int
     ef_search: int  # 0 unless method is HNSW
     reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class PlannerCosts:
+    """The cost of one HNSW search, in rows of exact scan, for the planner.
+
+    HNSW is planned only when a shard's candidates outnumber
+    `base_rows + rows_per_visit * efSearch / selectivity`: a filtered search
+    expands about efSearch / selectivity nodes. Defaults measured on 100k
+    384-d vectors, one thread: an exact scan reads ~6,000 rows/ms; HNSW
+    costs ~0.65 ms plus ~0.2 us per expanded node (at selectivity 0.05 and
+    ef 287, HNSW took 1.9 ms and scanning the 5,000 candidates 0.8 ms).
+    Recalibrate on other hardware; PlannerCosts(0, 0) plans HNSW whenever
+    exact_threshold allows (tests use it on small data).
+    """
+
+    base_rows: float = 4000
+    rows_per_visit: float = 1.5
 
 
 def ef_for(ef_search: int, k: int, selectivity: float) -> float:
@@ -124,7 +141,29 @@ class ShardedFaissIndex(VectorIndex):
         compact_ratio: float = 0.3,
         batch_threads: int = 1,
         build_threads: int = 1,
+        costs: PlannerCosts = PlannerCosts(),
     ) -> None:
+        """Creates an empty index.
+
+        Args:
+            dimension: vector length.
+            shard_capacity: keys per shard range; a tenant's key k lives in
+                shard k // shard_capacity. Part of the snapshot format: a
+                snapshot saved with another value does not load.
+            ann_threshold: a shard builds its HNSW graph once it holds more
+                live vectors than this (and drops it at a compaction below).
+            exact_threshold: a query scans exactly when a shard has at most
+                this many candidates for it.
+            hnsw_m, ef_construction: HNSW graph parameters.
+            ef_search: efSearch of an unfiltered HNSW search; filtered ones
+                use more (see ef_for), up to max_ef_search.
+            compact_ratio: a shard rebuilds itself when tombstones exceed
+                this share of its positions.
+            batch_threads: FAISS OpenMP threads for searches of BATCH_OMP_MIN
+                or more queries (fewer always use 1).
+            build_threads: FAISS OpenMP threads for building graphs.
+            costs: the planner's HNSW cost model.
+        """
         if dimension <= 0 or shard_capacity <= 0:
             raise ValueError("dimension and shard_capacity must be positive")
         self._d = dimension
@@ -138,12 +177,15 @@ class ShardedFaissIndex(VectorIndex):
         self._compact_ratio = compact_ratio
         self._batch_threads = batch_threads
         self._build_threads = build_threads
+        self._costs = costs
         # tenant -> {range -> shard}. The outer dict is updated in place (one
         # atomic store under the GIL); each inner dict is replaced, never
         # mutated once published, so readers can iterate it lock-free.
         self._tenants: dict[str, dict[int, FaissShard]] = {}
         self._key_tenant: dict[int, str] = {}
         self._writer = threading.Lock()
+        # Unlocked increments: exact single-threaded, approximate under
+        # concurrent searches (it is a statistic).
         self._plans: Counter[str] = Counter()
 
     @property
@@ -222,9 +264,7 @@ class ShardedFaissIndex(VectorIndex):
 
     # ------------------------------------------------------------------ reads
 
-    def search(
-        self, vectors: np.ndarray, queries: Sequence[IndexQuery], k: int
-    ) -> list[list[Neighbor]]:
+    def search(self, vectors: np.ndarray, queries: Sequence[IndexQuery], k: int) -> list[list[Neighbor]]:
         """See VectorIndex.search. Send a whole BatchSearch in one call:
         queries that are equal (same tenant, scope, keys, exclude) share one
         matrix product or one FAISS batch call per shard."""
@@ -305,24 +345,19 @@ class ShardedFaissIndex(VectorIndex):
             return ShardPlan(sid, EXACT, n, 0, f"{n} candidates <= {self._exact_threshold}")
         selectivity = min(1.0, n / n_graph)
         ef = ef_for(self._ef_search, k, selectivity)
-        if ef > self._max_ef or ef * _ROWS_PER_EF >= n:
-            return ShardPlan(sid, EXACT, n, 0, f"efSearch {ef:.0f} costs more than {n} rows")
-        return ShardPlan(
-            sid,
-            HNSW,
-            n,
-            math.ceil(ef),
-            f"{n} of {n_graph} positions (selectivity {selectivity:.3f})",
-        )
+        detail = f"selectivity {selectivity:.3f}, efSearch {ef:.0f}"
+        if ef > self._max_ef:
+            return ShardPlan(sid, EXACT, n, 0, f"{detail} above max_ef_search")
+        if n <= self._costs.base_rows + self._costs.rows_per_visit * ef / selectivity:
+            return ShardPlan(sid, EXACT, n, 0, f"{detail}: scanning {n} rows is cheaper")
+        return ShardPlan(sid, HNSW, n, math.ceil(ef), f"{n} of {n_graph} positions, {detail}")
 
     def _query_matrix(self, vectors: np.ndarray, n: int) -> Matrix:
         matrix = np.ascontiguousarray(vectors, dtype=np.float32)
         if matrix.ndim == 1 and n == 1:
             matrix = matrix.reshape(1, -1)
         if matrix.shape != (n, self._d):
-            raise ValueError(
-                f"{n} queries need vectors of shape ({n}, {self._d}), got {matrix.shape}"
-            )
+            raise ValueError(f"{n} queries need vectors of shape ({n}, {self._d}), got {matrix.shape}")
         return matrix
 
     def count(self, tenant: str | None = None, scope: Scope = ANY_SCOPE) -> int:
@@ -393,9 +428,7 @@ class ShardedFaissIndex(VectorIndex):
             self._tenants, self._key_tenant = tenants, key_tenant
             return revision
 
-    def _read(
-        self, directory: Path
-    ) -> tuple[int, dict[str, dict[int, FaissShard]], dict[int, str]]:
+    def _read(self, directory: Path) -> tuple[int, dict[str, dict[int, FaissShard]], dict[int, str]]:
         path, manifest = snapshot.read_manifest(directory)
         if manifest.get("format") != FORMAT:
             raise snapshot.SnapshotError(f"format {manifest.get('format')!r}, expected {FORMAT}")

@@ -16,6 +16,7 @@ file (LevelDB's CURRENT/MANIFEST scheme).
 from __future__ import annotations
 
 import json
+import mmap
 import os
 import shutil
 import uuid
@@ -104,6 +105,15 @@ def checksum(data: npt.NDArray[Any]) -> int:
     return zlib.crc32(np.ascontiguousarray(data).view(np.uint8).reshape(-1).data)
 
 
+def file_checksum(path: Path) -> int:
+    """CRC-32 of a file's bytes, read through mmap (no copy into Python)."""
+    with open(path, "rb") as f:
+        if os.fstat(f.fileno()).st_size == 0:
+            return zlib.crc32(b"")
+        with mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ) as data:
+            return zlib.crc32(data)
+
+
 def save_array(directory: Path, name: str, array: npt.NDArray[Any]) -> dict[str, Any]:
     """Writes one .npy file; returns its manifest record (file name and checksum)."""
     array = np.ascontiguousarray(array)
@@ -126,9 +136,7 @@ def load_array(
     except (OSError, ValueError, KeyError, TypeError, EOFError) as exc:
         raise SnapshotError(f"unreadable array {record!r}: {exc}") from exc
     if array.dtype != np.dtype(dtype) or array.shape != shape:
-        raise SnapshotError(
-            f"{name}: {array.dtype}{array.shape}, expected {np.dtype(dtype)}{shape}"
-        )
+        raise SnapshotError(f"{name}: {array.dtype}{array.shape}, expected {np.dtype(dtype)}{shape}")
     if checksum(array) != expected_crc:
         raise SnapshotError(f"{name}: checksum mismatch")
     return array

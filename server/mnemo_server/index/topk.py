@@ -51,7 +51,5 @@ def merge(parts: Sequence[Partial], k: int) -> list[Neighbor]:
     if len(parts) == 1:
         keys, scores = top_k(parts[0][0], parts[0][1], k)
     else:
-        keys, scores = top_k(
-            np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k
-        )
+        keys, scores = top_k(np.concatenate([p[0] for p in parts]), np.concatenate([p[1] for p in parts]), k)
     return [Neighbor(key, score) for key, score in zip(keys.tolist(), scores.tolist(), strict=True)]

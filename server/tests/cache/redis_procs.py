@@ -47,10 +47,14 @@ class RedisProcess:
     port: int = 0
     extra: list[str] = field(default_factory=list)
     unix_socket: Path | None = None
+    #: (certificate, key): serve TLS only, on `port`; the certificate is its own CA.
+    tls: tuple[Path, Path] | None = None
     process: subprocess.Popen[bytes] | None = None
 
     @property
     def url(self) -> str:
+        if self.tls is not None:
+            return f"rediss://127.0.0.1:{self.port}?ssl_ca_certs={self.tls[0]}"
         return f"redis://127.0.0.1:{self.port}"
 
     @property
@@ -64,8 +68,13 @@ class RedisProcess:
         self.directory.mkdir(parents=True, exist_ok=True)
         if not self.port:
             self.port = free_port()
+        ports = ["--port", str(self.port)]
+        if self.tls is not None:
+            cert, key = self.tls
+            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
+                     "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
         args = [
-            REDIS_SERVER, "--port", str(self.port), "--bind", "127.0.0.1",
+            REDIS_SERVER, *ports, "--bind", "127.0.0.1",
             "--save", "", "--appendonly", "no", "--dir", str(self.directory),
             "--logfile", str(self.directory / f"redis-{self.port}.log"),
         ]
@@ -77,6 +86,9 @@ class RedisProcess:
 
     def client(self) -> redis.Redis:
         """A plain client for test assertions (not the cache's)."""
+        if self.tls is not None:
+            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, ssl=True,
+                               ssl_ca_certs=str(self.tls[0]))
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
 
     def wait_ready(self, timeout_s: float = 10.0) -> None:
@@ -117,6 +129,21 @@ class RedisProcess:
     def _log_tail(self) -> str:
         logs = sorted(self.directory.glob("redis-*.log"))
         return logs[-1].read_text()[-2000:] if logs else "(no log)"
+
+
+def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
+    """A certificate for 127.0.0.1 made with the openssl command."""
+    openssl = shutil.which("openssl")
+    if openssl is None:
+        raise RuntimeError("the TLS test needs the openssl command to make a certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
+         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
+         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
+        check=True, capture_output=True, timeout=60,
+    )
+    return cert, key
 
 
 @dataclass

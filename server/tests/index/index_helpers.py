@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 import numpy.typing as npt
+
 from mnemo_server.index.base import IndexEntry, IndexQuery, Neighbor, VectorIndex
 from mnemo_server.models import Scope
 
@@ -43,9 +44,7 @@ class Workload:
 
     def random_scope(self) -> Scope:
         r = self.rng
-        return Scope(
-            str(r.choice(self.users)), str(r.choice(self.agents)), str(r.choice(self.runs))
-        )
+        return Scope(str(r.choice(self.users)), str(r.choice(self.agents)), str(r.choice(self.runs)))
 
     def add(self, n: int, *, tenant: str | None = None, scope: Scope | None = None) -> list[int]:
         vectors = embedding_like(self.rng, n, self.d)
@@ -96,18 +95,14 @@ class Workload:
                 out.append(IndexQuery(t, Scope(user_id=str(rng.choice(self.users)))))
             elif kind == 2:
                 out.append(
-                    IndexQuery(
-                        t, Scope(str(rng.choice(self.users)), str(rng.choice(self.agents[:2])))
-                    )
+                    IndexQuery(t, Scope(str(rng.choice(self.users)), str(rng.choice(self.agents[:2]))))
                 )
             elif kind == 3:
                 out.append(IndexQuery(t, Scope(run_id=str(rng.choice(self.runs[:4])))))
             elif kind == 4:
                 # Keys from every tenant and some unknown ones: the index must
                 # still confine them to the query's tenant and scope.
-                picked = rng.choice(
-                    live, size=min(len(live), int(rng.integers(1, 400))), replace=False
-                )
+                picked = rng.choice(live, size=min(len(live), int(rng.integers(1, 400))), replace=False)
                 keys = frozenset(picked.tolist()) | {10**9 + 1}
                 scope = Scope(agent_id="planner") if rng.random() < 0.5 else Scope()
                 out.append(IndexQuery(t, scope, keys=keys))

@@ -7,6 +7,7 @@ import time
 from pathlib import Path
 
 import numpy as np
+
 from mnemo_server.index.base import IndexEntry, IndexQuery
 from mnemo_server.index.sharded import HNSW, ShardedFaissIndex
 from mnemo_server.models import Scope
@@ -22,9 +23,11 @@ def entry(key: int, vector: np.ndarray) -> IndexEntry:
 
 
 def test_searches_during_writes(tmp_path: Path) -> None:
-    index = ShardedFaissIndex(D, shard_capacity=3000, ann_threshold=400, exact_threshold=60)
+    # Shards big enough that whole-tenant queries are planned as HNSW, which
+    # must not run while a graph is being added to.
+    index = ShardedFaissIndex(D, shard_capacity=12000, ann_threshold=400, exact_threshold=60)
     rng = np.random.default_rng(0)
-    index.upsert([entry(k, v) for k, v in enumerate(embedding_like(rng, 3000, D))])
+    index.upsert([entry(k, v) for k, v in enumerate(embedding_like(rng, 12000, D))])
     stop = threading.Event()
     errors: list[BaseException] = []
     searches = [0]
@@ -41,7 +44,7 @@ def test_searches_during_writes(tmp_path: Path) -> None:
                 elif kind == 1:
                     query = IndexQuery(f"t{tenant}", Scope(user_id=f"u{user}"))
                 else:
-                    keys = frozenset(local.integers(0, 12000, 3000).tolist())
+                    keys = frozenset(local.integers(0, 20000, 3000).tolist())
                     query = IndexQuery(f"t{tenant}", keys=keys)
                 n = 1 if local.random() < 0.5 else 16
                 results = index.search(embedding_like(local, n, D), [query] * n, 10)
@@ -64,7 +67,7 @@ def test_searches_during_writes(tmp_path: Path) -> None:
     for thread in threads:
         thread.start()
     try:
-        next_key = 3000
+        next_key = 12000
         deadline = time.monotonic() + 4
         while time.monotonic() < deadline and not stop.is_set():
             fresh = embedding_like(rng, 300, D)
@@ -72,9 +75,7 @@ def test_searches_during_writes(tmp_path: Path) -> None:
             next_key += 300
             live = np.array(sorted(index.keys()))
             changed = rng.choice(live, 200, replace=False).tolist()
-            index.upsert(
-                [entry(k, v) for k, v in zip(changed, embedding_like(rng, 200, D), strict=True)]
-            )
+            index.upsert([entry(k, v) for k, v in zip(changed, embedding_like(rng, 200, D), strict=True)])
             index.remove(rng.choice(live, 250, replace=False).tolist())
             assert index.count() == len(index.keys())
             index.shards()
@@ -86,7 +87,8 @@ def test_searches_during_writes(tmp_path: Path) -> None:
     assert not errors, errors[0]
     assert searches[0] > 20
     assert index.plan_counts().get(HNSW, 0) > 0
-    assert sum(s.rebuilds for s in index._shards_of(None)) > 2  # compactions happened
-    loaded = ShardedFaissIndex(D, shard_capacity=3000, ann_threshold=400, exact_threshold=60)
+    # First graph build, then at least one compaction, in some shard.
+    assert max(s.rebuilds for s in index._shards_of(None)) >= 2
+    loaded = ShardedFaissIndex(D, shard_capacity=12000, ann_threshold=400, exact_threshold=60)
     assert loaded.load(tmp_path) == 1
     assert loaded.keys() == index.keys()

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mnemo_server.index.base import IndexEntry, IndexKind, IndexQuery, VectorIndex
 from mnemo_server.index.flat import NumpyFlatIndex
-from mnemo_server.index.sharded import ShardedFaissIndex
+from mnemo_server.index.sharded import PlannerCosts, ShardedFaissIndex
 from mnemo_server.models import Scope
 
 from .index_helpers import embedding_like
@@ -23,9 +24,10 @@ FACTORIES: dict[str, Callable[[int], VectorIndex]] = {
     "numpy-flat": NumpyFlatIndex,
     # Tiny shards so that every test crosses shard boundaries.
     "sharded": lambda d: ShardedFaissIndex(d, shard_capacity=8),
-    # Shards turn HNSW at 16 vectors, and most queries are planned as HNSW.
+    # Shards turn HNSW at 16 vectors, and every query with more than two
+    # candidates in a shard is planned as HNSW (no cost model).
     "sharded-hnsw": lambda d: ShardedFaissIndex(
-        d, shard_capacity=64, ann_threshold=16, exact_threshold=2
+        d, shard_capacity=64, ann_threshold=16, exact_threshold=2, costs=PlannerCosts(0, 0)
     ),
 }
 
@@ -132,9 +134,7 @@ def test_scope_keys_and_exclude(index: VectorIndex) -> None:
     scopes = [Scope("u1", "a1", "r1"), Scope("u1", "a2", "r2"), Scope("u2", "a1", "r1")]
     index.upsert([entry(k, scope=scopes[k % 3]) for k in range(60)])
     q = unit(0)
-    assert set(found(index, IndexQuery("t", Scope(user_id="u1")), q)) == {
-        k for k in range(60) if k % 3 != 2
-    }
+    assert set(found(index, IndexQuery("t", Scope(user_id="u1")), q)) == {k for k in range(60) if k % 3 != 2}
     assert set(found(index, IndexQuery("t", Scope(agent_id="a1", run_id="r1")), q)) == {
         k for k in range(60) if k % 3 != 1
     }
@@ -236,9 +236,7 @@ def test_interrupted_save_keeps_previous_snapshot(
     index.save(tmp_path, 1)
     # What a crash leaves: a half-written temp dir and an unreferenced snapshot.
     (tmp_path / ".tmp-snapshot-000000000002-dead").mkdir()
-    (tmp_path / ".tmp-snapshot-000000000002-dead" / "shard-00000.keys.npy").write_bytes(
-        b"\x93NUMPY"
-    )
+    (tmp_path / ".tmp-snapshot-000000000002-dead" / "shard-00000.keys.npy").write_bytes(b"\x93NUMPY")
     (tmp_path / "snapshot-000000000002-beef").mkdir()
     loaded = make_index(D)
     assert loaded.load(tmp_path) == 1
@@ -273,9 +271,7 @@ def test_corrupt_snapshot_loads_nothing(
     index = make_index(D)
     index.upsert([entry(k, scope=Scope(user_id="u")) for k in range(40)])
     index.save(tmp_path / "good", 3)
-    snap_name = next(
-        p.name for p in (tmp_path / "good").iterdir() if p.name.startswith("snapshot-")
-    )
+    snap_name = next(p.name for p in (tmp_path / "good").iterdir() if p.name.startswith("snapshot-"))
     names = sorted(p.name for p in (tmp_path / "good" / snap_name).iterdir())
     assert "manifest.json" in names and len(names) > 1
     for name in names:  # each file damaged on its own
@@ -290,9 +286,7 @@ def test_corrupt_snapshot_loads_nothing(
     assert make_index(D).load(tmp_path / "good") == 3
 
 
-def test_other_dimension_loads_nothing(
-    make_index: Callable[[int], VectorIndex], tmp_path: Path
-) -> None:
+def test_other_dimension_loads_nothing(make_index: Callable[[int], VectorIndex], tmp_path: Path) -> None:
     index = make_index(D)
     index.upsert([entry(1)])
     index.save(tmp_path, 5)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+
 from mnemo_server.index.base import IndexEntry, IndexKind, IndexQuery
 from mnemo_server.index.faiss_shard import FaissShard, Selection
 from mnemo_server.index.flat import NumpyFlatIndex
@@ -29,9 +30,7 @@ def hnsw_shard() -> tuple[FaissShard, np.ndarray]:
     vectors = embedding_like(rng, 20000, D, rank=32)
     shard = FaissShard(D, shard_id="t/0", ann_threshold=1000)
     for start in range(0, 20000, 5000):
-        shard.upsert(
-            np.arange(start, start + 5000), vectors[start : start + 5000], [Scope()] * 5000
-        )
+        shard.upsert(np.arange(start, start + 5000), vectors[start : start + 5000], [Scope()] * 5000)
     assert shard.kind == IndexKind.HNSW and shard.hnsw_size == 20000
     return shard, vectors
 
@@ -157,10 +156,6 @@ def test_kind_reasons() -> None:
     index = ShardedFaissIndex(D, shard_capacity=10**6, ann_threshold=500)
     vectors = embedding_like(np.random.default_rng(3), 600, D)
     index.upsert([IndexEntry(k, "t", Scope(), vectors[k]) for k in range(400)])
-    assert [(s.kind, s.kind_reason) for s in index.shards()] == [
-        (IndexKind.FLAT, "exact below 500 vectors")
-    ]
+    assert [(s.kind, s.kind_reason) for s in index.shards()] == [(IndexKind.FLAT, "exact below 500 vectors")]
     index.upsert([IndexEntry(k, "t", Scope(), vectors[k]) for k in range(400, 600)])
-    assert [(s.kind, s.kind_reason) for s in index.shards()] == [
-        (IndexKind.HNSW, "hnsw: 600 vectors")
-    ]
+    assert [(s.kind, s.kind_reason) for s in index.shards()] == [(IndexKind.HNSW, "hnsw: 600 vectors")]

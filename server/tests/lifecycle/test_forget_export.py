@@ -219,3 +219,21 @@ def test_retention_policies_evict_and_spare_pinned_memories(retention_server: Ru
     s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="aged", content="old news")))
     s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="aged", content="kept", pinned=True)))
     wait_for(lambda: contents(s, "aged") == ["kept"])
+
+
+def test_reembed_replaces_vectors_from_other_models(empty_server: RunningServer) -> None:
+    s = empty_server
+    s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(
+        id="old", user_id="r", content="the weather is sunny", embedding=[1.0] + [0.0] * 383, embedding_model="old-model")))
+    s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(id="new", user_id="r", content="already current")))
+    dry = list(s.admin.ReembedMemories(admin.ReembedMemoriesRequest(dry_run=True)))
+    assert dry[-1].done and dry[-1].total_count == 1 and dry[-1].reembedded_count == 0
+    progress = list(s.admin.ReembedMemories(admin.ReembedMemoriesRequest(scope=m.Scope(user_id="r"))))
+    assert progress[-1].done and (progress[-1].total_count, progress[-1].reembedded_count) == (1, 1)
+    memory = s.memory.GetMemory(pb.GetMemoryRequest(
+        id="old", read_mask=field_mask_pb2.FieldMask(paths=["embedding_model", "version"]))).memory
+    assert memory.embedding_model == "all-MiniLM-L6-v2" and memory.version == 2
+    hits = s.memory.SearchMemories(pb.SearchMemoriesRequest(query="sunny weather", scope=m.Scope(user_id="r"))).hits
+    assert hits[0].memory.id == "old" and hits[0].score > 0.5
+    forced = list(s.admin.ReembedMemories(admin.ReembedMemoriesRequest(force=True)))
+    assert forced[-1].reembedded_count == 2
