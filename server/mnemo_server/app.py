@@ -137,11 +137,15 @@ class App:
         memory = MemoryServicer(None, self.executor, self.gate)
         admin = AdminServicer(None, self.executor, self.gate)
         self._servicers = [memory, admin]
-        memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(memory, self.server)
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.server)
+        memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(memory, self.server)  # type: ignore[no-untyped-call]
+        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.server)  # type: ignore[no-untyped-call]
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
-            (*SERVICE_NAMES, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME),
+            (
+                *SERVICE_NAMES,
+                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
+                reflection.SERVICE_NAME,
+            ),
             self.server,
         )
         self.port = self.server.add_insecure_port(cfg.address)
@@ -191,8 +195,11 @@ class App:
 
     async def ready(self, timeout: float | None = None) -> None:
         loader = self._tasks[0]
-        done, _ = await asyncio.wait({loader, asyncio.create_task(self._loaded.wait())},
-                                     timeout=timeout, return_when=asyncio.FIRST_COMPLETED)
+        done, _ = await asyncio.wait(
+            {loader, asyncio.create_task(self._loaded.wait())},
+            timeout=timeout,
+            return_when=asyncio.FIRST_COMPLETED,
+        )
         if loader in done and loader.exception() is not None:
             raise loader.exception()  # type: ignore[misc]
         if not self._loaded.is_set():

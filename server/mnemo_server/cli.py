@@ -46,7 +46,11 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--config", type=Path, help="a TOML settings file (env MNEMO_CONFIG)")
     for section, name, env, flag, default, doc in setting_names():
-        kwargs: dict[str, Any] = {"dest": f"{section}.{name}", "default": None, "help": f"{doc} [{env}; default {default}]"}
+        kwargs: dict[str, Any] = {
+            "dest": f"{section}.{name}",
+            "default": None,
+            "help": f"{doc} [{env}; default {default}]",
+        }
         if isinstance(default, bool):
             kwargs["action"] = argparse.BooleanOptionalAction
         else:
@@ -57,7 +61,9 @@ def parser() -> argparse.ArgumentParser:
 
 def settings_from_args(argv: list[str] | None = None) -> Settings:
     args = vars(parser().parse_args(argv))
-    config = args.pop("config") or (Path(os.environ["MNEMO_CONFIG"]) if os.environ.get("MNEMO_CONFIG") else None)
+    config = args.pop("config") or (
+        Path(os.environ["MNEMO_CONFIG"]) if os.environ.get("MNEMO_CONFIG") else None
+    )
     overrides = {k: v for k, v in args.items() if v is not None}
     return load_settings(config_file=config, overrides=overrides)
 

@@ -68,8 +68,11 @@ class StoreSettings:
 @dataclass(frozen=True)
 class EmbedderSettings:
     provider: str = _doc("local (sentence-transformers) or http (OpenAI-compatible).", default="local")
-    model: str = _doc("Local model name or path, or the model name sent to the HTTP endpoint; "
-                      "empty for the bundled all-MiniLM-L6-v2.", default="")
+    model: str = _doc(
+        "Local model name or path, or the model name sent to the HTTP endpoint; "
+        "empty for the bundled all-MiniLM-L6-v2.",
+        default="",
+    )
     url: str = _doc("Base URL of the OpenAI-compatible endpoint (provider http).", default="")
     api_key: str = _doc("Bearer key for the HTTP endpoint.", default="")
     dimension: int = _doc("Embedding dimension; 0 to discover it.", default=0)
@@ -77,7 +80,9 @@ class EmbedderSettings:
     batch_size: int = _doc("Most texts per model call (micro-batching).", default=32)
     max_wait_ms: float = _doc("Longest a partly full batch waits for more texts.", default=2.0)
     torch_threads: int = _doc("Threads torch uses for the local model.", default=2)
-    cache_bytes: int = _doc("Bytes of the in-process embedding cache; 0 turns it off.", default=64 * 1024 * 1024)
+    cache_bytes: int = _doc(
+        "Bytes of the in-process embedding cache; 0 turns it off.", default=64 * 1024 * 1024
+    )
 
     def validate(self) -> None:
         if self.provider not in ("local", "http"):
@@ -98,7 +103,9 @@ class IndexSettings:
     ann_threshold: int = _doc("A shard switches from exact to HNSW past this many vectors.", default=20000)
     exact_threshold: int = _doc("Scopes with at most this many vectors are scanned exactly.", default=20000)
     ef_search: int = _doc("HNSW efSearch for unrestricted queries.", default=64)
-    snapshot_interval_s: float = _doc("Seconds between background snapshots (0: only on shutdown).", default=300.0)
+    snapshot_interval_s: float = _doc(
+        "Seconds between background snapshots (0: only on shutdown).", default=300.0
+    )
 
     def validate(self) -> None:
         for name in ("shard_capacity", "ann_threshold", "exact_threshold", "ef_search"):
@@ -110,7 +117,9 @@ class IndexSettings:
 @dataclass(frozen=True)
 class LimitSettings:
     max_content_bytes: int = _doc("Largest memory content or text query, UTF-8 bytes.", default=32 * 1024)
-    max_metadata_bytes: int = _doc("Largest metadata, tags and links of one memory, as JSON.", default=64 * 1024)
+    max_metadata_bytes: int = _doc(
+        "Largest metadata, tags and links of one memory, as JSON.", default=64 * 1024
+    )
     max_tags: int = _doc("Most tags per memory.", default=64)
     max_links: int = _doc("Most links per memory.", default=64)
     max_batch_write: int = _doc("Most operations per BatchWriteMemories.", default=1000)
@@ -149,13 +158,17 @@ class RetentionRule:
 @dataclass(frozen=True)
 class LifecycleSettings:
     idempotency_window_s: float = _doc("How long a request_id is remembered.", default=86400.0)
-    feed_retention_s: float = _doc("How long the change feed can replay (revision log retention).",
-                                   default=7 * 86400.0)
-    watch_buffer: int = _doc("Events a watcher may fall behind by before it is told to resume.",
-                             default=10000)
+    feed_retention_s: float = _doc(
+        "How long the change feed can replay (revision log retention).", default=7 * 86400.0
+    )
+    watch_buffer: int = _doc(
+        "Events a watcher may fall behind by before it is told to resume.", default=10000
+    )
     retention: tuple[RetentionRule, ...] = _doc(
         "Retention policies: a TOML array of tables [[lifecycle.retention]] or JSON in "
-        "MNEMO_LIFECYCLE_RETENTION.", default=())
+        "MNEMO_LIFECYCLE_RETENTION.",
+        default=(),
+    )
 
     def validate(self) -> None:
         _positive("lifecycle.idempotency_window_s", self.idempotency_window_s)
@@ -202,8 +215,14 @@ def setting_names() -> list[tuple[str, str, str, str, Any, str]]:
         for f in fields(cls):
             stem = f.name if section == "server" else f"{section}_{f.name}"
             out.append(
-                (section, f.name, f"MNEMO_{stem.upper()}", "--" + stem.replace("_", "-"),
-                 f.default, f.metadata.get("doc", ""))
+                (
+                    section,
+                    f.name,
+                    f"MNEMO_{stem.upper()}",
+                    "--" + stem.replace("_", "-"),
+                    f.default,
+                    f.metadata.get("doc", ""),
+                )
             )
     return out
 
@@ -223,10 +242,14 @@ def _retention(name: str, value: Any) -> tuple[RetentionRule, ...]:
         if unknown:
             raise ConfigError(f"{name}[{i}].{sorted(unknown)[0]}: unknown setting")
         try:
-            rules.append(RetentionRule(**{
-                k: _coerce(f"{name}[{i}].{k}", type(getattr(RetentionRule, k)).__name__, v)
-                for k, v in item.items()
-            }))
+            rules.append(
+                RetentionRule(
+                    **{
+                        k: _coerce(f"{name}[{i}].{k}", type(getattr(RetentionRule, k)).__name__, v)
+                        for k, v in item.items()
+                    }
+                )
+            )
         except TypeError as exc:
             raise ConfigError(f"{name}[{i}]: {exc}") from None
     return tuple(rules)

@@ -32,8 +32,9 @@ class FeedEvent:
 class Subscription:
     """One watcher's buffer. Filled from writer threads, drained on the event loop."""
 
-    def __init__(self, feed: ChangeFeed, tenant: str, scope: Scope, capacity: int,
-                 loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, feed: ChangeFeed, tenant: str, scope: Scope, capacity: int, loop: asyncio.AbstractEventLoop
+    ) -> None:
         self.tenant = tenant
         self.scope = scope
         self._feed = feed
@@ -121,7 +122,8 @@ class ChangeFeed:
             subscriptions = list(self._subscriptions)
         for subscription in subscriptions:
             mine = [
-                e for e in events
+                e
+                for e in events
                 if e.change.tenant == subscription.tenant and subscription.scope.contains(e.change.scope)
             ]
             if mine:

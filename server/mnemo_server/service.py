@@ -35,11 +35,11 @@ from mnemo_server.embed.vectors import check_vector
 from mnemo_server.errors import (
     AbortedError,
     AlreadyExistsError,
-    OutOfRangeError,
     FailedPreconditionError,
     InvalidArgumentError,
     MnemoError,
     NotFoundError,
+    OutOfRangeError,
     invalid,
 )
 from mnemo_server.expiry import ExpiryTracker
@@ -359,7 +359,7 @@ class MemoryService:
             raise NotFoundError(f"memory {memory_id!r} not found", metadata={"id": memory_id})
         return memory
 
-    def list(
+    def list_memories(
         self,
         principal: Principal,
         *,
@@ -373,8 +373,13 @@ class MemoryService:
         expr = filters.parse_filter(filter_text)
         order = parse_order_by(order_by)
         size = validation.check_page_size(page_size, "page_size", self.limits)
-        query = fingerprint("list", principal.tenant, scope, filters.format_filter(expr) if expr else "",
-                            [(t.field, t.descending) for t in order])
+        query = fingerprint(
+            "list",
+            principal.tenant,
+            scope,
+            filters.format_filter(expr) if expr else "",
+            [(t.field, t.descending) for t in order],
+        )
         cursor = decode_token(page_token, query)
         rows = self.store.list(
             principal.tenant,
@@ -424,7 +429,7 @@ class MemoryService:
                 vectors[i] = text_vectors[t]
                 t += 1
             else:
-                vectors[i] = plans[i][1]  # type: ignore[assignment]
+                vectors[i] = plans[i][1]
         live = [i for i, p in enumerate(plans) if p[0] is not None]
         neighbors: dict[int, list[Any]] = {i: [] for i in range(len(queries))}
         k = max((self._top_k(q) for q in queries), default=0)
@@ -461,20 +466,24 @@ class MemoryService:
         the scope and filter can match nothing."""
         path = q.field
         if (q.vector is None) == (not q.text):
-            raise invalid("QUERY_REQUIRED", validation.join(path, "query"), "give exactly one of query and vector")
+            raise invalid(
+                "QUERY_REQUIRED", validation.join(path, "query"), "give exactly one of query and vector"
+            )
         vector = None
         if q.vector is not None:
             vector = check_vector(q.vector, self.index.dimension, validation.join(path, "vector"))
         else:
             validation.check_content(q.text, validation.join(path, "query"), self.limits)
         if not 0 <= q.top_k <= self.limits.max_top_k:
-            raise invalid("INVALID_TOP_K", validation.join(path, "top_k"), f"must lie in [0, {self.limits.max_top_k}]")
+            raise invalid(
+                "INVALID_TOP_K", validation.join(path, "top_k"), f"must lie in [0, {self.limits.max_top_k}]"
+            )
         if q.min_score is not None and not -1.0 <= q.min_score <= 1.0:
             raise invalid("INVALID_ARGUMENT", validation.join(path, "min_score"), "must lie in [-1, 1]")
         try:
             expr = filters.parse_filter(q.filter)
         except InvalidArgumentError as exc:
-            raise exc.with_field_prefix(path) if path else exc
+            raise (exc.with_field_prefix(path) if path else exc) from None
         scope = q.scope
         if expr is not None:
             only_scope = filters.scope_of(expr)
@@ -533,7 +542,9 @@ class MemoryService:
                         op_effects = _Effects()
                         try:
                             with txn.savepoint():
-                                self._apply_once(principal, txn, op, prepared[i], outcomes[i], now, op_effects)
+                                self._apply_once(
+                                    principal, txn, op, prepared[i], outcomes[i], now, op_effects
+                                )
                         except MnemoError as exc:
                             outcomes[i] = WriteOutcome(op.kind, error=exc)
                             if atomic:
@@ -542,8 +553,11 @@ class MemoryService:
                             effects.extend(op_effects)
                     if request_id:
                         txn.put_idempotent(
-                            principal.tenant, request_id, fingerprint=_fingerprint(ops, atomic),
-                            outcomes=[_stored(o) for o in outcomes], now_us=now,
+                            principal.tenant,
+                            request_id,
+                            fingerprint=_fingerprint(ops, atomic),
+                            outcomes=[_stored(o) for o in outcomes],
+                            now_us=now,
                         )
             except _Rollback:
                 return _abort_rest(outcomes)
@@ -595,8 +609,11 @@ class MemoryService:
         self._apply(principal, txn, op, prep, outcome, now, effects)
         if op.request_id:
             txn.put_idempotent(
-                principal.tenant, op.request_id, fingerprint=_fingerprint([op], False),
-                outcomes=[_stored(outcome)], now_us=now,
+                principal.tenant,
+                op.request_id,
+                fingerprint=_fingerprint([op], False),
+                outcomes=[_stored(outcome)],
+                now_us=now,
             )
 
     def _publish(self, effects: _Effects) -> None:
@@ -633,8 +650,11 @@ class MemoryService:
                 continue
             revision = txn.next_revision()
             after = dataclasses.replace(
-                memory, links=tuple(l for l in memory.links if l.target_id not in gone),
-                version=memory.version + 1, revision=revision, update_time_us=now,
+                memory,
+                links=tuple(link for link in memory.links if link.target_id not in gone),
+                version=memory.version + 1,
+                revision=revision,
+                update_time_us=now,
             )
             after = txn.update(memory, after, ["links"], api_key_id=principal.api_key_id)
             effects.put(after, ChangeType.UPDATE, now, reindex=False)
@@ -652,7 +672,9 @@ class MemoryService:
             if draft.id:
                 validation.check_id(draft.id, f"{mpath}.id")
             if draft.scope.is_empty():
-                raise invalid("SCOPE_REQUIRED", f"{mpath}.user_id", "give at least one of user_id, agent_id and run_id")
+                raise invalid(
+                    "SCOPE_REQUIRED", f"{mpath}.user_id", "give at least one of user_id, agent_id and run_id"
+                )
             for name in ("user_id", "agent_id", "run_id"):
                 validation.check_scope_value(getattr(draft.scope, name), f"{mpath}.{name}")
         else:
@@ -675,7 +697,9 @@ class MemoryService:
             prepared.needs_embedding = True
             prepared.content = draft.content
         elif op.kind == "update" and "embedding" in mask:
-            raise invalid("INVALID_ARGUMENT", f"{mpath}.embedding", "the update mask names embedding but none was given")
+            raise invalid(
+                "INVALID_ARGUMENT", f"{mpath}.embedding", "the update mask names embedding but none was given"
+            )
         return prepared
 
     def _apply(
@@ -737,10 +761,7 @@ class MemoryService:
         if prep.vector is not None:
             changes["embedding"] = prep.vector
             changes["embedding_model"] = prep.model
-        changed = [
-            name for name in UPDATABLE
-            if name in prep.mask and _field_changed(before, changes, name)
-        ]
+        changed = [name for name in UPDATABLE if name in prep.mask and _field_changed(before, changes, name)]
         revision = txn.next_revision()
         after = dataclasses.replace(
             before, **changes, version=before.version + 1, revision=revision, update_time_us=now
@@ -782,11 +803,21 @@ class MemoryService:
                 if merged_tags != existing.tags or merged_meta != dict(existing.metadata):
                     revision = txn.next_revision()
                     after = dataclasses.replace(
-                        existing, tags=merged_tags, metadata=merged_meta,
-                        version=existing.version + 1, revision=revision, update_time_us=now,
+                        existing,
+                        tags=merged_tags,
+                        metadata=merged_meta,
+                        version=existing.version + 1,
+                        revision=revision,
+                        update_time_us=now,
                     )
-                    changed = [n for n, same in (("tags", merged_tags == existing.tags),
-                                                 ("metadata", merged_meta == dict(existing.metadata))) if not same]
+                    changed = [
+                        n
+                        for n, same in (
+                            ("tags", merged_tags == existing.tags),
+                            ("metadata", merged_meta == dict(existing.metadata)),
+                        )
+                        if not same
+                    ]
                     outcome.memory = txn.update(existing, after, changed, api_key_id=principal.api_key_id)
                     outcome.revision = revision
                     effects.put(outcome.memory, ChangeType.UPDATE, now, reindex=False)
@@ -864,7 +895,9 @@ class MemoryService:
         scopes, so watchers learn of the deletes without seeing content."""
         expr = filters.parse_filter(filter_text)
         if scope.is_empty() and expr is None:
-            raise invalid("SCOPE_REQUIRED", "scope", "give a scope or a filter; forgetting everything needs a filter")
+            raise invalid(
+                "SCOPE_REQUIRED", "scope", "give a scope or a filter; forgetting everything needs a filter"
+            )
         validation.check_request_id(request_id, "request_id")
         now = self.clock()
         if dry_run:
@@ -883,7 +916,8 @@ class MemoryService:
                         if record.fingerprint != fingerprint_:
                             raise FailedPreconditionError(
                                 f"request_id {request_id!r} was already used for a different request",
-                                reason="REQUEST_ID_REUSED", metadata={"request_id": request_id},
+                                reason="REQUEST_ID_REUSED",
+                                metadata={"request_id": request_id},
                             )
                         stored = record.outcomes[0]
                         return ForgetResult(int(stored.similarity), [], stored.revision)
@@ -901,7 +935,9 @@ class MemoryService:
                 if request_id:
                     # The count rides in `similarity`: no content, nothing to forget later.
                     txn.put_idempotent(
-                        principal.tenant, request_id, fingerprint=fingerprint_,
+                        principal.tenant,
+                        request_id,
+                        fingerprint=fingerprint_,
                         outcomes=[StoredOutcome("forget", similarity=float(len(ids)), revision=revision)],
                         now_us=now,
                     )
@@ -973,13 +1009,19 @@ class MemoryService:
                 reembed.add(position)
                 draft = dataclasses.replace(draft, embedding=None, embedding_model="")
             if draft.expire_time_us is not None and draft.expire_time_us <= now:
-                report.fail(position, draft.id, invalid(
-                    "INVALID_TTL", "memory.expire_time", "the memory has already expired"))
+                report.fail(
+                    position,
+                    draft.id,
+                    invalid("INVALID_TTL", "memory.expire_time", "the memory has already expired"),
+                )
                 continue
             if draft.id in existing:
                 if on_conflict == "fail":
-                    report.fail(position, draft.id, AlreadyExistsError(
-                        f"memory {draft.id!r} already exists", metadata={"id": draft.id}))
+                    report.fail(
+                        position,
+                        draft.id,
+                        AlreadyExistsError(f"memory {draft.id!r} already exists", metadata={"id": draft.id}),
+                    )
                     continue
                 if on_conflict != "overwrite":
                     report.skipped += 1
@@ -1003,17 +1045,20 @@ class MemoryService:
         target exists now (a new version of each linking memory)."""
         if not links:
             return
-        targets = {l.target_id for ls in links.values() for l in ls}
+        targets = {link.target_id for ls in links.values() for link in ls}
         alive = {m.id for m in self.store.get_many(principal.tenant, sorted(targets))}
         ops = [
-            WriteOp("update", memory_id=memory_id,
-                    draft=MemoryDraft(links=tuple(l for l in ls if l.target_id in alive)),
-                    update_mask=("links",))
+            WriteOp(
+                "update",
+                memory_id=memory_id,
+                draft=MemoryDraft(links=tuple(link for link in ls if link.target_id in alive)),
+                update_mask=("links",),
+            )
             for memory_id, ls in links.items()
-            if any(l.target_id in alive for l in ls)
+            if any(link.target_id in alive for link in ls)
         ]
         for start in range(0, len(ops), 500):
-            self.write(principal, ops[start:start + 500])
+            self.write(principal, ops[start : start + 500])
 
     # -- re-embedding -------------------------------------------------------------
 
@@ -1023,7 +1068,10 @@ class MemoryService:
         """Ids of live memories not embedded by the current model (all with `force`)."""
         model = self.embedder.model_id
         ids: list[str] = []
-        with self.export(principal, scope=scope, filter_text=filter_text, with_embeddings=False) as (_, batches):
+        with self.export(principal, scope=scope, filter_text=filter_text, with_embeddings=False) as (
+            _,
+            batches,
+        ):
             for batch in batches:
                 ids.extend(m.id for m in batch if force or m.embedding_model != model)
         return ids
@@ -1032,13 +1080,20 @@ class MemoryService:
         """Re-embeds these memories with the current model, each only if it did
         not change meanwhile (a concurrent update embeds with the current
         model anyway). Returns how many were re-embedded."""
-        memories = [m for m in self.store.get_many(principal.tenant, memory_ids) if not m.is_expired(self.clock())]
+        memories = [
+            m for m in self.store.get_many(principal.tenant, memory_ids) if not m.is_expired(self.clock())
+        ]
         if not memories:
             return 0
         vectors = self.embedder.embed([m.content for m in memories])
         ops = [
-            WriteOp("update", memory_id=memory.id, etag=memory.etag, update_mask=("embedding",),
-                    draft=MemoryDraft(embedding=vector.tolist(), embedding_model=self.embedder.model_id))
+            WriteOp(
+                "update",
+                memory_id=memory.id,
+                etag=memory.etag,
+                update_mask=("embedding",),
+                draft=MemoryDraft(embedding=vector.tolist(), embedding_model=self.embedder.model_id),
+            )
             for memory, vector in zip(memories, vectors, strict=True)
         ]
         return sum(o.error is None for o in self.write(principal, ops))
@@ -1096,7 +1151,8 @@ class MemoryService:
         if keys:
             self.store.touch_retrieved(keys, self.clock())
         done["request_ids"] = self.store.purge_idempotency(
-            before_us=self.clock() - self._idempotency_window_us)
+            before_us=self.clock() - self._idempotency_window_us
+        )
         done["compacted"] = self.compact_feed()
         return done
 
@@ -1112,8 +1168,15 @@ class MemoryService:
             scopes = self.store.scope_counts(row.tenant, scope=scope, limit=scope_limit or 100)
             tenants.append(TenantStats(row.tenant, row.memory_count, row.content_bytes, scopes))
         shards = [
-            ShardStats(s.shard_id, s.kind, s.vector_count, s.dimension, s.memory_bytes,
-                       s.snapshot_revision, s.kind_reason)
+            ShardStats(
+                s.shard_id,
+                s.kind,
+                s.vector_count,
+                s.dimension,
+                s.memory_bytes,
+                s.snapshot_revision,
+                s.kind_reason,
+            )
             for s in self.index.shards()
         ]
         return Stats(
@@ -1201,19 +1264,23 @@ def _change(memory: Memory, change_type: ChangeType, now: int) -> Change:
 
 def _fingerprint(ops: Sequence[WriteOp], atomic: bool) -> str:
     """What a request id is bound to: the request, without ids and places."""
-    payload = [
-        dataclasses.asdict(dataclasses.replace(op, request_id="", field="")) for op in ops
-    ]
+    payload = [dataclasses.asdict(dataclasses.replace(op, request_id="", field="")) for op in ops]
     return fingerprint(atomic, json.dumps(payload, sort_keys=True, default=str))
 
 
 def _stored(outcome: WriteOutcome) -> StoredOutcome:
     error = None
     if outcome.error is not None:
-        error = (outcome.error.code, outcome.error.reason, outcome.error.message, dict(outcome.error.metadata))
+        error = (
+            outcome.error.code,
+            outcome.error.reason,
+            outcome.error.message,
+            dict(outcome.error.metadata),
+        )
     memory = None if outcome.memory is None else dataclasses.replace(outcome.memory, embedding=None)
-    return StoredOutcome(outcome.kind, memory, outcome.deduplicated, outcome.similarity,
-                         outcome.revision, error)
+    return StoredOutcome(
+        outcome.kind, memory, outcome.deduplicated, outcome.similarity, outcome.revision, error
+    )
 
 
 def _restored(stored: StoredOutcome) -> WriteOutcome:
@@ -1221,13 +1288,12 @@ def _restored(stored: StoredOutcome) -> WriteOutcome:
     if stored.error is not None:
         code, reason, message, metadata = stored.error
         error = _ERROR_BY_CODE.get(code, MnemoError)(message, reason=reason, metadata=metadata)
-    return WriteOutcome(stored.kind, stored.memory, stored.deduplicated, stored.similarity,
-                        stored.revision, error)
+    return WriteOutcome(
+        stored.kind, stored.memory, stored.deduplicated, stored.similarity, stored.revision, error
+    )
 
 
-_ERROR_BY_CODE: dict[str, type[MnemoError]] = {
-    cls.code: cls for cls in MnemoError.__subclasses__()
-}
+_ERROR_BY_CODE: dict[str, type[MnemoError]] = {cls.code: cls for cls in MnemoError.__subclasses__()}
 
 
 @dataclass(slots=True)
@@ -1246,8 +1312,11 @@ class _Prepared:
 def _abort_rest(outcomes: list[WriteOutcome]) -> list[WriteOutcome]:
     """Atomic batch failed: keep the real errors, abort everything else."""
     return [
-        o if o.error is not None
-        else WriteOutcome(o.kind, error=AbortedError("not applied: another operation of the atomic batch failed"))
+        o
+        if o.error is not None
+        else WriteOutcome(
+            o.kind, error=AbortedError("not applied: another operation of the atomic batch failed")
+        )
         for o in outcomes
     ]
 
@@ -1316,12 +1385,17 @@ def parse_order_by(text: str) -> list[OrderTerm]:
     terms = []
     for part in text.split(","):
         words = part.split()
-        if not words or len(words) > 2 or words[0] not in ORDER_FIELDS or (
-            len(words) == 2 and words[1].lower() not in ("asc", "desc")
+        if (
+            not words
+            or len(words) > 2
+            or words[0] not in ORDER_FIELDS
+            or (len(words) == 2 and words[1].lower() not in ("asc", "desc"))
         ):
             raise invalid(
-                "INVALID_ORDER_BY", "order_by",
-                f"expected fields of {', '.join(ORDER_FIELDS)} each optionally followed by asc or desc, got {part.strip()!r}",
+                "INVALID_ORDER_BY",
+                "order_by",
+                f"expected fields of {', '.join(ORDER_FIELDS)} each optionally followed by"
+                f" asc or desc, got {part.strip()!r}",
             )
         terms.append(OrderTerm(words[0], len(words) == 2 and words[1].lower() == "desc"))
     if len({t.field for t in terms}) != len(terms):

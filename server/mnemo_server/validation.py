@@ -28,9 +28,7 @@ def join(prefix: str, name: str) -> str:
 
 def check_id(memory_id: str, field: str) -> None:
     if not ID_PATTERN.fullmatch(memory_id):
-        raise invalid(
-            "INVALID_ID", field, "must be 1 to 128 characters of letters, digits and . _ : -"
-        )
+        raise invalid("INVALID_ID", field, "must be 1 to 128 characters of letters, digits and . _ : -")
 
 
 def check_request_id(request_id: str, field: str) -> None:
@@ -50,9 +48,7 @@ def check_content(content: str, field: str, limits: LimitSettings) -> None:
         raise invalid("CONTENT_EMPTY", field, "must not be empty")
     size = len(content.encode("utf-8"))
     if size > limits.max_content_bytes:
-        raise invalid(
-            "CONTENT_TOO_LARGE", field, f"is {size} bytes; the limit is {limits.max_content_bytes}"
-        )
+        raise invalid("CONTENT_TOO_LARGE", field, f"is {size} bytes; the limit is {limits.max_content_bytes}")
 
 
 def check_tags(tags: tuple[str, ...], field: str, limits: LimitSettings) -> tuple[str, ...]:

@@ -18,10 +18,10 @@ from grpc_status import rpc_status
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc  # noqa: E402
-from mnemo_server.app import App, build_embedder  # noqa: E402
-from mnemo_server.config import Settings, load_settings  # noqa: E402
-from mnemo_server.embed.base import Embedder  # noqa: E402
+from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
+from mnemo_server.app import App, build_embedder
+from mnemo_server.config import Settings, load_settings
+from mnemo_server.embed.base import Embedder
 
 
 @dataclass
@@ -57,16 +57,23 @@ def start_server(settings: Settings, embedder: Embedder | None = None) -> Runnin
     address = f"127.0.0.1:{port}"
     channel = grpc.insecure_channel(address)
     return RunningServer(
-        app, address, channel,
+        app,
+        address,
+        channel,
         memory_service_pb2_grpc.MemoryServiceStub(channel),
         admin_service_pb2_grpc.AdminServiceStub(channel),
-        loop, thread,
+        loop,
+        thread,
     )
 
 
 def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
-    overrides = {"server.address": "127.0.0.1:0", "server.data_dir": str(data_dir),
-                 "index.snapshot_interval_s": 0, "server.shutdown_grace_s": 1}
+    overrides = {
+        "server.address": "127.0.0.1:0",
+        "server.data_dir": str(data_dir),
+        "index.snapshot_interval_s": 0,
+        "server.shutdown_grace_s": 1,
+    }
     for section, values in sections.items():
         overrides.update({f"{section}.{k}": v for k, v in values.items()})
     return load_settings(env={}, overrides=overrides)

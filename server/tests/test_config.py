@@ -12,7 +12,9 @@ from mnemo_server.config import ConfigError, load_settings
 
 def test_file_then_env_then_flags(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     config = tmp_path / "mnemo.toml"
-    config.write_text('address = "0.0.0.0:7000"\nlog_json = true\n[index]\nann_threshold = 5\nef_search = 9\n')
+    config.write_text(
+        'address = "0.0.0.0:7000"\nlog_json = true\n[index]\nann_threshold = 5\nef_search = 9\n'
+    )
     monkeypatch.setenv("MNEMO_INDEX_EF_SEARCH", "11")
     monkeypatch.setenv("MNEMO_ADDRESS", "127.0.0.1:7001")
     settings = settings_from_args(["--config", str(config), "--address", "127.0.0.1:7002"])

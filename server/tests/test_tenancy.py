@@ -35,8 +35,13 @@ class HashEmbedder(Embedder):
 def service(tmp_path: Path) -> Iterator[MemoryService]:
     settings = load_settings(env={}, overrides={"server.data_dir": str(tmp_path)})
     store = build_store(settings)
-    svc = MemoryService(store=store, index=build_index(settings, 16), embedder=HashEmbedder(),
-                        settings=settings, snapshot_dir=tmp_path / "index")
+    svc = MemoryService(
+        store=store,
+        index=build_index(settings, 16),
+        embedder=HashEmbedder(),
+        settings=settings,
+        snapshot_dir=tmp_path / "index",
+    )
     svc.load()
     yield svc
     store.close()
@@ -51,8 +56,10 @@ def test_same_id_and_content_in_two_tenants_stay_apart(service: MemoryService) -
         [outcome] = service.write(tenant, [WriteOp("create", draft=draft)])
         assert outcome.error is None and outcome.memory is not None
         assert outcome.memory.tenant == tenant.tenant
-    service.write(A, [WriteOp("update", draft=MemoryDraft(content="only in a"), memory_id="m1",
-                              update_mask=("content",))])
+    service.write(
+        A,
+        [WriteOp("update", draft=MemoryDraft(content="only in a"), memory_id="m1", update_mask=("content",))],
+    )
     assert service.get(A, "m1").content == "only in a"
     assert service.get(B, "m1").content == "shared text"
     [hits] = service.search(B, [SearchQuery(text="only in a", scope=Scope(user_id="alice"), top_k=10)])
@@ -60,14 +67,19 @@ def test_same_id_and_content_in_two_tenants_stay_apart(service: MemoryService) -
 
 
 def test_a_tenant_cannot_read_list_search_or_delete_another_tenants_memory(service: MemoryService) -> None:
-    [created] = service.write(A, [WriteOp("create", draft=MemoryDraft(scope=Scope(user_id="u"), content="secret"))])
+    [created] = service.write(
+        A, [WriteOp("create", draft=MemoryDraft(scope=Scope(user_id="u"), content="secret"))]
+    )
     assert created.memory is not None
     memory_id = created.memory.id
     with pytest.raises(NotFoundError):
         service.get(B, memory_id)
-    assert service.list(B, scope=Scope(), filter_text="", order_by="", page_size=10, page_token="")[0] == []
-    for query in (SearchQuery(text="secret"), SearchQuery(text="secret", filter='user_id = "u"'),
-                  SearchQuery(vector=service.embedder.embed(["secret"])[0].tolist())):
+    assert service.list_memories(B, scope=Scope(), filter_text="", order_by="", page_size=10, page_token="")[0] == []
+    for query in (
+        SearchQuery(text="secret"),
+        SearchQuery(text="secret", filter='user_id = "u"'),
+        SearchQuery(vector=service.embedder.embed(["secret"])[0].tolist()),
+    ):
         assert service.search(B, [query])[0].hits == []
     [deleted] = service.write(B, [WriteOp("delete", memory_id=memory_id)])
     assert isinstance(deleted.error, NotFoundError)

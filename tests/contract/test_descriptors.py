@@ -49,9 +49,7 @@ EXPECTED_RPCS = {
 def _kind(method: object) -> str:
     client = method.client_streaming  # type: ignore[attr-defined]
     server = method.server_streaming  # type: ignore[attr-defined]
-    return {(False, False): UNARY, (True, False): CLIENT, (False, True): SERVER}.get(
-        (client, server), BIDI
-    )
+    return {(False, False): UNARY, (True, False): CLIENT, (False, True): SERVER}.get((client, server), BIDI)
 
 
 @pytest.mark.parametrize("service_name", sorted(EXPECTED_RPCS))
@@ -93,10 +91,7 @@ def _uncommented(file: descriptor_pb2.FileDescriptorProto) -> list[str]:
     """Paths of messages, fields, enums, values, services and methods without
     a leading comment, found by walking the descriptor the way SourceCodeInfo
     paths are numbered (descriptor.proto field numbers)."""
-    comments = {
-        tuple(loc.path): loc.leading_comments.strip()
-        for loc in file.source_code_info.location
-    }
+    comments = {tuple(loc.path): loc.leading_comments.strip() for loc in file.source_code_info.location}
     missing: list[str] = []
 
     def need(path: tuple[int, ...], name: str) -> None:

@@ -121,7 +121,7 @@ def draft_from_proto(
         kind=kind_from_proto(memory.kind, f"{field}.kind"),
         tags=tuple(memory.tags),
         metadata=metadata_from_proto(memory.metadata, f"{field}.metadata"),
-        links=tuple(Link(l.target_id, l.relation, l.weight) for l in memory.links),
+        links=tuple(Link(link.target_id, link.relation, link.weight) for link in memory.links),
         pinned=memory.pinned,
         embedding=list(memory.embedding) if len(memory.embedding) else None,
         embedding_model=memory.embedding_model,
@@ -321,9 +321,11 @@ def stats_to_proto(stats: Stats) -> admin_pb.GetStatsResponse:
         response.caches.add(**cache)
     for rule in stats.retention:
         policy = response.retention_policies.add(
-            tenant=rule.tenant, max_count=rule.max_count,
+            tenant=rule.tenant,
+            max_count=rule.max_count,
             eviction_order=admin_pb.EVICTION_ORDER_LEAST_RECENTLY_RETRIEVED
-            if rule.eviction == "least_recently_retrieved" else admin_pb.EVICTION_ORDER_OLDEST,
+            if rule.eviction == "least_recently_retrieved"
+            else admin_pb.EVICTION_ORDER_OLDEST,
         )
         scope_to_proto(Scope(rule.user_id, rule.agent_id, rule.run_id), policy.scope)
         if rule.max_age_s:

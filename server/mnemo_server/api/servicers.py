@@ -22,6 +22,7 @@ from mnemo.v1 import admin_service_pb2 as admin_pb
 from mnemo.v1 import admin_service_pb2_grpc as admin_grpc
 from mnemo.v1 import memory_service_pb2 as pb
 from mnemo.v1 import memory_service_pb2_grpc as pb_grpc
+from mnemo_server import filters
 from mnemo_server.api import convert
 from mnemo_server.api.status import OK, grpc_status_of, status_of
 from mnemo_server.errors import (
@@ -32,9 +33,8 @@ from mnemo_server.errors import (
     UnimplementedError,
     invalid,
 )
-from mnemo_server.models import Principal, Scope
-from mnemo_server import filters
 from mnemo_server.feed import FeedEvent
+from mnemo_server.models import Principal, Scope
 from mnemo_server.service import ImportReport, MemoryService, WriteOutcome
 
 log = logging.getLogger("mnemo.api")
@@ -52,7 +52,9 @@ class Gate:
         if self.draining:
             raise UnavailableError("the server is shutting down", reason="SERVER_DRAINING", retry_after_s=1.0)
         if not self.ready:
-            raise UnavailableError("the server is still loading", reason="SERVER_NOT_READY", retry_after_s=1.0)
+            raise UnavailableError(
+                "the server is still loading", reason="SERVER_NOT_READY", retry_after_s=1.0
+            )
 
 
 def request_id_of(context: grpc.aio.ServicerContext) -> str:
@@ -85,7 +87,7 @@ class _Base:
 
 def _method(context: grpc.aio.ServicerContext) -> str:
     with contextlib.suppress(Exception):
-        return str(context._rpc_event.call_details.method.decode())  # type: ignore[attr-defined]
+        return str(context._rpc_event.call_details.method.decode())
     return "rpc"
 
 
@@ -102,7 +104,7 @@ def unary(
             return await handler(self, request, principal_of(context), context)
         except asyncio.CancelledError:
             raise
-        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+        except Exception as exc:
             await self.fail(context, exc, request_id)
 
     return wrapper
@@ -143,7 +145,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
 
     @unary
     async def GetMemory(self, request: pb.GetMemoryRequest, principal: Principal, context: Any) -> Any:
-        fields = convert.read_mask_fields(request.read_mask if request.HasField("read_mask") else None, "read_mask")
+        fields = convert.read_mask_fields(
+            request.read_mask if request.HasField("read_mask") else None, "read_mask"
+        )
         with_embedding = fields is not None and "embedding" in fields
         memory = await self.run(self.service.get, principal, request.id, with_embedding=with_embedding)
         response = pb.GetMemoryResponse()
@@ -164,9 +168,11 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
 
     @unary
     async def ListMemories(self, request: pb.ListMemoriesRequest, principal: Principal, context: Any) -> Any:
-        fields = convert.read_mask_fields(request.read_mask if request.HasField("read_mask") else None, "read_mask")
+        fields = convert.read_mask_fields(
+            request.read_mask if request.HasField("read_mask") else None, "read_mask"
+        )
         memories, token = await self.run(
-            self.service.list,
+            self.service.list_memories,
             principal,
             scope=convert.scope_from_proto(request.scope),
             filter_text=request.filter,
@@ -181,7 +187,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
         return response
 
     @unary
-    async def SearchMemories(self, request: pb.SearchMemoriesRequest, principal: Principal, context: Any) -> Any:
+    async def SearchMemories(
+        self, request: pb.SearchMemoriesRequest, principal: Principal, context: Any
+    ) -> Any:
         query = convert.search_from_proto(request, "")
         result = (await self.run(self.service.search, principal, [query]))[0]
         return convert.search_result_to_proto(
@@ -207,7 +215,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
         return response
 
     async def StreamSearchMemories(
-        self, request_iterator: AsyncIterator[pb.StreamSearchMemoriesRequest], context: grpc.aio.ServicerContext
+        self,
+        request_iterator: AsyncIterator[pb.StreamSearchMemoriesRequest],
+        context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[pb.StreamSearchMemoriesResponse]:
         request_id = request_id_of(context)
         try:
@@ -230,7 +240,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                         result.hits, result.embedding_model, include_embedding=query.include_embedding
                     ),
                 )
-            except Exception as exc:  # noqa: BLE001 - a failed query stays in the stream
+            except Exception as exc:
                 message = pb.StreamSearchMemoriesResponse(
                     query_id=query_id, error=status_of(exc, request_id=request_id)
                 )
@@ -242,7 +252,8 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                 async for item in request_iterator:
                     if not item.query_id or item.query_id in in_flight:
                         raise invalid(
-                            "INVALID_ARGUMENT", "query_id",
+                            "INVALID_ARGUMENT",
+                            "query_id",
                             "is required" if not item.query_id else f"{item.query_id!r} is already in flight",
                         )
                     in_flight.add(item.query_id)
@@ -252,7 +263,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                 if tasks:
                     await asyncio.gather(*tasks)
                 await results.put(None)
-            except Exception as exc:  # noqa: BLE001 - ends the stream with a status
+            except Exception as exc:
                 await results.put(exc)
 
         reader = asyncio.create_task(read())
@@ -286,14 +297,14 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                 decode_errors[i] = exc
                 ops.append(None)
         if decode_errors and request.atomic:
-            outcomes = [
-                WriteOutcome("", error=decode_errors.get(i) or _aborted()) for i in range(len(ops))
-            ]
+            outcomes = [WriteOutcome("", error=decode_errors.get(i) or _aborted()) for i in range(len(ops))]
         else:
             valid = [op for op in ops if op is not None]
-            applied = iter(await self.run(
-                self.service.write, principal, valid, atomic=request.atomic, request_id=request.request_id
-            ))
+            applied = iter(
+                await self.run(
+                    self.service.write, principal, valid, atomic=request.atomic, request_id=request.request_id
+                )
+            )
             outcomes = [
                 WriteOutcome("", error=decode_errors[i]) if op is None else next(applied)
                 for i, op in enumerate(ops)
@@ -309,7 +320,11 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
         self, request: pb.GetMemoryHistoryRequest, principal: Principal, context: Any
     ) -> Any:
         records, token = await self.run(
-            self.service.history, principal, request.id, page_size=request.page_size, page_token=request.page_token
+            self.service.history,
+            principal,
+            request.id,
+            page_size=request.page_size,
+            page_token=request.page_token,
         )
         response = pb.GetMemoryHistoryResponse(next_page_token=token)
         for record in records:
@@ -317,7 +332,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
         return response
 
     @unary
-    async def DeleteMemories(self, request: pb.DeleteMemoriesRequest, principal: Principal, context: Any) -> Any:
+    async def DeleteMemories(
+        self, request: pb.DeleteMemoriesRequest, principal: Principal, context: Any
+    ) -> Any:
         result = await self.run(
             self.service.forget,
             principal,
@@ -347,7 +364,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
             if not batch:
                 return
             report = await self.run(
-                self.service.import_batch, principal, list(batch),
+                self.service.import_batch,
+                principal,
+                list(batch),
                 source_model=header.embedding_model if header else "",
                 on_conflict=_CONFLICT[options.on_conflict],
                 force_reembed=options.force_reembed,
@@ -366,14 +385,17 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
             elif which == "header":
                 if item.header.format_version != EXPORT_FORMAT_VERSION:
                     raise invalid(
-                        "UNSUPPORTED_FORMAT_VERSION", "header.format_version",
+                        "UNSUPPORTED_FORMAT_VERSION",
+                        "header.format_version",
                         f"this server reads export format {EXPORT_FORMAT_VERSION}, "
                         f"not {item.header.format_version}",
                     )
                 header = item.header
             elif which == "memory":
                 if header is None:
-                    raise invalid("IMPORT_HEADER_REQUIRED", "header", "send the export header before memories")
+                    raise invalid(
+                        "IMPORT_HEADER_REQUIRED", "header", "send the export header before memories"
+                    )
                 try:
                     draft = convert.import_draft(item.memory, "memory")
                 except MnemoError as exc:
@@ -386,16 +408,22 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                 if len(batch) >= IMPORT_BATCH:
                     await flush()
             else:
-                raise invalid("INVALID_ARGUMENT", "item", "each message carries options, a header or a memory")
+                raise invalid(
+                    "INVALID_ARGUMENT", "item", "each message carries options, a header or a memory"
+                )
         await flush()
         await self.run(self.service.import_links, principal, links)
         response = pb.ImportMemoriesResponse(
-            imported_count=total.imported, skipped_count=total.skipped,
-            reembedded_count=total.reembedded, failed_count=total.failed,
+            imported_count=total.imported,
+            skipped_count=total.skipped,
+            reembedded_count=total.reembedded,
+            failed_count=total.failed,
         )
         request_id = request_id_of(context)
         for index, memory_id, error in total.failures:
-            response.failures.add(index=index, memory_id=memory_id, status=status_of(error, request_id=request_id))
+            response.failures.add(
+                index=index, memory_id=memory_id, status=status_of(error, request_id=request_id)
+            )
         return response
 
     async def ExportMemories(
@@ -406,11 +434,14 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
             self.gate.check()
             principal = principal_of(context)
             snapshot = await self.run(
-                self.service.export, principal, scope=convert.scope_from_proto(request.scope),
-                filter_text=request.filter, with_embeddings=not request.omit_embeddings,
+                self.service.export,
+                principal,
+                scope=convert.scope_from_proto(request.scope),
+                filter_text=request.filter,
+                with_embeddings=not request.omit_embeddings,
             )
             revision, batches = await self.run(snapshot.__enter__)
-        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+        except Exception as exc:
             await self.fail(context, exc, request_id)
             return
         try:
@@ -440,7 +471,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
             self.gate.check()
             principal = principal_of(context)
             watch = _WatchSpec.from_request(request)
-        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+        except Exception as exc:
             await self.fail(context, exc, request_id)
             return
         feed = self.service.feed
@@ -451,9 +482,13 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                 while True:
                     try:
                         events = await self.run(
-                            self.service.feed_batch, principal, after=last, scope=watch.scope, limit=WATCH_BATCH
+                            self.service.feed_batch,
+                            principal,
+                            after=last,
+                            scope=watch.scope,
+                            limit=WATCH_BATCH,
                         )
-                    except Exception as exc:  # noqa: BLE001 - every error becomes a status
+                    except Exception as exc:
                         await self.fail(context, exc, request_id)
                         return
                     if not events:
@@ -471,12 +506,15 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                 if subscription.overflowed:
                     raise AbortedError(
                         "the watcher fell too far behind; resume from the last revision it saw",
-                        reason="WATCH_TOO_SLOW", metadata={"resume_revision": str(last)},
+                        reason="WATCH_TOO_SLOW",
+                        metadata={"resume_revision": str(last)},
                     )
                 if subscription.closed:
                     raise UnavailableError(
-                        "the server is shutting down; resume elsewhere", reason="SERVER_DRAINING",
-                        metadata={"resume_revision": str(last)}, retry_after_s=1.0,
+                        "the server is shutting down; resume elsewhere",
+                        reason="SERVER_DRAINING",
+                        metadata={"resume_revision": str(last)},
+                        retry_after_s=1.0,
                     )
                 # Read the feed's revision before draining: if the buffer is
                 # then empty, every change up to it has been seen.
@@ -535,8 +573,12 @@ class _WatchSpec:
                 raise invalid("INVALID_ARGUMENT", "progress_interval", "must be at least 100 milliseconds")
             interval = given or interval
         expr = filters.parse_filter(request.filter)
-        return cls(convert.scope_from_proto(request.scope), filters.to_predicate(expr) if expr else None,
-                   set(request.event_types), interval)
+        return cls(
+            convert.scope_from_proto(request.scope),
+            filters.to_predicate(expr) if expr else None,
+            set(request.event_types),
+            interval,
+        )
 
     def response(self, events: list[FeedEvent]) -> pb.WatchMemoriesResponse | None:
         response = pb.WatchMemoriesResponse(revision=events[-1].change.revision)
@@ -544,10 +586,11 @@ class _WatchSpec:
             kind = convert.EVENT_TYPES[event.change.change_type]
             if self.types and kind not in self.types:
                 continue
-            if kind == pb.EVENT_TYPE_PUT:
-                # A change whose memory was since forgotten has nothing to show.
-                if event.memory is None or (self.predicate is not None and not self.predicate(event.memory)):
-                    continue
+            # A change whose memory was since forgotten has nothing to show.
+            if kind == pb.EVENT_TYPE_PUT and (
+                event.memory is None or (self.predicate is not None and not self.predicate(event.memory))
+            ):
+                continue
             convert.event_to_proto(event, response.events.add())
         return response if response.events else None
 
@@ -609,20 +652,27 @@ class AdminServicer(_Base, admin_grpc.AdminServiceServicer):
             self.gate.check()
             principal = principal_of(context)
             ids = await self.run(
-                self.service.reembed_candidates, principal, scope=convert.scope_from_proto(request.scope),
-                filter_text=request.filter, force=request.force,
+                self.service.reembed_candidates,
+                principal,
+                scope=convert.scope_from_proto(request.scope),
+                filter_text=request.filter,
+                force=request.force,
             )
             model = self.service.embedder.model_id
             done = 0
             yield admin_pb.ReembedMemoriesResponse(total_count=len(ids), embedding_model=model)
             if not request.dry_run:
                 for start in range(0, len(ids), REEMBED_BATCH):
-                    done += await self.run(self.service.reembed, principal, ids[start:start + REEMBED_BATCH])
+                    done += await self.run(
+                        self.service.reembed, principal, ids[start : start + REEMBED_BATCH]
+                    )
                     yield admin_pb.ReembedMemoriesResponse(
-                        total_count=len(ids), reembedded_count=done, embedding_model=model)
+                        total_count=len(ids), reembedded_count=done, embedding_model=model
+                    )
             yield admin_pb.ReembedMemoriesResponse(
-                total_count=len(ids), reembedded_count=done, done=True, embedding_model=model)
-        except Exception as exc:  # noqa: BLE001 - every error becomes a status
+                total_count=len(ids), reembedded_count=done, done=True, embedding_model=model
+            )
+        except Exception as exc:
             await self.fail(context, exc, request_id)
 
     @unary

@@ -60,9 +60,7 @@ def status_of(exc: BaseException, *, request_id: str = "") -> status_pb2.Status:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(exc.retry_after_s * 1e9))
         details.append(_pack(error_details_pb2.RetryInfo(retry_delay=delay)))
-    return status_pb2.Status(
-        code=getattr(code_pb2, exc.code), message=exc.message, details=details
-    )
+    return status_pb2.Status(code=getattr(code_pb2, exc.code), message=exc.message, details=details)
 
 
 def grpc_status_of(exc: BaseException, *, request_id: str = "") -> grpc.Status:

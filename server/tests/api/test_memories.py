@@ -11,6 +11,7 @@ from google.protobuf import duration_pb2, field_mask_pb2
 
 from mnemo.v1 import memory_pb2 as m
 from mnemo.v1 import memory_service_pb2 as pb
+
 from ..conftest import RunningServer, error_of
 
 
@@ -28,10 +29,17 @@ def create(server: RunningServer, content: str, **fields: object) -> m.Memory:
 def test_create_then_get_returns_the_memory(server: RunningServer) -> None:
     uid = user()
     created = create(
-        server, "Alice prefers green tea", user_id=uid, agent_id="helper", kind=m.MEMORY_KIND_SEMANTIC,
+        server,
+        "Alice prefers green tea",
+        user_id=uid,
+        agent_id="helper",
+        kind=m.MEMORY_KIND_SEMANTIC,
         tags=["drink", "pref", "drink"],
-        metadata={"big": m.Value(int_value=2**63 - 1), "ratio": m.Value(double_value=0.5),
-                  "nested": m.Value(struct_value=m.Struct(fields={"x": m.Value(bool_value=True)}))},
+        metadata={
+            "big": m.Value(int_value=2**63 - 1),
+            "ratio": m.Value(double_value=0.5),
+            "nested": m.Value(struct_value=m.Struct(fields={"x": m.Value(bool_value=True)})),
+        },
     )
     assert created.id and created.version == 1 and created.revision > 0 and created.etag
     assert created.embedding_model == "all-MiniLM-L6-v2"
@@ -96,12 +104,20 @@ def test_update_changes_masked_fields_and_reembeds_new_content(server: RunningSe
 
 def test_update_with_a_stale_etag_fails_and_writes_nothing(server: RunningServer) -> None:
     created = create(server, "version one")
-    server.memory.UpdateMemory(pb.UpdateMemoryRequest(
-        memory=m.Memory(id=created.id, pinned=True), update_mask=field_mask_pb2.FieldMask(paths=["pinned"])))
+    server.memory.UpdateMemory(
+        pb.UpdateMemoryRequest(
+            memory=m.Memory(id=created.id, pinned=True),
+            update_mask=field_mask_pb2.FieldMask(paths=["pinned"]),
+        )
+    )
     with pytest.raises(grpc.RpcError) as err:
-        server.memory.UpdateMemory(pb.UpdateMemoryRequest(
-            memory=m.Memory(id=created.id, content="lost update"),
-            update_mask=field_mask_pb2.FieldMask(paths=["content"]), etag=created.etag))
+        server.memory.UpdateMemory(
+            pb.UpdateMemoryRequest(
+                memory=m.Memory(id=created.id, content="lost update"),
+                update_mask=field_mask_pb2.FieldMask(paths=["content"]),
+                etag=created.etag,
+            )
+        )
     assert error_of(err.value)[:2] == (grpc.StatusCode.FAILED_PRECONDITION, "ETAG_MISMATCH")
     got = server.memory.GetMemory(pb.GetMemoryRequest(id=created.id)).memory
     assert got.content == "version one" and got.version == 2
@@ -114,9 +130,12 @@ def test_update_with_a_stale_etag_fails_and_writes_nothing(server: RunningServer
 def test_update_mask_errors(server: RunningServer, paths: list[str], reason: str) -> None:
     created = create(server, "immutable scope")
     with pytest.raises(grpc.RpcError) as err:
-        server.memory.UpdateMemory(pb.UpdateMemoryRequest(
-            memory=m.Memory(id=created.id, user_id="someone-else"),
-            update_mask=field_mask_pb2.FieldMask(paths=paths)))
+        server.memory.UpdateMemory(
+            pb.UpdateMemoryRequest(
+                memory=m.Memory(id=created.id, user_id="someone-else"),
+                update_mask=field_mask_pb2.FieldMask(paths=paths),
+            )
+        )
     assert error_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, reason, ["update_mask"])
     assert server.memory.GetMemory(pb.GetMemoryRequest(id=created.id)).memory == created
 
@@ -136,17 +155,23 @@ def test_delete_with_etag_and_then_not_found(server: RunningServer) -> None:
             call()
         assert error_of(err.value)[:2] == (grpc.StatusCode.NOT_FOUND, "MEMORY_NOT_FOUND")
     hits = server.memory.SearchMemories(
-        pb.SearchMemoriesRequest(query="to be deleted", scope=m.Scope(user_id=created.user_id))).hits
+        pb.SearchMemoriesRequest(query="to be deleted", scope=m.Scope(user_id=created.user_id))
+    ).hits
     assert hits == []
 
 
 def test_ttl_expires_a_memory_from_every_read(server: RunningServer) -> None:
     uid = user()
-    created = server.memory.CreateMemory(pb.CreateMemoryRequest(
-        memory=m.Memory(user_id=uid, content="a short-lived note"),
-        ttl=duration_pb2.Duration(nanos=300_000_000))).memory
+    created = server.memory.CreateMemory(
+        pb.CreateMemoryRequest(
+            memory=m.Memory(user_id=uid, content="a short-lived note"),
+            ttl=duration_pb2.Duration(nanos=300_000_000),
+        )
+    ).memory
     assert created.HasField("expire_time")
-    assert server.memory.SearchMemories(pb.SearchMemoriesRequest(query="short-lived note", scope=m.Scope(user_id=uid))).hits
+    assert server.memory.SearchMemories(
+        pb.SearchMemoriesRequest(query="short-lived note", scope=m.Scope(user_id=uid))
+    ).hits
     import time
 
     time.sleep(0.4)
@@ -154,7 +179,8 @@ def test_ttl_expires_a_memory_from_every_read(server: RunningServer) -> None:
         server.memory.GetMemory(pb.GetMemoryRequest(id=created.id))
     assert error_of(err.value)[1] == "MEMORY_NOT_FOUND"
     assert not server.memory.SearchMemories(
-        pb.SearchMemoriesRequest(query="short-lived note", scope=m.Scope(user_id=uid))).hits
+        pb.SearchMemoriesRequest(query="short-lived note", scope=m.Scope(user_id=uid))
+    ).hits
     assert not server.memory.ListMemories(pb.ListMemoriesRequest(scope=m.Scope(user_id=uid))).memories
 
 
@@ -165,8 +191,11 @@ def test_list_pages_to_the_end_in_order(server: RunningServer) -> None:
     token = ""
     pages = 0
     while True:
-        page = server.memory.ListMemories(pb.ListMemoriesRequest(
-            scope=m.Scope(user_id=uid), page_size=3, page_token=token, order_by="create_time"))
+        page = server.memory.ListMemories(
+            pb.ListMemoriesRequest(
+                scope=m.Scope(user_id=uid), page_size=3, page_token=token, order_by="create_time"
+            )
+        )
         seen += [x.id for x in page.memories]
         pages += 1
         token = page.next_page_token
@@ -181,12 +210,16 @@ def test_list_filter_and_foreign_page_token(server: RunningServer) -> None:
     uid = user()
     for i in range(4):
         create(server, f"tagged {i}", user_id=uid, tags=["even" if i % 2 == 0 else "odd"])
-    page = server.memory.ListMemories(pb.ListMemoriesRequest(
-        scope=m.Scope(user_id=uid), filter='tags:"even"', page_size=1))
+    page = server.memory.ListMemories(
+        pb.ListMemoriesRequest(scope=m.Scope(user_id=uid), filter='tags:"even"', page_size=1)
+    )
     assert len(page.memories) == 1 and page.next_page_token
     with pytest.raises(grpc.RpcError) as err:
-        server.memory.ListMemories(pb.ListMemoriesRequest(
-            scope=m.Scope(user_id=uid), filter='tags:"odd"', page_size=1, page_token=page.next_page_token))
+        server.memory.ListMemories(
+            pb.ListMemoriesRequest(
+                scope=m.Scope(user_id=uid), filter='tags:"odd"', page_size=1, page_token=page.next_page_token
+            )
+        )
     assert error_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "INVALID_PAGE_TOKEN", ["page_token"])
     for bad in ("garbage!", "eyJ4IjoxfQ"):
         with pytest.raises(grpc.RpcError) as err:
@@ -196,8 +229,12 @@ def test_list_filter_and_foreign_page_token(server: RunningServer) -> None:
 
 def test_history_records_every_version(server: RunningServer) -> None:
     created = create(server, "v1")
-    server.memory.UpdateMemory(pb.UpdateMemoryRequest(
-        memory=m.Memory(id=created.id, content="v2"), update_mask=field_mask_pb2.FieldMask(paths=["content"])))
+    server.memory.UpdateMemory(
+        pb.UpdateMemoryRequest(
+            memory=m.Memory(id=created.id, content="v2"),
+            update_mask=field_mask_pb2.FieldMask(paths=["content"]),
+        )
+    )
     history = server.memory.GetMemoryHistory(pb.GetMemoryHistoryRequest(id=created.id))
     assert [v.version for v in history.versions] == [2, 1]
     latest = history.versions[0]
@@ -208,5 +245,6 @@ def test_history_records_every_version(server: RunningServer) -> None:
     first = server.memory.GetMemoryHistory(pb.GetMemoryHistoryRequest(id=created.id, page_size=1))
     assert len(first.versions) == 1 and first.next_page_token
     second = server.memory.GetMemoryHistory(
-        pb.GetMemoryHistoryRequest(id=created.id, page_size=1, page_token=first.next_page_token))
+        pb.GetMemoryHistoryRequest(id=created.id, page_size=1, page_token=first.next_page_token)
+    )
     assert [v.version for v in second.versions] == [1] and not second.next_page_token

@@ -17,10 +17,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from mnemo.v1 import admin_service_pb2 as admin
-from mnemo.v1 import admin_service_pb2_grpc
+from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
 from mnemo.v1 import memory_pb2 as m
 from mnemo.v1 import memory_service_pb2 as pb
-from mnemo.v1 import memory_service_pb2_grpc
 
 SERVER = [sys.executable, "-m", "mnemo_server"]
 
@@ -29,9 +28,19 @@ class Proc:
     def __init__(self, data_dir: Path, *extra: str) -> None:
         env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
         self.popen = subprocess.Popen(
-            [*SERVER, "--address", "127.0.0.1:0", "--data-dir", str(data_dir),
-             "--index-snapshot-interval-s", "0", *extra],
-            stderr=subprocess.PIPE, text=True, env=env,
+            [
+                *SERVER,
+                "--address",
+                "127.0.0.1:0",
+                "--data-dir",
+                str(data_dir),
+                "--index-snapshot-interval-s",
+                "0",
+                *extra,
+            ],
+            stderr=subprocess.PIPE,
+            text=True,
+            env=env,
         )
         self.log: list[str] = []
         self.port = 0
@@ -89,8 +98,9 @@ def test_reflection_lists_both_services(proc: Proc) -> None:
     responses = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(list_services="")]))
     names = {s.name for r in responses for s in r.list_services_response.service}
     assert {"mnemo.v1.MemoryService", "mnemo.v1.AdminService", "grpc.health.v1.Health"} <= names
-    files = stub.ServerReflectionInfo(iter([reflection_pb2.ServerReflectionRequest(
-        file_containing_symbol="mnemo.v1.MemoryService")]))
+    files = stub.ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(file_containing_symbol="mnemo.v1.MemoryService")])
+    )
     assert any(r.file_descriptor_response.file_descriptor_proto for r in files)
 
 
@@ -105,8 +115,11 @@ def test_sigterm_drains_and_exits_zero(proc: Proc) -> None:
 def test_an_acknowledged_write_survives_kill_9(data_dir: Path) -> None:
     first = Proc(data_dir)
     try:
-        created = first.memory.CreateMemory(pb.CreateMemoryRequest(
-            memory=m.Memory(user_id="kill9", content="The spare key is under the blue flowerpot"))).memory
+        created = first.memory.CreateMemory(
+            pb.CreateMemoryRequest(
+                memory=m.Memory(user_id="kill9", content="The spare key is under the blue flowerpot")
+            )
+        ).memory
         first.popen.send_signal(signal.SIGKILL)
         first.popen.wait(30)
     finally:
@@ -115,8 +128,9 @@ def test_an_acknowledged_write_survives_kill_9(data_dir: Path) -> None:
     try:
         got = second.memory.GetMemory(pb.GetMemoryRequest(id=created.id)).memory
         assert got.content == created.content and got.revision == created.revision
-        hits = second.memory.SearchMemories(pb.SearchMemoriesRequest(
-            query="where is the spare key?", scope=m.Scope(user_id="kill9"))).hits
+        hits = second.memory.SearchMemories(
+            pb.SearchMemoriesRequest(query="where is the spare key?", scope=m.Scope(user_id="kill9"))
+        ).hits
         assert [h.memory.id for h in hits] == [created.id]
         report = second.admin.CheckConsistency(admin.CheckConsistencyRequest())
         assert report.consistent and report.store_count == report.index_count == 1
@@ -127,13 +141,18 @@ def test_an_acknowledged_write_survives_kill_9(data_dir: Path) -> None:
 def test_restart_loads_the_snapshot_and_replays_later_writes(data_dir: Path) -> None:
     first = Proc(data_dir)
     try:
-        ids = [first.memory.CreateMemory(pb.CreateMemoryRequest(
-            memory=m.Memory(user_id="snap", content=f"memory {i}"))).memory.id for i in range(3)]
+        ids = [
+            first.memory.CreateMemory(
+                pb.CreateMemoryRequest(memory=m.Memory(user_id="snap", content=f"memory {i}"))
+            ).memory.id
+            for i in range(3)
+        ]
         snap = first.admin.CreateSnapshot(admin.CreateSnapshotRequest())
         assert snap.revision >= 3 and snap.bytes > 0
         first.memory.DeleteMemory(pb.DeleteMemoryRequest(id=ids[0]))
-        later = first.memory.CreateMemory(pb.CreateMemoryRequest(
-            memory=m.Memory(user_id="snap", content="written after the snapshot"))).memory
+        later = first.memory.CreateMemory(
+            pb.CreateMemoryRequest(memory=m.Memory(user_id="snap", content="written after the snapshot"))
+        ).memory
         first.popen.send_signal(signal.SIGKILL)
         first.popen.wait(30)
     finally:
@@ -143,8 +162,11 @@ def test_restart_loads_the_snapshot_and_replays_later_writes(data_dir: Path) -> 
         assert "replayed 2 changes" in "".join(second.log)
         report = second.admin.CheckConsistency(admin.CheckConsistencyRequest())
         assert report.consistent and report.index_count == 3
-        hits = second.memory.SearchMemories(pb.SearchMemoriesRequest(
-            query="written after the snapshot", scope=m.Scope(user_id="snap"), top_k=10)).hits
+        hits = second.memory.SearchMemories(
+            pb.SearchMemoriesRequest(
+                query="written after the snapshot", scope=m.Scope(user_id="snap"), top_k=10
+            )
+        ).hits
         assert hits[0].memory.id == later.id and ids[0] not in {h.memory.id for h in hits}
     finally:
         second.close()
@@ -165,8 +187,9 @@ def test_a_corrupt_snapshot_is_rebuilt_from_the_store(data_dir: Path) -> None:
     try:
         assert "rebuilding from the store" in "".join(second.log)
         assert second.admin.CheckConsistency(admin.CheckConsistencyRequest()).consistent
-        assert second.memory.SearchMemories(pb.SearchMemoriesRequest(
-            query="kept", scope=m.Scope(user_id="c"))).hits
+        assert second.memory.SearchMemories(
+            pb.SearchMemoriesRequest(query="kept", scope=m.Scope(user_id="c"))
+        ).hits
     finally:
         second.close()
 
@@ -184,8 +207,11 @@ def test_invalid_settings_fail_at_start_with_one_line(
     tmp_path: Path, args: list[str], env: dict[str, str], message: str
 ) -> None:
     result = subprocess.run(
-        [*SERVER, "--data-dir", str(tmp_path), *args], capture_output=True, text=True,
-        env={**os.environ, **env}, timeout=60,
+        [*SERVER, "--data-dir", str(tmp_path), *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, **env},
+        timeout=60,
     )
     assert result.returncode == 2
     lines = result.stderr.strip().splitlines()
@@ -206,9 +232,15 @@ def test_buf_curl_lists_and_calls_rpcs_through_reflection(proc: Proc) -> None:
     listed = subprocess.run([*base, "--list-methods", url], capture_output=True, text=True, timeout=60)
     assert "mnemo.v1.MemoryService/SearchMemories" in listed.stdout.splitlines()
     created = subprocess.run(
-        [*base, "--data", '{"memory": {"user_id": "curl", "content": "made with buf curl"}}',
-         f"{url}/mnemo.v1.MemoryService/CreateMemory"],
-        capture_output=True, text=True, timeout=60,
+        [
+            *base,
+            "--data",
+            '{"memory": {"user_id": "curl", "content": "made with buf curl"}}',
+            f"{url}/mnemo.v1.MemoryService/CreateMemory",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=60,
     )
     assert created.returncode == 0, created.stderr
     assert '"content": "made with buf curl"' in created.stdout
@@ -216,7 +248,8 @@ def test_buf_curl_lists_and_calls_rpcs_through_reflection(proc: Proc) -> None:
 
 def test_a_create_retried_after_a_restart_does_not_write_twice(data_dir: Path) -> None:
     request = pb.CreateMemoryRequest(
-        memory=m.Memory(user_id="retry", content="written once"), request_id="req-restart-1")
+        memory=m.Memory(user_id="retry", content="written once"), request_id="req-restart-1"
+    )
     first = Proc(data_dir)
     try:
         original = first.memory.CreateMemory(request)

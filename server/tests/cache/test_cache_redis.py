@@ -147,21 +147,22 @@ def test_redis_out_of_memory_still_takes_invalidations_and_the_cache_comes_back(
 def test_an_invalidation_redis_could_not_take_is_replayed_before_the_cache_is_trusted(
     own_redis: RedisProcess, make_redis_cache: MakeCache
 ) -> None:
-    cache = make_redis_cache(own_redis.url)
+    # A breaker that stays closed, so that reads keep reaching Redis.
+    cache = make_redis_cache(own_redis.url, failure_threshold=1000)
     caches = Caches.over(cache)
     other_replica = Caches.over(make_redis_cache(own_redis.url, namespace=cache._prefix[:-1]))
     warm(caches)
     with own_redis.client() as admin:
-        admin.execute_command("CLIENT", "PAUSE", "600", "WRITE")  # reads still served
+        admin.execute_command("CLIENT", "PAUSE", "600", "WRITE")  # writes time out, reads are served
 
         caches.invalidate("t1", [("m1", ALICE)])
 
         assert caches.pending_invalidations > 0
-        assert not served(caches)  # this replica knows, even though Redis still has the entry
-    wait_until(lambda: cache.breaker_state == "closed")
-    assert not served(caches)
+        assert cache.breaker_state == "closed"
+        # Redis still holds the entry under the old generation; this replica knows better.
+        assert not served(caches)
+    wait_until(lambda: not served(caches) and caches.pending_invalidations == 0)
 
-    assert caches.pending_invalidations == 0
     assert not served(other_replica)
 
 

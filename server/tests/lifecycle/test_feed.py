@@ -62,8 +62,9 @@ class Watcher:
 
 
 def add(server: RunningServer, uid: str, content: str, **fields: object) -> m.Memory:
-    return server.memory.CreateMemory(pb.CreateMemoryRequest(
-        memory=m.Memory(user_id=uid, content=content, **fields))).memory  # type: ignore[arg-type]
+    return server.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content=content, **fields))
+    ).memory  # type: ignore[arg-type]
 
 
 def test_live_events_for_every_kind_of_change(server: RunningServer) -> None:
@@ -73,12 +74,19 @@ def test_live_events_for_every_kind_of_change(server: RunningServer) -> None:
         assert watcher.next().progress_notification
         created = add(server, uid, "first")
         add(server, user(), "someone else's")
-        server.memory.UpdateMemory(pb.UpdateMemoryRequest(
-            memory=m.Memory(id=created.id, content="second"), update_mask=field_mask_pb2.FieldMask(paths=["content"])))
+        server.memory.UpdateMemory(
+            pb.UpdateMemoryRequest(
+                memory=m.Memory(id=created.id, content="second"),
+                update_mask=field_mask_pb2.FieldMask(paths=["content"]),
+            )
+        )
         server.memory.DeleteMemory(pb.DeleteMemoryRequest(id=created.id))
         events = watcher.events(3)
         assert [(e.type, e.memory_id) for e in events] == [
-            (pb.EVENT_TYPE_PUT, created.id), (pb.EVENT_TYPE_PUT, created.id), (pb.EVENT_TYPE_DELETE, created.id)]
+            (pb.EVENT_TYPE_PUT, created.id),
+            (pb.EVENT_TYPE_PUT, created.id),
+            (pb.EVENT_TYPE_DELETE, created.id),
+        ]
         assert [e.memory.content for e in events] == ["first", "second", ""]
         assert events[2].memory.user_id == uid
         revisions = [e.revision for e in events]
@@ -87,7 +95,9 @@ def test_live_events_for_every_kind_of_change(server: RunningServer) -> None:
         watcher.close()
 
 
-def test_resume_from_a_revision_has_no_gap_and_no_duplicate_while_writes_continue(server: RunningServer) -> None:
+def test_resume_from_a_revision_has_no_gap_and_no_duplicate_while_writes_continue(
+    server: RunningServer,
+) -> None:
     uid = user()
     first = add(server, uid, "m0")
     stop = threading.Event()
@@ -102,7 +112,9 @@ def test_resume_from_a_revision_has_no_gap_and_no_duplicate_while_writes_continu
     thread = threading.Thread(target=writer)
     thread.start()
     time.sleep(0.2)
-    watcher = Watcher(server, pb.WatchMemoriesRequest(scope=m.Scope(user_id=uid), start_revision=first.revision - 1))
+    watcher = Watcher(
+        server, pb.WatchMemoriesRequest(scope=m.Scope(user_id=uid), start_revision=first.revision - 1)
+    )
     try:
         thread.join(60)
         seen: list[int] = []
@@ -118,9 +130,15 @@ def test_resume_from_a_revision_has_no_gap_and_no_duplicate_while_writes_continu
 
 def test_filters_and_event_types_and_progress(server: RunningServer) -> None:
     uid = user()
-    watcher = Watcher(server, pb.WatchMemoriesRequest(
-        scope=m.Scope(user_id=uid), filter='tags:"keep"', event_types=[pb.EVENT_TYPE_PUT],
-        progress_interval=duration_pb2.Duration(nanos=200_000_000)))
+    watcher = Watcher(
+        server,
+        pb.WatchMemoriesRequest(
+            scope=m.Scope(user_id=uid),
+            filter='tags:"keep"',
+            event_types=[pb.EVENT_TYPE_PUT],
+            progress_interval=duration_pb2.Duration(nanos=200_000_000),
+        ),
+    )
     try:
         start = watcher.next()
         assert start.progress_notification
@@ -141,12 +159,16 @@ def test_expiry_hides_at_once_and_emits_an_expired_event(server: RunningServer) 
     watcher = Watcher(server, pb.WatchMemoriesRequest(scope=m.Scope(user_id=uid)))
     try:
         watcher.next()
-        memory = server.memory.CreateMemory(pb.CreateMemoryRequest(
-            memory=m.Memory(user_id=uid, content="a fleeting thought"),
-            ttl=duration_pb2.Duration(nanos=300_000_000))).memory
+        memory = server.memory.CreateMemory(
+            pb.CreateMemoryRequest(
+                memory=m.Memory(user_id=uid, content="a fleeting thought"),
+                ttl=duration_pb2.Duration(nanos=300_000_000),
+            )
+        ).memory
         time.sleep(0.35)
-        assert not server.memory.SearchMemories(pb.SearchMemoriesRequest(
-            query="a fleeting thought", scope=m.Scope(user_id=uid))).hits
+        assert not server.memory.SearchMemories(
+            pb.SearchMemoriesRequest(query="a fleeting thought", scope=m.Scope(user_id=uid))
+        ).hits
         put, expired = watcher.events(2, timeout=10)
         assert (put.type, expired.type) == (pb.EVENT_TYPE_PUT, pb.EVENT_TYPE_EXPIRED)
         assert expired.memory_id == memory.id and not expired.memory.content
@@ -169,9 +191,14 @@ def test_bad_watch_requests(server: RunningServer) -> None:
 @pytest.fixture
 def small_server(tmp_path: Path, embedder: Embedder) -> Iterator[RunningServer]:
     """A server with a tiny watch buffer and a feed that compacts at once."""
-    running = start_server(make_settings(
-        tmp_path, lifecycle={"watch_buffer": 5, "feed_retention_s": 0.001}, server={"sweep_interval_s": 0.1},
-    ), embedder)
+    running = start_server(
+        make_settings(
+            tmp_path,
+            lifecycle={"watch_buffer": 5, "feed_retention_s": 0.001},
+            server={"sweep_interval_s": 0.1},
+        ),
+        embedder,
+    )
     yield running
     running.stop()
 
@@ -184,8 +211,8 @@ def test_a_compacted_revision_fails_with_the_oldest_revision(small_server: Runni
     time.sleep(0.5)  # upkeep compacts entries older than 1 ms up to the snapshot
     with pytest.raises(grpc.RpcError) as err:
         next(iter(small_server.memory.WatchMemories(pb.WatchMemoriesRequest(start_revision=first.revision))))
-    from grpc_status import rpc_status
     from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
 
     assert error_of(err.value)[:2] == (grpc.StatusCode.OUT_OF_RANGE, "REVISION_COMPACTED")
     info = error_details_pb2.ErrorInfo()
@@ -201,9 +228,16 @@ def test_a_slow_watcher_is_told_to_resume_and_never_blocks_writers(small_server:
     stream = iter(call)
     assert next(stream).progress_notification
     started = time.monotonic()
-    small_server.memory.BatchWriteMemories(pb.BatchWriteMemoriesRequest(operations=[
-        pb.WriteOperation(create=pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content=f"burst {i}")))
-        for i in range(50)]))
+    small_server.memory.BatchWriteMemories(
+        pb.BatchWriteMemoriesRequest(
+            operations=[
+                pb.WriteOperation(
+                    create=pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content=f"burst {i}"))
+                )
+                for i in range(50)
+            ]
+        )
+    )
     assert time.monotonic() - started < 10
     with pytest.raises(grpc.RpcError) as err:
         for _ in stream:

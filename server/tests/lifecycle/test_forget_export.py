@@ -31,10 +31,20 @@ def user() -> str:
 
 
 def seed(server: RunningServer, uid: str, facts: list[str] = FACTS) -> list[m.Memory]:
-    response = server.memory.BatchWriteMemories(pb.BatchWriteMemoriesRequest(operations=[
-        pb.WriteOperation(create=pb.CreateMemoryRequest(memory=m.Memory(
-            user_id=uid, content=f, tags=["t"], metadata={"i": m.Value(int_value=i)})))
-        for i, f in enumerate(facts)]))
+    response = server.memory.BatchWriteMemories(
+        pb.BatchWriteMemoriesRequest(
+            operations=[
+                pb.WriteOperation(
+                    create=pb.CreateMemoryRequest(
+                        memory=m.Memory(
+                            user_id=uid, content=f, tags=["t"], metadata={"i": m.Value(int_value=i)}
+                        )
+                    )
+                )
+                for i, f in enumerate(facts)
+            ]
+        )
+    )
     return [r.create.memory for r in response.results]
 
 
@@ -42,11 +52,21 @@ def test_forgetting_a_user_leaves_no_trace_in_any_rpc(server: RunningServer) -> 
     dana, other = user(), user()
     memories = seed(server, dana)
     kept = seed(server, other, ["Dana's colleague likes tea"])[0]
-    linker = server.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(
-        user_id=other, content="refers to Dana", links=[m.MemoryLink(target_id=memories[0].id, relation="about")])))
-    server.memory.UpdateMemory(pb.UpdateMemoryRequest(
-        memory=m.Memory(id=memories[1].id, content="Dana is training for a half marathon"),
-        update_mask=field_mask_pb2.FieldMask(paths=["content"])))
+    linker = server.memory.CreateMemory(
+        pb.CreateMemoryRequest(
+            memory=m.Memory(
+                user_id=other,
+                content="refers to Dana",
+                links=[m.MemoryLink(target_id=memories[0].id, relation="about")],
+            )
+        )
+    )
+    server.memory.UpdateMemory(
+        pb.UpdateMemoryRequest(
+            memory=m.Memory(id=memories[1].id, content="Dana is training for a half marathon"),
+            update_mask=field_mask_pb2.FieldMask(paths=["content"]),
+        )
+    )
     start = server.admin.GetStats(admin.GetStatsRequest()).revision
 
     dry = server.memory.DeleteMemories(pb.DeleteMemoriesRequest(scope=m.Scope(user_id=dana), dry_run=True))
@@ -58,8 +78,10 @@ def test_forgetting_a_user_leaves_no_trace_in_any_rpc(server: RunningServer) -> 
 
     secrets = [f.split()[-1] for f in FACTS] + ["marathon", "blue door"]
     for memory in memories:
-        for call in (lambda: server.memory.GetMemory(pb.GetMemoryRequest(id=memory.id)),
-                     lambda: server.memory.GetMemoryHistory(pb.GetMemoryHistoryRequest(id=memory.id))):
+        for call in (
+            lambda: server.memory.GetMemory(pb.GetMemoryRequest(id=memory.id)),
+            lambda: server.memory.GetMemoryHistory(pb.GetMemoryHistoryRequest(id=memory.id)),
+        ):
             with pytest.raises(grpc.RpcError) as err:
                 call()
             assert error_of(err.value)[1] == "MEMORY_NOT_FOUND"
@@ -70,7 +92,9 @@ def test_forgetting_a_user_leaves_no_trace_in_any_rpc(server: RunningServer) -> 
     exported = list(server.memory.ExportMemories(pb.ExportMemoriesRequest()))
     text = str(exported)
     assert not any(s in text for s in secrets) and kept.id in text
-    replay = server.memory.WatchMemories(pb.WatchMemoriesRequest(start_revision=start - 40 if start > 40 else 1))
+    replay = server.memory.WatchMemories(
+        pb.WatchMemoriesRequest(start_revision=start - 40 if start > 40 else 1)
+    )
     seen = []
     for response in replay:
         if response.progress_notification:
@@ -89,8 +113,9 @@ def test_forgetting_needs_a_scope_or_filter_and_takes_a_filter(server: RunningSe
     assert error_of(err.value) == (grpc.StatusCode.INVALID_ARGUMENT, "SCOPE_REQUIRED", ["scope"])
     uid = user()
     seed(server, uid)
-    gone = server.memory.DeleteMemories(pb.DeleteMemoriesRequest(
-        scope=m.Scope(user_id=uid), filter="metadata.i >= 2"))
+    gone = server.memory.DeleteMemories(
+        pb.DeleteMemoriesRequest(scope=m.Scope(user_id=uid), filter="metadata.i >= 2")
+    )
     assert gone.deleted_count == 2
     left = server.memory.ListMemories(pb.ListMemoriesRequest(scope=m.Scope(user_id=uid))).memories
     assert sorted(x.metadata["i"].int_value for x in left) == [0, 1]
@@ -108,12 +133,24 @@ def test_export_then_import_into_an_empty_server_gives_the_same_search_results(
 ) -> None:
     uid = user()
     memories = seed(server, uid)
-    server.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(
-        user_id=uid, content="links back", pinned=True, kind=m.MEMORY_KIND_PROCEDURAL,
-        links=[m.MemoryLink(target_id=memories[2].id, relation="see", weight=1.5)])))
+    server.memory.CreateMemory(
+        pb.CreateMemoryRequest(
+            memory=m.Memory(
+                user_id=uid,
+                content="links back",
+                pinned=True,
+                kind=m.MEMORY_KIND_PROCEDURAL,
+                links=[m.MemoryLink(target_id=memories[2].id, relation="see", weight=1.5)],
+            )
+        )
+    )
     exported = list(server.memory.ExportMemories(pb.ExportMemoriesRequest(scope=m.Scope(user_id=uid))))
     header = exported[0].header
-    assert header.format_version == 1 and header.embedding_model == "all-MiniLM-L6-v2" and header.dimension == 384
+    assert (
+        header.format_version == 1
+        and header.embedding_model == "all-MiniLM-L6-v2"
+        and header.dimension == 384
+    )
     assert len(exported) == 6 and all(len(x.memory.embedding) == 384 for x in exported[1:])
 
     def stream() -> Iterator[pb.ImportMemoriesRequest]:
@@ -136,10 +173,20 @@ def test_export_then_import_into_an_empty_server_gives_the_same_search_results(
     for item in empty_server.memory.ExportMemories(pb.ExportMemoriesRequest()):
         if item.HasField("memory"):
             source = original[item.memory.id]
-            for field in ("content", "tags", "metadata", "kind", "pinned", "create_time", "user_id", "embedding"):
+            for field in (
+                "content",
+                "tags",
+                "metadata",
+                "kind",
+                "pinned",
+                "create_time",
+                "user_id",
+                "embedding",
+            ):
                 assert getattr(item.memory, field) == getattr(source, field), field
-            assert [(l.target_id, l.relation) for l in item.memory.links] == [
-                (l.target_id, l.relation) for l in source.links]
+            assert [(link.target_id, link.relation) for link in item.memory.links] == [
+                (link.target_id, link.relation) for link in source.links
+            ]
 
 
 def test_import_reembeds_other_models_and_reports_failures(empty_server: RunningServer) -> None:
@@ -148,7 +195,9 @@ def test_import_reembeds_other_models_and_reports_failures(empty_server: Running
     def stream() -> Iterator[pb.ImportMemoriesRequest]:
         yield pb.ImportMemoriesRequest(options=pb.ImportOptions(on_conflict=pb.IMPORT_CONFLICT_POLICY_FAIL))
         yield pb.ImportMemoriesRequest(header=header)
-        yield pb.ImportMemoriesRequest(memory=m.Memory(id="a", user_id="x", content="hello", embedding=[1, 0, 0]))
+        yield pb.ImportMemoriesRequest(
+            memory=m.Memory(id="a", user_id="x", content="hello", embedding=[1, 0, 0])
+        )
         yield pb.ImportMemoriesRequest(memory=m.Memory(id="b", user_id="x", content=""))
         yield pb.ImportMemoriesRequest(memory=m.Memory(id="c", user_id="x", content="bad kind", kind=99))
         yield pb.ImportMemoriesRequest(memory=m.Memory(id="a", user_id="x", content="dup"))
@@ -158,8 +207,11 @@ def test_import_reembeds_other_models_and_reports_failures(empty_server: Running
     failures = sorted((f.index, f.memory_id, f.status.code) for f in report.failures)
     invalid, exists = grpc.StatusCode.INVALID_ARGUMENT.value[0], grpc.StatusCode.ALREADY_EXISTS.value[0]
     assert failures == [(1, "b", invalid), (2, "c", invalid), (3, "a", exists)]
-    memory = empty_server.memory.GetMemory(pb.GetMemoryRequest(
-        id="a", read_mask=field_mask_pb2.FieldMask(paths=["embedding", "embedding_model"]))).memory
+    memory = empty_server.memory.GetMemory(
+        pb.GetMemoryRequest(
+            id="a", read_mask=field_mask_pb2.FieldMask(paths=["embedding", "embedding_model"])
+        )
+    ).memory
     assert memory.embedding_model == "all-MiniLM-L6-v2" and len(memory.embedding) == 384
 
 
@@ -175,11 +227,20 @@ def test_import_needs_a_known_header_first(empty_server: RunningServer) -> None:
 
 @pytest.fixture
 def retention_server(tmp_path: Path, embedder: Embedder) -> Iterator[RunningServer]:
-    running = start_server(make_settings(tmp_path, server={"sweep_interval_s": 0.2}, lifecycle={
-        "retention": [{"user_id": "capped", "max_count": 2},
-                      {"user_id": "recent", "max_count": 2, "eviction": "least_recently_retrieved"},
-                      {"user_id": "aged", "max_age_s": 0.5}],
-    }), embedder)
+    running = start_server(
+        make_settings(
+            tmp_path,
+            server={"sweep_interval_s": 0.2},
+            lifecycle={
+                "retention": [
+                    {"user_id": "capped", "max_count": 2},
+                    {"user_id": "recent", "max_count": 2, "eviction": "least_recently_retrieved"},
+                    {"user_id": "aged", "max_age_s": 0.5},
+                ],
+            },
+        ),
+        embedder,
+    )
     yield running
     running.stop()
 
@@ -192,7 +253,9 @@ def wait_for(predicate: object, timeout: float = 10) -> None:
 
 
 def contents(server: RunningServer, uid: str) -> list[str]:
-    listed = server.memory.ListMemories(pb.ListMemoriesRequest(scope=m.Scope(user_id=uid), order_by="create_time"))
+    listed = server.memory.ListMemories(
+        pb.ListMemoriesRequest(scope=m.Scope(user_id=uid), order_by="create_time")
+    )
     return [x.content for x in listed.memories]
 
 
@@ -202,38 +265,63 @@ def test_retention_policies_evict_and_spare_pinned_memories(retention_server: Ru
     assert [(p.scope.user_id, p.max_count, p.eviction_order) for p in policies] == [
         ("capped", 2, admin.EVICTION_ORDER_OLDEST),
         ("recent", 2, admin.EVICTION_ORDER_LEAST_RECENTLY_RETRIEVED),
-        ("aged", 0, admin.EVICTION_ORDER_OLDEST)]
+        ("aged", 0, admin.EVICTION_ORDER_OLDEST),
+    ]
     assert policies[2].max_age.ToMilliseconds() == 500
-    s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="capped", content="pinned", pinned=True)))
+    s.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(user_id="capped", content="pinned", pinned=True))
+    )
     for i in range(4):
         s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="capped", content=f"c{i}")))
     wait_for(lambda: contents(s, "capped") == ["pinned", "c2", "c3"])
 
     for i in range(2):
-        s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="recent", content=f"apple pie {i}")))
-    s.memory.SearchMemories(pb.SearchMemoriesRequest(query="apple pie 0", scope=m.Scope(user_id="recent"), top_k=1))
+        s.memory.CreateMemory(
+            pb.CreateMemoryRequest(memory=m.Memory(user_id="recent", content=f"apple pie {i}"))
+        )
+    s.memory.SearchMemories(
+        pb.SearchMemoriesRequest(query="apple pie 0", scope=m.Scope(user_id="recent"), top_k=1)
+    )
     time.sleep(0.5)  # the retrieval time is flushed by upkeep
     s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="recent", content="banana bread")))
     wait_for(lambda: sorted(contents(s, "recent")) == ["apple pie 0", "banana bread"])
 
     s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="aged", content="old news")))
-    s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="aged", content="kept", pinned=True)))
+    s.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(user_id="aged", content="kept", pinned=True))
+    )
     wait_for(lambda: contents(s, "aged") == ["kept"])
 
 
 def test_reembed_replaces_vectors_from_other_models(empty_server: RunningServer) -> None:
     s = empty_server
-    s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(
-        id="old", user_id="r", content="the weather is sunny", embedding=[1.0] + [0.0] * 383, embedding_model="old-model")))
-    s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(id="new", user_id="r", content="already current")))
+    s.memory.CreateMemory(
+        pb.CreateMemoryRequest(
+            memory=m.Memory(
+                id="old",
+                user_id="r",
+                content="the weather is sunny",
+                embedding=[1.0] + [0.0] * 383,
+                embedding_model="old-model",
+            )
+        )
+    )
+    s.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(id="new", user_id="r", content="already current"))
+    )
     dry = list(s.admin.ReembedMemories(admin.ReembedMemoriesRequest(dry_run=True)))
     assert dry[-1].done and dry[-1].total_count == 1 and dry[-1].reembedded_count == 0
     progress = list(s.admin.ReembedMemories(admin.ReembedMemoriesRequest(scope=m.Scope(user_id="r"))))
     assert progress[-1].done and (progress[-1].total_count, progress[-1].reembedded_count) == (1, 1)
-    memory = s.memory.GetMemory(pb.GetMemoryRequest(
-        id="old", read_mask=field_mask_pb2.FieldMask(paths=["embedding_model", "version"]))).memory
+    memory = s.memory.GetMemory(
+        pb.GetMemoryRequest(
+            id="old", read_mask=field_mask_pb2.FieldMask(paths=["embedding_model", "version"])
+        )
+    ).memory
     assert memory.embedding_model == "all-MiniLM-L6-v2" and memory.version == 2
-    hits = s.memory.SearchMemories(pb.SearchMemoriesRequest(query="sunny weather", scope=m.Scope(user_id="r"))).hits
+    hits = s.memory.SearchMemories(
+        pb.SearchMemoriesRequest(query="sunny weather", scope=m.Scope(user_id="r"))
+    ).hits
     assert hits[0].memory.id == "old" and hits[0].score > 0.5
     forced = list(s.admin.ReembedMemories(admin.ReembedMemoriesRequest(force=True)))
     assert forced[-1].reembedded_count == 2
