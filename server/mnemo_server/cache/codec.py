@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import struct
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -27,6 +28,8 @@ _HEAD: Final = struct.Struct("<BI")
 _HIT: Final = struct.Struct("<qdH")
 _FLOAT32_LE: Final = np.dtype("<f4")
 _ENCODER: Final = json.JSONEncoder(ensure_ascii=False, allow_nan=False, separators=(",", ":"))
+_DECODER: Final = json.JSONDecoder()
+_KINDS: Final = {int(k): k for k in MemoryKind}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +84,7 @@ def decode_memory(data: bytes, *, with_embedding: bool = True) -> Memory | None:
         if version != _MEMORY_V1:
             return None
         end = _HEAD.size + length
-        f: list[Any] = json.loads(data[_HEAD.size:end].decode("utf-8", "surrogatepass"))
+        f: list[Any] = _DECODER.decode(data[_HEAD.size:end].decode("utf-8", "surrogatepass"))
         embedding = None
         if with_embedding and len(data) > end:
             embedding = np.frombuffer(data, dtype=_FLOAT32_LE, offset=end)
@@ -90,10 +93,10 @@ def decode_memory(data: bytes, *, with_embedding: bool = True) -> Memory | None:
             id=f[1],
             scope=Scope(f[2], f[3], f[4]),
             content=f[5],
-            kind=MemoryKind(f[6]),
+            kind=_KINDS[f[6]],
             tags=tuple(f[7]),
             metadata=f[8],
-            links=tuple(Link(t, r, w) for t, r, w in f[9]),
+            links=tuple(Link(t, r, w) for t, r, w in f[9]) if f[9] else (),
             pinned=f[10],
             embedding_model=f[11],
             content_hash=f[12],
@@ -110,7 +113,7 @@ def decode_memory(data: bytes, *, with_embedding: bool = True) -> Memory | None:
         return None
 
 
-def encode_hits(hits: list[CachedHit] | tuple[CachedHit, ...]) -> bytes:
+def encode_hits(hits: Sequence[CachedHit]) -> bytes:
     parts = [_HEAD.pack(_HITS_V1, len(hits))]
     for hit in hits:
         raw_id = hit.id.encode("utf-8", "surrogatepass")

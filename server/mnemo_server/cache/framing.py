@@ -26,7 +26,7 @@ DEFAULT_COMPRESS_THRESHOLD: Final = 1024
 def pack(value: bytes, threshold: int | None) -> bytes:
     """The stored form of `value`; threshold None never compresses."""
     if threshold is not None and len(value) >= threshold:
-        packed = lz4.block.compress(value, store_size=True)
+        packed = bytes(lz4.block.compress(value, store_size=True))
         if len(packed) + 1 < len(value):
             return _LZ4_FLAG + packed
     return _RAW_FLAG + value

@@ -30,6 +30,7 @@ search-result and record caches:
 from __future__ import annotations
 
 import base64
+import functools
 import hashlib
 import itertools
 import os
@@ -45,8 +46,10 @@ from mnemo_server.models import Scope
 GENERATION_BYTES: Final = 8
 
 
+@functools.lru_cache(maxsize=8192)
 def digest(*parts: str, size: int = 16) -> str:
-    """base64url BLAKE2b of the parts; NUL-separated so parts cannot run together."""
+    """base64url BLAKE2b of the parts; NUL-separated so parts cannot run together.
+    Memoized: tenants, hot scopes and ids repeat (a few MB at most)."""
     raw = "\0".join(parts).encode("utf-8", "surrogatepass")
     return base64.urlsafe_b64encode(hashlib.blake2b(raw, digest_size=size).digest()).decode().rstrip("=")
 

@@ -49,7 +49,7 @@ from mnemo_server.cache.generations import (
     scope_tag,
     tenant_epoch_key,
 )
-from mnemo_server.models import Memory, Scope, Vector
+from mnemo_server.models import Change, ChangeType, Memory, Scope, Vector
 
 __all__ = [
     "CachedHit",
@@ -344,7 +344,9 @@ class SearchResultCache:
         """After a write to memories of these scopes is visible and before it
         is acknowledged: no entry computed before it is served again."""
         epoch_key = tenant_epoch_key(tenant)
-        keys = {scope_generation_key(tenant, s): epoch_key for scope in scopes for s in affected_scopes(scope)}
+        keys = {
+            scope_generation_key(tenant, s): epoch_key for scope in scopes for s in affected_scopes(scope)
+        }
         if not self._gens.bump(keys):
             self._counters.error()
 
@@ -528,12 +530,18 @@ class Caches:
         """After a write is visible to searches and before it is acknowledged:
         every (memory id, scope) it created, updated, deleted or expired.
         One round trip for any number of memories."""
-        epoch_key = tenant_epoch_key(tenant)
+        self.invalidate_changes(Change(0, tenant, memory_id, 0, ChangeType.UPDATE, scope, 0)
+                                for memory_id, scope in changed)
+
+    def invalidate_changes(self, changes: Iterable[Change]) -> None:
+        """`invalidate` for revision-log entries of any tenants (what
+        MemoryService.add_listener hands over): one round trip in all."""
         keys: dict[str, str] = {}
-        for memory_id, scope in changed:
-            keys[f"{{{record_tag(tenant, memory_id)}}}:rg"] = epoch_key
-            for s in affected_scopes(scope):
-                keys[scope_generation_key(tenant, s)] = epoch_key
+        for change in changes:
+            epoch_key = tenant_epoch_key(change.tenant)
+            keys[f"{{{record_tag(change.tenant, change.memory_id)}}}:rg"] = epoch_key
+            for s in affected_scopes(change.scope):
+                keys[scope_generation_key(change.tenant, s)] = epoch_key
         if not self._gens.bump(keys):
             self.search.note_error()
             self.records.note_error()

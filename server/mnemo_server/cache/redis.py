@@ -59,10 +59,15 @@ _T = TypeVar("_T")
 
 
 class _Failed:
-    """The result of an operation that did not reach Redis or failed there."""
+    """The result of an operation that did not reach Redis or failed there;
+    `refused` when Redis answered with an error (it is reachable)."""
+
+    def __init__(self, *, refused: bool = False) -> None:
+        self.refused = refused
 
 
 _FAILED: Final = _Failed()
+_REFUSED: Final = _Failed(refused=True)
 
 
 class RedisCache(Cache):
@@ -166,12 +171,15 @@ class RedisCache(Cache):
 
     def set_many(self, items: Sequence[Item]) -> bool:
         check_items(items)
+        return self._set(items) is None
+
+    def _set(self, items: Sequence[Item]) -> _Failed | None:
         if not items:
-            return True
+            return None
         full = [self._prefix + key for key, _, _ in items]
         stamps = self._stamps(full, learn=True)
         if any(stamp is None for stamp in stamps):
-            return False
+            return _FAILED
 
         def put(client: Any) -> None:
             pipe = client.pipeline(transaction=False)
@@ -179,7 +187,8 @@ class RedisCache(Cache):
                 pipe.set(key, self._encode(value, stamp), px=_ms(ttl_s))  # type: ignore[arg-type]
             pipe.execute()
 
-        return not isinstance(self._call(put, write=True), _Failed)
+        result = self._call(put, write=True)
+        return result if isinstance(result, _Failed) else None
 
     def add_many(self, items: Sequence[Item]) -> list[bytes | None] | None:
         check_items(items)
@@ -229,12 +238,14 @@ class RedisCache(Cache):
         check_ttl(ttl_s)
         if not keys:
             return True
-        if self.set_many([(key, os.urandom(8), ttl_s) for key in keys]):
+        failed = self._set([(key, os.urandom(8), ttl_s) for key in keys])
+        if failed is None:
             return True
         # Redis may refuse SET (out of memory, MISCONF) yet accept UNLINK, and a
         # deleted generation is recreated fresh by the next reader. Tried even
-        # though the refusal just opened the breaker: the server did answer.
-        if self._closed or self._client is None:
+        # though the refusal just opened the breaker, since Redis did answer;
+        # never after a timeout or a failed connection, which would cost as much again.
+        if not failed.refused or self._closed or self._client is None:
             return False
         full = [self._prefix + key for key in keys]
         return not isinstance(
@@ -264,7 +275,7 @@ class RedisCache(Cache):
 
     @property
     def breaker_state(self) -> str:
-        """"closed", "open" or "half_open"."""
+        """The circuit breaker's state: closed, open or half_open."""
         return self._breaker.state
 
     @property
@@ -282,7 +293,7 @@ class RedisCache(Cache):
         if isinstance(client, RedisCluster):
             # RedisCluster.from_url gives each node a pool that its close()
             # leaves open (redis-py 8): disconnect them ourselves.
-            for node in client.get_nodes():
+            for node in client.get_nodes():  # type: ignore[no-untyped-call]
                 if node.redis_connection is not None:
                     node.redis_connection.connection_pool.disconnect()
         client.close()
@@ -305,11 +316,12 @@ class RedisCache(Cache):
             if count:
                 with self._counts_lock:
                     self._errors += 1
-            if write and isinstance(exc, ResponseError):
+            refused = isinstance(exc, ResponseError)
+            if write and refused:
                 self._breaker.open_now(exc)
             else:
                 self._breaker.failure(exc)
-            return _FAILED
+            return _REFUSED if refused else _FAILED
         self._breaker.success()
         if count:
             self._latency.record(time.perf_counter() - started)
@@ -321,15 +333,15 @@ class RedisCache(Cache):
         if not self._cluster:
             return [self._epoch] * len(full_keys)
         client = self._client
-        if client is None:
+        if not isinstance(client, RedisCluster):
             return [None] * len(full_keys)
         try:
-            names = [client.get_node_from_key(key).name for key in full_keys]  # type: ignore[union-attr]
+            names = [client.get_node_from_key(key).name for key in full_keys]  # type: ignore[no-untyped-call]
         except Exception:
             return [None] * len(full_keys)
         if learn:
             for name in set(names) - self._epochs.keys():
-                self._call(lambda c, n=name: c.ping(target_nodes=c.get_node(node_name=n)), write=False)
+                self._call(_pinger(name), write=False)
         return [self._epochs.get(name) for name in names]
 
     def _encode(self, value: bytes, epoch: bytes) -> bytes:
@@ -370,7 +382,7 @@ class RedisCache(Cache):
             client = self._client
         if self._cluster:
             # Meets every node now, so that each key's epoch is known up front.
-            client.ping(target_nodes=RedisCluster.ALL_NODES)  # type: ignore[call-arg]
+            client.ping(target_nodes=RedisCluster.ALL_NODES)
         client.set(self._prefix + "probe", b"1", px=1000)
 
     def _on_connect(self, connection: Any) -> None:
@@ -404,6 +416,11 @@ class RedisCache(Cache):
                 "redis at %s restarted or failed over (run_id %s -> %s); values cached before are ignored",
                 address, previous[:8], run_id[:8],
             )
+
+
+def _pinger(node_name: str) -> Callable[[Any], Any]:
+    """Pings one cluster node: connecting to it teaches us its epoch."""
+    return lambda client: client.ping(target_nodes=client.get_node(node_name=node_name))
 
 
 def _ms(ttl_s: float) -> int:

@@ -13,6 +13,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
+
 from mnemo_server.cache.base import Cache
 from mnemo_server.cache.local import LocalCache
 from mnemo_server.cache.redis import RedisCache

@@ -16,14 +16,18 @@ import json
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 
 import numpy as np
+import numpy.typing as npt
+
 from mnemo_server.cache import CachedHit, Caches, search_fingerprint
-from mnemo_server.models import ChangeType, Memory, Scope, content_hash, now_us
+from mnemo_server.models import ChangeType, Memory, Scope, Vector, content_hash, now_us
 from mnemo_server.store.base import RecordStore
 from mnemo_server.store.sqlite import SqliteStore
 
+#: A vector as the tests give it.
+VectorLike: TypeAlias = Sequence[float] | npt.NDArray[np.floating[Any]]
 #: (id, score, content, metadata) of each hit: what a client would see.
 Hit = tuple[str, float, str, dict[str, Any]]
 
@@ -36,7 +40,7 @@ class MiniServer:
 
     # -- writes: commit, then invalidate, then acknowledge ---------------------------
 
-    def create(self, tenant: str, memory_id: str, scope: Scope, content: str, vector: Sequence[float],
+    def create(self, tenant: str, memory_id: str, scope: Scope, content: str, vector: VectorLike,
                *, expire_time_us: int | None = None) -> Memory:
         now = self.clock()
         with self.store.write() as txn:
@@ -50,7 +54,7 @@ class MiniServer:
         return memory
 
     def update(self, tenant: str, memory_id: str, *, content: str | None = None,
-               vector: Sequence[float] | None = None, metadata: dict[str, Any] | None = None) -> Memory:
+               vector: VectorLike | None = None, metadata: dict[str, Any] | None = None) -> Memory:
         now = self.clock()
         with self.store.write() as txn:
             before = txn.get(tenant, memory_id)
@@ -107,7 +111,7 @@ class MiniServer:
                 self.caches.records.fill(lookup, [memory], now_us=now)
         return None if memory is None or memory.is_expired(now) else memory
 
-    def search(self, tenant: str, scope: Scope, vector: Sequence[float], *, top_k: int = 3) -> list[Hit]:
+    def search(self, tenant: str, scope: Scope, vector: VectorLike, *, top_k: int = 3) -> list[Hit]:
         now = self.clock()
         fingerprint = search_fingerprint(model_id="", vector=_unit(vector), top_k=top_k)
         [lookup] = self.caches.search.lookup(tenant, [(scope, fingerprint)])
@@ -127,10 +131,12 @@ class MiniServer:
             if (m := memories.get(h.id)) is not None and m.tenant == tenant and not m.is_expired(now)
         ]
 
-    def exact_search(self, tenant: str, scope: Scope, vector: Sequence[float], *, top_k: int = 3) -> list[Hit]:
+    def exact_search(
+        self, tenant: str, scope: Scope, vector: VectorLike, *, top_k: int = 3
+    ) -> list[Hit]:
         return [_hit(m, s) for m, s in self._exact(tenant, scope, vector, top_k, self.clock())]
 
-    def _exact(self, tenant: str, scope: Scope, vector: Sequence[float], top_k: int,
+    def _exact(self, tenant: str, scope: Scope, vector: VectorLike, top_k: int,
                now: int) -> list[tuple[Memory, float]]:
         query = _unit(vector)
         rows = [r for batch in self.store.iter_vectors() for r in batch
@@ -142,9 +148,9 @@ class MiniServer:
         return scored[:top_k]
 
 
-def _unit(vector: Sequence[float]) -> np.ndarray:
+def _unit(vector: VectorLike) -> Vector:
     v = np.asarray(vector, dtype=np.float32)
-    return v / np.linalg.norm(v)
+    return v / np.float32(np.linalg.norm(v))
 
 
 def _hit(memory: Memory, score: float) -> Hit:

@@ -80,7 +80,9 @@ class RedisProcess:
         ]
         if self.unix_socket is not None:
             args += ["--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"]
-        self.process = subprocess.Popen([*args, *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        self.process = subprocess.Popen(
+            [*args, *self.extra], stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        )
         self.wait_ready()
         return self
 
@@ -173,7 +175,9 @@ class RedisClusterProcs:
             capture_output=True, text=True, timeout=60,
         )
         if created.returncode != 0:
-            raise RuntimeError(f"redis-cli --cluster create failed: {created.stdout[-1500:]} {created.stderr[-500:]}")
+            raise RuntimeError(
+                f"redis-cli --cluster create failed: {created.stdout[-1500:]} {created.stderr[-500:]}"
+            )
         deadline = time.monotonic() + 20
         while time.monotonic() < deadline:
             if all(self._cluster_ok(n) for n in self.nodes):

@@ -7,6 +7,7 @@ import threading
 import time
 
 import pytest
+
 from mnemo_server.cache.base import Cache
 from mnemo_server.cache.local import LocalCache
 from mnemo_server.cache.redis import RedisCache

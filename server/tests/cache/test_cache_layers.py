@@ -6,6 +6,7 @@ import time
 
 import numpy as np
 import pytest
+
 from mnemo_server.cache import (
     Cache,
     CachedHit,
@@ -14,7 +15,7 @@ from mnemo_server.cache import (
     search_fingerprint,
 )
 from mnemo_server.cache.generations import affected_scopes
-from mnemo_server.models import Link, Memory, MemoryKind, Scope, now_us
+from mnemo_server.models import Change, ChangeType, Link, Memory, MemoryKind, Scope, now_us
 
 ALICE = Scope("alice")
 FP = search_fingerprint(model_id="m", text="where do I live?", top_k=10)
@@ -42,7 +43,7 @@ def memory(id: str = "m1", *, tenant: str = "t1", scope: Scope = ALICE, embeddin
         version=3,
         revision=42,
         key=7,
-        embedding=np.arange(8, dtype=np.float32) / 8 if embedding else None,
+        embedding=np.arange(8, dtype=np.float32) / np.float32(8) if embedding else None,
     )
 
 
@@ -115,11 +116,13 @@ def test_a_write_invalidates_exactly_the_query_scopes_that_can_see_it(caches: Ca
     }
     everything = sorted(can_see | cannot_see, key=str)
     assert len(can_see) == 8
-    caches.search.store([(lookup, HITS) for lookup in caches.search.lookup("t1", [(s, FP) for s in everything])])
+    lookups = caches.search.lookup("t1", [(s, FP) for s in everything])
+    caches.search.store([(lookup, HITS) for lookup in lookups])
 
     caches.invalidate("t1", [("m9", written)])
 
-    found = {lk.scope: lk.hits is not None for lk in caches.search.lookup("t1", [(s, FP) for s in everything])}
+    lookups = caches.search.lookup("t1", [(s, FP) for s in everything])
+    found = {lk.scope: lk.hits is not None for lk in lookups}
     assert {s for s, hit in found.items() if not hit} == can_see
 
 
@@ -184,6 +187,19 @@ def test_many_requests_are_looked_up_together(caches: Caches) -> None:
     assert [lk.hits[0].id for lk in again] == [f"id{i}" for i in range(6)]  # type: ignore[index]
 
 
+def test_revision_log_changes_of_several_tenants_invalidate_in_one_call(caches: Caches) -> None:
+    for tenant in ("t1", "t2", "t3"):
+        caches.search.store([(lk, HITS) for lk in caches.search.lookup(tenant, [(ALICE, FP)])])
+
+    caches.invalidate_changes([
+        Change(5, "t1", "m1", 1, ChangeType.CREATE, Scope("alice", "bot"), 0),
+        Change(6, "t2", "m2", 2, ChangeType.EXPIRE, ALICE, 0),
+    ])
+
+    assert [caches.search.lookup(t, [(ALICE, FP)])[0].hits is None for t in ("t1", "t2", "t3")] == [
+        True, True, False]
+
+
 def test_invalidating_a_tenant_drops_its_results_and_records(caches: Caches) -> None:
     caches.search.store([(lk, HITS) for lk in caches.search.lookup("t1", [(ALICE, FP)])])
     caches.records.fill(caches.records.lookup("t1", ["m1"]), [memory()])
@@ -206,7 +222,7 @@ def test_a_filled_record_round_trips_every_field(caches: Caches) -> None:
     found = caches.records.lookup("t1", ["m1"], with_embedding=True).found["m1"]
 
     assert found == original
-    np.testing.assert_array_equal(found.embedding, original.embedding)  # type: ignore[arg-type]
+    np.testing.assert_array_equal(found.embedding, original.embedding)
 
 
 def test_records_without_embedding_do_not_serve_requests_for_one(caches: Caches) -> None:

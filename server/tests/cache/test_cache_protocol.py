@@ -18,6 +18,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from mnemo_server.cache import Caches, search_fingerprint
 from mnemo_server.cache.base import Cache
 from mnemo_server.cache.local import LocalCache
@@ -28,6 +29,7 @@ from mnemo_server.store.sqlite import SqliteStore
 from .mini_server import MiniServer, _unit
 
 MINI_SERVER = Path(__file__).with_name("mini_server.py")
+Writer = Callable[[dict[str, Any]], None]
 DIM = 8
 RNG = np.random.default_rng(7)
 VECTORS = {name: RNG.standard_normal(DIM) for name in ("a1", "a2", "a3", "a4", "b1", "b2", "e1")}
@@ -67,7 +69,7 @@ SETUPS = [
 
 @pytest.fixture(params=SETUPS)
 def setup(request: pytest.FixtureRequest, tmp_path: Path,
-          make_redis_cache: Callable[..., RedisCache]) -> Iterator[tuple[MiniServer, Callable[[dict[str, Any]], None]]]:
+          make_redis_cache: Callable[..., RedisCache]) -> Iterator[tuple[MiniServer, Writer]]:
     """(the server under test, a function making a write as this process or a second one)."""
     kind, writer = request.param
     cache: Cache
@@ -106,7 +108,8 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path,
 def assert_exact(server: MiniServer) -> None:
     for tenant in ("t1", "t2"):
         for scope in QUERY_SCOPES:
-            assert server.search(tenant, scope, QUERY) == server.exact_search(tenant, scope, QUERY), (tenant, scope)
+            expected = server.exact_search(tenant, scope, QUERY)
+            assert server.search(tenant, scope, QUERY) == expected, (tenant, scope)
         for memory_id in [*SEED, "new", "e1"]:
             stored = server.store.get(tenant, memory_id)
             if stored is not None and stored.is_expired(now_us()):
@@ -122,7 +125,7 @@ def cached_scopes(server: MiniServer, tenant: str = "t1") -> set[Scope]:
 
 @pytest.mark.parametrize("write_kind", list(WRITES))
 def test_every_search_after_a_write_equals_an_uncached_one(
-    setup: tuple[MiniServer, Callable[[dict[str, Any]], None]], write_kind: str
+    setup: tuple[MiniServer, Writer], write_kind: str
 ) -> None:
     server, write = setup
     operation, untouched = WRITES[write_kind]

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mnemo_server.cache import CachedHit, Caches, search_fingerprint
 from mnemo_server.cache.generations import scope_generation_key
 from mnemo_server.cache.redis import RedisCache, _cluster_url, _redact
@@ -66,15 +67,18 @@ def test_a_stopped_redis_costs_no_latency_and_the_cache_recovers_by_itself(
     for _ in range(3):  # refused connections: the breaker opens
         assert not served(caches)
     assert cache.breaker_state != "closed"
-    slowest = 0.0
+    durations = []
     for i in range(200):
         started = time.perf_counter()
         assert not served(caches)
         caches.invalidate("t1", [(f"m{i}", ALICE)])
         assert caches.embeddings.get_many("mini", ["hello"], dimension=4) == [None]
         caches.records.fill(caches.records.lookup("t1", ["m1"]), [])
-        slowest = max(slowest, time.perf_counter() - started)
-    assert slowest < 0.05
+        durations.append(time.perf_counter() - started)
+    # Generous bounds (a round trip is ~0.1 ms, these take ~0.02 ms); the
+    # 99th percentile, so that one scheduler hiccup on a busy machine is no failure.
+    durations.sort()
+    assert durations[197] < 0.05, durations[-5:]
     rows = {r["name"]: r for r in caches.proto_stats()}
     assert rows["search"]["state"] in ("down", "degraded")
     assert rows["search"]["errors"] >= 200
@@ -176,7 +180,8 @@ def test_a_restart_from_a_snapshot_never_resurrects_an_entry(
     cache = make_redis_cache(own_redis.url)
     caches = Caches.over(cache)
     warm(caches)
-    caches.records.fill(caches.records.lookup("t1", ["m1"]), [Memory("t1", "m1", ALICE, "Alice lives in Lyon")])
+    record = Memory("t1", "m1", ALICE, "Alice lives in Lyon")
+    caches.records.fill(caches.records.lookup("t1", ["m1"]), [record])
     gen_key = cache._prefix + scope_generation_key("t1", ALICE)
     with own_redis.client() as admin:
         admin.save()  # a snapshot holding the entries and the generations they carry

@@ -1153,7 +1153,7 @@ class Watch(Iterator[t.MemoryEvent]):
 
 
 def resume_revision(error: MnemoError) -> int | None:
-    """The revision a WATCH_TOO_SLOW error says to resume from, if any."""
-    if error.reason == "WATCH_TOO_SLOW" and error.metadata.get("resume_revision", "").isdigit():
-        return int(error.metadata["resume_revision"])
-    return None
+    """The revision an error of a watch says to resume from (ErrorInfo metadata
+    "resume_revision", as WATCH_TOO_SLOW and SERVER_DRAINING carry), if any."""
+    value = error.metadata.get("resume_revision", "")
+    return int(value) if value.isdigit() else None
