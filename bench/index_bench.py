@@ -96,9 +96,7 @@ def latencies(fn: Callable[[int], object], count: int) -> tuple[float, float, fl
     )
 
 
-def exact_truth(
-    data: Matrix, rows: npt.NDArray[np.int64] | None, queries: Matrix
-) -> list[set[int]]:
+def exact_truth(data: Matrix, rows: npt.NDArray[np.int64] | None, queries: Matrix) -> list[set[int]]:
     """Exact top-10 keys (key == row) of each query over `rows` (None: all)."""
     subset = data if rows is None else data[rows]
     scores = queries @ subset.T
@@ -115,9 +113,7 @@ def build(data: Matrix, users: list[str], **options: int) -> tuple[ShardedFaissI
     start = time.perf_counter()
     for lo in range(0, data.shape[0], 1000):
         hi = min(lo + 1000, data.shape[0])
-        index.upsert(
-            [IndexEntry(k, TENANT, Scope(user_id=users[k]), data[k]) for k in range(lo, hi)]
-        )
+        index.upsert([IndexEntry(k, TENANT, Scope(user_id=users[k]), data[k]) for k in range(lo, hi)])
     return index, data.shape[0] / (time.perf_counter() - start)
 
 
@@ -245,9 +241,7 @@ def main() -> None:
 
     if not args.skip_exact_mode:
         index, rate = build(data, users, ann_threshold=2**62)
-        rows.append(
-            Row("exact mode: upsert, batches of 1000", "flat", per_s=rate, unit="vectors/s")
-        )
+        rows.append(Row("exact mode: upsert, batches of 1000", "flat", per_s=rate, unit="vectors/s"))
         rows += bench_index("exact mode", index, data, queries, cases, args.queries, args.batch)
         del index
         gc.collect()

@@ -14,6 +14,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import uuid
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -24,6 +25,7 @@ from grpc_reflection.v1alpha import reflection
 
 from mnemo.v1 import admin_service_pb2, admin_service_pb2_grpc, memory_service_pb2, memory_service_pb2_grpc
 from mnemo_server.api.servicers import AdminServicer, Gate, MemoryServicer
+from mnemo_server.cache import Caches
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
 from mnemo_server.index.base import VectorIndex
@@ -39,9 +41,9 @@ SERVICE_NAMES = (
 
 
 def build_embedder(settings: Settings) -> Embedder:
-    """The configured model behind micro-batching and the embedding cache."""
+    """The configured model behind micro-batching (the embedding cache is
+    added over it once the caches exist)."""
     from mnemo_server.embed.batching import MicroBatchingEmbedder
-    from mnemo_server.embed.cached import CachingEmbedder
 
     cfg = settings.embedder
     inner: Embedder
@@ -59,10 +61,39 @@ def build_embedder(settings: Settings) -> Embedder:
         from mnemo_server.embed.local import SentenceTransformerEmbedder
 
         inner = SentenceTransformerEmbedder(model=cfg.model or None, threads=cfg.torch_threads)
-    embedder: Embedder = MicroBatchingEmbedder(inner, max_batch=cfg.batch_size, max_wait_ms=cfg.max_wait_ms)
-    if cfg.cache_bytes:
-        embedder = CachingEmbedder(embedder, max_bytes=cfg.cache_bytes)
-    return embedder
+    return MicroBatchingEmbedder(inner, max_batch=cfg.batch_size, max_wait_ms=cfg.max_wait_ms)
+
+
+def build_caches(settings: Settings, store: RecordStore) -> Caches | None:
+    """Redis when configured (shared by replicas), else in-process caches."""
+    from mnemo_server.cache import Caches, LocalCache
+
+    cfg = settings.cache
+    ttls = {
+        "embedding_ttl_s": cfg.embedding_ttl_s,
+        "search_ttl_s": cfg.search_ttl_s,
+        "record_ttl_s": cfg.record_ttl_s,
+    }
+    if settings.server.redis_url:
+        from mnemo_server.cache.redis import RedisCache
+
+        namespace = cfg.namespace or f"mnemo-{_store_id(store)}"
+        redis = RedisCache(settings.server.redis_url, namespace=namespace, op_timeout_s=cfg.op_timeout_ms / 1000)
+        return Caches.over(redis, **ttls)
+    if not cfg.enabled and not settings.embedder.cache_bytes:
+        return None
+    embeddings = LocalCache(max_bytes=settings.embedder.cache_bytes or 1)
+    return Caches.over(LocalCache(max_bytes=cfg.local_bytes), embedding_cache=embeddings, **ttls)
+
+
+def _store_id(store: RecordStore) -> str:
+    """A random id kept in the store, so two deployments sharing a Redis
+    never read each other's entries."""
+    found = store.get_meta("store_id")
+    if found is None:
+        found = uuid.uuid4().hex[:16]
+        store.set_meta("store_id", found)
+    return found
 
 
 def build_store(settings: Settings) -> RecordStore:
@@ -177,18 +208,26 @@ class App:
         log.info("serving")
 
     def _build_service(self) -> MemoryService:
-        embedder = self._given_embedder or build_embedder(self.settings)
+        from mnemo_server.embed.cached import CachingEmbedder
+
+        base = self._given_embedder or build_embedder(self.settings)
         store = build_store(self.settings)
+        caches = build_caches(self.settings, store)
+        embedder = base
+        if caches is not None and (self.settings.embedder.cache_bytes or self.settings.server.redis_url):
+            embedder = CachingEmbedder(base, caches.embeddings)
         index = build_index(self.settings, embedder.dimension)
         # A given embedder belongs to the caller, who closes it.
-        self._components = [store] if self._given_embedder else [embedder, store]
+        self._components = [store] if self._given_embedder else [base, store]
+        if caches is not None:
+            self._components.append(caches)
         service = MemoryService(
             store=store,
             index=index,
             embedder=embedder,
             settings=self.settings,
             snapshot_dir=self.settings.server.data_dir / "index",
-            cache_stats=lambda: _embedder_cache_stats(embedder),
+            caches=caches if self.settings.cache.enabled or self.settings.server.redis_url else None,
         )
         service.load()
         return service
@@ -257,8 +296,3 @@ class App:
                 await loop.run_in_executor(self.executor, component.close)
         self.executor.shutdown(wait=True, cancel_futures=True)
         log.info("stopped")
-
-
-def _embedder_cache_stats(embedder: Embedder) -> list[dict[str, Any]]:
-    stats = getattr(embedder, "cache_stats", None)
-    return [stats()] if callable(stats) else []

@@ -42,6 +42,8 @@ class ServerSettings:
     keepalive_time_s: float = _doc("Seconds between keepalive pings on idle streams.", default=30.0)
     keepalive_timeout_s: float = _doc("Seconds to wait for a keepalive ack.", default=10.0)
     sweep_interval_s: float = _doc("Seconds between expiry sweeps.", default=1.0)
+    redis_url: str = _doc("Redis for the shared cache (redis://, rediss://, unix://, "
+                          "redis+cluster://); empty for the in-process cache.", default="")
 
     def validate(self) -> None:
         host, sep, port = self.address.rpartition(":")
@@ -54,6 +56,11 @@ class ServerSettings:
         _positive("sweep_interval_s", self.sweep_interval_s)
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s: must not be negative")
+        if self.redis_url and not self.redis_url.startswith(
+            ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
+        ):
+            raise ConfigError(f"redis_url: expected redis://, rediss://, unix:// or redis+cluster://, "
+                              f"got {self.redis_url!r}")
 
 
 @dataclass(frozen=True)
@@ -95,6 +102,25 @@ class EmbedderSettings:
         _positive("embedder.torch_threads", self.torch_threads)
         if self.max_wait_ms < 0 or self.cache_bytes < 0:
             raise ConfigError("embedder.max_wait_ms and embedder.cache_bytes must not be negative")
+
+
+@dataclass(frozen=True)
+class CacheSettings:
+    namespace: str = _doc("Key prefix in Redis; empty for one derived from the store's id.", default="")
+    local_bytes: int = _doc("Bytes of the in-process result and record cache (no Redis).",
+                            default=32 * 1024 * 1024)
+    search_ttl_s: float = _doc("Lifetime of a cached search result.", default=600.0)
+    record_ttl_s: float = _doc("Lifetime of a cached record.", default=600.0)
+    embedding_ttl_s: float = _doc("Lifetime of a cached embedding.", default=86400.0)
+    op_timeout_ms: float = _doc("Timeout of one Redis operation.", default=50.0)
+    enabled: bool = _doc("Cache search results and records (embeddings are cached per "
+                         "embedder.cache_bytes or Redis).", default=True)
+
+    def validate(self) -> None:
+        if "{" in self.namespace or "}" in self.namespace:
+            raise ConfigError("cache.namespace: must not contain braces")
+        for name in ("local_bytes", "search_ttl_s", "record_ttl_s", "embedding_ttl_s", "op_timeout_ms"):
+            _positive(f"cache.{name}", getattr(self, name))
 
 
 @dataclass(frozen=True)
@@ -186,6 +212,7 @@ class Settings:
     index: IndexSettings = field(default_factory=IndexSettings)
     limits: LimitSettings = field(default_factory=LimitSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
+    cache: CacheSettings = field(default_factory=CacheSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
@@ -205,6 +232,7 @@ _SECTION_TYPES = {
     "index": IndexSettings,
     "limits": LimitSettings,
     "lifecycle": LifecycleSettings,
+    "cache": CacheSettings,
 }
 
 

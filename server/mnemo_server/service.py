@@ -29,6 +29,7 @@ from typing import Any
 import numpy as np
 
 from mnemo_server import filters, validation
+from mnemo_server.cache import CachedHit, Caches, SearchLookup, search_fingerprint
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
 from mnemo_server.embed.vectors import check_vector
@@ -253,7 +254,7 @@ class MemoryService:
         settings: Settings,
         snapshot_dir: Path,
         clock: Callable[[], int] = now_us,
-        cache_stats: Callable[[], list[dict[str, Any]]] = list,
+        caches: Caches | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -262,7 +263,8 @@ class MemoryService:
         self.limits = settings.limits
         self.snapshot_dir = snapshot_dir
         self.clock = clock
-        self._cache_stats = cache_stats
+        self.caches = caches
+        self._applied_revision = 0
         self._write_lock = threading.RLock()
         self._expiry = ExpiryTracker()
         self._snapshot_revision = 0
@@ -289,6 +291,7 @@ class MemoryService:
             log.info("index snapshot at revision %d loaded; replayed %d changes", revision, replayed)
             self._snapshot_revision = revision
         self.feed.set_latest(self.store.current_revision())
+        self._applied_revision = self.store.current_revision()
         for memory in self.store.expired(2**62, limit=10**9):
             if memory.expire_time_us is not None:
                 self._expiry.set(memory.key, memory.expire_time_us)
@@ -322,6 +325,8 @@ class MemoryService:
                 log.info("rebuilding index: %d of %d memories", done, total)
                 last_log = time.monotonic()
         log.info("index rebuilt: %d memories", done)
+        if self.caches is not None:
+            self.caches.invalidate_tenants(t.tenant for t in self.store.tenant_counts())
         if done:
             self.snapshot_at(revision)
 
@@ -336,14 +341,20 @@ class MemoryService:
             present = {r.key for r in rows}
             self.index.remove([k for k in keys if k not in present])
             self.index.upsert([IndexEntry(r.key, r.tenant, r.scope, r.vector) for r in rows])
+            if self.caches is not None:
+                # Another process (or a crash) wrote these without this
+                # process's caches seeing them.
+                self.caches.invalidate_changes(changes)
             replayed += len(changes)
             revision = changes[-1].revision
 
     # -- snapshots ---------------------------------------------------------------
 
     def snapshot(self) -> SnapshotInfo:
+        self._catch_up()
         with self._write_lock:
-            return self.snapshot_at(self.store.current_revision())
+            # What this index holds, which may trail writes of other processes.
+            return self.snapshot_at(self._applied_revision)
 
     def snapshot_at(self, revision: int) -> SnapshotInfo:
         written = self.index.save(self.snapshot_dir, revision)
@@ -354,8 +365,18 @@ class MemoryService:
 
     def get(self, principal: Principal, memory_id: str, *, with_embedding: bool = False) -> Memory:
         validation.check_id(memory_id, "id")
-        memory = self.store.get(principal.tenant, memory_id, with_embedding=with_embedding)
-        if memory is None or memory.is_expired(self.clock()):
+        now = self.clock()
+        memory: Memory | None
+        if self.caches is None:
+            memory = self.store.get(principal.tenant, memory_id, with_embedding=with_embedding)
+        else:
+            lookup = self.caches.records.lookup(principal.tenant, [memory_id], with_embedding=with_embedding)
+            memory = lookup.found.get(memory_id)
+            if memory is None:
+                memory = self.store.get(principal.tenant, memory_id, with_embedding=with_embedding)
+                if memory is not None:
+                    self.caches.records.fill(lookup, [memory], now_us=now)
+        if memory is None or memory.is_expired(now):
             raise NotFoundError(f"memory {memory_id!r} not found", metadata={"id": memory_id})
         return memory
 
@@ -417,26 +438,87 @@ class MemoryService:
     # -- search ------------------------------------------------------------------
 
     def search(self, principal: Principal, queries: Sequence[SearchQuery]) -> list[SearchResult]:
-        """Runs queries with one embedding call and one index call."""
+        """Runs queries with one result-cache lookup, one embedding call for
+        the texts that missed, one index call and one hydration."""
         now = self.clock()
-        plans = [self._plan(principal, q, now) for q in queries]
-        texts = [q.text for q in queries if q.vector is None]
-        text_vectors = self.embedder.embed(texts) if texts else np.zeros((0, self.index.dimension))
+        checked = [self._check_query(q) for q in queries]
+        self._catch_up()
+        results: list[SearchResult | None] = [None] * len(queries)
+        lookups: list[SearchLookup | None] = [None] * len(queries)
+        if self.caches is not None:
+            # Before any data read: a write that lands after this lookup bumps
+            # the generation the result would be stored under.
+            found = self.caches.search.lookup(
+                principal.tenant, [(c.scope, c.fingerprint) for c in checked]
+            )
+            for i, lookup in enumerate(found):
+                lookups[i] = lookup
+                if lookup.hits is not None:
+                    results[i] = self._from_cache(principal, queries[i], lookup, now)
+        misses = [i for i, r in enumerate(results) if r is None]
+        if misses:
+            computed = self._compute(principal, [queries[i] for i in misses], [checked[i] for i in misses], now)
+            stores = []
+            for i, result in zip(misses, computed, strict=True):
+                results[i] = result
+                lookup = lookups[i]
+                if lookup is not None:
+                    stores.append((lookup, [
+                        CachedHit(h.memory.id, h.memory.key, h.score, h.memory.expire_time_us)
+                        for h in result.hits
+                    ]))
+            if stores and self.caches is not None:
+                self.caches.search.store(stores, now_us=now)
+        final = [r for r in results if r is not None]
+        for result in final:
+            self.note_retrieved([h.memory.key for h in result.hits])
+        return final
+
+    def _from_cache(
+        self, principal: Principal, q: SearchQuery, lookup: SearchLookup, now: int
+    ) -> SearchResult:
+        assert self.caches is not None and lookup.hits is not None
+        ids = [h.id for h in lookup.hits]
+        records = self.caches.records.lookup(principal.tenant, ids, with_embedding=q.include_embedding)
+        memories = dict(records.found)
+        if records.missing:
+            wanted = {h.id: h.key for h in lookup.hits}
+            loaded = self.store.get_by_keys(
+                [wanted[i] for i in records.missing], with_embedding=q.include_embedding
+            )
+            self.caches.records.fill(records, loaded.values(), now_us=now)
+            memories.update((m.id, m) for m in loaded.values())
+        hits = [
+            SearchHit(memories[h.id], h.score)
+            for h in lookup.hits
+            if h.id in memories
+            and memories[h.id].tenant == principal.tenant
+            and not memories[h.id].is_expired(now)
+        ]
+        return SearchResult(hits, self.embedder.model_id if q.vector is None else "")
+
+    def _compute(
+        self, principal: Principal, queries: Sequence[SearchQuery], checked: Sequence[_Checked], now: int
+    ) -> list[SearchResult]:
+        texts = [q.text for q, c in zip(queries, checked, strict=True) if c.vector is None]
+        text_vectors = self.embedder.embed(texts) if texts else None
         vectors = np.empty((len(queries), self.index.dimension), dtype=np.float32)
         t = 0
-        for i, q in enumerate(queries):
-            if q.vector is None:
+        for i, c in enumerate(checked):
+            if c.vector is None:
+                assert text_vectors is not None
                 vectors[i] = text_vectors[t]
                 t += 1
             else:
-                vectors[i] = plans[i][1]
-        live = [i for i, p in enumerate(plans) if p[0] is not None]
+                vectors[i] = c.vector
+        plans = [self._locate(principal, c, now) for c in checked]
+        live = [i for i, p in enumerate(plans) if p is not None]
         neighbors: dict[int, list[Any]] = {i: [] for i in range(len(queries))}
-        k = max((self._top_k(q) for q in queries), default=0)
+        k = max((c.top_k for c in checked), default=0)
         if live:
-            found = self.index.search(vectors[live], [plans[i][0] for i in live], k)  # type: ignore[misc]
+            found = self.index.search(vectors[live], [plans[i] for i in live], k)  # type: ignore[misc]
             for i, result in zip(live, found, strict=True):
-                neighbors[i] = result[: self._top_k(queries[i])]
+                neighbors[i] = result[: checked[i].top_k]
         want_embeddings = any(q.include_embedding for q in queries)
         keys = sorted({n.key for result in neighbors.values() for n in result})
         memories = self.store.get_by_keys(keys, with_embedding=want_embeddings) if keys else {}
@@ -452,18 +534,11 @@ class MemoryService:
                 if q.min_score is None or score >= q.min_score:
                     hits.append(SearchHit(memory, score))
             hits.sort(key=lambda h: (-h.score, h.memory.id))
-            self.note_retrieved([h.memory.key for h in hits])
             results.append(SearchResult(hits, self.embedder.model_id if q.vector is None else ""))
         return results
 
-    def _top_k(self, query: SearchQuery) -> int:
-        return query.top_k or 10
-
-    def _plan(
-        self, principal: Principal, q: SearchQuery, now: int
-    ) -> tuple[IndexQuery | None, Vector | None]:
-        """Validates a query and decides where the index may look; None when
-        the scope and filter can match nothing."""
+    def _check_query(self, q: SearchQuery) -> _Checked:
+        """Validates a query; works out its scope, filter and cache fingerprint."""
         path = q.field
         if (q.vector is None) == (not q.text):
             raise invalid(
@@ -484,20 +559,45 @@ class MemoryService:
             expr = filters.parse_filter(q.filter)
         except InvalidArgumentError as exc:
             raise (exc.with_field_prefix(path) if path else exc) from None
-        scope = q.scope
+        scope: Scope | None = q.scope
         if expr is not None:
             only_scope = filters.scope_of(expr)
             if only_scope is not None:
-                merged = _merge_scopes(scope, only_scope)
-                if merged is None:
-                    return None, vector
-                scope, expr = merged, None
+                scope, expr = _merge_scopes(q.scope, only_scope), None
+        top_k = q.top_k or 10
+        fp = search_fingerprint(
+            model_id=self.embedder.model_id,
+            text=q.text,
+            vector=vector,
+            filter=filters.format_filter(expr) if expr is not None else "",
+            top_k=top_k,
+            min_score=q.min_score,
+        )
+        return _Checked(vector, scope or q.scope, expr, scope is None, top_k, fp)
+
+    def _locate(self, principal: Principal, c: _Checked, now: int) -> IndexQuery | None:
+        """Where the index may look; None when scope and filter match nothing."""
+        if c.matches_nothing:
+            return None
         keys = None
-        if expr is not None:
-            keys = frozenset(self.store.match_keys(principal.tenant, scope=scope, filter=expr, now_us=now))
+        if c.expr is not None:
+            keys = frozenset(self.store.match_keys(principal.tenant, scope=c.scope, filter=c.expr, now_us=now))
             if not keys:
-                return None, vector
-        return IndexQuery(principal.tenant, scope, keys, self._expiry.expired(now)), vector
+                return None
+        return IndexQuery(principal.tenant, c.scope, keys, self._expiry.expired(now))
+
+    def _catch_up(self) -> None:
+        """Applies changes other processes sharing the store committed, so a
+        search never misses a write another replica acknowledged."""
+        if self.store.current_revision() <= self._applied_revision:
+            return
+        with self._write_lock:
+            target = self.store.current_revision()
+            if target <= self._applied_revision:
+                return
+            changes = self._replay(self._applied_revision)
+            self._applied_revision = max(self._applied_revision, target)
+            log.debug("caught up %d changes from other processes", changes)
 
     # -- writes ------------------------------------------------------------------
 
@@ -628,6 +728,11 @@ class MemoryService:
             )
         for memory in effects.expiry.values():
             self._expiry.set(memory.key, memory.expire_time_us)
+        if effects.events:
+            self._applied_revision = max(self._applied_revision, effects.events[-1].change.revision)
+        if self.caches is not None and effects.events:
+            # After the index sees the change and before the write is acknowledged.
+            self.caches.invalidate_changes(e.change for e in effects.events)
         for listener in self._listeners:
             try:
                 listener(effects.events)
@@ -1182,7 +1287,7 @@ class MemoryService:
         return Stats(
             tenants=tenants,
             shards=shards,
-            caches=self._cache_stats(),
+            caches=self.caches.proto_stats() if self.caches is not None else [],
             revision=self.store.current_revision(),
             oldest_revision=self.store.compacted_revision(),
             embedding_model=self.embedder.model_id,
@@ -1220,6 +1325,8 @@ class MemoryService:
                 if orphans:
                     self.index.remove(orphans)
                 repaired = len(fixes) + len(orphans)
+                if repaired and self.caches is not None:
+                    self.caches.invalidate_tenants(t.tenant for t in self.store.tenant_counts())
             return ConsistencyReport(len(store_keys), len(index_keys), found, repaired)
 
 
@@ -1294,6 +1401,18 @@ def _restored(stored: StoredOutcome) -> WriteOutcome:
 
 
 _ERROR_BY_CODE: dict[str, type[MnemoError]] = {cls.code: cls for cls in MnemoError.__subclasses__()}
+
+
+@dataclass(frozen=True, slots=True)
+class _Checked:
+    """A validated search query."""
+
+    vector: Vector | None
+    scope: Scope
+    expr: filters.Expr | None
+    matches_nothing: bool
+    top_k: int
+    fingerprint: bytes
 
 
 @dataclass(slots=True)

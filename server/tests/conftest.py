@@ -39,6 +39,7 @@ class RunningServer:
         asyncio.run_coroutine_threadsafe(self.app.stop(grace=1), self.loop).result(60)
         self.loop.call_soon_threadsafe(self.loop.stop)
         self.thread.join(30)
+        self.loop.close()
 
 
 def start_server(settings: Settings, embedder: Embedder | None = None) -> RunningServer:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import random
 
 import pytest
+
 from mnemo_server import errors
 from mnemo_server.filters import (
     ANY,

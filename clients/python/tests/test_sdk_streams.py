@@ -148,8 +148,10 @@ def own_server(tmp_path: Path, embedder: Any) -> Iterator[list[Server]]:
 def test_watch_resumes_after_the_server_restarts(own_server: list[Server], user: str) -> None:
     address = own_server[0].address
     with MnemoClient(address, retry=FAST, channel_options=QUICK_RECONNECT) as client:
+        m0 = client.create("the first revision", user_id=user + "-other").memory
         m1 = client.create("before the restart", user_id=user).memory
-        watch = client.watch(user_id=user, start_revision=m1.revision - 1)
+        # Revision 0 means "from now on", so replay from the first write on.
+        watch = client.watch(user_id=user, start_revision=m0.revision)
         assert next(watch).memory_id == m1.id
         seen: list[Any] = []
         reader = threading.Thread(target=lambda: seen.extend(next(watch) for _ in range(2)))

@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 
 from mnemo_server import errors
+from mnemo_server.filters import Expr
 from mnemo_server.models import ChangeType, Memory, Scope, now_us
 from mnemo_server.store import sqlite_codec as codec
-from mnemo_server.filters import Expr
 from mnemo_server.store.base import IdempotentRecord, StoredOutcome, WriteTxn
 from mnemo_server.store.sqlite_filter import compile_filter
 

@@ -3,75 +3,20 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
-import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
 
 from mnemo.v1 import admin_service_pb2 as admin
-from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
 from mnemo.v1 import memory_pb2 as m
 from mnemo.v1 import memory_service_pb2 as pb
 
-SERVER = [sys.executable, "-m", "mnemo_server"]
-
-
-class Proc:
-    def __init__(self, data_dir: Path, *extra: str) -> None:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-        self.popen = subprocess.Popen(
-            [
-                *SERVER,
-                "--address",
-                "127.0.0.1:0",
-                "--data-dir",
-                str(data_dir),
-                "--index-snapshot-interval-s",
-                "0",
-                *extra,
-            ],
-            stderr=subprocess.PIPE,
-            text=True,
-            env=env,
-        )
-        self.log: list[str] = []
-        self.port = 0
-        deadline = time.monotonic() + 120
-        assert self.popen.stderr is not None
-        while time.monotonic() < deadline:
-            line = self.popen.stderr.readline()
-            if not line:
-                break
-            self.log.append(line)
-            found = re.search(r"\(port (\d+)\)", line)
-            if found:
-                self.port = int(found.group(1))
-            if "serving" in line and self.port:
-                break
-        assert self.port, "".join(self.log)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        self.memory = memory_service_pb2_grpc.MemoryServiceStub(self.channel)
-        self.admin = admin_service_pb2_grpc.AdminServiceStub(self.channel)
-
-    def rest_of_log(self) -> str:
-        assert self.popen.stderr is not None
-        return "".join(self.log) + self.popen.stderr.read()
-
-    def close(self) -> None:
-        self.channel.close()
-        if self.popen.poll() is None:
-            self.popen.kill()
-        self.popen.wait(30)
-        if self.popen.stderr is not None:
-            self.popen.stderr.close()
+from ..server_proc import SERVER, Proc
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 import pytest
+
 from mnemo_server.embed.local import SentenceTransformerEmbedder
 
 from .embed_fakes import FakeOpenAIServer

@@ -19,6 +19,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import numpy as np
+
 from mnemo_server import errors
 from mnemo_server.embed.base import Embedder
 from mnemo_server.models import Vector

@@ -8,6 +8,7 @@ from functools import partial
 
 import numpy as np
 import pytest
+
 from mnemo_server import errors
 from mnemo_server.embed.batching import MicroBatchingEmbedder
 from mnemo_server.embed.local import SentenceTransformerEmbedder

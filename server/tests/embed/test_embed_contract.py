@@ -6,6 +6,8 @@ from collections.abc import Callable, Iterator
 
 import numpy as np
 import pytest
+
+from mnemo_server.cache import EmbeddingCache, LocalCache
 from mnemo_server.embed.base import Embedder
 from mnemo_server.embed.batching import MicroBatchingEmbedder
 from mnemo_server.embed.cached import CachingEmbedder
@@ -30,8 +32,10 @@ _servers: list[FakeOpenAIServer] = []
 FACTORIES: dict[str, Factory] = {
     "local": lambda model: model,
     "batching": lambda model: MicroBatchingEmbedder(model),
-    "cached": lambda model: CachingEmbedder(model),
-    "cached+batching": lambda model: CachingEmbedder(MicroBatchingEmbedder(model)),
+    "cached": lambda model: CachingEmbedder(model, EmbeddingCache(LocalCache())),
+    "cached+batching": lambda model: CachingEmbedder(
+        MicroBatchingEmbedder(model), EmbeddingCache(LocalCache())
+    ),
     "http": _http,
 }
 

@@ -8,6 +8,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from mnemo_server import errors
 from mnemo_server.embed.http import OpenAIHttpEmbedder
 

@@ -6,6 +6,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from mnemo_server import errors
 from mnemo_server.embed.local import SentenceTransformerEmbedder, default_model_path
 

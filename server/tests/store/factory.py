@@ -14,6 +14,7 @@ from typing import Any
 
 import numpy as np
 import pytest
+
 from mnemo_server.models import Memory, MemoryKind, Scope, content_hash
 from mnemo_server.store.base import RecordStore
 from mnemo_server.store.sqlite import SqliteStore

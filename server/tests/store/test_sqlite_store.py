@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mnemo_server import errors
 from mnemo_server.filters import parse_filter
 from mnemo_server.models import Memory, Scope

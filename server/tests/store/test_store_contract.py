@@ -9,6 +9,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+
 from mnemo_server import errors
 from mnemo_server.filters import parse_filter
 from mnemo_server.models import ChangeType, Link, Memory, Scope

@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+
 from mnemo_server.filters import format_filter, parse_filter, to_predicate
 from mnemo_server.models import Memory, MemoryKind, Scope
 from mnemo_server.store.base import RecordStore
