@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from functools import partial
 
 import torch
+
 from mnemo_server.embed.batching import MicroBatchingEmbedder
 from mnemo_server.embed.local import SentenceTransformerEmbedder
 

@@ -69,7 +69,7 @@ def build_caches(settings: Settings, store: RecordStore) -> Caches | None:
     from mnemo_server.cache import Caches, LocalCache
 
     cfg = settings.cache
-    ttls = {
+    ttls: dict[str, Any] = {
         "embedding_ttl_s": cfg.embedding_ttl_s,
         "search_ttl_s": cfg.search_ttl_s,
         "record_ttl_s": cfg.record_ttl_s,
@@ -78,7 +78,9 @@ def build_caches(settings: Settings, store: RecordStore) -> Caches | None:
         from mnemo_server.cache.redis import RedisCache
 
         namespace = cfg.namespace or f"mnemo-{_store_id(store)}"
-        redis = RedisCache(settings.server.redis_url, namespace=namespace, op_timeout_s=cfg.op_timeout_ms / 1000)
+        redis = RedisCache(
+            settings.server.redis_url, namespace=namespace, op_timeout_s=cfg.op_timeout_ms / 1000
+        )
         return Caches.over(redis, **ttls)
     if not cfg.enabled and not settings.embedder.cache_bytes:
         return None

@@ -42,8 +42,11 @@ class ServerSettings:
     keepalive_time_s: float = _doc("Seconds between keepalive pings on idle streams.", default=30.0)
     keepalive_timeout_s: float = _doc("Seconds to wait for a keepalive ack.", default=10.0)
     sweep_interval_s: float = _doc("Seconds between expiry sweeps.", default=1.0)
-    redis_url: str = _doc("Redis for the shared cache (redis://, rediss://, unix://, "
-                          "redis+cluster://); empty for the in-process cache.", default="")
+    redis_url: str = _doc(
+        "Redis for the shared cache (redis://, rediss://, unix://, "
+        "redis+cluster://); empty for the in-process cache.",
+        default="",
+    )
 
     def validate(self) -> None:
         host, sep, port = self.address.rpartition(":")
@@ -59,8 +62,10 @@ class ServerSettings:
         if self.redis_url and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
         ):
-            raise ConfigError(f"redis_url: expected redis://, rediss://, unix:// or redis+cluster://, "
-                              f"got {self.redis_url!r}")
+            raise ConfigError(
+                f"redis_url: expected redis://, rediss://, unix:// or redis+cluster://, "
+                f"got {self.redis_url!r}"
+            )
 
 
 @dataclass(frozen=True)
@@ -107,14 +112,17 @@ class EmbedderSettings:
 @dataclass(frozen=True)
 class CacheSettings:
     namespace: str = _doc("Key prefix in Redis; empty for one derived from the store's id.", default="")
-    local_bytes: int = _doc("Bytes of the in-process result and record cache (no Redis).",
-                            default=32 * 1024 * 1024)
+    local_bytes: int = _doc(
+        "Bytes of the in-process result and record cache (no Redis).", default=32 * 1024 * 1024
+    )
     search_ttl_s: float = _doc("Lifetime of a cached search result.", default=600.0)
     record_ttl_s: float = _doc("Lifetime of a cached record.", default=600.0)
     embedding_ttl_s: float = _doc("Lifetime of a cached embedding.", default=86400.0)
     op_timeout_ms: float = _doc("Timeout of one Redis operation.", default=50.0)
-    enabled: bool = _doc("Cache search results and records (embeddings are cached per "
-                         "embedder.cache_bytes or Redis).", default=True)
+    enabled: bool = _doc(
+        "Cache search results and records (embeddings are cached per embedder.cache_bytes or Redis).",
+        default=True,
+    )
 
     def validate(self) -> None:
         if "{" in self.namespace or "}" in self.namespace:

@@ -276,8 +276,7 @@ def format_time(us: int) -> str:
     when = _EPOCH + dt.timedelta(microseconds=us)
     # Not strftime: glibc does not zero-pad years below 1000.
     text = (
-        f"{when.year:04d}-{when.month:02d}-{when.day:02d}"
-        f"T{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
+        f"{when.year:04d}-{when.month:02d}-{when.day:02d}T{when.hour:02d}:{when.minute:02d}:{when.second:02d}"
     )
     return f"{text}.{when.microsecond:06d}Z" if when.microsecond else f"{text}Z"
 
@@ -315,9 +314,7 @@ def _check_key(key: str, pos: int) -> None:
     if not key:
         raise _error(pos, "metadata keys must not be empty")
     if any(c in '"\\' or ord(c) < 0x20 for c in key):
-        raise _error(
-            pos, "metadata keys in filters may not contain '\"', '\\' or control characters"
-        )
+        raise _error(pos, "metadata keys in filters may not contain '\"', '\\' or control characters")
 
 
 def _format_string(value: str) -> str:
@@ -340,9 +337,7 @@ def _format_string(value: str) -> str:
 
 
 def _metadata_field(keys: list[str]) -> str:
-    return "metadata." + ".".join(
-        k if _BARE_KEY_RE.fullmatch(k) else _format_string(k) for k in keys
-    )
+    return "metadata." + ".".join(k if _BARE_KEY_RE.fullmatch(k) else _format_string(k) for k in keys)
 
 
 @lru_cache(maxsize=1024)
@@ -469,8 +464,7 @@ class _Parser:
             if close.kind is not _Kind.RPAREN:
                 raise _error(
                     close.pos,
-                    f"expected ')' to close the '(' at position {tok.pos + 1},"
-                    f" found {self._describe(close)}",
+                    f"expected ')' to close the '(' at position {tok.pos + 1}, found {self._describe(close)}",
                 )
             self._depth -= 1
             return expr
@@ -481,9 +475,7 @@ class _Parser:
         field, keys = self._field()
         op_tok = self._next()
         if op_tok.kind is not _Kind.OP:
-            raise _error(
-                op_tok.pos, f"expected an operator after {field}, found {self._describe(op_tok)}"
-            )
+            raise _error(op_tok.pos, f"expected an operator after {field}, found {self._describe(op_tok)}")
         self._comparisons += 1
         if self._comparisons > MAX_COMPARISONS:
             raise _error(field_tok.pos, f"filter has more than {MAX_COMPARISONS} comparisons")
@@ -498,9 +490,7 @@ class _Parser:
             raise _error(first.pos, f"expected a field name, found {self._describe(first)}")
         pieces = [first]
         # Adjacent (no space) words and strings form one path: metadata."x".y
-        while (
-            self._peek().kind in (_Kind.WORD, _Kind.STRING) and self._peek().pos == pieces[-1].end
-        ):
+        while self._peek().kind in (_Kind.WORD, _Kind.STRING) and self._peek().pos == pieces[-1].end:
             pieces.append(self._next())
         segments: list[str] = []
         pending_dot = False  # the previous piece ended with '.', a key must follow
@@ -546,12 +536,8 @@ class _Parser:
             if op != ":":
                 raise _error(tok.pos, "'*' (presence) is only allowed after ':'")
             return ANY
-        if tok.kind not in (_Kind.WORD, _Kind.STRING) or (
-            tok.kind is _Kind.WORD and tok.text in _KEYWORDS
-        ):
-            raise _error(
-                tok.pos, f"expected a value after {field} {op}, found {self._describe(tok)}"
-            )
+        if tok.kind not in (_Kind.WORD, _Kind.STRING) or (tok.kind is _Kind.WORD and tok.text in _KEYWORDS):
+            raise _error(tok.pos, f"expected a value after {field} {op}, found {self._describe(tok)}")
         quoted = tok.kind is _Kind.STRING
         if is_metadata:
             value = tok.text if quoted else _bare_literal(tok.text, tok.pos)
@@ -569,9 +555,7 @@ class _Parser:
                 raise _error(tok.pos, f"kind supports '=', '!=' and ':', not '{op}'")
             name = tok.text.upper().removeprefix("MEMORY_KIND_")
             if name not in MemoryKind.__members__:
-                raise _error(
-                    tok.pos, f"unknown kind '{tok.text}'; expected EPISODIC, SEMANTIC or PROCEDURAL"
-                )
+                raise _error(tok.pos, f"unknown kind '{tok.text}'; expected EPISODIC, SEMANTIC or PROCEDURAL")
             return int(MemoryKind[name])
         if field == "pinned":
             if op not in _EQUALITY_OPS:
@@ -609,9 +593,7 @@ def parse_filter(text: str) -> Expr | None:
             with a description naming the position of the problem.
     """
     if len(text.encode("utf-8", "surrogatepass")) > MAX_FILTER_BYTES:
-        raise errors.invalid(
-            "INVALID_FILTER", "filter", f"filter is longer than {MAX_FILTER_BYTES} bytes"
-        )
+        raise errors.invalid("INVALID_FILTER", "filter", f"filter is longer than {MAX_FILTER_BYTES} bytes")
     if not text.strip():
         return None
     return _Parser(text).parse()

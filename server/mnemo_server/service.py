@@ -448,25 +448,30 @@ class MemoryService:
         if self.caches is not None:
             # Before any data read: a write that lands after this lookup bumps
             # the generation the result would be stored under.
-            found = self.caches.search.lookup(
-                principal.tenant, [(c.scope, c.fingerprint) for c in checked]
-            )
+            found = self.caches.search.lookup(principal.tenant, [(c.scope, c.fingerprint) for c in checked])
             for i, lookup in enumerate(found):
                 lookups[i] = lookup
                 if lookup.hits is not None:
                     results[i] = self._from_cache(principal, queries[i], lookup, now)
         misses = [i for i, r in enumerate(results) if r is None]
         if misses:
-            computed = self._compute(principal, [queries[i] for i in misses], [checked[i] for i in misses], now)
+            computed = self._compute(
+                principal, [queries[i] for i in misses], [checked[i] for i in misses], now
+            )
             stores = []
             for i, result in zip(misses, computed, strict=True):
                 results[i] = result
-                lookup = lookups[i]
-                if lookup is not None:
-                    stores.append((lookup, [
-                        CachedHit(h.memory.id, h.memory.key, h.score, h.memory.expire_time_us)
-                        for h in result.hits
-                    ]))
+                pending = lookups[i]
+                if pending is not None:
+                    stores.append(
+                        (
+                            pending,
+                            [
+                                CachedHit(h.memory.id, h.memory.key, h.score, h.memory.expire_time_us)
+                                for h in result.hits
+                            ],
+                        )
+                    )
             if stores and self.caches is not None:
                 self.caches.search.store(stores, now_us=now)
         final = [r for r in results if r is not None]
@@ -581,7 +586,9 @@ class MemoryService:
             return None
         keys = None
         if c.expr is not None:
-            keys = frozenset(self.store.match_keys(principal.tenant, scope=c.scope, filter=c.expr, now_us=now))
+            keys = frozenset(
+                self.store.match_keys(principal.tenant, scope=c.scope, filter=c.expr, now_us=now)
+            )
             if not keys:
                 return None
         return IndexQuery(principal.tenant, c.scope, keys, self._expiry.expired(now))

@@ -96,9 +96,7 @@ def test_valid_filters_parse(text: str, expected: Expr | None) -> None:
     assert parse_filter(text) == expected
 
 
-A, B, C, D = (
-    c(f, "=", v) for f, v in (("user_id", "a"), ("agent_id", "b"), ("run_id", "c"), ("id", "d"))
-)
+A, B, C, D = (c(f, "=", v) for f, v in (("user_id", "a"), ("agent_id", "b"), ("run_id", "c"), ("id", "d")))
 
 
 @pytest.mark.parametrize(

@@ -74,7 +74,10 @@ def test_a_tenant_cannot_read_list_search_or_delete_another_tenants_memory(servi
     memory_id = created.memory.id
     with pytest.raises(NotFoundError):
         service.get(B, memory_id)
-    assert service.list_memories(B, scope=Scope(), filter_text="", order_by="", page_size=10, page_token="")[0] == []
+    assert (
+        service.list_memories(B, scope=Scope(), filter_text="", order_by="", page_size=10, page_token="")[0]
+        == []
+    )
     for query in (
         SearchQuery(text="secret"),
         SearchQuery(text="secret", filter='user_id = "u"'),

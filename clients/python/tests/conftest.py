@@ -20,10 +20,10 @@ import pytest
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 
-from mnemo import AsyncMnemoClient, MnemoClient  # noqa: E402
-from mnemo_server.app import App, build_embedder  # noqa: E402
-from mnemo_server.config import Settings, load_settings  # noqa: E402
-from mnemo_server.embed.base import Embedder  # noqa: E402
+from mnemo import AsyncMnemoClient, MnemoClient
+from mnemo_server.app import App, build_embedder
+from mnemo_server.config import Settings, load_settings
+from mnemo_server.embed.base import Embedder
 
 
 @dataclass

@@ -33,9 +33,16 @@ def status(
         info = error_details_pb2.ErrorInfo(reason=reason, domain="mnemo.dev", metadata=metadata or {})
         details.append(_pack(info))
     if violations:
-        details.append(_pack(error_details_pb2.BadRequest(field_violations=[
-            error_details_pb2.BadRequest.FieldViolation(field=f, description=d) for f, d in violations
-        ])))
+        details.append(
+            _pack(
+                error_details_pb2.BadRequest(
+                    field_violations=[
+                        error_details_pb2.BadRequest.FieldViolation(field=f, description=d)
+                        for f, d in violations
+                    ]
+                )
+            )
+        )
     if retry_after is not None:
         delay = duration_pb2.Duration()
         delay.FromNanoseconds(int(retry_after * 1e9))
@@ -99,7 +106,9 @@ class FlakyProxy:
         fault = self.next_fault()
         if fault is not None and not fault.after_forwarding:
             context.abort_with_status(rpc_status.to_status(fault.status))
-        forward = {k: v for k, v in metadata.items() if not k.startswith(("grpc-", ":")) and k != "user-agent"}
+        forward = {
+            k: v for k, v in metadata.items() if not k.startswith(("grpc-", ":")) and k != "user-agent"
+        }
         try:
             response: bytes = self._upstream.unary_unary(method)(request, metadata=tuple(forward.items()))
         except grpc.RpcError as exc:
@@ -130,7 +139,9 @@ class FeedServicer(pb_grpc.MemoryServiceServicer):
     n-th connection sends, a list of responses then a final status (or None to
     stay open until cancelled). It records each request's start_revision."""
 
-    def __init__(self, scripts: list[tuple[list[pb.WatchMemoriesResponse], status_pb2.Status | None]]) -> None:
+    def __init__(
+        self, scripts: list[tuple[list[pb.WatchMemoriesResponse], status_pb2.Status | None]]
+    ) -> None:
         self.scripts = scripts
         self.starts: list[int] = []
         self.connected = threading.Event()
@@ -148,8 +159,11 @@ class FeedServicer(pb_grpc.MemoryServiceServicer):
         done.wait(30)
 
 
-def serve(servicer: pb_grpc.MemoryServiceServicer, credentials: grpc.ServerCredentials | None = None,
-          interceptors: Sequence[grpc.ServerInterceptor] = ()) -> tuple[grpc.Server, int]:
+def serve(
+    servicer: pb_grpc.MemoryServiceServicer,
+    credentials: grpc.ServerCredentials | None = None,
+    interceptors: Sequence[grpc.ServerInterceptor] = (),
+) -> tuple[grpc.Server, int]:
     server = grpc.server(futures.ThreadPoolExecutor(max_workers=4), interceptors=list(interceptors))
     pb_grpc.add_MemoryServiceServicer_to_server(servicer, server)
     if credentials is None:
@@ -164,6 +178,8 @@ def event(revision: int, memory_id: str, content: str = "x") -> pb.MemoryEvent:
     from mnemo.v1 import memory_pb2
 
     return pb.MemoryEvent(
-        type=pb.EVENT_TYPE_PUT, revision=revision, memory_id=memory_id,
+        type=pb.EVENT_TYPE_PUT,
+        revision=revision,
+        memory_id=memory_id,
         memory=memory_pb2.Memory(id=memory_id, content=content, revision=revision),
     )

@@ -23,7 +23,9 @@ async def test_memory_crud_history_and_pages(aclient: AsyncMnemoClient, user: st
         await aclient.create(f"more {i}", user_id=user)
     page = await aclient.list(user_id=user, page_size=2, order_by="create_time")
     assert len(page.memories) == 2 and page.next_page_token
-    contents = [x.content async for x in aclient.iter_memories(user_id=user, page_size=2, order_by="create_time")]
+    contents = [
+        x.content async for x in aclient.iter_memories(user_id=user, page_size=2, order_by="create_time")
+    ]
     assert contents == ["async memory, changed", "more 0", "more 1", "more 2", "more 3"]
     assert [v.version for v in (await aclient.history(m.id)).versions] == [2, 1]
     assert [v.version async for v in aclient.iter_history(m.id, page_size=1)] == [2, 1]
@@ -34,16 +36,21 @@ async def test_memory_crud_history_and_pages(aclient: AsyncMnemoClient, user: st
 
 
 async def test_search_batch_stream_and_batch_write(aclient: AsyncMnemoClient, user: str) -> None:
-    result = await aclient.batch_write([
-        WriteOp.create("Alice is allergic to peanuts", user_id=user),
-        WriteOp.create("Bob plays the trumpet", user_id=user),
-        WriteOp.delete("nope"),
-    ])
+    result = await aclient.batch_write(
+        [
+            WriteOp.create("Alice is allergic to peanuts", user_id=user),
+            WriteOp.create("Bob plays the trumpet", user_id=user),
+            WriteOp.delete("nope"),
+        ]
+    )
     assert [r.ok for r in result.results] == [True, True, False]
     hits = (await aclient.search("food allergy", user_id=user, top_k=1)).hits
     assert hits[0].memory.content == "Alice is allergic to peanuts"
     batch = await aclient.batch_search(["food allergy", SearchQuery(query="music")], user_id=user, top_k=1)
-    assert [r.hits[0].memory.content for r in batch] == ["Alice is allergic to peanuts", "Bob plays the trumpet"]
+    assert [r.hits[0].memory.content for r in batch] == [
+        "Alice is allergic to peanuts",
+        "Bob plays the trumpet",
+    ]
 
     async def queries() -> AsyncIterator[str | SearchQuery]:
         yield "food allergy"

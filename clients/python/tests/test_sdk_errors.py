@@ -11,11 +11,10 @@ from typing import Any
 import grpc
 import pytest
 from grpc_status import rpc_status
+from sdk_fakes import serve, status
 
 from mnemo import MnemoClient, RetryPolicy, SearchQuery, WriteOp, errors
 from mnemo.v1 import memory_service_pb2_grpc as pb_grpc
-
-from sdk_fakes import serve, status
 
 Call = Callable[[MnemoClient, str], Any]
 
@@ -26,47 +25,134 @@ def existing(client: MnemoClient, user: str) -> str:
 
 # (what to call, error class, reason, violated fields) against the real server.
 REAL_CASES: list[tuple[str, Call, type[errors.MnemoError], str, list[str]]] = [
-    ("content empty", lambda c, u: c.create("  ", user_id=u),
-     errors.InvalidArgumentError, "CONTENT_EMPTY", ["memory.content"]),
-    ("scope required", lambda c, u: c.create("x"),
-     errors.InvalidArgumentError, "SCOPE_REQUIRED", ["memory.user_id"]),
+    (
+        "content empty",
+        lambda c, u: c.create("  ", user_id=u),
+        errors.InvalidArgumentError,
+        "CONTENT_EMPTY",
+        ["memory.content"],
+    ),
+    (
+        "scope required",
+        lambda c, u: c.create("x"),
+        errors.InvalidArgumentError,
+        "SCOPE_REQUIRED",
+        ["memory.user_id"],
+    ),
     ("invalid id", lambda c, u: c.get("bad id!"), errors.InvalidArgumentError, "INVALID_ID", ["id"]),
-    ("invalid ttl", lambda c, u: c.create("x", user_id=u, ttl=-5),
-     errors.InvalidArgumentError, "INVALID_TTL", ["ttl"]),
-    ("dimension", lambda c, u: c.create("x", user_id=u, embedding=[1.0, 2.0]),
-     errors.InvalidArgumentError, "EMBEDDING_DIMENSION_MISMATCH", ["memory.embedding"]),
-    ("not finite", lambda c, u: c.search(vector=[0.0] * 384),
-     errors.InvalidArgumentError, "EMBEDDING_NOT_FINITE", ["vector"]),
-    ("invalid filter", lambda c, u: c.search("x", filter="colour = red"),
-     errors.InvalidArgumentError, "INVALID_FILTER", ["filter"]),
-    ("invalid order", lambda c, u: c.list(order_by="colour"),
-     errors.InvalidArgumentError, "INVALID_ORDER_BY", ["order_by"]),
-    ("page size", lambda c, u: c.list(page_size=5000),
-     errors.InvalidArgumentError, "INVALID_PAGE_SIZE", ["page_size"]),
-    ("page token", lambda c, u: c.list(page_token="garbage"),
-     errors.InvalidArgumentError, "INVALID_PAGE_TOKEN", ["page_token"]),
-    ("field mask", lambda c, u: c.get(existing(c, u), read_mask=["nope"]),
-     errors.InvalidArgumentError, "INVALID_FIELD_MASK", ["read_mask"]),
-    ("top k", lambda c, u: c.search("x", top_k=5000), errors.InvalidArgumentError, "INVALID_TOP_K", ["top_k"]),
+    (
+        "invalid ttl",
+        lambda c, u: c.create("x", user_id=u, ttl=-5),
+        errors.InvalidArgumentError,
+        "INVALID_TTL",
+        ["ttl"],
+    ),
+    (
+        "dimension",
+        lambda c, u: c.create("x", user_id=u, embedding=[1.0, 2.0]),
+        errors.InvalidArgumentError,
+        "EMBEDDING_DIMENSION_MISMATCH",
+        ["memory.embedding"],
+    ),
+    (
+        "not finite",
+        lambda c, u: c.search(vector=[0.0] * 384),
+        errors.InvalidArgumentError,
+        "EMBEDDING_NOT_FINITE",
+        ["vector"],
+    ),
+    (
+        "invalid filter",
+        lambda c, u: c.search("x", filter="colour = red"),
+        errors.InvalidArgumentError,
+        "INVALID_FILTER",
+        ["filter"],
+    ),
+    (
+        "invalid order",
+        lambda c, u: c.list(order_by="colour"),
+        errors.InvalidArgumentError,
+        "INVALID_ORDER_BY",
+        ["order_by"],
+    ),
+    (
+        "page size",
+        lambda c, u: c.list(page_size=5000),
+        errors.InvalidArgumentError,
+        "INVALID_PAGE_SIZE",
+        ["page_size"],
+    ),
+    (
+        "page token",
+        lambda c, u: c.list(page_token="garbage"),
+        errors.InvalidArgumentError,
+        "INVALID_PAGE_TOKEN",
+        ["page_token"],
+    ),
+    (
+        "field mask",
+        lambda c, u: c.get(existing(c, u), read_mask=["nope"]),
+        errors.InvalidArgumentError,
+        "INVALID_FIELD_MASK",
+        ["read_mask"],
+    ),
+    (
+        "top k",
+        lambda c, u: c.search("x", top_k=5000),
+        errors.InvalidArgumentError,
+        "INVALID_TOP_K",
+        ["top_k"],
+    ),
     ("query required", lambda c, u: c.search(), errors.InvalidArgumentError, "QUERY_REQUIRED", ["query"]),
-    ("batch too large", lambda c, u: c.batch_search([SearchQuery(query="x")] * 300),
-     errors.InvalidArgumentError, "BATCH_TOO_LARGE", ["requests"]),
-    ("empty batch write", lambda c, u: c.batch_write([]),
-     errors.InvalidArgumentError, "BATCH_TOO_LARGE", ["operations"]),
+    (
+        "batch too large",
+        lambda c, u: c.batch_search([SearchQuery(query="x")] * 300),
+        errors.InvalidArgumentError,
+        "BATCH_TOO_LARGE",
+        ["requests"],
+    ),
+    (
+        "empty batch write",
+        lambda c, u: c.batch_write([]),
+        errors.InvalidArgumentError,
+        "BATCH_TOO_LARGE",
+        ["operations"],
+    ),
     ("not found", lambda c, u: c.get("no-such-memory"), errors.NotFoundError, "MEMORY_NOT_FOUND", []),
-    ("already exists", lambda c, u: c.create("x", user_id=u, id=existing(c, u)),
-     errors.AlreadyExistsError, "MEMORY_ALREADY_EXISTS", []),
-    ("request id reused", lambda c, u: [c.create("a", user_id=u, request_id=u), c.create("b", user_id=u, request_id=u)],
-     errors.FailedPreconditionError, "REQUEST_ID_REUSED", []),
-    ("etag", lambda c, u: c.delete(existing(c, u), etag="stale"),
-     errors.FailedPreconditionError, "ETAG_MISMATCH", []),
-    ("link target", lambda c, u: c.create("x", user_id=u, links=[{"target_id": "nowhere", "relation": "r"}]),
-     errors.FailedPreconditionError, "LINK_TARGET_NOT_FOUND", []),
+    (
+        "already exists",
+        lambda c, u: c.create("x", user_id=u, id=existing(c, u)),
+        errors.AlreadyExistsError,
+        "MEMORY_ALREADY_EXISTS",
+        [],
+    ),
+    (
+        "request id reused",
+        lambda c, u: [c.create("a", user_id=u, request_id=u), c.create("b", user_id=u, request_id=u)],
+        errors.FailedPreconditionError,
+        "REQUEST_ID_REUSED",
+        [],
+    ),
+    (
+        "etag",
+        lambda c, u: c.delete(existing(c, u), etag="stale"),
+        errors.FailedPreconditionError,
+        "ETAG_MISMATCH",
+        [],
+    ),
+    (
+        "link target",
+        lambda c, u: c.create("x", user_id=u, links=[{"target_id": "nowhere", "relation": "r"}]),
+        errors.FailedPreconditionError,
+        "LINK_TARGET_NOT_FOUND",
+        [],
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call", "cls", "reason", "fields"), [c[1:] for c in REAL_CASES],
-                         ids=[c[0] for c in REAL_CASES])
+@pytest.mark.parametrize(
+    ("call", "cls", "reason", "fields"), [c[1:] for c in REAL_CASES], ids=[c[0] for c in REAL_CASES]
+)
 def test_the_real_server_errors_become_typed_exceptions(
     client: MnemoClient, user: str, call: Call, cls: type[errors.MnemoError], reason: str, fields: list[str]
 ) -> None:
@@ -93,10 +179,18 @@ class Failing(pb_grpc.MemoryServiceServicer):
         if request.id == "SLOW":
             time.sleep(1)
         code, _, reason = request.id.partition(":")
-        context.abort_with_status(rpc_status.to_status(status(
-            code, reason, f"{code} on purpose", retry_after=2.5 if code == "UNAVAILABLE" else None,
-            metadata={"request_id": "req-1", "extra": "x"}, violations=[("id", "bad")],
-        )))
+        context.abort_with_status(
+            rpc_status.to_status(
+                status(
+                    code,
+                    reason,
+                    f"{code} on purpose",
+                    retry_after=2.5 if code == "UNAVAILABLE" else None,
+                    metadata={"request_id": "req-1", "extra": "x"},
+                    violations=[("id", "bad")],
+                )
+            )
+        )
 
 
 @pytest.fixture(scope="module")
@@ -107,21 +201,33 @@ def failing() -> Iterator[str]:
 
 
 CODES = [
-    ("CANCELLED", errors.CancelledError), ("UNKNOWN", errors.UnknownError),
-    ("INVALID_ARGUMENT", errors.InvalidArgumentError), ("DEADLINE_EXCEEDED", errors.DeadlineExceededError),
-    ("NOT_FOUND", errors.NotFoundError), ("ALREADY_EXISTS", errors.AlreadyExistsError),
-    ("PERMISSION_DENIED", errors.PermissionDeniedError), ("RESOURCE_EXHAUSTED", errors.ResourceExhaustedError),
-    ("FAILED_PRECONDITION", errors.FailedPreconditionError), ("ABORTED", errors.AbortedError),
-    ("OUT_OF_RANGE", errors.OutOfRangeError), ("UNIMPLEMENTED", errors.UnimplementedError),
-    ("INTERNAL", errors.InternalError), ("UNAVAILABLE", errors.UnavailableError),
-    ("DATA_LOSS", errors.DataLossError), ("UNAUTHENTICATED", errors.UnauthenticatedError),
+    ("CANCELLED", errors.CancelledError),
+    ("UNKNOWN", errors.UnknownError),
+    ("INVALID_ARGUMENT", errors.InvalidArgumentError),
+    ("DEADLINE_EXCEEDED", errors.DeadlineExceededError),
+    ("NOT_FOUND", errors.NotFoundError),
+    ("ALREADY_EXISTS", errors.AlreadyExistsError),
+    ("PERMISSION_DENIED", errors.PermissionDeniedError),
+    ("RESOURCE_EXHAUSTED", errors.ResourceExhaustedError),
+    ("FAILED_PRECONDITION", errors.FailedPreconditionError),
+    ("ABORTED", errors.AbortedError),
+    ("OUT_OF_RANGE", errors.OutOfRangeError),
+    ("UNIMPLEMENTED", errors.UnimplementedError),
+    ("INTERNAL", errors.InternalError),
+    ("UNAVAILABLE", errors.UnavailableError),
+    ("DATA_LOSS", errors.DataLossError),
+    ("UNAUTHENTICATED", errors.UnauthenticatedError),
 ]
 
 
 @pytest.mark.parametrize(("code", "cls"), CODES, ids=[c for c, _ in CODES])
 def test_every_status_code_has_its_class(failing: str, code: str, cls: type[errors.MnemoError]) -> None:
-    reason = {"UNAUTHENTICATED": "API_KEY_MISSING", "PERMISSION_DENIED": "ROLE_FORBIDDEN",
-              "RESOURCE_EXHAUSTED": "QUOTA_EXCEEDED", "UNAVAILABLE": "SERVER_DRAINING"}.get(code, "SOME_REASON")
+    reason = {
+        "UNAUTHENTICATED": "API_KEY_MISSING",
+        "PERMISSION_DENIED": "ROLE_FORBIDDEN",
+        "RESOURCE_EXHAUSTED": "QUOTA_EXCEEDED",
+        "UNAVAILABLE": "SERVER_DRAINING",
+    }.get(code, "SOME_REASON")
     with MnemoClient(failing, retry=RetryPolicy(max_attempts=1)) as client, pytest.raises(cls) as err:
         client.get(f"{code}:{reason}")
     e = err.value
@@ -141,9 +247,11 @@ def test_a_client_timeout_is_deadline_exceeded_without_a_reason(failing: str) ->
 
 
 def test_no_server_is_unavailable_without_a_reason() -> None:
-    with MnemoClient("127.0.0.1:1", retry=RetryPolicy(max_attempts=1)) as client:
-        with pytest.raises(errors.UnavailableError) as err:
-            client.get("x")
+    with (
+        MnemoClient("127.0.0.1:1", retry=RetryPolicy(max_attempts=1)) as client,
+        pytest.raises(errors.UnavailableError) as err,
+    ):
+        client.get("x")
     assert err.value.reason == "" and err.value.retry_after is None
 
 
@@ -154,7 +262,7 @@ def test_bad_arguments_fail_before_any_call() -> None:
         with pytest.raises(ValueError, match="timezone-aware"):
             from datetime import datetime
 
-            client.create("x", user_id="u", expire_time=datetime(2030, 1, 1))  # noqa: DTZ001
+            client.create("x", user_id="u", expire_time=datetime(2030, 1, 1))
         with pytest.raises(TypeError, match="not a metadata value"):
             client.create("x", user_id="u", metadata={"when": object()})
         with pytest.raises(ValueError, match="64-bit"):

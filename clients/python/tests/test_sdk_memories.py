@@ -22,13 +22,27 @@ def test_create_then_get_round_trips_every_field(client: MnemoClient, user: str)
     target = client.create("the link target", user_id=user).memory
     expire = datetime.now(UTC).replace(microsecond=0) + timedelta(days=3)
     metadata = {
-        "big": 2**63 - 1, "small": -(2**63), "ratio": 0.5, "name": "tea", "ok": True, "none": None,
-        "list": [1, "two", 3.0, [False]], "nested": {"x": {"y": 1}},
+        "big": 2**63 - 1,
+        "small": -(2**63),
+        "ratio": 0.5,
+        "name": "tea",
+        "ok": True,
+        "none": None,
+        "list": [1, "two", 3.0, [False]],
+        "nested": {"x": {"y": 1}},
     }
     created = client.create(
-        "Alice prefers green tea", user_id=user, agent_id="helper", run_id="run-1", kind="semantic",
-        tags=["drink", "pref", "drink"], metadata=metadata, id=f"{user}-tea", expire_time=expire,
-        links=[MemoryLink(target.id, "related_to", 0.5)], pinned=True,
+        "Alice prefers green tea",
+        user_id=user,
+        agent_id="helper",
+        run_id="run-1",
+        kind="semantic",
+        tags=["drink", "pref", "drink"],
+        metadata=metadata,
+        id=f"{user}-tea",
+        expire_time=expire,
+        links=[MemoryLink(target.id, "related_to", 0.5)],
+        pinned=True,
     )
     m = created.memory
     assert not created.deduplicated
@@ -67,13 +81,16 @@ def test_exact_dedup_returns_the_existing_memory(client: MnemoClient, user: str)
     first = client.create("I like jazz", user_id=user).memory
     again = client.create("I like jazz", user_id=user, dedup="exact")
     assert again.deduplicated and again.memory.id == first.id
-    merged = client.create("I like jazz", user_id=user, tags=["music"], dedup=DedupPolicy("exact", merge=True))
+    merged = client.create(
+        "I like jazz", user_id=user, tags=["music"], dedup=DedupPolicy("exact", merge=True)
+    )
     assert merged.deduplicated and merged.memory.tags == ("music",) and merged.memory.version == 2
 
 
 def test_update_changes_only_the_fields_given(client: MnemoClient, user: str) -> None:
-    m = client.create("The cat is called Tom", user_id=user, tags=["pet"], metadata={"a": 1},
-                      ttl=3600, pinned=True).memory
+    m = client.create(
+        "The cat is called Tom", user_id=user, tags=["pet"], metadata={"a": 1}, ttl=3600, pinned=True
+    ).memory
     updated = client.update(m.id, content="The cat is called Felix", etag=m.etag)
     assert updated.content == "The cat is called Felix" and updated.version == 2
     assert updated.tags == ("pet",) and updated.metadata == {"a": 1} and updated.pinned
@@ -117,7 +134,9 @@ def test_list_pages_and_iterator_cover_every_memory_once(client: MnemoClient, us
     assert [m.id for m in client.iter_memories(user_id=user)] == ids[::-1]  # create_time desc
     assert [m.id for m in client.iter_memories(user_id=user, filter=f'id = "{ids[3]}"')] == [ids[3]]
     with pytest.raises(InvalidArgumentError) as err:
-        client.list(user_id=user, order_by="create_time", page_token=page.next_page_token, filter="pinned = true")
+        client.list(
+            user_id=user, order_by="create_time", page_token=page.next_page_token, filter="pinned = true"
+        )
     assert err.value.reason == "INVALID_PAGE_TOKEN"
 
 
@@ -135,7 +154,10 @@ def test_history_records_every_version_and_pages(client: MnemoClient, user: str)
     assert [v.version for v in page.versions] == [3, 2] and page.next_page_token
     versions = list(client.iter_history(m.id, page_size=2))
     assert [(v.version, v.change_type) for v in versions] == [
-        (3, ChangeType.UPDATE), (2, ChangeType.UPDATE), (1, ChangeType.CREATE)]
+        (3, ChangeType.UPDATE),
+        (2, ChangeType.UPDATE),
+        (1, ChangeType.CREATE),
+    ]
     assert versions[0].changed_fields == ("tags",)
     assert versions[1].before is not None and versions[1].before.content == "v1"
     assert versions[1].after is not None and versions[1].after.content == "v2"

@@ -12,13 +12,12 @@ from typing import Any
 
 import grpc
 import pytest
+from sdk_fakes import Fault, FlakyProxy, serve, status
 
 from mnemo import AsyncMnemoClient, MnemoClient, RetryPolicy, WriteOp, errors
 from mnemo.v1 import memory_pb2
 from mnemo.v1 import memory_service_pb2 as pb
 from mnemo.v1 import memory_service_pb2_grpc as pb_grpc
-
-from sdk_fakes import Fault, FlakyProxy, serve, status
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.01, max_backoff=0.05, jitter=0.0)
 CREATE = "/mnemo.v1.MemoryService/CreateMemory"
@@ -82,7 +81,10 @@ def test_jitter_only_lengthens_the_wait() -> None:
 
 def test_quota_and_other_errors_are_not_retried(proxy: FlakyProxy) -> None:
     proxy.fail(Fault(status("RESOURCE_EXHAUSTED", "QUOTA_EXCEEDED")))
-    with MnemoClient(proxy.address, retry=FAST) as client, pytest.raises(errors.ResourceExhaustedError) as err:
+    with (
+        MnemoClient(proxy.address, retry=FAST) as client,
+        pytest.raises(errors.ResourceExhaustedError) as err,
+    ):
         client.get("x")
     assert err.value.reason == "QUOTA_EXCEEDED" and len(proxy.calls) == 1
     proxy.fail(Fault(status("INTERNAL", "INTERNAL")))
@@ -94,13 +96,17 @@ def test_quota_and_other_errors_are_not_retried(proxy: FlakyProxy) -> None:
 def test_retries_stop_at_the_deadline(proxy: FlakyProxy) -> None:
     proxy.fail(*[unavailable(retry_after=0.3) for _ in range(10)])
     start = time.monotonic()
-    with MnemoClient(proxy.address, retry=RetryPolicy(max_attempts=10)) as client:
-        with pytest.raises(errors.UnavailableError):
-            client.get("x", timeout=0.5)
+    with (
+        MnemoClient(proxy.address, retry=RetryPolicy(max_attempts=10)) as client,
+        pytest.raises(errors.UnavailableError),
+    ):
+        client.get("x", timeout=0.5)
     assert time.monotonic() - start < 0.5 and len(proxy.calls) == 2
 
 
-def test_a_write_keeps_its_request_id_across_retries_and_is_applied_once(proxy: FlakyProxy, user: str) -> None:
+def test_a_write_keeps_its_request_id_across_retries_and_is_applied_once(
+    proxy: FlakyProxy, user: str
+) -> None:
     # The first attempt reaches the server but its answer is lost: the retry must
     # not create a second memory.
     proxy.fail(Fault(status("UNAVAILABLE"), after_forwarding=True))
@@ -191,33 +197,83 @@ def certs(tmp_path_factory: pytest.TempPathFactory) -> Path:
     def run(*args: str) -> None:
         subprocess.run(["openssl", *args], cwd=d, check=True, capture_output=True)
 
-    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", "/CN=test-ca",
-        "-keyout", "ca.key", "-out", "ca.pem")
+    run(
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=test-ca",
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.pem",
+    )
     (d / "ext.cnf").write_text("subjectAltName=DNS:localhost,IP:127.0.0.1\n")
     for name in ("server", "client"):
-        run("req", "-newkey", "rsa:2048", "-nodes", "-subj", f"/CN={name}", "-keyout", f"{name}.key",
-            "-out", f"{name}.csr")
-        run("x509", "-req", "-in", f"{name}.csr", "-CA", "ca.pem", "-CAkey", "ca.key", "-CAcreateserial",
-            "-days", "2", "-extfile", "ext.cnf", "-out", f"{name}.pem")
+        run(
+            "req",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-subj",
+            f"/CN={name}",
+            "-keyout",
+            f"{name}.key",
+            "-out",
+            f"{name}.csr",
+        )
+        run(
+            "x509",
+            "-req",
+            "-in",
+            f"{name}.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-days",
+            "2",
+            "-extfile",
+            "ext.cnf",
+            "-out",
+            f"{name}.pem",
+        )
     return d
 
 
 def test_tls_and_mutual_tls(certs: Path) -> None:
     credentials = grpc.ssl_server_credentials(
         [((certs / "server.key").read_bytes(), (certs / "server.pem").read_bytes())],
-        root_certificates=(certs / "ca.pem").read_bytes(), require_client_auth=True,
+        root_certificates=(certs / "ca.pem").read_bytes(),
+        require_client_auth=True,
     )
     server, port = serve(Authenticated(), credentials)
     try:
-        mtls = {"ca_file": certs / "ca.pem", "cert_file": certs / "client.pem", "key_file": certs / "client.key"}
+        mtls = {
+            "ca_file": certs / "ca.pem",
+            "cert_file": certs / "client.pem",
+            "key_file": certs / "client.key",
+        }
         with MnemoClient(f"localhost:{port}", api_key="good", **mtls) as client:  # type: ignore[arg-type]
             assert client.get("m1").content == "secret"
         with MnemoClient(f"localhost:{port}", api_key="bad", **mtls) as client:  # type: ignore[arg-type]
             with pytest.raises(errors.UnauthenticatedError) as err:
                 client.get("m1")
             assert err.value.reason == "API_KEY_INVALID"
-        with MnemoClient(f"localhost:{port}", api_key="good", ca_file=certs / "ca.pem",
-                         retry=RetryPolicy(max_attempts=1)) as client, pytest.raises(errors.UnavailableError):
+        with (
+            MnemoClient(
+                f"localhost:{port}",
+                api_key="good",
+                ca_file=certs / "ca.pem",
+                retry=RetryPolicy(max_attempts=1),
+            ) as client,
+            pytest.raises(errors.UnavailableError),
+        ):
             client.get("m1", timeout=5)  # no client certificate
         with pytest.raises(ValueError, match="go together"):
             MnemoClient("localhost:1", cert_file=certs / "client.pem")

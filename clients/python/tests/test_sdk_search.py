@@ -28,7 +28,7 @@ def test_text_search_finds_by_meaning_within_the_user(client: MnemoClient, user:
     client.create("Alice is allergic to peanuts", user_id=user + "-other")
     result = client.search("what food must Alice avoid?", user_id=user, top_k=3)
     assert result.embedding_model == "all-MiniLM-L6-v2"
-    assert [h.memory.content for h in result.hits][0] == FACTS[0]
+    assert result.hits[0].memory.content == FACTS[0]
     assert len(result.hits) == 3 and all(h.memory.user_id == user for h in result.hits)
     scores = [h.score for h in result.hits]
     assert scores == sorted(scores, reverse=True) and -1 <= scores[-1] <= scores[0] <= 1
@@ -42,7 +42,9 @@ def test_vector_search_min_score_filter_and_embeddings(client: MnemoClient, user
     result = client.search(vector=vector, user_id=user, min_score=0.99, include_embedding=True)
     assert [h.memory.id for h in result.hits] == [ids[4]] and result.embedding_model == ""
     assert result.hits[0].memory.embedding is not None and len(result.hits[0].memory.embedding) == 384
-    assert client.search("jazz", user_id=user, filter=f'id != "{ids[4]}"', top_k=1).hits[0].memory.id != ids[4]
+    assert (
+        client.search("jazz", user_id=user, filter=f'id != "{ids[4]}"', top_k=1).hits[0].memory.id != ids[4]
+    )
 
 
 def test_batch_search_answers_each_query_in_order(client: MnemoClient, user: str) -> None:
@@ -77,19 +79,28 @@ def test_stream_search_tags_answers_and_keeps_going_after_a_bad_query(client: Mn
 
 def test_batch_write_reports_each_operation(client: MnemoClient, user: str) -> None:
     keep, gone = seed(client, user, ["kept memory", "deleted memory"])
-    result = client.batch_write([
-        WriteOp.create("new one", user_id=user, tags=["n"]),
-        WriteOp.create("   ", user_id=user),
-        WriteOp.delete("does-not-exist"),
-        WriteOp.update(keep, content="kept and changed"),
-        WriteOp.delete(gone),
-    ])
+    result = client.batch_write(
+        [
+            WriteOp.create("new one", user_id=user, tags=["n"]),
+            WriteOp.create("   ", user_id=user),
+            WriteOp.delete("does-not-exist"),
+            WriteOp.update(keep, content="kept and changed"),
+            WriteOp.delete(gone),
+        ]
+    )
     ops = [(r.operation, r.error.reason if r.error else None) for r in result.results]
-    assert ops == [("create", None), (None, "CONTENT_EMPTY"), (None, "MEMORY_NOT_FOUND"),
-                   ("update", None), ("delete", None)]
+    assert ops == [
+        ("create", None),
+        (None, "CONTENT_EMPTY"),
+        (None, "MEMORY_NOT_FOUND"),
+        ("update", None),
+        ("delete", None),
+    ]
     assert isinstance(result.results[2].error, NotFoundError)
     assert result.results[1].error is not None
-    assert [v.field for v in result.results[1].error.field_violations] == ["operations[1].create.memory.content"]
+    assert [v.field for v in result.results[1].error.field_violations] == [
+        "operations[1].create.memory.content"
+    ]
     assert result.revision == result.results[4].revision > 0
     assert sorted(m.content for m in client.iter_memories(user_id=user)) == ["kept and changed", "new one"]
 

@@ -13,20 +13,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import KeepOpen, Server, start_server
+from sdk_fakes import FeedServicer, event, serve, status
 
 from mnemo import EventType, ImportConflictPolicy, MnemoClient, RetryPolicy
 from mnemo.errors import InvalidArgumentError, NotFoundError, UnavailableError
-
-from conftest import KeepOpen, Server, start_server
-from sdk_fakes import FeedServicer, event, serve, status
 
 FAST = RetryPolicy(max_attempts=4, initial_backoff=0.05, max_backoff=0.2)
 QUICK_RECONNECT = [("grpc.initial_reconnect_backoff_ms", 100), ("grpc.max_reconnect_backoff_ms", 300)]
 
 
 def seed(client: MnemoClient, user: str, n: int = 3) -> list[str]:
-    return [client.create(f"fact number {i}", user_id=user, tags=[f"t{i}"], metadata={"i": i}).memory.id
-            for i in range(n)]
+    return [
+        client.create(f"fact number {i}", user_id=user, tags=[f"t{i}"], metadata={"i": i}).memory.id
+        for i in range(n)
+    ]
 
 
 def test_export_then_forget_then_import_restores_the_memories(client: MnemoClient, user: str) -> None:
@@ -114,7 +115,9 @@ def test_watch_replays_from_a_revision_then_goes_live(client: MnemoClient, user:
     with client.watch(user_id=user, start_revision=first.revision - 1) as watch:
         replayed = [next(watch), next(watch)]
         assert [(e.type, e.revision) for e in replayed] == [
-            (EventType.PUT, first.revision), (EventType.PUT, updated.revision)]
+            (EventType.PUT, first.revision),
+            (EventType.PUT, updated.revision),
+        ]
         assert replayed[1].memory is not None and replayed[1].memory.tags == ("x",)
         assert watch.revision == updated.revision
 
@@ -176,15 +179,25 @@ def feed_client(scripts: list[Any]) -> tuple[Any, FeedServicer, MnemoClient]:
 def test_watch_resumes_from_the_last_revision_seen_after_a_disconnect() -> None:
     from mnemo.v1 import memory_service_pb2 as pb
 
-    server, feed, client = feed_client([
-        ([pb.WatchMemoriesResponse(revision=10, progress_notification=True),
-          pb.WatchMemoriesResponse(events=[event(11, "a"), event(12, "b")], revision=12)],
-         status("UNAVAILABLE", "SERVER_DRAINING", retry_after=0.05)),
-        ([pb.WatchMemoriesResponse(events=[event(13, "c")], revision=13),
-          pb.WatchMemoriesResponse(revision=20, progress_notification=True)],
-         status("ABORTED", "WATCH_TOO_SLOW", metadata={"resume_revision": "25"})),
-        ([pb.WatchMemoriesResponse(events=[event(26, "d")], revision=26)], None),
-    ])
+    server, feed, client = feed_client(
+        [
+            (
+                [
+                    pb.WatchMemoriesResponse(revision=10, progress_notification=True),
+                    pb.WatchMemoriesResponse(events=[event(11, "a"), event(12, "b")], revision=12),
+                ],
+                status("UNAVAILABLE", "SERVER_DRAINING", retry_after=0.05),
+            ),
+            (
+                [
+                    pb.WatchMemoriesResponse(events=[event(13, "c")], revision=13),
+                    pb.WatchMemoriesResponse(revision=20, progress_notification=True),
+                ],
+                status("ABORTED", "WATCH_TOO_SLOW", metadata={"resume_revision": "25"}),
+            ),
+            ([pb.WatchMemoriesResponse(events=[event(26, "d")], revision=26)], None),
+        ]
+    )
     try:
         with client.watch() as watch:
             got = [next(watch).memory_id for _ in range(4)]
@@ -198,10 +211,15 @@ def test_watch_resumes_from_the_last_revision_seen_after_a_disconnect() -> None:
 def test_watch_without_reconnect_raises_and_other_errors_always_raise() -> None:
     from mnemo.v1 import memory_service_pb2 as pb
 
-    server, feed, client = feed_client([
-        ([pb.WatchMemoriesResponse(events=[event(1, "a")], revision=1)], status("UNAVAILABLE", "SERVER_DRAINING")),
-        ([], status("OUT_OF_RANGE", "REVISION_COMPACTED", metadata={"oldest_revision": "50"})),
-    ])
+    server, _, client = feed_client(
+        [
+            (
+                [pb.WatchMemoriesResponse(events=[event(1, "a")], revision=1)],
+                status("UNAVAILABLE", "SERVER_DRAINING"),
+            ),
+            ([], status("OUT_OF_RANGE", "REVISION_COMPACTED", metadata={"oldest_revision": "50"})),
+        ]
+    )
     try:
         watch = client.watch(reconnect=False)
         assert next(watch).memory_id == "a"

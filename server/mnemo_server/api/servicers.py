@@ -477,8 +477,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
         feed = self.service.feed
         subscription = feed.subscribe(principal.tenant, watch.scope, asyncio.get_running_loop())
         try:
-            last = request.start_revision or feed.latest_revision
-            if request.start_revision:
+            replay = request.HasField("start_revision")
+            last = request.start_revision if replay else feed.latest_revision
+            if replay:
                 while True:
                     try:
                         events = await self.run(
@@ -500,7 +501,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                     if len(events) < WATCH_BATCH:
                         break
             # Caught up: a first progress notification is the client's sync point.
-            last = max(last, feed.latest_revision) if not request.start_revision else last
+            last = last if replay else max(last, feed.latest_revision)
             yield pb.WatchMemoriesResponse(revision=last, progress_notification=True)
             while True:
                 if subscription.overflowed:

@@ -77,7 +77,19 @@ Item = tuple[str, bytes, float]
 
 #: Upper bounds of the latency histogram buckets, in seconds (Prometheus style).
 LATENCY_BUCKETS_S: Final = (
-    0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0,
+    0.00005,
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    1.0,
 )
 
 #: Backend states as GetStats reports them.

@@ -89,7 +89,9 @@ class CircuitBreaker:
             self.openings += 1
             log.warning(
                 "cache backend %s failed (%s: %s); serving without it until it recovers",
-                self._name, type(error).__name__, error,
+                self._name,
+                type(error).__name__,
+                error,
             )
             if not self._stop.is_set():
                 self._thread = threading.Thread(
@@ -124,6 +126,7 @@ class CircuitBreaker:
                 self._state = CLOSED
             log.info(
                 "cache backend %s recovered after %.1f s; using it again",
-                self._name, time.monotonic() - self._opened_at,
+                self._name,
+                time.monotonic() - self._opened_at,
             )
             return

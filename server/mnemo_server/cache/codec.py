@@ -84,7 +84,7 @@ def decode_memory(data: bytes, *, with_embedding: bool = True) -> Memory | None:
         if version != _MEMORY_V1:
             return None
         end = _HEAD.size + length
-        f: list[Any] = _DECODER.decode(data[_HEAD.size:end].decode("utf-8", "surrogatepass"))
+        f: list[Any] = _DECODER.decode(data[_HEAD.size : end].decode("utf-8", "surrogatepass"))
         embedding = None
         if with_embedding and len(data) > end:
             embedding = np.frombuffer(data, dtype=_FLOAT32_LE, offset=end)
@@ -132,7 +132,9 @@ def decode_hits(data: bytes) -> tuple[CachedHit, ...] | None:
         for _ in range(count):
             key, score, length = _HIT.unpack_from(data, offset)
             offset += _HIT.size
-            hits.append(CachedHit(data[offset:offset + length].decode("utf-8", "surrogatepass"), key, score))
+            hits.append(
+                CachedHit(data[offset : offset + length].decode("utf-8", "surrogatepass"), key, score)
+            )
             offset += length
         if offset != len(data):
             return None

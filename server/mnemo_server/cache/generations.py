@@ -84,11 +84,11 @@ class Generations:
 
     def __init__(self, cache: Cache, *, ttl_s: float = 86400.0, max_pending: int = 100_000) -> None:
         """Args:
-            cache: where the generation keys live.
-            ttl_s: TTL of a generation key; keep it longer than the entries'
-                (an expired generation only costs misses).
-            max_pending: failed bumps remembered one by one before they
-                collapse to tenant epochs.
+        cache: where the generation keys live.
+        ttl_s: TTL of a generation key; keep it longer than the entries'
+            (an expired generation only costs misses).
+        max_pending: failed bumps remembered one by one before they
+            collapse to tenant epochs.
         """
         check_ttl(ttl_s)
         self.cache = cache

@@ -123,8 +123,14 @@ class _Counters:
         backend = self.cache.stats()
         with self.lock:
             return LayerStats(
-                self.name, self.cache.backend, backend.state, self.hits, self.misses,
-                self.errors, backend.bytes, self.latency.snapshot(),
+                self.name,
+                self.cache.backend,
+                backend.state,
+                self.hits,
+                self.misses,
+                self.errors,
+                backend.bytes,
+                self.latency.snapshot(),
             )
 
 
@@ -266,10 +272,10 @@ class SearchResultCache:
         generations: Generations | None = None,
     ) -> None:
         """Args:
-            cache: the backend.
-            ttl_s: the longest an entry lives.
-            generations: shared with the RecordCache on the same backend so
-                that one write costs one round trip; by default its own.
+        cache: the backend.
+        ttl_s: the longest an entry lives.
+        generations: shared with the RecordCache on the same backend so
+            that one write costs one round trip; by default its own.
         """
         check_ttl(ttl_s)
         self._cache = cache
@@ -299,7 +305,7 @@ class SearchResultCache:
             self._counters.count(0, len(requests), 1)
             return [SearchLookup(tenant, s, f, None) for s, f in requests]
         gens = self._gens.resolve(gen_keys, values[: len(gen_keys)])
-        entries = values[len(gen_keys):]
+        entries = values[len(gen_keys) :]
         out = []
         hits = 0
         for (scope, fingerprint), entry in zip(requests, entries, strict=True):
@@ -419,7 +425,7 @@ class RecordCache:
             self._counters.count(0, len(unique), 1)
             return RecordLookup(tenant, {}, tuple(unique))
         gens = self._gens.resolve(gen_keys, values[: len(gen_keys)])
-        entries = values[len(gen_keys):]
+        entries = values[len(gen_keys) :]
         found: dict[str, Memory] = {}
         stamps: dict[str, bytes] = {}
         for n, (memory_id, entry) in enumerate(zip(unique, entries, strict=True)):
@@ -530,8 +536,9 @@ class Caches:
         """After a write is visible to searches and before it is acknowledged:
         every (memory id, scope) it created, updated, deleted or expired.
         One round trip for any number of memories."""
-        self.invalidate_changes(Change(0, tenant, memory_id, 0, ChangeType.UPDATE, scope, 0)
-                                for memory_id, scope in changed)
+        self.invalidate_changes(
+            Change(0, tenant, memory_id, 0, ChangeType.UPDATE, scope, 0) for memory_id, scope in changed
+        )
 
     def invalidate_changes(self, changes: Iterable[Change]) -> None:
         """`invalidate` for revision-log entries of any tenants (what

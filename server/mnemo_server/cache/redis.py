@@ -248,9 +248,7 @@ class RedisCache(Cache):
         if not failed.refused or self._closed or self._client is None:
             return False
         full = [self._prefix + key for key in keys]
-        return not isinstance(
-            self._call(lambda c: c.unlink(*full), write=True, force=True), _Failed
-        )
+        return not isinstance(self._call(lambda c: c.unlink(*full), write=True, force=True), _Failed)
 
     def stats(self) -> BackendStats:
         state = self._breaker.state
@@ -414,7 +412,9 @@ class RedisCache(Cache):
         if previous is not None:
             log.warning(
                 "redis at %s restarted or failed over (run_id %s -> %s); values cached before are ignored",
-                address, previous[:8], run_id[:8],
+                address,
+                previous[:8],
+                run_id[:8],
             )
 
 

@@ -117,9 +117,7 @@ class MicroBatchingEmbedder(Embedder):
     def stats(self) -> BatchStats:
         """A snapshot of the counters."""
         with self._cond:
-            return BatchStats(
-                self._requests, self._texts, self._batches, self._embedded, len(self._queue)
-            )
+            return BatchStats(self._requests, self._texts, self._batches, self._embedded, len(self._queue))
 
     def close(self) -> None:
         """Fails queued calls, lets the running batch finish, stops the
@@ -196,8 +194,7 @@ class MicroBatchingEmbedder(Embedder):
             vectors = self._inner.embed(list(unique))
             if vectors.shape != (len(unique), self.dimension):
                 raise errors.MnemoError(
-                    f"embedder {self.model_id} returned shape {vectors.shape} "
-                    f"for {len(unique)} texts"
+                    f"embedder {self.model_id} returned shape {vectors.shape} for {len(unique)} texts"
                 )
         except Exception as exc:
             failure: Exception | None = exc

@@ -98,9 +98,7 @@ class SentenceTransformerEmbedder(Embedder):
                 f"cannot load embedding model {path!r}: {exc}", reason=_REASON
             ) from exc
         if not isinstance(dimension, int) or dimension < 1:
-            raise errors.UnavailableError(
-                f"embedding model {path!r} reports no dimension", reason=_REASON
-            )
+            raise errors.UnavailableError(f"embedding model {path!r} reports no dimension", reason=_REASON)
         self._dimension = dimension
         if warm_up:
             self.embed(["warm-up"])

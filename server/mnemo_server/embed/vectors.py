@@ -36,9 +36,7 @@ def check_vector(values: Sequence[float] | npt.ArrayLike, dimension: int, field:
         # float64 so that float32 extremes cannot overflow while we measure them.
         array = np.asarray(values, dtype=np.float64)
     except (TypeError, ValueError) as exc:
-        raise errors.invalid(
-            "EMBEDDING_NOT_FINITE", field, "the vector must hold only numbers"
-        ) from exc
+        raise errors.invalid("EMBEDDING_NOT_FINITE", field, "the vector must hold only numbers") from exc
     if array.ndim != 1 or array.shape[0] != dimension:
         got = array.shape[0] if array.ndim == 1 else f"shape {array.shape}"
         raise errors.invalid(
@@ -55,9 +53,7 @@ def check_vector(values: Sequence[float] | npt.ArrayLike, dimension: int, field:
         return kept
     rows = normalize_rows(array.reshape(1, dimension))
     if rows is None:
-        raise errors.invalid(
-            "EMBEDDING_NOT_FINITE", field, "the vector is all zeros and has no direction"
-        )
+        raise errors.invalid("EMBEDDING_NOT_FINITE", field, "the vector is all zeros and has no direction")
     unit: Vector = rows[0]
     return unit
 

@@ -94,9 +94,7 @@ class VectorIndex(ABC):
         """Removes keys; unknown keys are ignored."""
 
     @abstractmethod
-    def search(
-        self, vectors: np.ndarray, queries: Sequence[IndexQuery], k: int
-    ) -> list[list[Neighbor]]:
+    def search(self, vectors: np.ndarray, queries: Sequence[IndexQuery], k: int) -> list[list[Neighbor]]:
         """For each row of `vectors` (shape (n, dimension)) with its query, the
         best `k` neighbors, highest score first, ties broken by lower key."""
 

@@ -190,9 +190,7 @@ class RecordStore(ABC):
         """The memories of these ids that exist (expired or not), without embeddings."""
 
     @abstractmethod
-    def get_by_keys(
-        self, keys: Sequence[int], *, with_embedding: bool = False
-    ) -> dict[int, Memory]:
+    def get_by_keys(self, keys: Sequence[int], *, with_embedding: bool = False) -> dict[int, Memory]:
         """Memories by row key (keys that no longer exist are absent)."""
 
     @abstractmethod
@@ -254,18 +252,14 @@ class RecordStore(ABC):
     def tenant_counts(self) -> builtins.list[TenantCountRow]: ...
 
     @abstractmethod
-    def scope_counts(
-        self, tenant: str, *, scope: Scope, limit: int
-    ) -> builtins.list[ScopeCountRow]:
+    def scope_counts(self, tenant: str, *, scope: Scope, limit: int) -> builtins.list[ScopeCountRow]:
         """The largest (user, agent, run) groups in a tenant, inside `scope`."""
 
     @abstractmethod
     def count(self, tenant: str | None = None) -> int: ...
 
     @abstractmethod
-    def feed_since(
-        self, revision: int, *, tenant: str, scope: Scope, limit: int
-    ) -> builtins.list[FeedEntry]:
+    def feed_since(self, revision: int, *, tenant: str, scope: Scope, limit: int) -> builtins.list[FeedEntry]:
         """Changes of one tenant after `revision` in a scope, ascending, with
         the memory as each change left it."""
 

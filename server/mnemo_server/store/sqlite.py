@@ -146,9 +146,7 @@ class SqliteStore(RecordStore):
             raise RuntimeError("the store is closed")
         if self._writer_thread == threading.get_ident():
             # The lock is not reentrant; waiting on it here would hang forever.
-            raise RuntimeError(
-                "write() (or set_meta) called inside a write() block of the same thread"
-            )
+            raise RuntimeError("write() (or set_meta) called inside a write() block of the same thread")
         with self._write_lock:
             self._writer_thread = threading.get_ident()
             try:
@@ -165,15 +163,11 @@ class SqliteStore(RecordStore):
             conn.execute("BEGIN IMMEDIATE")
             txn: SqliteWriteTxn | None = None
             try:
-                start = int(
-                    conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
-                )
+                start = int(conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0])
                 txn = SqliteWriteTxn(conn, start)
                 yield txn
                 if txn.revision != start:
-                    conn.execute(
-                        "UPDATE meta SET value = ? WHERE name = 'revision'", (str(txn.revision),)
-                    )
+                    conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (str(txn.revision),))
                 txn.close()
                 conn.execute("COMMIT")
                 self._checkpointer.notify()
@@ -219,9 +213,7 @@ class SqliteStore(RecordStore):
         )
         return [codec.row_to_memory(row) for row in rows]
 
-    def get_by_keys(
-        self, keys: Sequence[int], *, with_embedding: bool = False
-    ) -> dict[int, Memory]:
+    def get_by_keys(self, keys: Sequence[int], *, with_embedding: bool = False) -> dict[int, Memory]:
         if not keys:
             return {}
         columns = codec.select_list("m", with_embedding=with_embedding)
@@ -230,8 +222,7 @@ class SqliteStore(RecordStore):
         rows = (
             self._reader()
             .execute(
-                f"SELECT {columns} FROM memories AS m"
-                " WHERE m.key IN (SELECT value FROM json_each(?))",
+                f"SELECT {columns} FROM memories AS m WHERE m.key IN (SELECT value FROM json_each(?))",
                 (codec.dumps([int(k) for k in keys]),),
             )
             .fetchall()
@@ -292,10 +283,7 @@ class SqliteStore(RecordStore):
             f"m.{_ORDER_COLUMNS[t.field]} {'DESC' if t.descending else 'ASC'}" for t in terms
         )
         columns = codec.select_list("m", with_embedding=with_embedding)
-        sql = (
-            f"SELECT {columns} FROM memories AS m WHERE {' AND '.join(where)}"
-            f" ORDER BY {order_sql} LIMIT ?"
-        )
+        sql = f"SELECT {columns} FROM memories AS m WHERE {' AND '.join(where)} ORDER BY {order_sql} LIMIT ?"
         rows = self._reader().execute(sql, (*params, limit)).fetchall()
         return [codec.row_to_memory(row) for row in rows]
 
@@ -404,8 +392,7 @@ class SqliteStore(RecordStore):
 
     def expiring_keys(self, now_us: int) -> builtins.list[int]:
         rows = self._reader().execute(
-            "SELECT key FROM memories"
-            " WHERE expire_time_us IS NOT NULL AND expire_time_us <= ? ORDER BY key",
+            "SELECT key FROM memories WHERE expire_time_us IS NOT NULL AND expire_time_us <= ? ORDER BY key",
             (now_us,),
         )
         return [row[0] for row in rows]
@@ -421,9 +408,7 @@ class SqliteStore(RecordStore):
         )
         return [TenantCountRow(tenant, count, size) for tenant, count, size in rows]
 
-    def scope_counts(
-        self, tenant: str, *, scope: Scope, limit: int
-    ) -> builtins.list[ScopeCountRow]:
+    def scope_counts(self, tenant: str, *, scope: Scope, limit: int) -> builtins.list[ScopeCountRow]:
         where = ["tenant = ?"]
         params: list[object] = [tenant]
         for column, value in (
@@ -447,17 +432,13 @@ class SqliteStore(RecordStore):
             row = self._reader().execute("SELECT count(*) FROM memories").fetchone()
         else:
             row = (
-                self._reader()
-                .execute("SELECT count(*) FROM memories WHERE tenant = ?", (tenant,))
-                .fetchone()
+                self._reader().execute("SELECT count(*) FROM memories WHERE tenant = ?", (tenant,)).fetchone()
             )
         return int(row[0])
 
     # ------------------------------------------------------------------ change feed
 
-    def feed_since(
-        self, revision: int, *, tenant: str, scope: Scope, limit: int
-    ) -> builtins.list[FeedEntry]:
+    def feed_since(self, revision: int, *, tenant: str, scope: Scope, limit: int) -> builtins.list[FeedEntry]:
         where = ["r.revision > ?", "r.tenant = ?"]
         params: list[object] = [revision, tenant]
         for column, value in (
@@ -475,16 +456,10 @@ class SqliteStore(RecordStore):
             f" WHERE {' AND '.join(where)} ORDER BY r.revision LIMIT ?",
             (*params, limit),
         )
-        return [
-            FeedEntry(codec.row_to_change(row[:9]), codec.memory_from_json(row[9])) for row in rows
-        ]
+        return [FeedEntry(codec.row_to_change(row[:9]), codec.memory_from_json(row[9])) for row in rows]
 
     def compacted_revision(self) -> int:
-        row = (
-            self._reader()
-            .execute("SELECT value FROM meta WHERE name = 'compacted_revision'")
-            .fetchone()
-        )
+        row = self._reader().execute("SELECT value FROM meta WHERE name = 'compacted_revision'").fetchone()
         return 0 if row is None else int(row[0])
 
     def compact_log(self, *, before_us: int, max_revision: int) -> int:
@@ -498,9 +473,7 @@ class SqliteStore(RecordStore):
                 through = row[0]
                 removed = 0
                 if through is not None:
-                    removed = conn.execute(
-                        "DELETE FROM revlog WHERE revision <= ?", (through,)
-                    ).rowcount
+                    removed = conn.execute("DELETE FROM revlog WHERE revision <= ?", (through,)).rowcount
                     conn.execute(
                         "INSERT INTO meta (name, value) VALUES ('compacted_revision', ?)"
                         " ON CONFLICT (name) DO UPDATE SET value ="
@@ -540,8 +513,7 @@ class SqliteStore(RecordStore):
             return
         with self._writing() as conn:
             conn.execute(
-                "UPDATE memories SET last_retrieve_time_us = ?"
-                " WHERE key IN (SELECT value FROM json_each(?))",
+                "UPDATE memories SET last_retrieve_time_us = ? WHERE key IN (SELECT value FROM json_each(?))",
                 (now_us, codec.dumps([int(k) for k in keys])),
             )
 
@@ -578,8 +550,7 @@ class SqliteStore(RecordStore):
             else "m.create_time_us DESC, m.key DESC"
         )
         rank = (
-            f"row_number() OVER (PARTITION BY m.tenant, m.user_id, m.agent_id, m.run_id"
-            f" ORDER BY {recency})"
+            f"row_number() OVER (PARTITION BY m.tenant, m.user_id, m.agent_id, m.run_id ORDER BY {recency})"
         )
         if max_count > 0:
             conditions.append("rank > ?")
@@ -622,9 +593,7 @@ class SqliteStore(RecordStore):
         conn = self._connect()
         try:
             conn.execute("BEGIN")
-            revision = int(
-                conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0]
-            )
+            revision = int(conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0])
             where, params = self._live_where(tenant, scope, filter, now_us)
             columns = codec.select_list("m", with_embedding=with_embedding)
 

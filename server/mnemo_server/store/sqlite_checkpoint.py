@@ -20,9 +20,7 @@ _log = logging.getLogger(__name__)
 
 
 class Checkpointer:
-    def __init__(
-        self, connect: Callable[[], sqlite3.Connection], *, interval_s: float = 0.2
-    ) -> None:
+    def __init__(self, connect: Callable[[], sqlite3.Connection], *, interval_s: float = 0.2) -> None:
         self._conn = connect()
         self._interval_s = interval_s
         self._wake = threading.Event()

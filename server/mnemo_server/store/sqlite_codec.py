@@ -279,7 +279,9 @@ def outcomes_from_json(text: str) -> tuple[StoredOutcome, ...]:
             deduplicated=d["deduplicated"],
             similarity=d["similarity"],
             revision=d["revision"],
-            error=None if d["error"] is None else (d["error"][0], d["error"][1], d["error"][2], d["error"][3]),
+            error=None
+            if d["error"] is None
+            else (d["error"][0], d["error"][1], d["error"][2], d["error"][3]),
         )
         for d in json.loads(text)
     )

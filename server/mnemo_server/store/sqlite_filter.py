@@ -50,9 +50,7 @@ def compile_filter(expr: Expr, *, alias: str = "m") -> Sql:
     if isinstance(expr, And | Or):
         parts = [compile_filter(item, alias=alias) for item in expr.items]
         joiner = " AND " if isinstance(expr, And) else " OR "
-        return "(" + joiner.join(sql for sql, _ in parts) + ")", [
-            p for _, params in parts for p in params
-        ]
+        return "(" + joiner.join(sql for sql, _ in parts) + ")", [p for _, params in parts for p in params]
     if isinstance(expr, Not):
         sql, params = compile_filter(expr.item, alias=alias)
         return f"(NOT {sql})", params

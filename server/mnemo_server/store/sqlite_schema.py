@@ -125,9 +125,7 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     """
     conn.execute("BEGIN IMMEDIATE")
     try:
-        exists = conn.execute(
-            "SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'"
-        ).fetchone()
+        exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
         if exists is None:
             for statement in _DDL:
                 conn.execute(statement)
@@ -140,8 +138,7 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
             found = row[0] if row else None
             if found != str(SCHEMA_VERSION):
                 raise errors.MnemoError(
-                    f"the database has schema version {found};"
-                    f" this server understands {SCHEMA_VERSION}"
+                    f"the database has schema version {found}; this server understands {SCHEMA_VERSION}"
                 )
         conn.execute("COMMIT")
     except BaseException:

@@ -28,9 +28,7 @@ _UPDATE_SQL = (
     f"UPDATE memories SET {', '.join(f'{c} = ?' for c in codec.WRITE_COLUMNS)} "
     "WHERE key = ? AND tenant = ? AND id = ?"
 )
-_DELETE_SQL = (
-    f"DELETE FROM memories WHERE tenant = ? AND id = ? RETURNING {', '.join(codec.COLUMNS)}"
-)
+_DELETE_SQL = f"DELETE FROM memories WHERE tenant = ? AND id = ? RETURNING {', '.join(codec.COLUMNS)}"
 _HISTORY_SQL = (
     "INSERT INTO history (revision, tenant, memory_id, version, change_type, time_us, api_key_id,"
     " before, after, changed_fields) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
@@ -137,9 +135,7 @@ class SqliteWriteTxn(WriteTxn):
             (*codec.write_params(stored, fields), before.key, before.tenant, before.id),
         )
         if self._cur.rowcount != 1:
-            raise errors.NotFoundError(
-                f"memory {before.id!r} does not exist", reason="MEMORY_NOT_FOUND"
-            )
+            raise errors.NotFoundError(f"memory {before.id!r} does not exist", reason="MEMORY_NOT_FOUND")
         self._log(
             ChangeType.UPDATE,
             stored,
@@ -164,9 +160,7 @@ class SqliteWriteTxn(WriteTxn):
             raise ValueError(f"a delete is logged as DELETE or EXPIRE, not {change_type.name}")
         rows = self._cur.execute(_DELETE_SQL, (memory.tenant, memory.id)).fetchall()
         if not rows:
-            raise errors.NotFoundError(
-                f"memory {memory.id!r} does not exist", reason="MEMORY_NOT_FOUND"
-            )
+            raise errors.NotFoundError(f"memory {memory.id!r} does not exist", reason="MEMORY_NOT_FOUND")
         stored = codec.row_to_memory(rows[0])
         self._log(
             change_type,
@@ -183,8 +177,7 @@ class SqliteWriteTxn(WriteTxn):
     def purge_history(self, tenant: str, memory_ids: Sequence[str]) -> None:
         self._check_open()
         self._cur.execute(
-            "DELETE FROM history"
-            " WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?))",
+            "DELETE FROM history WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?))",
             (tenant, codec.dumps(list(memory_ids))),
         )
 
@@ -270,8 +263,7 @@ class SqliteWriteTxn(WriteTxn):
             (tenant, tenant, ids),
         )
         self._cur.execute(
-            "DELETE FROM idempotency_refs"
-            " WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?))",
+            "DELETE FROM idempotency_refs WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?))",
             (tenant, ids),
         )
 
@@ -298,9 +290,7 @@ class SqliteWriteTxn(WriteTxn):
         if not self._start < revision <= self._revision:
             # A revision not taken here could repeat or run ahead of the
             # counter, and the change feed would skip or reorder changes.
-            raise ValueError(
-                f"revision {revision} was not taken from this transaction's next_revision()"
-            )
+            raise ValueError(f"revision {revision} was not taken from this transaction's next_revision()")
 
     def _log(
         self,

@@ -40,21 +40,46 @@ class MiniServer:
 
     # -- writes: commit, then invalidate, then acknowledge ---------------------------
 
-    def create(self, tenant: str, memory_id: str, scope: Scope, content: str, vector: VectorLike,
-               *, expire_time_us: int | None = None) -> Memory:
+    def create(
+        self,
+        tenant: str,
+        memory_id: str,
+        scope: Scope,
+        content: str,
+        vector: VectorLike,
+        *,
+        expire_time_us: int | None = None,
+    ) -> Memory:
         now = self.clock()
         with self.store.write() as txn:
-            memory = txn.insert(Memory(
-                tenant=tenant, id=memory_id, scope=scope, content=content,
-                content_hash=content_hash(content), embedding_model="test",
-                create_time_us=now, update_time_us=now, expire_time_us=expire_time_us,
-                version=1, revision=txn.next_revision(), embedding=_unit(vector),
-            ))
+            memory = txn.insert(
+                Memory(
+                    tenant=tenant,
+                    id=memory_id,
+                    scope=scope,
+                    content=content,
+                    content_hash=content_hash(content),
+                    embedding_model="test",
+                    create_time_us=now,
+                    update_time_us=now,
+                    expire_time_us=expire_time_us,
+                    version=1,
+                    revision=txn.next_revision(),
+                    embedding=_unit(vector),
+                )
+            )
         self.caches.invalidate(tenant, [(memory.id, memory.scope)])
         return memory
 
-    def update(self, tenant: str, memory_id: str, *, content: str | None = None,
-               vector: VectorLike | None = None, metadata: dict[str, Any] | None = None) -> Memory:
+    def update(
+        self,
+        tenant: str,
+        memory_id: str,
+        *,
+        content: str | None = None,
+        vector: VectorLike | None = None,
+        metadata: dict[str, Any] | None = None,
+    ) -> Memory:
         now = self.clock()
         with self.store.write() as txn:
             before = txn.get(tenant, memory_id)
@@ -66,8 +91,13 @@ class MiniServer:
                 changes["embedding"] = _unit(vector)
             if metadata is not None:
                 changes["metadata"] = metadata
-            after = dataclasses.replace(before, **changes, version=before.version + 1,
-                                        revision=txn.next_revision(), update_time_us=now)
+            after = dataclasses.replace(
+                before,
+                **changes,
+                version=before.version + 1,
+                revision=txn.next_revision(),
+                update_time_us=now,
+            )
             after = txn.update(before, after, sorted(changes))
         self.caches.invalidate(tenant, [(after.id, after.scope)])
         return after
@@ -84,8 +114,9 @@ class MiniServer:
         gone: dict[str, list[tuple[str, Scope]]] = {}
         with self.store.write() as txn:
             for memory in self.store.expired(now, limit=1000):
-                txn.delete(dataclasses.replace(memory, revision=txn.next_revision()),
-                           change_type=ChangeType.EXPIRE)
+                txn.delete(
+                    dataclasses.replace(memory, revision=txn.next_revision()), change_type=ChangeType.EXPIRE
+                )
                 gone.setdefault(memory.tenant, []).append((memory.id, memory.scope))
         for tenant, changed in gone.items():
             self.caches.invalidate(tenant, changed)
@@ -118,7 +149,8 @@ class MiniServer:
         if lookup.hits is None:
             found = self._exact(tenant, scope, vector, top_k, now)
             self.caches.search.store(
-                [(lookup, [CachedHit(m.id, m.key, s, m.expire_time_us) for m, s in found])], now_us=now)
+                [(lookup, [CachedHit(m.id, m.key, s, m.expire_time_us) for m, s in found])], now_us=now
+            )
             return [_hit(m, s) for m, s in found]
         records = self.caches.records.lookup(tenant, [h.id for h in lookup.hits])
         memories = dict(records.found)
@@ -127,23 +159,30 @@ class MiniServer:
             self.caches.records.fill(records, loaded.values(), now_us=now)
             memories.update({m.id: m for m in loaded.values()})
         return [
-            _hit(m, h.score) for h in lookup.hits
+            _hit(m, h.score)
+            for h in lookup.hits
             if (m := memories.get(h.id)) is not None and m.tenant == tenant and not m.is_expired(now)
         ]
 
-    def exact_search(
-        self, tenant: str, scope: Scope, vector: VectorLike, *, top_k: int = 3
-    ) -> list[Hit]:
+    def exact_search(self, tenant: str, scope: Scope, vector: VectorLike, *, top_k: int = 3) -> list[Hit]:
         return [_hit(m, s) for m, s in self._exact(tenant, scope, vector, top_k, self.clock())]
 
-    def _exact(self, tenant: str, scope: Scope, vector: VectorLike, top_k: int,
-               now: int) -> list[tuple[Memory, float]]:
+    def _exact(
+        self, tenant: str, scope: Scope, vector: VectorLike, top_k: int, now: int
+    ) -> list[tuple[Memory, float]]:
         query = _unit(vector)
-        rows = [r for batch in self.store.iter_vectors() for r in batch
-                if r.tenant == tenant and scope.contains(r.scope)]
+        rows = [
+            r
+            for batch in self.store.iter_vectors()
+            for r in batch
+            if r.tenant == tenant and scope.contains(r.scope)
+        ]
         memories = self.store.get_by_keys([r.key for r in rows])
-        scored = [(memories[r.key], float(np.dot(query, r.vector))) for r in rows
-                  if r.key in memories and not memories[r.key].is_expired(now)]
+        scored = [
+            (memories[r.key], float(np.dot(query, r.vector)))
+            for r in rows
+            if r.key in memories and not memories[r.key].is_expired(now)
+        ]
         scored.sort(key=lambda ms: (-ms[1], ms[0].id))
         return scored[:top_k]
 

@@ -71,12 +71,33 @@ class RedisProcess:
         ports = ["--port", str(self.port)]
         if self.tls is not None:
             cert, key = self.tls
-            ports = ["--port", "0", "--tls-port", str(self.port), "--tls-cert-file", str(cert),
-                     "--tls-key-file", str(key), "--tls-ca-cert-file", str(cert), "--tls-auth-clients", "no"]
+            ports = [
+                "--port",
+                "0",
+                "--tls-port",
+                str(self.port),
+                "--tls-cert-file",
+                str(cert),
+                "--tls-key-file",
+                str(key),
+                "--tls-ca-cert-file",
+                str(cert),
+                "--tls-auth-clients",
+                "no",
+            ]
         args = [
-            REDIS_SERVER, *ports, "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-            "--logfile", str(self.directory / f"redis-{self.port}.log"),
+            REDIS_SERVER,
+            *ports,
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(self.directory / f"redis-{self.port}.log"),
         ]
         if self.unix_socket is not None:
             args += ["--unixsocket", str(self.unix_socket), "--unixsocketperm", "700"]
@@ -89,8 +110,9 @@ class RedisProcess:
     def client(self) -> redis.Redis:
         """A plain client for test assertions (not the cache's)."""
         if self.tls is not None:
-            return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5, ssl=True,
-                               ssl_ca_certs=str(self.tls[0]))
+            return redis.Redis(
+                host="127.0.0.1", port=self.port, socket_timeout=5, ssl=True, ssl_ca_certs=str(self.tls[0])
+            )
         return redis.Redis(host="127.0.0.1", port=self.port, socket_timeout=5)
 
     def wait_ready(self, timeout_s: float = 10.0) -> None:
@@ -140,10 +162,27 @@ def self_signed_certificate(directory: Path) -> tuple[Path, Path]:
         raise RuntimeError("the TLS test needs the openssl command to make a certificate")
     cert, key = directory / "cert.pem", directory / "key.pem"
     subprocess.run(
-        [openssl, "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1",
-         "-keyout", str(key), "-out", str(cert), "-subj", "/CN=127.0.0.1",
-         "-addext", "subjectAltName=IP:127.0.0.1,DNS:localhost"],
-        check=True, capture_output=True, timeout=60,
+        [
+            openssl,
+            "req",
+            "-x509",
+            "-newkey",
+            "rsa:2048",
+            "-nodes",
+            "-days",
+            "1",
+            "-keyout",
+            str(key),
+            "-out",
+            str(cert),
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost",
+        ],
+        check=True,
+        capture_output=True,
+        timeout=60,
     )
     return cert, key
 
@@ -165,14 +204,22 @@ class RedisClusterProcs:
             node = RedisProcess(
                 self.directory / f"node{i}",
                 port=port,
-                extra=["--cluster-enabled", "yes", "--cluster-config-file", f"nodes-{port}.conf",
-                       "--cluster-node-timeout", "5000"],
+                extra=[
+                    "--cluster-enabled",
+                    "yes",
+                    "--cluster-config-file",
+                    f"nodes-{port}.conf",
+                    "--cluster-node-timeout",
+                    "5000",
+                ],
             )
             self.nodes.append(node.start())
         addresses = [f"127.0.0.1:{n.port}" for n in self.nodes]
         created = subprocess.run(
             [REDIS_CLI, "--cluster", "create", *addresses, "--cluster-replicas", "0", "--cluster-yes"],
-            capture_output=True, text=True, timeout=60,
+            capture_output=True,
+            text=True,
+            timeout=60,
         )
         if created.returncode != 0:
             raise RuntimeError(

@@ -22,8 +22,14 @@ FP = search_fingerprint(model_id="m", text="where do I live?", top_k=10)
 HITS = [CachedHit("m1", 11, 0.875), CachedHit("m2", 12, 0.5)]
 
 
-def memory(id: str = "m1", *, tenant: str = "t1", scope: Scope = ALICE, embedding: bool = True,
-           expire_time_us: int | None = None) -> Memory:
+def memory(
+    id: str = "m1",
+    *,
+    tenant: str = "t1",
+    scope: Scope = ALICE,
+    embedding: bool = True,
+    expire_time_us: int | None = None,
+) -> Memory:
     return Memory(
         tenant=tenant,
         id=id,
@@ -111,8 +117,11 @@ def test_a_write_invalidates_exactly_the_query_scopes_that_can_see_it(caches: Ca
     written = Scope("alice", "bot", "run1")
     can_see = affected_scopes(written)
     cannot_see = {
-        Scope("bob"), Scope("alice", "other-bot"), Scope("", "", "run2"),
-        Scope("alice", "bot", "run2"), Scope("bob", "bot"),
+        Scope("bob"),
+        Scope("alice", "other-bot"),
+        Scope("", "", "run2"),
+        Scope("alice", "bot", "run2"),
+        Scope("bob", "bot"),
     }
     everything = sorted(can_see | cannot_see, key=str)
     assert len(can_see) == 8
@@ -191,13 +200,18 @@ def test_revision_log_changes_of_several_tenants_invalidate_in_one_call(caches: 
     for tenant in ("t1", "t2", "t3"):
         caches.search.store([(lk, HITS) for lk in caches.search.lookup(tenant, [(ALICE, FP)])])
 
-    caches.invalidate_changes([
-        Change(5, "t1", "m1", 1, ChangeType.CREATE, Scope("alice", "bot"), 0),
-        Change(6, "t2", "m2", 2, ChangeType.EXPIRE, ALICE, 0),
-    ])
+    caches.invalidate_changes(
+        [
+            Change(5, "t1", "m1", 1, ChangeType.CREATE, Scope("alice", "bot"), 0),
+            Change(6, "t2", "m2", 2, ChangeType.EXPIRE, ALICE, 0),
+        ]
+    )
 
     assert [caches.search.lookup(t, [(ALICE, FP)])[0].hits is None for t in ("t1", "t2", "t3")] == [
-        True, True, False]
+        True,
+        True,
+        False,
+    ]
 
 
 def test_invalidating_a_tenant_drops_its_results_and_records(caches: Caches) -> None:
@@ -271,8 +285,11 @@ def test_records_are_per_tenant(caches: Caches) -> None:
 def test_a_record_is_not_cached_past_its_expire_time(caches: Caches) -> None:
     now = now_us()
     lookup = caches.records.lookup("t1", ["soon", "past"])
-    caches.records.fill(lookup, [memory("soon", expire_time_us=now + 100_000),
-                                 memory("past", expire_time_us=now - 1)], now_us=now)
+    caches.records.fill(
+        lookup,
+        [memory("soon", expire_time_us=now + 100_000), memory("past", expire_time_us=now - 1)],
+        now_us=now,
+    )
 
     assert caches.records.lookup("t1", ["soon", "past"]).missing == ("past",)
     time.sleep(0.2)

@@ -43,18 +43,36 @@ SEED = {
     "b2": Scope("bob"),
 }
 QUERY_SCOPES = [
-    Scope(), Scope("alice"), Scope("alice", "bot"), Scope("", "bot"), Scope("alice", "bot", "r1"),
-    Scope("", "", "r2"), Scope("bob"), Scope("bob", "bot"),
+    Scope(),
+    Scope("alice"),
+    Scope("alice", "bot"),
+    Scope("", "bot"),
+    Scope("alice", "bot", "r1"),
+    Scope("", "", "r2"),
+    Scope("bob"),
+    Scope("bob", "bot"),
 ]
 #: The write kinds, each as (operation, the query scopes it must leave cached).
 ALICE_BOT_R1_UNTOUCHED = [Scope("", "", "r2"), Scope("bob"), Scope("bob", "bot")]
 WRITES: dict[str, tuple[dict[str, Any], list[Scope]]] = {
-    "create": ({"op": "create", "args": ["new"], "scope": ["alice", "bot", "r1"], "content": "new fact",
-                "vector": list(VECTORS["a1"] + 0.01)}, ALICE_BOT_R1_UNTOUCHED),
-    "update-content": ({"op": "update", "args": ["a1"], "content": "Alice moved to Paris",
-                        "vector": list(-VECTORS["a1"])}, ALICE_BOT_R1_UNTOUCHED),
-    "update-metadata": ({"op": "update", "args": ["a1"], "metadata": {"verified": True}},
-                        ALICE_BOT_R1_UNTOUCHED),
+    "create": (
+        {
+            "op": "create",
+            "args": ["new"],
+            "scope": ["alice", "bot", "r1"],
+            "content": "new fact",
+            "vector": list(VECTORS["a1"] + 0.01),
+        },
+        ALICE_BOT_R1_UNTOUCHED,
+    ),
+    "update-content": (
+        {"op": "update", "args": ["a1"], "content": "Alice moved to Paris", "vector": list(-VECTORS["a1"])},
+        ALICE_BOT_R1_UNTOUCHED,
+    ),
+    "update-metadata": (
+        {"op": "update", "args": ["a1"], "metadata": {"verified": True}},
+        ALICE_BOT_R1_UNTOUCHED,
+    ),
     "delete": ({"op": "delete", "args": ["a1"]}, ALICE_BOT_R1_UNTOUCHED),
     "forget": ({"op": "forget", "scope": ["alice", "bot", ""]}, [Scope("bob"), Scope("bob", "bot")]),
     "expire": ({"op": "sweep_expired"}, ALICE_BOT_R1_UNTOUCHED),
@@ -68,8 +86,9 @@ SETUPS = [
 
 
 @pytest.fixture(params=SETUPS)
-def setup(request: pytest.FixtureRequest, tmp_path: Path,
-          make_redis_cache: Callable[..., RedisCache]) -> Iterator[tuple[MiniServer, Writer]]:
+def setup(
+    request: pytest.FixtureRequest, tmp_path: Path, make_redis_cache: Callable[..., RedisCache]
+) -> Iterator[tuple[MiniServer, Writer]]:
     """(the server under test, a function making a write as this process or a second one)."""
     kind, writer = request.param
     cache: Cache
@@ -86,8 +105,11 @@ def setup(request: pytest.FixtureRequest, tmp_path: Path,
         op = {"tenant": "t1", **operation}
         if writer == "second":
             assert isinstance(cache, RedisCache)
-            subprocess.run([sys.executable, str(MINI_SERVER), str(db), url, cache._prefix[:-1],
-                            json.dumps(op)], check=True, timeout=60)
+            subprocess.run(
+                [sys.executable, str(MINI_SERVER), str(db), url, cache._prefix[:-1], json.dumps(op)],
+                check=True,
+                timeout=60,
+            )
             return
         kind = op.pop("op")
         if "scope" in op:
@@ -131,8 +153,14 @@ def test_every_search_after_a_write_equals_an_uncached_one(
     operation, untouched = WRITES[write_kind]
     if write_kind == "expire":
         expire_at = now_us() + 300_000
-        server.create("t1", "e1", Scope("alice", "bot", "r1"), "expiring", list(VECTORS["a1"] + 0.02),
-                      expire_time_us=expire_at)
+        server.create(
+            "t1",
+            "e1",
+            Scope("alice", "bot", "r1"),
+            "expiring",
+            list(VECTORS["a1"] + 0.02),
+            expire_time_us=expire_at,
+        )
     assert_exact(server)  # fills the caches
     assert cached_scopes(server) == set(QUERY_SCOPES)
     assert_exact(server)  # now served from them

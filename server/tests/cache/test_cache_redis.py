@@ -331,8 +331,9 @@ def test_without_the_info_command_the_cache_stays_off(
     redis_proc: RedisProcess, make_redis_cache: MakeCache
 ) -> None:
     with redis_proc.client() as admin:
-        admin.acl_setuser("noinfo", enabled=True, passwords=["+secret"], keys=["*"],
-                          commands=["+@all", "-info"])
+        admin.acl_setuser(
+            "noinfo", enabled=True, passwords=["+secret"], keys=["*"], commands=["+@all", "-info"]
+        )
     cache = make_redis_cache(f"redis://noinfo:secret@127.0.0.1:{redis_proc.port}")
 
     assert cache.breaker_state != "closed"
@@ -344,7 +345,9 @@ def test_urls_choose_standalone_or_cluster() -> None:
     assert _cluster_url("redis://h:1/0", None) == ("redis://h:1/0", False)
     assert _cluster_url("redis+cluster://h:1", None) == ("redis://h:1", True)
     assert _cluster_url("rediss+cluster://h:1?ssl_ca_certs=/ca.pem", None) == (
-        "rediss://h:1?ssl_ca_certs=%2Fca.pem", True)
+        "rediss://h:1?ssl_ca_certs=%2Fca.pem",
+        True,
+    )
     assert _cluster_url("redis://h:1?cluster=yes&db=0", None) == ("redis://h:1?db=0", True)
     assert _cluster_url("redis://h:1", True) == ("redis://h:1", True)
     assert _cluster_url("unix:///run/redis.sock", None) == ("unix:///run/redis.sock", False)
@@ -388,4 +391,3 @@ def test_many_threads_share_one_pool_while_redis_comes_and_goes(
     served(caches)  # a lookup delivers what the outage left pending
     assert caches.pending_invalidations == 0
     warm(caches)
-

@@ -30,7 +30,8 @@ def caches(server: RunningServer) -> dict[str, admin.CacheStats]:
 @pytest.fixture
 def redis_server(own_redis: RedisProcess, tmp_path: Path, embedder: Embedder) -> Iterator[RunningServer]:
     running = start_server(
-        make_settings(tmp_path / "data", server={"redis_url": own_redis.url, "sweep_interval_s": 0.1}), embedder
+        make_settings(tmp_path / "data", server={"redis_url": own_redis.url, "sweep_interval_s": 0.1}),
+        embedder,
     )
     yield running
     running.stop()
@@ -45,7 +46,9 @@ def search(server: RunningServer, query: str, uid: str, **fields: object) -> lis
 
 def test_repeats_hit_every_cache(redis_server: RunningServer) -> None:
     s, uid = redis_server, f"u-{uuid.uuid4().hex[:8]}"
-    created = s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="likes jazz"))).memory
+    created = s.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="likes jazz"))
+    ).memory
     before = caches(s)
     assert before["search"].backend == "redis" and before["search"].state == "ok"
     first = search(s, "music taste", uid)
@@ -72,27 +75,48 @@ def test_every_kind_of_write_invalidates_exactly(redis_server: RunningServer) ->
         assert search(s, "a memory", uid) == expected  # and again, from the cache
 
     fresh([])
-    created = s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="a memory"))).memory
+    created = s.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="a memory"))
+    ).memory
     fresh(["a memory"])
-    s.memory.UpdateMemory(pb.UpdateMemoryRequest(
-        memory=m.Memory(id=created.id, content="a memory, changed"), update_mask=field_mask_pb2.FieldMask(paths=["content"])))
+    s.memory.UpdateMemory(
+        pb.UpdateMemoryRequest(
+            memory=m.Memory(id=created.id, content="a memory, changed"),
+            update_mask=field_mask_pb2.FieldMask(paths=["content"]),
+        )
+    )
     fresh(["a memory, changed"])
     got = s.memory.GetMemory(pb.GetMemoryRequest(id=created.id)).memory
     assert got.content == "a memory, changed"
-    s.memory.UpdateMemory(pb.UpdateMemoryRequest(
-        memory=m.Memory(id=created.id, tags=["t"]), update_mask=field_mask_pb2.FieldMask(paths=["tags"])))
+    s.memory.UpdateMemory(
+        pb.UpdateMemoryRequest(
+            memory=m.Memory(id=created.id, tags=["t"]), update_mask=field_mask_pb2.FieldMask(paths=["tags"])
+        )
+    )
     assert list(s.memory.GetMemory(pb.GetMemoryRequest(id=created.id)).memory.tags) == ["t"]
-    assert s.memory.SearchMemories(pb.SearchMemoriesRequest(
-        query="a memory", scope=m.Scope(user_id=uid))).hits[0].memory.tags == ["t"]
+    assert s.memory.SearchMemories(
+        pb.SearchMemoriesRequest(query="a memory", scope=m.Scope(user_id=uid))
+    ).hits[0].memory.tags == ["t"]
     s.memory.DeleteMemory(pb.DeleteMemoryRequest(id=created.id))
     fresh([])
-    s.memory.BatchWriteMemories(pb.BatchWriteMemoriesRequest(operations=[
-        pb.WriteOperation(create=pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="a memory again")))]))
+    s.memory.BatchWriteMemories(
+        pb.BatchWriteMemoriesRequest(
+            operations=[
+                pb.WriteOperation(
+                    create=pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="a memory again"))
+                )
+            ]
+        )
+    )
     fresh(["a memory again"])
     s.memory.DeleteMemories(pb.DeleteMemoriesRequest(scope=m.Scope(user_id=uid)))
     fresh([])
-    s.memory.CreateMemory(pb.CreateMemoryRequest(
-        memory=m.Memory(user_id=uid, content="a memory that expires"), ttl=duration_pb2.Duration(nanos=300_000_000)))
+    s.memory.CreateMemory(
+        pb.CreateMemoryRequest(
+            memory=m.Memory(user_id=uid, content="a memory that expires"),
+            ttl=duration_pb2.Duration(nanos=300_000_000),
+        )
+    )
     fresh(["a memory that expires"])
     time.sleep(0.6)  # expired at once for reads; swept (and invalidated) within 0.1 s
     fresh([])
@@ -109,14 +133,20 @@ def test_a_write_from_a_second_server_process_invalidates_this_ones_cache(
     try:
         uid = f"u-{uuid.uuid4().hex[:8]}"
         assert search(first, "shared note", uid) == []
-        created = second.memory.CreateMemory(pb.CreateMemoryRequest(
-            memory=m.Memory(user_id=uid, content="shared note"))).memory
+        created = second.memory.CreateMemory(
+            pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="shared note"))
+        ).memory
         assert search(first, "shared note", uid) == ["shared note"]
-        second.memory.UpdateMemory(pb.UpdateMemoryRequest(
-            memory=m.Memory(id=created.id, content="shared note, edited"),
-            update_mask=field_mask_pb2.FieldMask(paths=["content"])))
+        second.memory.UpdateMemory(
+            pb.UpdateMemoryRequest(
+                memory=m.Memory(id=created.id, content="shared note, edited"),
+                update_mask=field_mask_pb2.FieldMask(paths=["content"]),
+            )
+        )
         assert search(first, "shared note", uid) == ["shared note, edited"]
-        assert first.memory.GetMemory(pb.GetMemoryRequest(id=created.id)).memory.content == "shared note, edited"
+        assert (
+            first.memory.GetMemory(pb.GetMemoryRequest(id=created.id)).memory.content == "shared note, edited"
+        )
         second.memory.DeleteMemory(pb.DeleteMemoryRequest(id=created.id))
         assert search(first, "shared note", uid) == []
     finally:
@@ -124,7 +154,9 @@ def test_a_write_from_a_second_server_process_invalidates_this_ones_cache(
         first.stop()
 
 
-def test_no_stale_result_after_a_redis_restart_or_flush(redis_server: RunningServer, own_redis: RedisProcess) -> None:
+def test_no_stale_result_after_a_redis_restart_or_flush(
+    redis_server: RunningServer, own_redis: RedisProcess
+) -> None:
     s, uid = redis_server, f"u-{uuid.uuid4().hex[:8]}"
     s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="version one")))
     assert search(s, "version", uid) == ["version one"]
@@ -147,7 +179,9 @@ def test_requests_succeed_while_redis_is_down_and_it_recovers(
     s, uid = redis_server, f"u-{uuid.uuid4().hex[:8]}"
     own_redis.stop(kill=True)
     started = time.monotonic()
-    created = s.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="while down"))).memory
+    created = s.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="while down"))
+    ).memory
     for _ in range(20):
         assert search(s, "while down", uid) == ["while down"]
         assert s.memory.GetMemory(pb.GetMemoryRequest(id=created.id)).memory.content == "while down"

@@ -115,13 +115,9 @@ class FakeOpenAIServer:
     `vectors(inputs)`, unnormalized, so the client's normalization is tested.
     """
 
-    def __init__(
-        self, dimension: int = 8, vectors: Callable[[list[str]], np.ndarray] | None = None
-    ) -> None:
+    def __init__(self, dimension: int = 8, vectors: Callable[[list[str]], np.ndarray] | None = None) -> None:
         self.dimension = dimension
-        self.vectors = vectors or (
-            lambda inputs: np.stack([3.0 * fake_vector(t, dimension) for t in inputs])
-        )
+        self.vectors = vectors or (lambda inputs: np.stack([3.0 * fake_vector(t, dimension) for t in inputs]))
         self.script: deque[Reply] = deque()
         self.received: list[Received] = []
         #: Drop the connection after each answer without saying so, like a
@@ -163,9 +159,7 @@ class FakeOpenAIServer:
             def do_POST(self) -> None:
                 body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
                 with server._lock:
-                    server.received.append(
-                        Received(body, dict(self.headers.items()), self.client_address[1])
-                    )
+                    server.received.append(Received(body, dict(self.headers.items()), self.client_address[1]))
                 reply = server._next_reply()
                 time.sleep(reply.delay_s)
                 if reply.status == 200 and reply.body is None:

@@ -70,9 +70,7 @@ def test_duplicates_within_a_batch_are_embedded_once() -> None:
     inner = RecordingEmbedder()
     batcher = MicroBatchingEmbedder(inner, max_batch=32)
     blocker = hold_worker(inner, batcher)
-    callers = threading.Thread(
-        target=run_threads, args=(16, lambda i: batcher.embed(["shared", f"own {i}"]))
-    )
+    callers = threading.Thread(target=run_threads, args=(16, lambda i: batcher.embed(["shared", f"own {i}"])))
     callers.start()
     wait_until(lambda: batcher.stats().queued == 16)
 
@@ -109,9 +107,7 @@ def test_a_batch_holds_at_most_max_batch_texts_unless_one_request_is_bigger() ->
     # a (3) and b (2) do not fit together in 4; c (9) goes alone.
     assert [len(call) for call in inner.calls[1:]] == [3, 2, 9]
     for name, count in sizes:
-        np.testing.assert_array_equal(
-            results[name], expected([f"{name} {j}" for j in range(count)])
-        )
+        np.testing.assert_array_equal(results[name], expected([f"{name} {j}" for j in range(count)]))
 
 
 def test_an_inner_error_reaches_every_caller_of_the_batch() -> None:

@@ -41,9 +41,7 @@ FACTORIES: dict[str, Factory] = {
 
 
 @pytest.fixture(params=list(FACTORIES))
-def embedder(
-    request: pytest.FixtureRequest, minilm: SentenceTransformerEmbedder
-) -> Iterator[Embedder]:
+def embedder(request: pytest.FixtureRequest, minilm: SentenceTransformerEmbedder) -> Iterator[Embedder]:
     instance = FACTORIES[request.param](minilm)
     yield instance
     instance.close()  # the shared model's close() is a no-op

@@ -27,9 +27,7 @@ def test_vectors_are_unit_float32_rows(minilm: SentenceTransformerEmbedder) -> N
 
 
 def test_similar_meanings_are_closer(minilm: SentenceTransformerEmbedder) -> None:
-    dogs, puppies, taxes = minilm.embed(
-        ["I love dogs", "puppies are great", "quarterly tax filing"]
-    )
+    dogs, puppies, taxes = minilm.embed(["I love dogs", "puppies are great", "quarterly tax filing"])
 
     assert dogs @ puppies > dogs @ taxes + 0.3
 

@@ -243,3 +243,27 @@ def test_a_slow_watcher_is_told_to_resume_and_never_blocks_writers(small_server:
         for _ in stream:
             pass
     assert error_of(err.value)[:2] == (grpc.StatusCode.ABORTED, "WATCH_TOO_SLOW")
+
+
+@pytest.fixture
+def fresh_server(tmp_path: Path, embedder: Embedder) -> Iterator[RunningServer]:
+    running = start_server(make_settings(tmp_path), embedder)
+    yield running
+    running.stop()
+
+
+def test_start_revision_zero_replays_the_whole_log_and_unset_is_live(fresh_server: RunningServer) -> None:
+    uid = user()
+    first = add(fresh_server, uid, "one")
+    add(fresh_server, uid, "two")
+    everything = Watcher(fresh_server, pb.WatchMemoriesRequest(start_revision=0))
+    live = Watcher(fresh_server, pb.WatchMemoriesRequest())
+    try:
+        assert first.revision == 1
+        assert [e.memory.content for e in everything.events(2)] == ["one", "two"]
+        assert live.next().progress_notification
+        with pytest.raises(queue.Empty):
+            live.next(timeout=0.5)  # nothing is replayed to a live watcher
+    finally:
+        everything.close()
+        live.close()

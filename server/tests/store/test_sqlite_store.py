@@ -34,9 +34,7 @@ def test_file_is_wal_with_a_versioned_schema(tmp_path: Path) -> None:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
         assert meta["schema_version"] == "1" and meta["revision"] == "1"
-        indexes = {
-            row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")
-        }
+        indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {
             "memories_user",
             "memories_create",
@@ -87,9 +85,9 @@ def test_user_values_are_data_not_sql(tmp_path: Path) -> None:
             f'metadata."{hostile}" = "{hostile}"',
             f'id = "{hostile}"',
         ):
-            assert store.match_keys("t1", scope=Scope(), filter=parse_filter(text), now_us=T0) == [
-                m.key
-            ], text
+            assert store.match_keys("t1", scope=Scope(), filter=parse_filter(text), now_us=T0) == [m.key], (
+                text
+            )
         assert store.get("t1", hostile) == m
     finally:
         store.close()

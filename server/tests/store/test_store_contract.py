@@ -22,9 +22,7 @@ NOW = T0 + 10_000_000
 
 
 @pytest.fixture(params=IMPLEMENTATIONS)
-def open_store(
-    request: pytest.FixtureRequest, tmp_path: Path
-) -> Iterator[Callable[[], RecordStore]]:
+def open_store(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Callable[[], RecordStore]]:
     """Opens the test's store; call again after close() to reopen the same data."""
     opener: Opener = request.param
     opened: list[RecordStore] = []
@@ -142,15 +140,10 @@ class TestWrites:
     def test_expire_is_logged_as_expire(self, store: RecordStore) -> None:
         [m] = create(store, memory("m1", expire_time_us=T0))
         with store.write() as txn:
-            txn.delete(
-                dataclasses.replace(m, revision=txn.next_revision()), change_type=ChangeType.EXPIRE
-            )
+            txn.delete(dataclasses.replace(m, revision=txn.next_revision()), change_type=ChangeType.EXPIRE)
         [change] = store.changes_since(m.revision, limit=10)
         assert change.change_type is ChangeType.EXPIRE
-        assert (
-            store.history("t1", "m1", before_version=None, limit=1)[0].change_type
-            is ChangeType.EXPIRE
-        )
+        assert store.history("t1", "m1", before_version=None, limit=1)[0].change_type is ChangeType.EXPIRE
 
     def test_purge_history_forgets(self, store: RecordStore) -> None:
         create(store, memory("a"), memory("b"), memory("a", tenant="t2"))
@@ -192,9 +185,7 @@ class TestWrites:
             assert txn.find_by_content_hash("t1", Scope("bob"), digest) is None
             assert txn.find_by_content_hash("t2", scope, digest) is None
         with store.write() as txn:  # an expired duplicate loses to a live one
-            txn.update(
-                old, dataclasses.replace(old, expire_time_us=1, revision=txn.next_revision()), []
-            )
+            txn.update(old, dataclasses.replace(old, expire_time_us=1, revision=txn.next_revision()), [])
             assert txn.find_by_content_hash("t1", scope, digest) == new
 
     def test_write_is_not_reentrant(self, store: RecordStore) -> None:
@@ -216,9 +207,7 @@ class TestRevisions:
         store = open_store()
         [c] = create(store, memory("c"))
         with store.write() as txn:
-            txn.delete(
-                dataclasses.replace(c, revision=txn.next_revision()), change_type=ChangeType.EXPIRE
-            )
+            txn.delete(dataclasses.replace(c, revision=txn.next_revision()), change_type=ChangeType.EXPIRE)
         changes = store.changes_since(0, limit=100)
         revisions = [ch.revision for ch in changes]
         assert revisions == sorted(revisions) and len(set(revisions)) == len(revisions) == 6
@@ -270,9 +259,7 @@ class TestRevisions:
                 txn.insert(dataclasses.replace(memory("outer"), revision=txn.next_revision()))
         ids = {
             m.id
-            for m in store.list(
-                "t1", scope=Scope(), filter=None, order=[], after=None, limit=10, now_us=NOW
-            )
+            for m in store.list("t1", scope=Scope(), filter=None, order=[], after=None, limit=10, now_us=NOW)
         }
         assert ids == {"outer", "kept"}
         assert store.history("t1", "inner", before_version=None, limit=10) == []
@@ -301,9 +288,7 @@ class TestTenantIsolation:
             assert store.match_keys(tenant, scope=scope, filter=expr, now_us=NOW) == sorted(
                 m.key for m in mine
             )
-            assert [
-                r.after for r in store.history(tenant, "m1", before_version=None, limit=10)
-            ] == [mine[0]]
+            assert [r.after for r in store.history(tenant, "m1", before_version=None, limit=10)] == [mine[0]]
             assert store.count(tenant) == len(mine)
             [row] = store.scope_counts(tenant, scope=Scope(), limit=10)
             assert (row.tenant, row.scope, row.memory_count) == (tenant, scope, len(mine))
@@ -311,10 +296,7 @@ class TestTenantIsolation:
                 assert txn.get(tenant, "m1") == mine[0]
                 assert txn.find_by_content_hash(tenant, scope, mine[0].content_hash) == mine[0]
         assert store.get("t3", "m1") is None
-        assert (
-            store.list("t3", scope=Scope(), filter=None, order=[], after=None, limit=10, now_us=NOW)
-            == []
-        )
+        assert store.list("t3", scope=Scope(), filter=None, order=[], after=None, limit=10, now_us=NOW) == []
         assert store.count() == 3
         counts = {r.tenant: (r.memory_count, r.content_bytes) for r in store.tenant_counts()}
         assert counts == {"t1": (2, 2 + len("content of m2")), "t2": (1, 2)}
@@ -349,9 +331,7 @@ class TestListing:
     def corpus(self, store: RecordStore) -> list[Memory]:
         # Few distinct times, so many rows tie on create_time and update_time.
         drafts = [
-            memory(
-                f"m{i:02d}", create_time_us=T0 + (i * 7) % 4, update_time_us=T0 + (i * 5) % 3 + 10
-            )
+            memory(f"m{i:02d}", create_time_us=T0 + (i * 7) % 4, update_time_us=T0 + (i * 5) % 3 + 10)
             for i in range(37)
         ]
         drafts.append(memory("other-scope", scope=Scope("bob")))
@@ -395,16 +375,12 @@ class TestListing:
         )
         assert [m.id for m in rows] == [f"m{i}" for i in range(30, 37)]
         keys = store.match_keys("t1", scope=Scope(), filter=expr, now_us=NOW)
-        assert sorted(keys) == sorted(
-            m.key for m in corpus if m.id >= "m30" or m.id == "other-scope"
-        )
+        assert sorted(keys) == sorted(m.key for m in corpus if m.id >= "m30" or m.id == "other-scope")
 
     def test_expired_memories_are_hidden_but_reachable(
         self, store: RecordStore, corpus: list[Memory]
     ) -> None:
-        listed = store.list(
-            "t1", scope=Scope(), filter=None, order=[], after=None, limit=100, now_us=NOW
-        )
+        listed = store.list("t1", scope=Scope(), filter=None, order=[], after=None, limit=100, now_us=NOW)
         ids = {m.id for m in listed}
         assert "expired" not in ids and "later" in ids
         keys = set(store.match_keys("t1", scope=Scope(), filter=None, now_us=NOW))
@@ -414,9 +390,7 @@ class TestListing:
         assert store.expiring_keys(NOW) == [expired.key]
         assert store.expired(NOW, limit=10) == [expired]
         assert store.expired(NOW - 1, limit=10) == []
-        later = store.list(
-            "t1", scope=Scope(), filter=None, order=[], after=None, limit=100, now_us=NOW + 1
-        )
+        later = store.list("t1", scope=Scope(), filter=None, order=[], after=None, limit=100, now_us=NOW + 1)
         assert "later" not in {m.id for m in later}
 
     def test_scope_counts_largest_first(self, store: RecordStore) -> None:
@@ -440,9 +414,7 @@ class TestListing:
 
 class TestVectorsAndValues:
     def test_iter_vectors_returns_every_vector_exactly(self, store: RecordStore) -> None:
-        drafts = [
-            memory(f"m{i}", tenant=f"t{i % 3}", scope=Scope(f"u{i % 4}"), seed=i) for i in range(25)
-        ]
+        drafts = [memory(f"m{i}", tenant=f"t{i % 3}", scope=Scope(f"u{i % 4}"), seed=i) for i in range(25)]
         stored = create(store, *drafts)
         batches = list(store.iter_vectors(batch_size=7))
         assert [len(b) for b in batches] == [7, 7, 7, 4]
@@ -487,9 +459,7 @@ class TestVectorsAndValues:
         [record] = store.history("t1", "m1", before_version=None, limit=1)
         assert record.after is not None and record.after.metadata == metadata
         for text in ("metadata.max = 9223372036854775807", "metadata.min = -9223372036854775808"):
-            assert store.match_keys("t1", scope=Scope(), filter=parse_filter(text), now_us=NOW) == [
-                m.key
-            ]
+            assert store.match_keys("t1", scope=Scope(), filter=parse_filter(text), now_us=NOW) == [m.key]
         near = parse_filter("metadata.max = 9223372036854775806")
         assert store.match_keys("t1", scope=Scope(), filter=near, now_us=NOW) == []
 

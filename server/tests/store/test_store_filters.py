@@ -42,14 +42,10 @@ def random_memory(rng: random.Random, i: int) -> Memory:
     return memory(
         f"m{i:03d}",
         tenant=rng.choice(["t1", "t1", "t1", "t2"]),
-        scope=Scope(
-            rng.choice(["alice", "bob", ""]), rng.choice(["", "a1", "a2"]), rng.choice(["", "r1"])
-        ),
+        scope=Scope(rng.choice(["alice", "bob", ""]), rng.choice(["", "a1", "a2"]), rng.choice(["", "r1"])),
         kind=rng.choice(list(MemoryKind)),
         tags=rng.sample(TAGS, rng.randrange(4)),
-        metadata={
-            k: random_value(rng) for k in rng.sample(META_KEYS, rng.randrange(len(META_KEYS)))
-        },
+        metadata={k: random_value(rng) for k in rng.sample(META_KEYS, rng.randrange(len(META_KEYS)))},
         pinned=rng.random() < 0.3,
         create_time_us=rng.choice(TIMES),
         update_time_us=rng.choice(TIMES),
@@ -147,9 +143,7 @@ def test_sql_agrees_with_the_predicate_on_random_filters(
         predicate = to_predicate(expr)
         for tenant in ("t1", "t2"):
             expected = sorted(
-                m.key
-                for m in memories
-                if m.tenant == tenant and not m.is_expired(NOW) and predicate(m)
+                m.key for m in memories if m.tenant == tenant and not m.is_expired(NOW) and predicate(m)
             )
             got = store.match_keys(tenant, scope=Scope(), filter=expr, now_us=NOW)
             assert got == expected, f"{text!r} -> {format_filter(expr)!r}"
@@ -171,17 +165,12 @@ def test_list_applies_the_same_filter_with_scope_and_paging(
         expected = sorted(
             m.id
             for m in memories
-            if m.tenant == "t1"
-            and scope.contains(m.scope)
-            and not m.is_expired(NOW)
-            and predicate(m)
+            if m.tenant == "t1" and scope.contains(m.scope) and not m.is_expired(NOW) and predicate(m)
         )
         got: list[str] = []
         after: tuple[object, ...] | None = None
         for _ in range(len(expected) + 2):
-            rows = store.list(
-                "t1", scope=scope, filter=expr, order=[], after=after, limit=9, now_us=NOW
-            )
+            rows = store.list("t1", scope=scope, filter=expr, order=[], after=after, limit=9, now_us=NOW)
             got.extend(m.id for m in rows)
             if len(rows) < 9:
                 break

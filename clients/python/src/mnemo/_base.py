@@ -74,9 +74,7 @@ class Settings:
         return Settings(
             address=address or os.environ.get(ADDRESS_ENV) or DEFAULT_ADDRESS,
             api_key=os.environ.get(API_KEY_ENV, "") if api_key is None else api_key,
-            tls=bool(tls)
-            if tls is not None
-            else any(f is not None for f in (ca_file, cert_file, key_file)),
+            tls=bool(tls) if tls is not None else any(f is not None for f in (ca_file, cert_file, key_file)),
             ca_file=ca_file,
             cert_file=cert_file,
             key_file=key_file,
@@ -103,9 +101,7 @@ class Settings:
     def options(self) -> list[tuple[str, Any]]:
         from mnemo import __version__
 
-        options: list[tuple[str, Any]] = [
-            ("grpc.primary_user_agent", f"mnemo-python/{__version__}")
-        ]
+        options: list[tuple[str, Any]] = [("grpc.primary_user_agent", f"mnemo-python/{__version__}")]
         if self.keepalive_time is not None:
             options += [
                 ("grpc.keepalive_time_ms", int(self.keepalive_time * 1000)),
@@ -139,9 +135,7 @@ class Deadline:
         return self.end is None or time.monotonic() + delay < self.end
 
 
-def call_timeout(
-    settings: Settings, timeout: float | None, *, stream: bool = False
-) -> float | None:
+def call_timeout(settings: Settings, timeout: float | None, *, stream: bool = False) -> float | None:
     """A call's timeout: its own, else the client's default (unary calls only)."""
     if timeout is None:
         return None if stream else settings.timeout

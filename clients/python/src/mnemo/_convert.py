@@ -101,9 +101,7 @@ def memory(m: memory_pb2.Memory) -> types.Memory:
         version=m.version,
         revision=m.revision,
         etag=m.etag,
-        links=tuple(
-            types.MemoryLink(link.target_id, link.relation, link.weight) for link in m.links
-        ),
+        links=tuple(types.MemoryLink(link.target_id, link.relation, link.weight) for link in m.links),
         pinned=m.pinned,
         last_retrieve_time=time_from_proto(m, "last_retrieve_time"),
         raw=m,

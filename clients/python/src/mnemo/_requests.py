@@ -261,9 +261,7 @@ def stream_search_memories(
 ) -> pb.StreamSearchMemoriesRequest:
     """One message of the stream; the query id is the query's own or its position."""
     q = search_query(query, defaults)
-    return pb.StreamSearchMemoriesRequest(
-        query_id=q.query_id or str(position), search=search_from_query(q)
-    )
+    return pb.StreamSearchMemoriesRequest(query_id=q.query_id or str(position), search=search_from_query(q))
 
 
 @dataclass(frozen=True, slots=True)
@@ -292,9 +290,7 @@ class WriteOp:
     @staticmethod
     def delete(id: str, *, etag: str | None = None, request_id: str | None = None) -> WriteOp:
         """A delete; see `MnemoClient.delete`."""
-        return WriteOp(
-            pb.WriteOperation(delete=delete_memory(id, etag=etag, request_id=request_id))
-        )
+        return WriteOp(pb.WriteOperation(delete=delete_memory(id, etag=etag, request_id=request_id)))
 
 
 def batch_write_memories(
@@ -327,7 +323,7 @@ def import_memories_head(
     elif isinstance(header, types.ExportHeader):
         message = header.raw
     elif isinstance(header, Mapping):
-        message = json_format.ParseDict(header, pb.ExportHeader())
+        message = json_format.ParseDict(dict(header), pb.ExportHeader())
     else:
         message = header
     head.append(pb.ImportMemoriesRequest(header=message))
@@ -339,7 +335,7 @@ def import_memories_item(memory: MemoryLike) -> pb.ImportMemoriesRequest:
     if isinstance(memory, types.Memory):
         message = memory.raw
     elif isinstance(memory, Mapping):
-        message = json_format.ParseDict(memory, memory_pb2.Memory())
+        message = json_format.ParseDict(dict(memory), memory_pb2.Memory())
     else:
         message = memory
     return pb.ImportMemoriesRequest(memory=message)
@@ -387,16 +383,18 @@ def watch_memories(
     agent_id: str | None = None,
     run_id: str | None = None,
     filter: str | None = None,
-    start_revision: int = 0,
+    start_revision: int | None = None,
     event_types: Sequence[types.EventType | str] | None = None,
     progress_interval: Seconds | None = None,
 ) -> pb.WatchMemoriesRequest:
     request = pb.WatchMemoriesRequest(
         scope=scope(user_id, agent_id, run_id),
         filter=filter or "",
-        start_revision=start_revision,
         event_types=[enum_to_proto(types.EventType, t) for t in event_types or ()],
     )
+    if start_revision is not None:
+        # Set even when 0: that replays the whole retained log; unset is live.
+        request.start_revision = start_revision
     if progress_interval is not None:
         duration_to_proto(progress_interval, request.progress_interval)
     return request
@@ -412,9 +410,7 @@ def get_stats(
     run_id: str | None = None,
     scope_limit: int | None = None,
 ) -> admin_pb.GetStatsRequest:
-    return admin_pb.GetStatsRequest(
-        scope=scope(user_id, agent_id, run_id), scope_limit=scope_limit or 0
-    )
+    return admin_pb.GetStatsRequest(scope=scope(user_id, agent_id, run_id), scope_limit=scope_limit or 0)
 
 
 def check_consistency(*, repair: bool = False) -> admin_pb.CheckConsistencyRequest:

@@ -33,12 +33,7 @@ class RetryPolicy:
     def __post_init__(self) -> None:
         if self.max_attempts < 1:
             raise ValueError("max_attempts must be at least 1")
-        if (
-            self.initial_backoff < 0
-            or self.max_backoff < 0
-            or self.multiplier < 1
-            or self.jitter < 0
-        ):
+        if self.initial_backoff < 0 or self.max_backoff < 0 or self.multiplier < 1 or self.jitter < 0:
             raise ValueError("backoffs and jitter must not be negative, and multiplier at least 1")
 
     def retryable(self, error: MnemoError) -> bool:

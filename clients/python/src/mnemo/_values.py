@@ -17,9 +17,7 @@ _INT64 = range(-(2**63), 2**63)
 MetadataValue = Any
 
 
-def to_value(
-    obj: MetadataValue, out: memory_pb2.Value | None = None, *, path: str = "metadata"
-) -> Any:
+def to_value(obj: MetadataValue, out: memory_pb2.Value | None = None, *, path: str = "metadata") -> Any:
     """Encodes `obj` into `out` (a new Value when not given) and returns it."""
     value = memory_pb2.Value() if out is None else out
     if obj is None:

@@ -120,8 +120,13 @@ class AsyncMnemoClient:
             self._channel = grpc.aio.secure_channel(
                 s.address, credentials, options=s.options(), compression=s.compression()
             )
-        self._stub = memory_service_pb2_grpc.MemoryServiceStub(self._channel)
-        self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
+        # The generated stubs are untyped; `stub` and `admin_stub` say what they are.
+        self._stub: memory_service_pb2_grpc.MemoryServiceStub = memory_service_pb2_grpc.MemoryServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
+            self._channel
+        )
+        self._admin: admin_service_pb2_grpc.AdminServiceStub = admin_service_pb2_grpc.AdminServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
+            self._channel
+        )
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -197,9 +202,7 @@ class AsyncMnemoClient:
         received = False
         while True:
             attempt += 1
-            call = method(
-                request, timeout=deadline.remaining(), metadata=self._settings.call_metadata()
-            )
+            call = method(request, timeout=deadline.remaining(), metadata=self._settings.call_metadata())
             try:
                 async for message in call:
                     received = True
@@ -419,9 +422,7 @@ class AsyncMnemoClient:
             min_score=min_score,
             include_embedding=include_embedding,
         )
-        return _convert.search_result(
-            await self._unary(self._stub.SearchMemories, request, timeout)
-        )
+        return _convert.search_result(await self._unary(self._stub.SearchMemories, request, timeout))
 
     async def batch_search(
         self,
@@ -660,9 +661,7 @@ class AsyncMnemoClient:
     ) -> t.HistoryPage:
         """Returns one page of a memory's versions (GetMemoryHistory); see `MnemoClient.history`."""
         request = _requests.get_memory_history(id, page_size=page_size, page_token=page_token)
-        return _convert.history_page(
-            await self._unary(self._stub.GetMemoryHistory, request, timeout)
-        )
+        return _convert.history_page(await self._unary(self._stub.GetMemoryHistory, request, timeout))
 
     def iter_history(
         self, id: str, *, page_size: int | None = None, timeout: float | None = None
@@ -680,14 +679,14 @@ class AsyncMnemoClient:
         agent_id: str | None = None,
         run_id: str | None = None,
         filter: str | None = None,
-        start_revision: int = 0,
+        start_revision: int | None = None,
         event_types: Sequence[t.EventType | str] | None = None,
         progress_interval: Seconds | None = None,
         reconnect: bool = True,
     ) -> AsyncWatch:
         """Follows the change feed (WatchMemories); see `MnemoClient.watch`."""
 
-        def open_call(revision: int) -> Any:
+        def open_call(revision: int | None) -> Any:
             request = _requests.watch_memories(
                 user_id=user_id,
                 agent_id=agent_id,
@@ -728,9 +727,7 @@ class AsyncMnemoClient:
     ) -> t.ConsistencyReport:
         """Compares the store, the index and the cache (CheckConsistency)."""
         request = _requests.check_consistency(repair=repair)
-        return _convert.consistency_report(
-            await self._unary(self._admin.CheckConsistency, request, timeout)
-        )
+        return _convert.consistency_report(await self._unary(self._admin.CheckConsistency, request, timeout))
 
     async def create_snapshot(self, *, timeout: float | None = None) -> t.Snapshot:
         """Writes a snapshot of every index shard now (CreateSnapshot)."""
@@ -758,9 +755,7 @@ class AsyncMnemoClient:
             force=force,
             dry_run=dry_run,
         )
-        async for message in self._server_stream(
-            self._admin.ReembedMemories, request, timeout, retry=False
-        ):
+        async for message in self._server_stream(self._admin.ReembedMemories, request, timeout, retry=False):
             yield _convert.reembed_progress(message)
 
     async def create_api_key(
@@ -828,9 +823,7 @@ class AsyncMnemoClient:
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         stub = health_pb2_grpc.HealthStub(self._channel)
-        response = await self._unary(
-            stub.Check, health_pb2.HealthCheckRequest(service=service), timeout
-        )
+        response = await self._unary(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
         name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         return name
 
@@ -878,9 +871,9 @@ class AsyncWatch(AsyncIterator[t.MemoryEvent]):
 
     def __init__(
         self,
-        open_call: Callable[[int], Any],
+        open_call: Callable[[int | None], Any],
         *,
-        start_revision: int,
+        start_revision: int | None,
         reconnect: bool,
         retry: RetryPolicy,
     ) -> None:
@@ -904,9 +897,9 @@ class AsyncWatch(AsyncIterator[t.MemoryEvent]):
                 async for response in call:
                     failures = 0
                     for event in response.events:
-                        self.revision = max(self.revision, event.revision)
+                        self.revision = max(self.revision or 0, event.revision)
                         yield _convert.memory_event(event)
-                    self.revision = max(self.revision, response.revision)
+                    self.revision = max(self.revision or 0, response.revision)
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
             finally:

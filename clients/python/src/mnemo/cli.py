@@ -16,6 +16,7 @@ Exit codes: 0 success, 1 the server reported an error (printed to stderr as
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -45,9 +46,7 @@ class UsageError(Exception):
 
 def to_json(message: Any) -> dict[str, Any]:
     """The canonical proto-JSON of a message, with every field present."""
-    result: dict[str, Any] = json_format.MessageToDict(
-        message, always_print_fields_with_no_presence=True
-    )
+    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
     return result
 
 
@@ -88,7 +87,7 @@ def memory_fields(m: types.Memory) -> list[tuple[str, Any]]:
         ("kind", m.kind.value.lower()),
         ("content", m.content),
         ("tags", ", ".join(m.tags) or "-"),
-        ("metadata", json.dumps(dict(m.metadata), ensure_ascii=False) if m.metadata else "-"),
+        ("metadata", json.dumps(dict(m.metadata), ensure_ascii=False, sort_keys=True) if m.metadata else "-"),
         ("version", m.version),
         ("revision", m.revision),
         ("etag", m.etag),
@@ -151,7 +150,7 @@ def add_scope(p: argparse.ArgumentParser, *, required: str = "") -> None:
 
 
 def add_filter(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--filter", "-f", help='a filter expression, e.g. \'tags:"pref"\' (docs/filters.md)')
+    p.add_argument("--filter", "-f", help="a filter expression, e.g. 'tags:\"pref\"' (docs/filters.md)")
 
 
 def scope_of(args: argparse.Namespace) -> dict[str, Any]:
@@ -164,7 +163,9 @@ def connection_options() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(add_help=False)
     g = p.add_argument_group("connection")
     s = argparse.SUPPRESS
-    g.add_argument("--address", default=s, help="host:port of the server [env MNEMO_ADDRESS; localhost:50051]")
+    g.add_argument(
+        "--address", default=s, help="host:port of the server [env MNEMO_ADDRESS; localhost:50051]"
+    )
     g.add_argument("--api-key", default=s, help="API key [env MNEMO_API_KEY]")
     g.add_argument("--tls", action="store_true", default=s, help="connect with TLS")
     g.add_argument("--ca-file", default=s, help="PEM root certificates to trust (implies --tls)")
@@ -172,8 +173,12 @@ def connection_options() -> argparse.ArgumentParser:
     g.add_argument("--key-file", default=s, help="PEM client key, for mutual TLS")
     g.add_argument("--timeout", type=float, default=s, help="deadline of each call in seconds [30]")
     g.add_argument("--json", action="store_true", default=s, help="print canonical proto-JSON")
-    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=s,
-                   help="progress bars on stderr [when stderr is a terminal]")
+    g.add_argument(
+        "--progress",
+        action=argparse.BooleanOptionalAction,
+        default=s,
+        help="progress bars on stderr [when stderr is a terminal]",
+    )
     return p
 
 
@@ -197,8 +202,13 @@ def parser() -> argparse.ArgumentParser:
     add_scope(p)
     p.add_argument("--kind", choices=["episodic", "semantic", "procedural"])
     p.add_argument("--tag", "-t", dest="tags", action="append", metavar="TAG", help="a tag (repeatable)")
-    p.add_argument("--meta", "-m", action="append", metavar="KEY=VALUE",
-                   help="a metadata entry; VALUE is JSON when it parses as JSON (repeatable)")
+    p.add_argument(
+        "--meta",
+        "-m",
+        action="append",
+        metavar="KEY=VALUE",
+        help="a metadata entry; VALUE is JSON when it parses as JSON (repeatable)",
+    )
     p.add_argument("--metadata", metavar="JSON", help="metadata as a JSON object")
     p.add_argument("--id", help="a client-chosen id")
     p.add_argument("--ttl", type=float, metavar="SECONDS", help="how long the memory lives")
@@ -247,9 +257,17 @@ def parser() -> argparse.ArgumentParser:
     p = command("watch", "follow changes as they happen", cmd_watch)
     add_scope(p)
     add_filter(p)
-    p.add_argument("--from-revision", type=int, default=0, help="replay the changes after this revision")
-    p.add_argument("--type", dest="event_types", action="append", choices=["put", "delete", "expired"],
-                   help="only these event types (repeatable)")
+    p.add_argument(
+        "--from-revision", type=int, default=None,
+        help="replay the changes after this revision (0: the whole retained log); default: live",
+    )
+    p.add_argument(
+        "--type",
+        dest="event_types",
+        action="append",
+        choices=["put", "delete", "expired"],
+        help="only these event types (repeatable)",
+    )
     p.add_argument("--limit", "-n", type=int, default=0, help="stop after this many events; 0 never")
 
     p = command("export", "export memories as JSON Lines", cmd_export)
@@ -351,8 +369,16 @@ def cmd_add(ctx: Context) -> int:
     a = ctx.args
     content = sys.stdin.read() if a.content == "-" else a.content
     result = ctx.client.create(
-        content, **scope_of(a), kind=a.kind, tags=a.tags, metadata=parse_metadata(a.meta, a.metadata),
-        id=a.id, ttl=a.ttl, pinned=a.pinned, dedup=a.dedup, request_id=a.request_id,
+        content,
+        **scope_of(a),
+        kind=a.kind,
+        tags=a.tags,
+        metadata=parse_metadata(a.meta, a.metadata),
+        id=a.id,
+        ttl=a.ttl,
+        pinned=a.pinned,
+        dedup=a.dedup,
+        request_id=a.request_id,
     )
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
@@ -387,7 +413,7 @@ def cmd_update(ctx: Context) -> int:
         changes["metadata"] = metadata
     if a.pinned is not None:
         changes["pinned"] = a.pinned
-    expire: None | _Unset = UNSET
+    expire: _Unset | None = UNSET
     if a.never_expire:
         expire = None
     if not changes and a.ttl is None and expire is UNSET:
@@ -427,16 +453,22 @@ def cmd_list(ctx: Context) -> int:
 
 def cmd_search(ctx: Context) -> int:
     a = ctx.args
-    result = ctx.client.search(
-        a.query, **scope_of(a), filter=a.filter, top_k=a.top_k, min_score=a.min_score
-    )
+    result = ctx.client.search(a.query, **scope_of(a), filter=a.filter, top_k=a.top_k, min_score=a.min_score)
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
     else:
         table(
             ("SCORE", "ID", "USER", "KIND", "CONTENT"),
-            ((f"{h.score:.3f}", h.memory.id, h.memory.user_id or "-", h.memory.kind.value.lower(),
-              shorten(h.memory.content)) for h in result.hits),
+            (
+                (
+                    f"{h.score:.3f}",
+                    h.memory.id,
+                    h.memory.user_id or "-",
+                    h.memory.kind.value.lower(),
+                    shorten(h.memory.content),
+                )
+                for h in result.hits
+            ),
             ctx.out,
         )
     return EXIT_OK
@@ -455,8 +487,16 @@ def cmd_history(ctx: Context) -> int:
         rows = []
         for v in versions:
             state = v.after or v.before
-            rows.append((v.version, v.revision, v.change_type.value.lower(), when(v.change_time),
-                         ",".join(v.changed_fields) or "-", shorten(state.content) if state else "-"))
+            rows.append(
+                (
+                    v.version,
+                    v.revision,
+                    v.change_type.value.lower(),
+                    when(v.change_time),
+                    ",".join(v.changed_fields) or "-",
+                    shorten(state.content) if state else "-",
+                )
+            )
         table(("VERSION", "REVISION", "CHANGE", "TIME", "FIELDS", "CONTENT"), rows, ctx.out)
     return EXIT_OK
 
@@ -522,15 +562,21 @@ def cmd_import(ctx: Context) -> int:
         )
     else:
         result = ctx.client.import_jsonl(
-            a.file, on_conflict=a.on_conflict, force_reembed=a.force_reembed,
+            a.file,
+            on_conflict=a.on_conflict,
+            force_reembed=a.force_reembed,
             progress=ctx.progress if ctx.progress is not None else ctx.err.isatty(),
         )
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
     else:
         fields(
-            [("imported", result.imported_count), ("skipped", result.skipped_count),
-             ("re-embedded", result.reembedded_count), ("failed", result.failed_count)],
+            [
+                ("imported", result.imported_count),
+                ("skipped", result.skipped_count),
+                ("re-embedded", result.reembedded_count),
+                ("failed", result.failed_count),
+            ],
             ctx.out,
         )
         for failure in result.failures:
@@ -562,29 +608,48 @@ def cmd_stats(ctx: Context) -> int:
         print_json(to_json(stats.raw), ctx.out)
         return EXIT_OK
     fields(
-        [("server", stats.server_version), ("model", f"{stats.embedding_model} ({stats.dimension} dims)"),
-         ("revision", stats.revision), ("oldest revision", stats.oldest_revision)],
+        [
+            ("server", stats.server_version),
+            ("model", f"{stats.embedding_model} ({stats.dimension} dims)"),
+            ("revision", stats.revision),
+            ("oldest revision", stats.oldest_revision),
+        ],
         ctx.out,
     )
     ctx.out.write("\n")
-    table(("TENANT", "MEMORIES", "BYTES"),
-          ((x.tenant, x.memory_count, x.content_bytes) for x in stats.tenants), ctx.out)
+    table(
+        ("TENANT", "MEMORIES", "BYTES"),
+        ((x.tenant, x.memory_count, x.content_bytes) for x in stats.tenants),
+        ctx.out,
+    )
     scopes = [(x.tenant, s) for x in stats.tenants for s in x.scopes]
     if scopes:
         ctx.out.write("\n")
-        table(("TENANT", "USER", "AGENT", "RUN", "MEMORIES"),
-              ((tenant, s.user_id or "-", s.agent_id or "-", s.run_id or "-", s.memory_count)
-               for tenant, s in scopes), ctx.out)
+        table(
+            ("TENANT", "USER", "AGENT", "RUN", "MEMORIES"),
+            (
+                (tenant, s.user_id or "-", s.agent_id or "-", s.run_id or "-", s.memory_count)
+                for tenant, s in scopes
+            ),
+            ctx.out,
+        )
     if stats.shards:
         ctx.out.write("\n")
-        table(("SHARD", "KIND", "VECTORS", "BYTES", "WHY"),
-              ((s.shard_id, s.kind.value.lower(), s.vector_count, s.memory_bytes, s.kind_reason)
-               for s in stats.shards), ctx.out)
+        table(
+            ("SHARD", "KIND", "VECTORS", "BYTES", "WHY"),
+            (
+                (s.shard_id, s.kind.value.lower(), s.vector_count, s.memory_bytes, s.kind_reason)
+                for s in stats.shards
+            ),
+            ctx.out,
+        )
     if stats.caches:
         ctx.out.write("\n")
-        table(("CACHE", "BACKEND", "STATE", "HIT RATE", "HITS", "MISSES"),
-              ((c.name, c.backend, c.state, f"{c.hit_rate:.1%}", c.hits, c.misses) for c in stats.caches),
-              ctx.out)
+        table(
+            ("CACHE", "BACKEND", "STATE", "HIT RATE", "HITS", "MISSES"),
+            ((c.name, c.backend, c.state, f"{c.hit_rate:.1%}", c.hits, c.misses) for c in stats.caches),
+            ctx.out,
+        )
     return EXIT_OK
 
 
@@ -594,14 +659,21 @@ def cmd_check(ctx: Context) -> int:
         print_json(to_json(report.raw), ctx.out)
     else:
         fields(
-            [("consistent", "yes" if report.consistent else "no"), ("store", report.store_count),
-             ("index", report.index_count), ("repaired", report.repaired_count)],
+            [
+                ("consistent", "yes" if report.consistent else "no"),
+                ("store", report.store_count),
+                ("index", report.index_count),
+                ("repaired", report.repaired_count),
+            ],
             ctx.out,
         )
         if report.inconsistencies:
             ctx.out.write("\n")
-            table(("KIND", "MEMORY", "TENANT"),
-                  ((i.kind.value.lower(), i.memory_id, i.tenant) for i in report.inconsistencies), ctx.out)
+            table(
+                ("KIND", "MEMORY", "TENANT"),
+                ((i.kind.value.lower(), i.memory_id, i.tenant) for i in report.inconsistencies),
+                ctx.out,
+            )
     return EXIT_OK if report.consistent or ctx.args.repair else EXIT_SERVER
 
 
@@ -610,8 +682,15 @@ def cmd_snapshot(ctx: Context) -> int:
     if ctx.json:
         print_json(to_json(snapshot.raw), ctx.out)
     else:
-        fields([("revision", snapshot.revision), ("time", when(snapshot.snapshot_time)),
-                ("bytes", snapshot.bytes), ("shards", snapshot.shard_count)], ctx.out)
+        fields(
+            [
+                ("revision", snapshot.revision),
+                ("time", when(snapshot.snapshot_time)),
+                ("bytes", snapshot.bytes),
+                ("shards", snapshot.shard_count),
+            ],
+            ctx.out,
+        )
     return EXIT_OK
 
 
@@ -624,7 +703,9 @@ def cmd_reembed(ctx: Context) -> int:
             if ctx.json:
                 ctx.out.write(json.dumps(to_json(progress.raw)) + "\n")
             if bar is None:
-                bar = Progress("re-embedded", total=progress.total_count, enabled=ctx.progress, stream=ctx.err)
+                bar = Progress(
+                    "re-embedded", total=progress.total_count, enabled=ctx.progress, stream=ctx.err
+                )
             bar.advance(progress.reembedded_count - bar.count)
             last = progress
     finally:
@@ -632,8 +713,10 @@ def cmd_reembed(ctx: Context) -> int:
             bar.close()
     if not ctx.json and last is not None:
         verb = "would re-embed" if a.dry_run else "re-embedded"
-        ctx.out.write(f"{verb} {last.reembedded_count if not a.dry_run else last.total_count} memories "
-                      f"with {last.embedding_model}\n")
+        ctx.out.write(
+            f"{verb} {last.reembedded_count if not a.dry_run else last.total_count} memories "
+            f"with {last.embedding_model}\n"
+        )
     return EXIT_OK
 
 
@@ -641,8 +724,15 @@ def key_rows(keys: Iterable[types.ApiKey]) -> Iterable[Sequence[Any]]:
     for k in keys:
         restricted = ",".join([*k.user_ids, *k.agent_ids]) or "-"
         state = "revoked" if k.revoke_time else "active"
-        yield (k.id, k.role.value.lower(), k.tenant, k.display_name or "-", restricted, state,
-               when(k.create_time))
+        yield (
+            k.id,
+            k.role.value.lower(),
+            k.tenant,
+            k.display_name or "-",
+            restricted,
+            state,
+            when(k.create_time),
+        )
 
 
 KEY_HEADERS = ("ID", "ROLE", "TENANT", "NAME", "RESTRICTED TO", "STATE", "CREATED")
@@ -651,7 +741,11 @@ KEY_HEADERS = ("ID", "ROLE", "TENANT", "NAME", "RESTRICTED TO", "STATE", "CREATE
 def cmd_keys_create(ctx: Context) -> int:
     a = ctx.args
     created = ctx.client.create_api_key(
-        a.role, tenant=a.tenant, user_ids=a.user_ids, agent_ids=a.agent_ids, display_name=a.display_name,
+        a.role,
+        tenant=a.tenant,
+        user_ids=a.user_ids,
+        agent_ids=a.agent_ids,
+        display_name=a.display_name,
         ttl=a.ttl,
     )
     if ctx.json:
@@ -715,7 +809,8 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     out = out or sys.stdout
     err = err or sys.stderr
     try:
-        args = parser().parse_args(argv)
+        with contextlib.redirect_stdout(out), contextlib.redirect_stderr(err):
+            args = parser().parse_args(argv)
     except SystemExit as exc:  # argparse: --help is 0, a bad command line is 2
         return exc.code if isinstance(exc.code, int) else EXIT_USAGE
     ctx = Context(args, out, err)
@@ -723,8 +818,9 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
         code: int = args.run(ctx)
         return code
     except MnemoError as error:
-        return report(error, getattr(args, "address", None) or os.environ.get("MNEMO_ADDRESS")
-                      or "localhost:50051", err)
+        return report(
+            error, getattr(args, "address", None) or os.environ.get("MNEMO_ADDRESS") or "localhost:50051", err
+        )
     except (UsageError, ValueError, TypeError) as exc:
         err.write(f"mnemo: error: {exc}\n")
         return EXIT_USAGE

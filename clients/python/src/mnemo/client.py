@@ -107,15 +107,18 @@ class MnemoClient:
         s = self._settings
         credentials = s.credentials()
         if credentials is None:
-            self._channel = grpc.insecure_channel(
-                s.address, options=s.options(), compression=s.compression()
-            )
+            self._channel = grpc.insecure_channel(s.address, options=s.options(), compression=s.compression())
         else:
             self._channel = grpc.secure_channel(
                 s.address, credentials, options=s.options(), compression=s.compression()
             )
-        self._stub = memory_service_pb2_grpc.MemoryServiceStub(self._channel)
-        self._admin = admin_service_pb2_grpc.AdminServiceStub(self._channel)
+        # The generated stubs are untyped; `stub` and `admin_stub` say what they are.
+        self._stub: memory_service_pb2_grpc.MemoryServiceStub = memory_service_pb2_grpc.MemoryServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
+            self._channel
+        )
+        self._admin: admin_service_pb2_grpc.AdminServiceStub = admin_service_pb2_grpc.AdminServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
+            self._channel
+        )
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -167,9 +170,7 @@ class MnemoClient:
         while True:
             attempt += 1
             try:
-                return method(
-                    request, timeout=deadline.remaining(), metadata=self._settings.call_metadata()
-                )
+                return method(request, timeout=deadline.remaining(), metadata=self._settings.call_metadata())
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
             delay = policy.delay(attempt, error) if retry else None
@@ -188,9 +189,7 @@ class MnemoClient:
         received = False
         while True:
             attempt += 1
-            call = method(
-                request, timeout=deadline.remaining(), metadata=self._settings.call_metadata()
-            )
+            call = method(request, timeout=deadline.remaining(), metadata=self._settings.call_metadata())
             try:
                 for message in call:
                     received = True
@@ -205,9 +204,7 @@ class MnemoClient:
                 raise error from None
             time.sleep(delay)
 
-    def _pages(
-        self, fetch: Callable[[str], Any], items: Callable[[Any], Iterable[R]]
-    ) -> Iterator[R]:
+    def _pages(self, fetch: Callable[[str], Any], items: Callable[[Any], Iterable[R]]) -> Iterator[R]:
         token = ""
         while True:
             page = fetch(token)
@@ -287,9 +284,7 @@ class MnemoClient:
             links=links,
             pinned=pinned,
         )
-        response = self._unary(
-            self._stub.CreateMemory, request, timeout, retry=bool(request.request_id)
-        )
+        response = self._unary(self._stub.CreateMemory, request, timeout, retry=bool(request.request_id))
         return _convert.create_result(response)
 
     def get(
@@ -309,9 +304,7 @@ class MnemoClient:
             >>> len(client.get(memory_id, read_mask=["embedding"]).embedding)
             384
         """
-        response = self._unary(
-            self._stub.GetMemory, _requests.get_memory(id, read_mask=read_mask), timeout
-        )
+        response = self._unary(self._stub.GetMemory, _requests.get_memory(id, read_mask=read_mask), timeout)
         return _convert.memory(response.memory)
 
     def update(
@@ -376,9 +369,7 @@ class MnemoClient:
             etag=etag,
             request_id=self._request_id(request_id),
         )
-        response = self._unary(
-            self._stub.UpdateMemory, request, timeout, retry=bool(request.request_id)
-        )
+        response = self._unary(self._stub.UpdateMemory, request, timeout, retry=bool(request.request_id))
         return _convert.memory(response.memory)
 
     def delete(
@@ -391,9 +382,7 @@ class MnemoClient:
     ) -> t.DeleteResult:
         """Deletes a memory, optionally only if its etag still matches (DeleteMemory)."""
         request = _requests.delete_memory(id, etag=etag, request_id=self._request_id(request_id))
-        response = self._unary(
-            self._stub.DeleteMemory, request, timeout, retry=bool(request.request_id)
-        )
+        response = self._unary(self._stub.DeleteMemory, request, timeout, retry=bool(request.request_id))
         return t.DeleteResult(revision=response.revision, raw=response)
 
     def list(
@@ -448,7 +437,8 @@ class MnemoClient:
         Example:
             >>> for text in ["one", "two", "three"]:
             ...     _ = client.create(text, user_id="doc-iter")
-            >>> [m.content for m in client.iter_memories(user_id="doc-iter", order_by="create_time", page_size=2)]
+            >>> memories = client.iter_memories(user_id="doc-iter", order_by="create_time", page_size=2)
+            >>> [m.content for m in memories]
             ['one', 'two', 'three']
         """
         return self._pages(
@@ -790,9 +780,7 @@ class MnemoClient:
             dry_run=dry_run,
             request_id=self._request_id(request_id),
         )
-        response = self._unary(
-            self._stub.DeleteMemories, request, timeout, retry=bool(request.request_id)
-        )
+        response = self._unary(self._stub.DeleteMemories, request, timeout, retry=bool(request.request_id))
         return _convert.delete_memories_result(response)
 
     def history(
@@ -830,14 +818,15 @@ class MnemoClient:
         agent_id: str | None = None,
         run_id: str | None = None,
         filter: str | None = None,
-        start_revision: int = 0,
+        start_revision: int | None = None,
         event_types: Sequence[t.EventType | str] | None = None,
         progress_interval: Seconds | None = None,
         reconnect: bool = True,
     ) -> Watch:
         """Follows the change feed (WatchMemories).
 
-        Replays every change after `start_revision` (0: from now on), then goes on
+        Replays every change after `start_revision` (None: from now on; 0: the
+        whole retained log), then goes on
         live. After a disconnect it reconnects (backing off per the retry policy,
         for as long as the server is unavailable) and resumes after the last
         revision seen, so no change is lost or repeated; a watcher the server
@@ -855,7 +844,7 @@ class MnemoClient:
             Its `revision` is the revision to resume from later.
         """
 
-        def open_call(revision: int) -> Any:
+        def open_call(revision: int | None) -> Any:
             request = _requests.watch_memories(
                 user_id=user_id,
                 agent_id=agent_id,
@@ -897,14 +886,10 @@ class MnemoClient:
         )
         return _convert.stats(self._unary(self._admin.GetStats, request, timeout))
 
-    def check_consistency(
-        self, *, repair: bool = False, timeout: float | None = None
-    ) -> t.ConsistencyReport:
+    def check_consistency(self, *, repair: bool = False, timeout: float | None = None) -> t.ConsistencyReport:
         """Compares the store, the index and the cache, and optionally repairs (CheckConsistency)."""
         request = _requests.check_consistency(repair=repair)
-        return _convert.consistency_report(
-            self._unary(self._admin.CheckConsistency, request, timeout)
-        )
+        return _convert.consistency_report(self._unary(self._admin.CheckConsistency, request, timeout))
 
     def create_snapshot(self, *, timeout: float | None = None) -> t.Snapshot:
         """Writes a snapshot of every index shard now (CreateSnapshot)."""
@@ -933,9 +918,7 @@ class MnemoClient:
             force=force,
             dry_run=dry_run,
         )
-        for message in self._server_stream(
-            self._admin.ReembedMemories, request, timeout, retry=False
-        ):
+        for message in self._server_stream(self._admin.ReembedMemories, request, timeout, retry=False):
             yield _convert.reembed_progress(message)
 
     def create_api_key(
@@ -967,9 +950,7 @@ class MnemoClient:
             display_name=display_name,
             ttl=ttl,
         )
-        return _convert.created_api_key(
-            self._unary(self._admin.CreateApiKey, request, timeout, retry=False)
-        )
+        return _convert.created_api_key(self._unary(self._admin.CreateApiKey, request, timeout, retry=False))
 
     def list_api_keys(
         self,
@@ -1002,9 +983,7 @@ class MnemoClient:
 
     def revoke_api_key(self, id: str, *, timeout: float | None = None) -> t.ApiKey:
         """Revokes an API key; it stops working at once (RevokeApiKey)."""
-        response = self._unary(
-            self._admin.RevokeApiKey, _requests.revoke_api_key(id), timeout, retry=False
-        )
+        response = self._unary(self._admin.RevokeApiKey, _requests.revoke_api_key(id), timeout, retry=False)
         return _convert.api_key(response.api_key)
 
     # -- grpc.health.v1 -----------------------------------------------------------
@@ -1079,9 +1058,9 @@ class Watch(Iterator[t.MemoryEvent]):
 
     def __init__(
         self,
-        open_call: Callable[[int], Any],
+        open_call: Callable[[int | None], Any],
         *,
-        start_revision: int,
+        start_revision: int | None,
         reconnect: bool,
         retry: RetryPolicy,
     ) -> None:
@@ -1105,9 +1084,9 @@ class Watch(Iterator[t.MemoryEvent]):
                 for response in call:
                     failures = 0
                     for event in response.events:
-                        self.revision = max(self.revision, event.revision)
+                        self.revision = max(self.revision or 0, event.revision)
                         yield _convert.memory_event(event)
-                    self.revision = max(self.revision, response.revision)
+                    self.revision = max(self.revision or 0, response.revision)
             except grpc.RpcError as exc:
                 error = from_rpc_error(exc)
             finally:

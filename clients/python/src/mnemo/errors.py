@@ -281,28 +281,28 @@ def from_status(status: status_pb2.Status) -> MnemoError:
         status: A status whose code is not OK.
     """
     code = _CODE_NAMES.get(status.code, "UNKNOWN")
-    reason, domain_metadata, retry_after = "", {}, None
+    reason, retry_after = "", None
+    domain_metadata: dict[str, str] = {}
     violations: list[FieldViolation] = []
     details: list[Message] = []
     for any_detail in status.details:
-        detail: Message
         if any_detail.Is(error_details_pb2.ErrorInfo.DESCRIPTOR):
-            detail = error_details_pb2.ErrorInfo()
-            any_detail.Unpack(detail)
-            reason, domain_metadata = detail.reason, dict(detail.metadata)
+            info = error_details_pb2.ErrorInfo()
+            any_detail.Unpack(info)
+            reason, domain_metadata = info.reason, dict(info.metadata)
+            details.append(info)
         elif any_detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
-            detail = error_details_pb2.BadRequest()
-            any_detail.Unpack(detail)
-            violations.extend(
-                FieldViolation(v.field, v.description, v.reason) for v in detail.field_violations
-            )
+            bad = error_details_pb2.BadRequest()
+            any_detail.Unpack(bad)
+            violations.extend(FieldViolation(v.field, v.description, v.reason) for v in bad.field_violations)
+            details.append(bad)
         elif any_detail.Is(error_details_pb2.RetryInfo.DESCRIPTOR):
-            detail = error_details_pb2.RetryInfo()
-            any_detail.Unpack(detail)
-            retry_after = detail.retry_delay.ToNanoseconds() / 1e9
+            retry = error_details_pb2.RetryInfo()
+            any_detail.Unpack(retry)
+            retry_after = retry.retry_delay.ToNanoseconds() / 1e9
+            details.append(retry)
         else:
-            detail = any_detail
-        details.append(detail)
+            details.append(any_detail)
     cls = _CLASSES.get(code, MnemoError)
     return cls(
         status.message,

@@ -23,7 +23,8 @@ export const file_mnemo_v1_admin_service: GenFile = /*@__PURE__*/
  */
 export type GetStatsRequest = Message<"mnemo.v1.GetStatsRequest"> & {
   /**
-   * Optional. Only count memories in this scope.
+   * Optional. Only report per-scope counts inside this scope; tenant totals
+   * always cover the whole tenant.
    *
    * @generated from field: mnemo.v1.Scope scope = 1;
    */

@@ -1,0 +1,85 @@
+// The JSON Lines export format of `exportJsonl`, `importJsonl` and the Python
+// SDK's command line (the twin of the Python SDK's mnemo._jsonl).
+//
+// Each line is the canonical proto-JSON of one ExportMemoriesResponse message:
+// first `{"header": {...}}`, then one `{"memory": {...}}` per memory. It is the
+// export stream written down as it came, so an import can send it back
+// unchanged.
+
+import { createReadStream } from "node:fs";
+import { createInterface } from "node:readline";
+import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import type { Memory as MemoryMessage } from "./gen/mnemo/v1/memory_pb.js";
+import {
+  ExportMemoriesResponseSchema,
+  type ExportHeader,
+  type ExportMemoriesResponse,
+} from "./gen/mnemo/v1/memory_service_pb.js";
+
+/** One line (without its newline) for an export stream message. */
+export function line(message: ExportMemoriesResponse): string {
+  return toJsonString(ExportMemoriesResponseSchema, message);
+}
+
+async function* numberedLines(path: string): AsyncGenerator<[number, string]> {
+  const rl = createInterface({ input: createReadStream(path, { encoding: "utf-8" }), crlfDelay: Infinity });
+  let n = 0;
+  try {
+    for await (const text of rl) {
+      n += 1;
+      if (text.trim()) {
+        yield [n, text];
+      }
+    }
+  } finally {
+    rl.close();
+  }
+}
+
+/** How many memory lines a file holds (for progress). */
+export async function countMemories(path: string): Promise<number> {
+  let count = 0;
+  for await (const [, text] of numberedLines(path)) {
+    if (text.includes('"memory"')) {
+      count += 1;
+    }
+  }
+  return count;
+}
+
+function parse(n: number, text: string): ExportMemoriesResponse {
+  try {
+    return fromJsonString(ExportMemoriesResponseSchema, text);
+  } catch (err) {
+    throw new SyntaxError(`line ${n}: not an export line: ${(err as Error).message}`);
+  }
+}
+
+/** The header message of a file (or null) and an iterator of its memory messages. */
+export async function read(
+  path: string,
+): Promise<{ header: ExportHeader | null; memories: AsyncGenerator<MemoryMessage> }> {
+  const lines = numberedLines(path);
+  const first = await lines.next();
+  if (first.done) {
+    return { header: null, memories: (async function* () {})() };
+  }
+  const head = parse(...first.value);
+  async function* memories(): AsyncGenerator<MemoryMessage> {
+    try {
+      if (head.item.case === "memory") {
+        yield head.item.value;
+      }
+      for await (const [n, text] of lines) {
+        const message = parse(n, text);
+        if (message.item.case !== "memory") {
+          throw new SyntaxError(`line ${n}: expected a memory line`);
+        }
+        yield message.item.value;
+      }
+    } finally {
+      await lines.return(undefined);
+    }
+  }
+  return { header: head.item.case === "header" ? head.item.value : null, memories: memories() };
+}

@@ -1,0 +1,246 @@
+// The objects of the long-lived streams: an export with its header, and the
+// change feed that reconnects by itself (the twins of the Python SDK's
+// AsyncExportStream and AsyncWatch).
+
+import { setTimeout as sleepTimer } from "node:timers/promises";
+import { debuglog } from "node:util";
+import * as convert from "./convert.js";
+import { MnemoError } from "./errors.js";
+import type { ExportMemoriesResponse, WatchMemoriesResponse } from "./gen/mnemo/v1/memory_service_pb.js";
+import type { RetryPolicy } from "./retry.js";
+import type { Deadline } from "./settings.js";
+import type { ExportHeader, Memory, MemoryEvent } from "./types.js";
+
+export const log = debuglog("mnemo");
+
+/** A signal that aborts when any of the given ones does. */
+export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
+  const given = signals.filter((s): s is AbortSignal => s !== undefined);
+  if (given.length === 1 && given[0]) {
+    return given[0];
+  }
+  const controller = new AbortController();
+  for (const signal of given) {
+    if (signal.aborted) {
+      controller.abort(signal.reason);
+      break;
+    }
+    signal.addEventListener("abort", () => controller.abort(signal.reason), {
+      once: true,
+      signal: controller.signal,
+    });
+  }
+  return controller.signal;
+}
+
+/** Waits `ms` milliseconds; rejects with a "cancelled" MnemoError if the signal aborts. */
+export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+  try {
+    await sleepTimer(ms, undefined, signal ? { signal } : {});
+  } catch (err) {
+    throw new MnemoError("the call was cancelled", { code: "cancelled", cause: err });
+  }
+}
+
+/**
+ * The memories of an export, in order, as an async iterable;
+ * `await stream.header()` is the export's header. Breaking out of a
+ * `for await` loop (or `close()`) cancels the call.
+ */
+export class ExportStream implements AsyncIterableIterator<Memory> {
+  private headerValue: ExportHeader | null = null;
+  private pending: ExportMemoriesResponse | null = null;
+  private started: Promise<void> | null = null;
+
+  /** @internal */
+  constructor(private readonly messages: AsyncGenerator<ExportMemoriesResponse>) {}
+
+  /** The export's header (reads it from the stream if needed). */
+  async header(): Promise<ExportHeader> {
+    await this.start();
+    if (this.headerValue === null) {
+      throw new MnemoError("the export stream ended without a header", { code: "data_loss" });
+    }
+    return this.headerValue;
+  }
+
+  private start(): Promise<void> {
+    this.started ??= (async () => {
+      const first = await this.messages.next();
+      if (first.done) {
+        return;
+      }
+      if (first.value.item.case === "header") {
+        this.headerValue = convert.exportHeader(first.value.item.value);
+      } else {
+        this.pending = first.value;
+      }
+    })();
+    return this.started;
+  }
+
+  async next(): Promise<IteratorResult<Memory, undefined>> {
+    await this.start();
+    let message = this.pending;
+    this.pending = null;
+    if (message === null) {
+      const result = await this.messages.next();
+      if (result.done) {
+        return { done: true, value: undefined };
+      }
+      message = result.value;
+    }
+    if (message.item.case !== "memory") {
+      throw new MnemoError("the export stream sent a second header", { code: "data_loss" });
+    }
+    return { done: false, value: convert.memory(message.item.value) };
+  }
+
+  async return(): Promise<IteratorResult<Memory, undefined>> {
+    await this.close();
+    return { done: true, value: undefined };
+  }
+
+  /** Stops the export; the call is cancelled. */
+  async close(): Promise<void> {
+    await this.messages.return(undefined);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+}
+
+/** What `Watch` needs from the client: a way to open one WatchMemories call. */
+export type OpenWatch = (
+  startRevision: number,
+  signal: AbortSignal,
+  timeoutMs: number | undefined,
+) => AsyncIterable<WatchMemoriesResponse>;
+
+/** The revision an error of a watch says to resume from (ErrorInfo metadata
+ * "resume_revision", as WATCH_TOO_SLOW and SERVER_DRAINING carry), if any. */
+export function resumeRevision(error: MnemoError): number | null {
+  const value = error.metadata["resume_revision"] ?? "";
+  return /^\d+$/.test(value) ? Number(value) : null;
+}
+
+/**
+ * The change feed, as an async iterable of `MemoryEvent`s that reconnects by
+ * itself: after a disconnect it backs off per the retry policy (for as long as
+ * the server is unavailable) and resumes after the last revision seen, so no
+ * change is lost or repeated.
+ *
+ * `revision` is the revision to resume from: the watcher has seen every change
+ * up to it. Save it to resume later with `watch({ startRevision })`.
+ * `close()` (or breaking out of a `for await` loop) stops watching quietly; the
+ * call's `signal` stops it with a "cancelled" MnemoError.
+ */
+export class Watch implements AsyncIterableIterator<MemoryEvent> {
+  /** The revision to resume from. */
+  revision: number;
+  private closed = false;
+  private readonly stop = new AbortController();
+  private readonly events: AsyncGenerator<MemoryEvent, undefined>;
+
+  /** @internal */
+  constructor(
+    private readonly open: OpenWatch,
+    options: {
+      startRevision: number;
+      reconnect: boolean;
+      retry: RetryPolicy;
+      signal: AbortSignal | undefined;
+      deadline: Deadline;
+    },
+  ) {
+    this.revision = options.startRevision;
+    this.events = this.run(options.reconnect, options.retry, options.signal, options.deadline);
+  }
+
+  next(): Promise<IteratorResult<MemoryEvent, undefined>> {
+    return this.events.next();
+  }
+
+  async return(): Promise<IteratorResult<MemoryEvent, undefined>> {
+    await this.close();
+    return { done: true, value: undefined };
+  }
+
+  /** Stops watching; the call is cancelled. */
+  async close(): Promise<void> {
+    this.closed = true;
+    this.stop.abort();
+    await this.events.return(undefined);
+  }
+
+  [Symbol.asyncIterator](): this {
+    return this;
+  }
+
+  private async *run(
+    reconnect: boolean,
+    retry: RetryPolicy,
+    userSignal: AbortSignal | undefined,
+    deadline: Deadline,
+  ): AsyncGenerator<MemoryEvent, undefined> {
+    let failures = 0;
+    while (!this.closed) {
+      const call = new AbortController();
+      const signal = anySignal(this.stop.signal, userSignal, call.signal);
+      let error: MnemoError | null = null;
+      try {
+        for await (const response of this.open(this.revision, signal, deadline.remainingMs())) {
+          failures = 0;
+          for (const event of response.events) {
+            this.revision = Math.max(this.revision, Number(event.revision));
+            yield convert.memoryEvent(event);
+          }
+          this.revision = Math.max(this.revision, Number(response.revision));
+        }
+      } catch (err) {
+        if (this.closed) {
+          return undefined;
+        }
+        error = MnemoError.from(err);
+        if (userSignal?.aborted) {
+          throw error;
+        }
+      } finally {
+        call.abort();
+      }
+      if (this.closed) {
+        return undefined;
+      }
+      if (error !== null) {
+        const resume = resumeRevision(error);
+        if (resume !== null) {
+          this.revision = resume;
+        }
+        if (!reconnect || (resume === null && !retry.retryable(error))) {
+          throw error;
+        }
+      } else if (!reconnect) {
+        return undefined;
+      }
+      failures += 1;
+      const delay = retry.backoff(failures, error);
+      log("watch disconnected (%s); resuming after revision %d in %d ms", error?.message, this.revision, delay);
+      if (!deadline.allows(delay)) {
+        throw new MnemoError("the watch's deadline passed while reconnecting", {
+          code: "deadline_exceeded",
+          cause: error,
+        });
+      }
+      try {
+        await sleep(delay, anySignal(this.stop.signal, userSignal));
+      } catch (err) {
+        if (this.closed) {
+          return undefined;
+        }
+        throw err;
+      }
+    }
+    return undefined;
+  }
+}
