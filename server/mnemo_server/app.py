@@ -15,6 +15,7 @@ import contextlib
 import logging
 import os
 import uuid
+from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -128,9 +129,16 @@ def _worker_init() -> None:
 class App:
     """A running Mnemo server."""
 
-    def __init__(self, settings: Settings, *, embedder: Embedder | None = None) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        embedder: Embedder | None = None,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    ) -> None:
         self.settings = settings
         self._given_embedder = embedder
+        self._extra_interceptors = tuple(interceptors)
         self.gate = Gate()
         self.health = HealthServicer()
         self.executor = ThreadPoolExecutor(
@@ -162,7 +170,11 @@ class App:
             ("grpc.http2.max_pings_without_data", 0),
             ("grpc.so_reuseport", 0),
         ]
-        self.server = grpc.aio.server(options=options, compression=grpc.Compression.NoCompression)
+        self.server = grpc.aio.server(
+            options=options,
+            compression=grpc.Compression.NoCompression,
+            interceptors=self._extra_interceptors,
+        )
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
         # Servicers must exist before the server starts; they get the service

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,12 +42,14 @@ class RunningServer:
         self.loop.close()
 
 
-def start_server(settings: Settings, embedder: Embedder | None = None) -> RunningServer:
+def start_server(
+    settings: Settings, embedder: Embedder | None = None, interceptors: Sequence[Any] = ()
+) -> RunningServer:
     """Runs an App on its own event loop in a thread; returns once SERVING."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="test-server", daemon=True)
     thread.start()
-    app = App(settings, embedder=embedder)
+    app = App(settings, embedder=embedder, interceptors=interceptors)
 
     async def boot() -> int:
         port = await app.start()

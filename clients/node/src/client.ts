@@ -7,7 +7,7 @@ import { create, type DescMethodUnary } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import * as convert from "./convert.js";
-import { MnemoError } from "./errors.js";
+import { callError, MnemoError } from "./errors.js";
 import { AdminService, ApiKeySchema } from "./gen/mnemo/v1/admin_service_pb.js";
 import { MemorySchema } from "./gen/mnemo/v1/memory_pb.js";
 import { MemoryService } from "./gen/mnemo/v1/memory_service_pb.js";
@@ -171,11 +171,12 @@ export class MnemoClient {
     const policy = this.settings.retry;
     for (let attempt = 1; ; attempt++) {
       const call = new AbortController();
+      const c = this.connectCall(o, call, deadline.remainingMs());
       let error: MnemoError;
       try {
-        return await method(request, this.connectCall(o, call, deadline.remainingMs()));
+        return await method(request, c);
       } catch (err) {
-        error = MnemoError.from(err);
+        error = callError(err, c.signal);
       } finally {
         call.abort();
       }
@@ -200,15 +201,16 @@ export class MnemoClient {
     let received = false;
     for (let attempt = 1; ; attempt++) {
       const call = new AbortController();
+      const c = this.connectCall(o, call, deadline.remainingMs());
       let error: MnemoError;
       try {
-        for await (const message of method(request, this.connectCall(o, call, deadline.remainingMs()))) {
+        for await (const message of method(request, c)) {
           received = true;
           yield message;
         }
         return undefined;
       } catch (err) {
-        error = MnemoError.from(err);
+        error = callError(err, c.signal);
       } finally {
         call.abort();
       }
@@ -373,15 +375,13 @@ export class MnemoClient {
     }
     const call = new AbortController();
     const timeoutMs = new Deadline(callTimeout(this.settings, options.timeoutMs, true)).remainingMs();
+    const c = this.connectCall(options, call, timeoutMs);
     try {
-      for await (const response of this.memory.streamSearchMemories(
-        messages(),
-        this.connectCall(options, call, timeoutMs),
-      )) {
+      for await (const response of this.memory.streamSearchMemories(messages(), c)) {
         yield convert.streamSearchResult(response);
       }
     } catch (err) {
-      throw input.error ?? MnemoError.from(err);
+      throw input.error ?? callError(err, c.signal);
     } finally {
       call.abort();
     }
@@ -441,10 +441,11 @@ export class MnemoClient {
     }
     const call = new AbortController();
     const timeoutMs = new Deadline(callTimeout(this.settings, o.timeoutMs, true)).remainingMs();
+    const c = this.connectCall(o, call, timeoutMs);
     try {
-      return convert.importResult(await this.memory.importMemories(messages(), this.connectCall(o, call, timeoutMs)));
+      return convert.importResult(await this.memory.importMemories(messages(), c));
     } catch (err) {
-      throw input.error ?? MnemoError.from(err);
+      throw input.error ?? callError(err, c.signal);
     } finally {
       call.abort();
     }
@@ -555,7 +556,7 @@ export class MnemoClient {
     requests.watchMemories(options); // Invalid options throw now, not on the first event.
     const open = (revision: number, signal: AbortSignal, timeoutMs: number | undefined) =>
       this.memory.watchMemories(requests.watchMemories({ ...options, startRevision: revision }), {
-        signal: anySignal(signal, this.closing.signal),
+        signal,
         timeoutMs,
         headers: options.headers,
       });
@@ -563,7 +564,7 @@ export class MnemoClient {
       startRevision: Number(options.startRevision ?? 0),
       reconnect: options.reconnect ?? true,
       retry: this.settings.retry,
-      signal: options.signal,
+      signal: anySignal(options.signal, this.closing.signal),
       deadline: new Deadline(callTimeout(this.settings, options.timeoutMs, true)),
     });
   }

@@ -149,23 +149,41 @@ export class MnemoError extends Error {
    * (or CANCELLED for an abort).
    */
   static from(reason: unknown): MnemoError {
-    if (reason instanceof MnemoError) {
-      return reason;
-    }
-    if (reason instanceof ConnectError) {
-      const details: Any[] = reason.details.map((d) =>
-        "desc" in d
-          ? anyPack(d.desc, create(d.desc, d.value))
-          : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
-      );
-      return fromParts(transportCode(reason), reason.rawMessage, details, reason);
-    }
-    if (reason instanceof Error && reason.name === "AbortError") {
-      return new MnemoError(reason.message, { code: "cancelled", cause: reason });
-    }
-    const message = reason instanceof Error ? reason.message : String(reason);
-    return new MnemoError(message, { code: "unknown", cause: reason });
+    return fromFailure(reason, undefined);
   }
+}
+
+/**
+ * The error a failed call stands for, given the signal the call ran with: a
+ * stream the transport cancelled although nobody aborted the call is a lost
+ * connection, which gRPC reports as UNAVAILABLE.
+ *
+ * @internal
+ */
+export function callError(reason: unknown, signal: AbortSignal | undefined): MnemoError {
+  return fromFailure(reason, signal);
+}
+
+function fromFailure(reason: unknown, signal: AbortSignal | undefined): MnemoError {
+  if (reason instanceof MnemoError) {
+    return reason;
+  }
+  if (reason instanceof ConnectError) {
+    if (signal !== undefined && !signal.aborted && reason.code === Code.Canceled && !isWire(reason)) {
+      return new MnemoError(reason.rawMessage, { code: "unavailable", cause: reason });
+    }
+    const details: Any[] = reason.details.map((d) =>
+      "desc" in d
+        ? anyPack(d.desc, create(d.desc, d.value))
+        : create(AnySchema, { typeUrl: `type.googleapis.com/${d.type}`, value: d.value }),
+    );
+    return fromParts(transportCode(reason), reason.rawMessage, details, reason);
+  }
+  if (reason instanceof Error && reason.name === "AbortError") {
+    return new MnemoError(reason.message, { code: "cancelled", cause: reason });
+  }
+  const message = reason instanceof Error ? reason.message : String(reason);
+  return new MnemoError(message, { code: "unknown", cause: reason });
 }
 
 // Node network failures that mean "the server could not be reached or went
@@ -191,12 +209,15 @@ const NETWORK_ERRORS = new Set([
   "ERR_STREAM_PREMATURE_CLOSE",
 ]);
 
+function isWire(error: ConnectError): boolean {
+  return (error as { isWireError?: boolean }).isWireError === true;
+}
+
 function transportCode(error: ConnectError): number {
   if (error.code === Code.Canceled || error.code === Code.DeadlineExceeded) {
     return error.code;
   }
-  const fromWire = (error as { isWireError?: boolean }).isWireError === true;
-  if (!fromWire) {
+  if (!isWire(error)) {
     for (let e: unknown = error; e instanceof Error; e = e.cause) {
       const code = (e as { code?: unknown }).code;
       if (typeof code === "string" && NETWORK_ERRORS.has(code)) {

@@ -5,7 +5,7 @@
 import { setTimeout as sleepTimer } from "node:timers/promises";
 import { debuglog } from "node:util";
 import * as convert from "./convert.js";
-import { MnemoError } from "./errors.js";
+import { callError, MnemoError } from "./errors.js";
 import type { ExportMemoriesResponse, WatchMemoriesResponse } from "./gen/mnemo/v1/memory_service_pb.js";
 import type { RetryPolicy } from "./retry.js";
 import type { Deadline } from "./settings.js";
@@ -202,7 +202,7 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
         if (this.closed) {
           return undefined;
         }
-        error = MnemoError.from(err);
+        error = callError(err, signal);
         if (userSignal?.aborted) {
           throw error;
         }
