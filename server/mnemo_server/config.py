@@ -213,6 +213,63 @@ class LifecycleSettings:
 
 
 @dataclass(frozen=True)
+class MetricsSettings:
+    address: str = _doc(
+        "Host and port of the Prometheus endpoint (HTTP, /metrics); empty turns it off.", default=""
+    )
+    tenant_limit: int = _doc(
+        "Most tenants and index shards given their own series; the rest are summed as __other__.",
+        default=100,
+    )
+    tenant_interval_s: float = _doc(
+        "Seconds between recounts of memories per tenant (a scan of the store); 0: every scrape.",
+        default=30.0,
+    )
+
+    def validate(self) -> None:
+        if self.address:
+            _host_port("metrics.address", self.address)
+        _positive("metrics.tenant_limit", self.tenant_limit)
+        if self.tenant_interval_s < 0:
+            raise ConfigError("metrics.tenant_interval_s: must not be negative")
+
+
+@dataclass(frozen=True)
+class TracingSettings:
+    otlp_endpoint: str = _doc(
+        "OTLP/gRPC collector for spans (http://host:4317 plaintext, https:// TLS); empty for none.",
+        default="",
+    )
+    console: bool = _doc("Print spans to stderr.", default=False)
+    file: str = _doc("Append spans as JSON lines to this file; empty for none.", default="")
+    service_name: str = _doc("The service.name resource attribute of the spans.", default="mnemo")
+    sample_ratio: float = _doc(
+        "Share of traces recorded when the caller sent no sampling decision.", default=1.0
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.otlp_endpoint or self.console or self.file)
+
+    def validate(self) -> None:
+        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
+            raise ConfigError(
+                f"tracing.otlp_endpoint: expected http://HOST:PORT or https://HOST:PORT, "
+                f"got {self.otlp_endpoint!r}"
+            )
+        if not 0.0 <= self.sample_ratio <= 1.0:
+            raise ConfigError(f"tracing.sample_ratio: must lie in [0, 1], got {self.sample_ratio}")
+        if not self.service_name:
+            raise ConfigError("tracing.service_name: must not be empty")
+
+
+def _host_port(name: str, value: str) -> None:
+    host, sep, port = value.rpartition(":")
+    if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
+        raise ConfigError(f"{name}: expected HOST:PORT, got {value!r}")
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -221,6 +278,8 @@ class Settings:
     limits: LimitSettings = field(default_factory=LimitSettings)
     lifecycle: LifecycleSettings = field(default_factory=LifecycleSettings)
     cache: CacheSettings = field(default_factory=CacheSettings)
+    metrics: MetricsSettings = field(default_factory=MetricsSettings)
+    tracing: TracingSettings = field(default_factory=TracingSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
@@ -241,6 +300,8 @@ _SECTION_TYPES = {
     "limits": LimitSettings,
     "lifecycle": LifecycleSettings,
     "cache": CacheSettings,
+    "metrics": MetricsSettings,
+    "tracing": TracingSettings,
 }
 
 

@@ -129,10 +129,24 @@ class SearchHit:
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """Who is calling: the tenant every read and write is confined to."""
+    """Who is calling: the tenant every read and write is confined to and,
+    for a restricted API key, the only users and agents it may reach."""
 
     tenant: str = DEFAULT_TENANT
     api_key_id: str = ""
+    user_ids: tuple[str, ...] = ()
+    agent_ids: tuple[str, ...] = ()
+
+    @property
+    def restricted(self) -> bool:
+        return bool(self.user_ids or self.agent_ids)
+
+    def allows(self, scope: Scope) -> bool:
+        """Whether a memory of `scope`, or a query confined to `scope`, lies
+        within the key's users and agents (an empty field is not a user)."""
+        return (not self.user_ids or scope.user_id in self.user_ids) and (
+            not self.agent_ids or scope.agent_id in self.agent_ids
+        )
 
 
 @dataclass(frozen=True, slots=True)

@@ -647,10 +647,12 @@ class MemoryService:
                         if outcomes[i].error is not None:
                             continue
                         op_effects = _Effects()
+                        # One microsecond apart: a batch lists in the order it was written.
+                        op_now = now + i
                         try:
                             with txn.savepoint():
                                 self._apply_once(
-                                    principal, txn, op, prepared[i], outcomes[i], now, op_effects
+                                    principal, txn, op, prepared[i], outcomes[i], op_now, op_effects
                                 )
                         except MnemoError as exc:
                             outcomes[i] = WriteOutcome(op.kind, error=exc)

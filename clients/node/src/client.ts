@@ -81,12 +81,12 @@ type Source<T> = AsyncIterable<T> | Iterable<T>;
  *   client.close();
  */
 export class MnemoClient {
-  private readonly settings: Settings;
-  private readonly sessions: Http2SessionManager;
-  private readonly transport: Transport;
-  private readonly memory: Client<typeof MemoryService>;
-  private readonly admin: Client<typeof AdminService>;
-  private readonly closing = new AbortController();
+  readonly #settings: Settings;
+  readonly #sessions: Http2SessionManager;
+  readonly #transport: Transport;
+  readonly #memory: Client<typeof MemoryService>;
+  readonly #admin: Client<typeof AdminService>;
+  readonly #closing = new AbortController();
 
   /**
    * @param address host:port of the server; `MNEMO_ADDRESS`, else
@@ -98,13 +98,13 @@ export class MnemoClient {
       options = address;
       address = undefined;
     }
-    this.settings = resolveSettings(address, options);
-    const transport = transportOptions(this.settings);
-    this.sessions =
+    this.#settings = resolveSettings(address, options);
+    const transport = transportOptions(this.#settings);
+    this.#sessions =
       transport.sessionManager instanceof Http2SessionManager
         ? transport.sessionManager
         : new Http2SessionManager(
-            this.settings.baseUrl,
+            this.#settings.baseUrl,
             {
               pingIntervalMs: transport.pingIntervalMs,
               pingIdleConnection: transport.pingIdleConnection,
@@ -113,65 +113,65 @@ export class MnemoClient {
             },
             transport.nodeOptions,
           );
-    this.transport = createGrpcTransport({ ...transport, sessionManager: this.sessions });
-    this.memory = createClient(MemoryService, this.transport);
-    this.admin = createClient(AdminService, this.transport);
+    this.#transport = createGrpcTransport({ ...transport, sessionManager: this.#sessions });
+    this.#memory = createClient(MemoryService, this.#transport);
+    this.#admin = createClient(AdminService, this.#transport);
   }
 
   // -- plumbing -----------------------------------------------------------------
 
   /** The server address this client talks to. */
   get address(): string {
-    return this.settings.address;
+    return this.#settings.address;
   }
 
   /** The underlying connect-es transport (gRPC over HTTP/2). */
   get channel(): Transport {
-    return this.transport;
+    return this.#transport;
   }
 
   /** The raw mnemo.v1.MemoryService client, as an escape hatch: the API key and
    * metadata are sent, but there are no retries and errors are ConnectErrors
    * (`MnemoError.from(err)` converts them). */
   get stub(): Client<typeof MemoryService> {
-    return this.memory;
+    return this.#memory;
   }
 
   /** The raw mnemo.v1.AdminService client. */
   get adminStub(): Client<typeof AdminService> {
-    return this.admin;
+    return this.#admin;
   }
 
   /** Closes the connection; calls in flight are cancelled. */
   async close(): Promise<void> {
-    this.closing.abort(new MnemoError("the client was closed", { code: "cancelled" }));
-    this.sessions.abort();
+    this.#closing.abort(new MnemoError("the client was closed", { code: "cancelled" }));
+    this.#sessions.abort();
   }
 
   toString(): string {
-    return `MnemoClient(${JSON.stringify(this.settings.address)})`;
+    return `MnemoClient(${JSON.stringify(this.#settings.address)})`;
   }
 
-  private connectCall(o: CallOptions | undefined, call: AbortController, timeoutMs: number | undefined): ConnectCall {
+  #connectCall(o: CallOptions | undefined, call: AbortController, timeoutMs: number | undefined): ConnectCall {
     return {
-      signal: anySignal(o?.signal, this.closing.signal, call.signal),
+      signal: anySignal(o?.signal, this.#closing.signal, call.signal),
       timeoutMs,
       headers: o?.headers,
     };
   }
 
   /** Calls a unary method, retrying per the policy within one deadline. */
-  private async unary<Req, Res>(
+  async #unary<Req, Res>(
     method: Unary<Req, Res>,
     request: Req,
     o: CallOptions | undefined,
     retry = true,
   ): Promise<Res> {
-    const deadline = new Deadline(callTimeout(this.settings, o?.timeoutMs));
-    const policy = this.settings.retry;
+    const deadline = new Deadline(callTimeout(this.#settings, o?.timeoutMs));
+    const policy = this.#settings.retry;
     for (let attempt = 1; ; attempt++) {
       const call = new AbortController();
-      const c = this.connectCall(o, call, deadline.remainingMs());
+      const c = this.#connectCall(o, call, deadline.remainingMs());
       let error: MnemoError;
       try {
         return await method(request, c);
@@ -185,23 +185,23 @@ export class MnemoClient {
         throw error;
       }
       log("retrying in %d ms after %s", delay, error.message);
-      await sleep(delay, anySignal(o?.signal, this.closing.signal));
+      await sleep(delay, anySignal(o?.signal, this.#closing.signal));
     }
   }
 
   /** Yields a server stream's messages; retries only before the first one arrived. */
-  private async *serverStream<Req, Res>(
+  async *#serverStream<Req, Res>(
     method: ServerStream<Req, Res>,
     request: Req,
     o: CallOptions | undefined,
     retry = true,
   ): AsyncGenerator<Res, undefined> {
-    const deadline = new Deadline(callTimeout(this.settings, o?.timeoutMs, true));
-    const policy = this.settings.retry;
+    const deadline = new Deadline(callTimeout(this.#settings, o?.timeoutMs, true));
+    const policy = this.#settings.retry;
     let received = false;
     for (let attempt = 1; ; attempt++) {
       const call = new AbortController();
-      const c = this.connectCall(o, call, deadline.remainingMs());
+      const c = this.#connectCall(o, call, deadline.remainingMs());
       let error: MnemoError;
       try {
         for await (const message of method(request, c)) {
@@ -218,11 +218,11 @@ export class MnemoClient {
       if (delay === null || !deadline.allows(delay) || o?.signal?.aborted) {
         throw error;
       }
-      await sleep(delay, anySignal(o?.signal, this.closing.signal));
+      await sleep(delay, anySignal(o?.signal, this.#closing.signal));
     }
   }
 
-  private async *pages<P extends { nextPageToken: string }, R>(
+  async *#pages<P extends { nextPageToken: string }, R>(
     fetch: (token: string) => Promise<P>,
     items: (page: P) => readonly R[],
   ): AsyncGenerator<R, undefined> {
@@ -237,8 +237,8 @@ export class MnemoClient {
     }
   }
 
-  private requestId(given: string | null | undefined): string | null {
-    return requestIdOf(this.settings, given);
+  #requestId(given: string | null | undefined): string | null {
+    return requestIdOf(this.#settings, given);
   }
 
   // -- MemoryService --------------------------------------------------------------
@@ -252,9 +252,9 @@ export class MnemoClient {
    *     { userId: "bob", kind: "semantic", tags: ["birthday"], metadata: { year: 1990 } });
    */
   async create(content: string, options: CreateOptions = {}): Promise<t.CreateResult> {
-    const request = requests.createMemory(content, { ...options, requestId: this.requestId(options.requestId) });
-    const response = await this.unary(
-      (r, c) => this.memory.createMemory(r, c),
+    const request = requests.createMemory(content, { ...options, requestId: this.#requestId(options.requestId) });
+    const response = await this.#unary(
+      (r, c) => this.#memory.createMemory(r, c),
       request,
       options,
       request.requestId !== "",
@@ -264,7 +264,7 @@ export class MnemoClient {
 
   /** Returns one memory (GetMemory). */
   async get(id: string, options: GetOptions = {}): Promise<t.Memory> {
-    const response = await this.unary((r, c) => this.memory.getMemory(r, c), requests.getMemory(id, options), options);
+    const response = await this.#unary((r, c) => this.#memory.getMemory(r, c), requests.getMemory(id, options), options);
     return convert.memory(response.memory ?? create(MemorySchema));
   }
 
@@ -276,9 +276,9 @@ export class MnemoClient {
    * @returns The memory after the update.
    */
   async update(id: string, options: UpdateOptions = {}): Promise<t.Memory> {
-    const request = requests.updateMemory(id, { ...options, requestId: this.requestId(options.requestId) });
-    const response = await this.unary(
-      (r, c) => this.memory.updateMemory(r, c),
+    const request = requests.updateMemory(id, { ...options, requestId: this.#requestId(options.requestId) });
+    const response = await this.#unary(
+      (r, c) => this.#memory.updateMemory(r, c),
       request,
       options,
       request.requestId !== "",
@@ -288,9 +288,9 @@ export class MnemoClient {
 
   /** Deletes a memory, optionally only if its etag still matches (DeleteMemory). */
   async delete(id: string, options: DeleteOptions = {}): Promise<t.DeleteResult> {
-    const request = requests.deleteMemory(id, { ...options, requestId: this.requestId(options.requestId) });
-    const response = await this.unary(
-      (r, c) => this.memory.deleteMemory(r, c),
+    const request = requests.deleteMemory(id, { ...options, requestId: this.#requestId(options.requestId) });
+    const response = await this.#unary(
+      (r, c) => this.#memory.deleteMemory(r, c),
       request,
       options,
       request.requestId !== "",
@@ -300,8 +300,8 @@ export class MnemoClient {
 
   /** Returns one page of memories in a scope (ListMemories); see `iterMemories`. */
   async list(options: ListOptions = {}): Promise<t.MemoryPage> {
-    const response = await this.unary(
-      (r, c) => this.memory.listMemories(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#memory.listMemories(r, c),
       requests.listMemories(options),
       options,
     );
@@ -310,7 +310,7 @@ export class MnemoClient {
 
   /** Iterates over every memory of a scope, fetching pages as needed; `timeoutMs` applies to each page. */
   iterMemories(options: IterMemoriesOptions = {}): AsyncGenerator<t.Memory, undefined> {
-    return this.pages(
+    return this.#pages(
       (token) => this.list({ ...options, pageToken: token }),
       (page) => page.memories,
     );
@@ -327,8 +327,8 @@ export class MnemoClient {
       options = query;
       query = undefined;
     }
-    const response = await this.unary(
-      (r, c) => this.memory.searchMemories(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#memory.searchMemories(r, c),
       requests.searchMemories(query, options),
       options,
     );
@@ -345,7 +345,7 @@ export class MnemoClient {
     options: SearchDefaults = {},
   ): Promise<t.SearchResult[]> {
     const request = requests.batchSearchMemories(queries, requests.searchDefaults(options));
-    const response = await this.unary((r, c) => this.memory.batchSearchMemories(r, c), request, options);
+    const response = await this.#unary((r, c) => this.#memory.batchSearchMemories(r, c), request, options);
     return response.results.map(convert.searchResult);
   }
 
@@ -374,10 +374,10 @@ export class MnemoClient {
       }
     }
     const call = new AbortController();
-    const timeoutMs = new Deadline(callTimeout(this.settings, options.timeoutMs, true)).remainingMs();
-    const c = this.connectCall(options, call, timeoutMs);
+    const timeoutMs = new Deadline(callTimeout(this.#settings, options.timeoutMs, true)).remainingMs();
+    const c = this.#connectCall(options, call, timeoutMs);
     try {
-      for await (const response of this.memory.streamSearchMemories(messages(), c)) {
+      for await (const response of this.#memory.streamSearchMemories(messages(), c)) {
         yield convert.streamSearchResult(response);
       }
     } catch (err) {
@@ -398,10 +398,10 @@ export class MnemoClient {
   async batchWrite(operations: readonly WriteOp[], options: BatchWriteOptions = {}): Promise<t.BatchWriteResult> {
     const request = requests.batchWriteMemories(operations, {
       ...options,
-      requestId: this.requestId(options.requestId),
+      requestId: this.#requestId(options.requestId),
     });
-    const response = await this.unary(
-      (r, c) => this.memory.batchWriteMemories(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#memory.batchWriteMemories(r, c),
       request,
       options,
       request.requestId !== "",
@@ -417,10 +417,10 @@ export class MnemoClient {
    *   messages or their proto-JSON objects; an array or any (async) iterable.
    */
   async importMemories(memories: Source<MemoryLike>, options: ImportMemoriesOptions = {}): Promise<t.ImportResult> {
-    return this.import(requests.importMemoriesHead(options), memories, options, null);
+    return this.#import(requests.importMemoriesHead(options), memories, options, null);
   }
 
-  private async import(
+  async #import(
     head: ImportMemoriesRequest[],
     memories: Source<MemoryLike>,
     o: CallOptions,
@@ -440,10 +440,10 @@ export class MnemoClient {
       }
     }
     const call = new AbortController();
-    const timeoutMs = new Deadline(callTimeout(this.settings, o.timeoutMs, true)).remainingMs();
-    const c = this.connectCall(o, call, timeoutMs);
+    const timeoutMs = new Deadline(callTimeout(this.#settings, o.timeoutMs, true)).remainingMs();
+    const c = this.#connectCall(o, call, timeoutMs);
     try {
-      return convert.importResult(await this.memory.importMemories(messages(), c));
+      return convert.importResult(await this.#memory.importMemories(messages(), c));
     } catch (err) {
       throw input.error ?? callError(err, c.signal);
     } finally {
@@ -458,7 +458,7 @@ export class MnemoClient {
     const head = requests.importMemoriesHead({ ...options, header });
     const bar = new Progress("imported", total, options.progress ?? null);
     try {
-      return await this.import(head, memories, options, bar);
+      return await this.#import(head, memories, options, bar);
     } finally {
       bar.close();
       await memories.return(undefined);
@@ -472,7 +472,7 @@ export class MnemoClient {
    */
   export(options: ExportOptions = {}): ExportStream {
     const request = requests.exportMemories(options);
-    return new ExportStream(this.serverStream((r, c) => this.memory.exportMemories(r, c), request, options));
+    return new ExportStream(this.#serverStream((r, c) => this.#memory.exportMemories(r, c), request, options));
   }
 
   /**
@@ -486,8 +486,8 @@ export class MnemoClient {
     const bar = new Progress("exported", null, options.progress ?? null);
     let count = 0;
     try {
-      for await (const message of this.serverStream<typeof request, ExportMemoriesResponse>(
-        (r, c) => this.memory.exportMemories(r, c),
+      for await (const message of this.#serverStream<typeof request, ExportMemoriesResponse>(
+        (r, c) => this.#memory.exportMemories(r, c),
         request,
         options,
       )) {
@@ -512,9 +512,9 @@ export class MnemoClient {
    * a user's right to be forgotten. A scope or a filter is required.
    */
   async deleteMemories(options: DeleteMemoriesOptions = {}): Promise<t.DeleteMemoriesResult> {
-    const request = requests.deleteMemories({ ...options, requestId: this.requestId(options.requestId) });
-    const response = await this.unary(
-      (r, c) => this.memory.deleteMemories(r, c),
+    const request = requests.deleteMemories({ ...options, requestId: this.#requestId(options.requestId) });
+    const response = await this.#unary(
+      (r, c) => this.#memory.deleteMemories(r, c),
       request,
       options,
       request.requestId !== "",
@@ -524,8 +524,8 @@ export class MnemoClient {
 
   /** Returns one page of a memory's versions, newest first (GetMemoryHistory). */
   async history(id: string, options: HistoryOptions = {}): Promise<t.HistoryPage> {
-    const response = await this.unary(
-      (r, c) => this.memory.getMemoryHistory(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#memory.getMemoryHistory(r, c),
       requests.getMemoryHistory(id, options),
       options,
     );
@@ -534,7 +534,7 @@ export class MnemoClient {
 
   /** Iterates over all versions of a memory, newest first, fetching pages as needed. */
   iterHistory(id: string, options: IterHistoryOptions = {}): AsyncGenerator<t.MemoryVersion, undefined> {
-    return this.pages(
+    return this.#pages(
       (token) => this.history(id, { ...options, pageToken: token }),
       (page) => page.versions,
     );
@@ -543,8 +543,8 @@ export class MnemoClient {
   /**
    * Follows the change feed (WatchMemories).
    *
-   * Replays every change after `startRevision` (0: from now on), then goes on
-   * live. After a disconnect it reconnects (backing off per the retry policy,
+   * Replays every change after `startRevision` (not given: from now on; 0: the
+   * whole retained log), then goes on live. After a disconnect it reconnects (backing off per the retry policy,
    * for as long as the server is unavailable) and resumes after the last
    * revision seen, so no change is lost or repeated; a watcher the server
    * dropped for being too slow resumes from the revision the server names.
@@ -554,18 +554,18 @@ export class MnemoClient {
    */
   watch(options: WatchOptions = {}): Watch {
     requests.watchMemories(options); // Invalid options throw now, not on the first event.
-    const open = (revision: number, signal: AbortSignal, timeoutMs: number | undefined) =>
-      this.memory.watchMemories(requests.watchMemories({ ...options, startRevision: revision }), {
+    const open = (revision: number | null, signal: AbortSignal, timeoutMs: number | undefined) =>
+      this.#memory.watchMemories(requests.watchMemories({ ...options, startRevision: revision }), {
         signal,
         timeoutMs,
         headers: options.headers,
       });
     return new Watch(open, {
-      startRevision: Number(options.startRevision ?? 0),
+      startRevision: options.startRevision == null ? null : Number(options.startRevision),
       reconnect: options.reconnect ?? true,
-      retry: this.settings.retry,
-      signal: anySignal(options.signal, this.closing.signal),
-      deadline: new Deadline(callTimeout(this.settings, options.timeoutMs, true)),
+      retry: this.#settings.retry,
+      signal: anySignal(options.signal, this.#closing.signal),
+      deadline: new Deadline(callTimeout(this.#settings, options.timeoutMs, true)),
     });
   }
 
@@ -573,14 +573,14 @@ export class MnemoClient {
 
   /** Reports memory counts, index shards, caches, revisions and retention (GetStats). */
   async getStats(options: GetStatsOptions = {}): Promise<t.Stats> {
-    const response = await this.unary((r, c) => this.admin.getStats(r, c), requests.getStats(options), options);
+    const response = await this.#unary((r, c) => this.#admin.getStats(r, c), requests.getStats(options), options);
     return convert.stats(response);
   }
 
   /** Compares the store, the index and the cache, and optionally repairs (CheckConsistency). */
   async checkConsistency(options: CheckConsistencyOptions = {}): Promise<t.ConsistencyReport> {
-    const response = await this.unary(
-      (r, c) => this.admin.checkConsistency(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#admin.checkConsistency(r, c),
       requests.checkConsistency(options),
       options,
     );
@@ -589,8 +589,8 @@ export class MnemoClient {
 
   /** Writes a snapshot of every index shard now (CreateSnapshot). */
   async createSnapshot(options: CallOptions = {}): Promise<t.Snapshot> {
-    const response = await this.unary(
-      (r, c) => this.admin.createSnapshot(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#admin.createSnapshot(r, c),
       requests.createSnapshot(),
       options,
     );
@@ -601,7 +601,7 @@ export class MnemoClient {
    * until one with `done` (ReembedMemories). */
   async *reembed(options: ReembedOptions = {}): AsyncGenerator<t.ReembedProgress, undefined> {
     const request = requests.reembedMemories(options);
-    for await (const message of this.serverStream((r, c) => this.admin.reembedMemories(r, c), request, options, false)) {
+    for await (const message of this.#serverStream((r, c) => this.#admin.reembedMemories(r, c), request, options, false)) {
       yield convert.reembedProgress(message);
     }
     return undefined;
@@ -613,8 +613,8 @@ export class MnemoClient {
    * @param role "reader", "writer" or "admin".
    */
   async createApiKey(role: ApiKeyRoleLike, options: CreateApiKeyOptions = {}): Promise<t.CreatedApiKey> {
-    const response = await this.unary(
-      (r, c) => this.admin.createApiKey(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#admin.createApiKey(r, c),
       requests.createApiKey(role, options),
       options,
       false,
@@ -624,8 +624,8 @@ export class MnemoClient {
 
   /** Returns one page of the tenant's API keys, without secrets (ListApiKeys). */
   async listApiKeys(options: ListApiKeysOptions = {}): Promise<t.ApiKeyPage> {
-    const response = await this.unary(
-      (r, c) => this.admin.listApiKeys(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#admin.listApiKeys(r, c),
       requests.listApiKeys(options),
       options,
     );
@@ -634,7 +634,7 @@ export class MnemoClient {
 
   /** Iterates over all the tenant's API keys, fetching pages as needed. */
   iterApiKeys(options: IterApiKeysOptions = {}): AsyncGenerator<t.ApiKey, undefined> {
-    return this.pages(
+    return this.#pages(
       (token) => this.listApiKeys({ ...options, pageToken: token }),
       (page) => page.apiKeys,
     );
@@ -642,8 +642,8 @@ export class MnemoClient {
 
   /** Revokes an API key; it stops working at once (RevokeApiKey). */
   async revokeApiKey(id: string, options: CallOptions = {}): Promise<t.ApiKey> {
-    const response = await this.unary(
-      (r, c) => this.admin.revokeApiKey(r, c),
+    const response = await this.#unary(
+      (r, c) => this.#admin.revokeApiKey(r, c),
       requests.revokeApiKey(id),
       options,
       false,
@@ -660,9 +660,9 @@ export class MnemoClient {
    */
   async health(service = "", options: CallOptions = {}): Promise<string> {
     const method = Health.methods[0] as DescMethodUnary;
-    const response = await this.unary(
+    const response = await this.#unary(
       async (input: { service: string }, c) =>
-        (await this.transport.unary(method, c.signal, c.timeoutMs, c.headers, input)).message,
+        (await this.#transport.unary(method, c.signal, c.timeoutMs, c.headers, input)).message,
       { service },
       options,
     );

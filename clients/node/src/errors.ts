@@ -209,6 +209,11 @@ const NETWORK_ERRORS = new Set([
   "ERR_STREAM_PREMATURE_CLOSE",
 ]);
 
+// A failed TLS handshake (an untrusted or misnamed certificate, a refused
+// client certificate) is UNAVAILABLE in gRPC too.
+const TLS_ERROR =
+  /^(ERR_SSL_|ERR_TLS_|UNABLE_TO_|SELF_SIGNED_CERT|DEPTH_ZERO_SELF_SIGNED_CERT|CERT_|HOSTNAME_MISMATCH)/;
+
 function isWire(error: ConnectError): boolean {
   return (error as { isWireError?: boolean }).isWireError === true;
 }
@@ -220,7 +225,7 @@ function transportCode(error: ConnectError): number {
   if (!isWire(error)) {
     for (let e: unknown = error; e instanceof Error; e = e.cause) {
       const code = (e as { code?: unknown }).code;
-      if (typeof code === "string" && NETWORK_ERRORS.has(code)) {
+      if (typeof code === "string" && (NETWORK_ERRORS.has(code) || TLS_ERROR.test(code))) {
         return Code.Unavailable;
       }
       if (e.cause === e) {

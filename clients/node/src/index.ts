@@ -62,5 +62,6 @@ export type {
   TenantStats,
   WriteResult,
 } from "./types.js";
+export { double, MetadataDouble } from "./values.js";
 export { VERSION as version } from "./version.js";
 export * as v1 from "./v1.js";

@@ -205,8 +205,9 @@ export interface HistoryOptions extends IterHistoryOptions {
 /** Options of `watch`. */
 export interface WatchOptions extends ScopeOptions, CallOptions {
   filter?: string | null;
-  /** Replay the changes after this revision; 0 (the default) starts live from now. */
-  startRevision?: number | bigint;
+  /** Replay the changes after this revision (0: the whole retained log), then
+   * go on live; when not given, start live from now. */
+  startRevision?: number | bigint | null;
   /** Only these kinds ("put", "delete", "expired"). */
   eventTypes?: readonly EnumLike<EventType>[] | null;
   /** Seconds between the server's progress notifications while idle; they

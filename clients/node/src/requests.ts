@@ -401,9 +401,12 @@ export function watchMemories(o: Fields<WatchOptions> = {}): pb.WatchMemoriesReq
   const request = create(pb.WatchMemoriesRequestSchema, {
     scope: scope(o),
     filter: o.filter ?? "",
-    startRevision: BigInt(o.startRevision ?? 0),
     eventTypes: (o.eventTypes ?? []).map((e) => enumToProto(ENUMS.EventType, e)),
   });
+  if (o.startRevision != null) {
+    // Set even when 0: that replays the whole retained log; unset is live.
+    request.startRevision = BigInt(o.startRevision);
+  }
   if (o.progressInterval != null) {
     request.progressInterval = durationToProto(o.progressInterval, "progressInterval");
   }

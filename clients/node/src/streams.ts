@@ -113,7 +113,7 @@ export class ExportStream implements AsyncIterableIterator<Memory> {
 
 /** What `Watch` needs from the client: a way to open one WatchMemories call. */
 export type OpenWatch = (
-  startRevision: number,
+  startRevision: number | null,
   signal: AbortSignal,
   timeoutMs: number | undefined,
 ) => AsyncIterable<WatchMemoriesResponse>;
@@ -132,13 +132,15 @@ export function resumeRevision(error: MnemoError): number | null {
  * change is lost or repeated.
  *
  * `revision` is the revision to resume from: the watcher has seen every change
- * up to it. Save it to resume later with `watch({ startRevision })`.
+ * up to it (null while nothing came from a watch started live). Save it to
+ * resume later with `watch({ startRevision })`.
  * `close()` (or breaking out of a `for await` loop) stops watching quietly; the
  * call's `signal` stops it with a "cancelled" MnemoError.
  */
 export class Watch implements AsyncIterableIterator<MemoryEvent> {
-  /** The revision to resume from. */
-  revision: number;
+  /** The revision to resume from; null until the server sent one, when the
+   * watch started live. */
+  revision: number | null;
   private closed = false;
   private readonly stop = new AbortController();
   private readonly events: AsyncGenerator<MemoryEvent, undefined>;
@@ -147,7 +149,7 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
   constructor(
     private readonly open: OpenWatch,
     options: {
-      startRevision: number;
+      startRevision: number | null;
       reconnect: boolean;
       retry: RetryPolicy;
       signal: AbortSignal | undefined;
@@ -193,10 +195,10 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
         for await (const response of this.open(this.revision, signal, deadline.remainingMs())) {
           failures = 0;
           for (const event of response.events) {
-            this.revision = Math.max(this.revision, Number(event.revision));
+            this.revision = Math.max(this.revision ?? 0, Number(event.revision));
             yield convert.memoryEvent(event);
           }
-          this.revision = Math.max(this.revision, Number(response.revision));
+          this.revision = Math.max(this.revision ?? 0, Number(response.revision));
         }
       } catch (err) {
         if (this.closed) {
@@ -225,7 +227,7 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
       }
       failures += 1;
       const delay = retry.backoff(failures, error);
-      log("watch disconnected (%s); resuming after revision %d in %d ms", error?.message, this.revision, delay);
+      log("watch disconnected (%s); resuming after revision %s in %d ms", error?.message, this.revision, delay);
       if (!deadline.allows(delay)) {
         throw new MnemoError("the watch's deadline passed while reconnecting", {
           code: "deadline_exceeded",

@@ -13,6 +13,7 @@ import type * as pb from "./gen/mnemo/v1/memory_service_pb.js";
 import type * as admin from "./gen/mnemo/v1/admin_service_pb.js";
 import type * as mem from "./gen/mnemo/v1/memory_pb.js";
 import type { MnemoError } from "./errors.js";
+import type { MetadataDouble } from "./values.js";
 
 // -- enums --------------------------------------------------------------------
 
@@ -109,8 +110,10 @@ export type EnumLike<E extends string> = E | Lowercase<E> | (string & {});
 
 /** A metadata value: what `Memory.metadata` holds. Integers are exact to 64
  * bits: whole `number`s and `bigint`s go on the wire as integers, other
- * numbers as doubles; integers outside the safe range come back as `bigint`. */
+ * numbers as doubles (`double(n)` forces a double); integers outside the
+ * safe range come back as `bigint`. */
 export type MetadataValue =
+  | MetadataDouble
   | null
   | boolean
   | number

@@ -4,7 +4,9 @@
 // null, booleans, numbers, bigints, strings, arrays and plain objects map to
 // the Value kinds; anything else (undefined, Dates, class instances) is a
 // TypeError. Whole numbers within the safe integer range and bigints within
-// the signed 64-bit range are integers; every other number is a double.
+// the signed 64-bit range are integers; every other number is a double, and
+// `double(n)` sends a whole number as a double (Python's 1.0: JavaScript has
+// one number type).
 
 import { create } from "@bufbuild/protobuf";
 import {
@@ -15,6 +17,21 @@ import {
   type Value,
 } from "./gen/mnemo/v1/memory_pb.js";
 import type { MetadataValue } from "./types.js";
+
+/** A metadata number that goes on the wire as a double even when it is whole; make it with `double(n)`. */
+export class MetadataDouble {
+  constructor(readonly value: number) {
+    if (typeof value !== "number") {
+      throw new TypeError("double() takes a number");
+    }
+    Object.freeze(this);
+  }
+}
+
+/** Marks a metadata number as a double: `{ ratio: double(1) }` sends 1.0, not the integer 1. */
+export function double(value: number): MetadataDouble {
+  return new MetadataDouble(value);
+}
 
 const INT64_MIN = -(2n ** 63n);
 const INT64_MAX = 2n ** 63n - 1n;
@@ -57,6 +74,9 @@ export function toValue(obj: unknown, path = "metadata"): Value {
       return create(ValueSchema, { kind: { case: "doubleValue", value: obj } });
     case "string":
       return create(ValueSchema, { kind: { case: "stringValue", value: obj } });
+  }
+  if (obj instanceof MetadataDouble) {
+    return create(ValueSchema, { kind: { case: "doubleValue", value: obj.value } });
   }
   if (Array.isArray(obj)) {
     const values = obj.map((item: unknown, i) => toValue(item, `${path}[${i}]`));
