@@ -266,40 +266,54 @@ def timed(call: Callable[[int], object], count: int, warmup: int = 5) -> tuple[n
     return samples, count / (time.perf_counter() - start)
 
 
-class OtherCpu:
-    """CPU that processes other than this one and its (reaped) servers use
-    from construction to cores(): the machine is shared."""
+@dataclass(frozen=True)
+class Cpu:
+    """Cores used on average over a stretch of time."""
 
-    def __init__(self) -> None:
-        self.started = time.perf_counter()
-        self.busy = self._busy()
-        self.ours = self._ours()
+    server: float
+    client: float
+    others: float  # every other process: the machine is shared
 
-    @staticmethod
-    def _busy() -> float:
-        ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-        return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    def __str__(self) -> str:
+        return f"(CPU: server {self.server:.1f}, client {self.client:.1f}, others {self.others:.1f} cores)"
 
-    @staticmethod
-    def _ours() -> float:
+
+def _machine_busy_s() -> float:
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
+    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """Measures Cpu from construction to read(). Without a server, servers
+    that were started and reaped in between count as ours (os.times)."""
+
+    def __init__(self, server: Server | None = None) -> None:
+        self.server = server
+        self.start = self._now()
+
+    def _now(self) -> tuple[float, float, float, float, float]:
         t = os.times()
-        return t.user + t.system + t.children_user + t.children_system
+        server = self.server.cpu_seconds() if self.server is not None else 0.0
+        return (
+            time.perf_counter(),
+            _machine_busy_s(),
+            t.user + t.system,
+            t.children_user + t.children_system,
+            server,
+        )
 
-    def cores(self) -> float:
-        elapsed = time.perf_counter() - self.started
-        other = (self._busy() - self.busy) - (self._ours() - self.ours)
-        return max(0.0, other / elapsed)
+    def read(self) -> Cpu:
+        d = [b - a for a, b in zip(self.start, self._now(), strict=True)]
+        elapsed, busy, own, children, server = d
+        others = busy - own - children - server
+        return Cpu(server / elapsed, own / elapsed, max(0.0, others / elapsed))
 
 
 @dataclass
 class Load:
     samples: npt.NDArray[np.int64]
     per_s: float
-    client_cores: float
-    server_cores: float
-
-    def cores(self) -> str:
-        return f"(CPU: server {self.server_cores:.1f}, client {self.client_cores:.1f} cores)"
+    cpu: Cpu
 
 
 def closed_loop(call: Callable[[int, int], object], clients: int, seconds: float, server: Server) -> Load:
@@ -326,7 +340,7 @@ def closed_loop(call: Callable[[int, int], object], clients: int, seconds: float
     for thread in threads:
         thread.start()
     barrier.wait()
-    started, cpu, server_cpu = time.perf_counter(), time.process_time(), server.cpu_seconds()
+    started, meter = time.perf_counter(), CpuMeter(server)
     time.sleep(seconds)
     stop.set()
     for thread in threads:
@@ -335,12 +349,7 @@ def closed_loop(call: Callable[[int, int], object], clients: int, seconds: float
     if errors:
         raise errors[0]
     samples = np.array([s for mine in latencies for s in mine], dtype=np.int64)
-    return Load(
-        samples,
-        len(samples) / elapsed,
-        (time.process_time() - cpu) / elapsed,
-        (server.cpu_seconds() - server_cpu) / elapsed,
-    )
+    return Load(samples, len(samples) / elapsed, meter.read())
 
 
 # ------------------------------------------------------------------ baselines
@@ -392,7 +401,7 @@ class Model:
     def measure(self, plan: Plan) -> ModelBaseline:
         """Best of a few rounds: other busy processes slow a 2-thread model on
         2 cores badly, and a baseline must not flatter the server."""
-        others = OtherCpu()
+        meter = CpuMeter()
         self.encode(32)
         single: list[npt.NDArray[np.int64]] = []
         batched = []
@@ -406,7 +415,7 @@ class Model:
                 done += 32
             batched.append(done / (time.perf_counter() - started))
         best = min(single, key=lambda s: pct(s, 50))
-        return ModelBaseline(pct(best, 50), pct(best, 99), max(batched), others.cores())
+        return ModelBaseline(pct(best, 50), pct(best, 99), max(batched), meter.read().others)
 
 
 @dataclass
@@ -650,7 +659,7 @@ def ingest(server: Server, batches: list[bytes], clients: int) -> tuple[npt.NDAr
                 failures.extend(f"{s.code} {s.message}" for s in bad[:3])
 
     threads = [threading.Thread(target=worker, args=(c,)) for c in range(clients)]
-    started, cpu, server_cpu = time.perf_counter(), time.process_time(), server.cpu_seconds()
+    started, meter = time.perf_counter(), CpuMeter(server)
     for thread in threads:
         thread.start()
     for thread in threads:
@@ -661,13 +670,8 @@ def ingest(server: Server, batches: list[bytes], clients: int) -> tuple[npt.NDAr
     if failures:
         raise RuntimeError(f"ingest failed: {failures[:5]}")
     samples = np.array(latencies, dtype=np.int64)
-    load = Load(
-        samples,
-        0.0,
-        (time.process_time() - cpu) / elapsed,
-        (server.cpu_seconds() - server_cpu) / elapsed,
-    )
-    return samples, elapsed, load
+    cpu = meter.read()
+    return samples, elapsed, Load(samples, len(batches) * BATCH_WRITE / elapsed, cpu)
 
 
 def search_request(vector: Matrix, user: str | None) -> memory_service_pb2.SearchMemoriesRequest:
@@ -684,7 +688,7 @@ def user_of(scope: str) -> str | None:
 
 def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) -> Section:
     section = Section(n)
-    others = OtherCpu()
+    meter = CpuMeter()  # servers run and are reaped within: they count as ours
     rows, notes = section.rows, section.notes
     t0 = time.perf_counter()
     data = make_dataset(n, args.data, args.seed, max(plan.queries, BATCH_SEARCH * plan.batch_calls))
@@ -722,6 +726,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         check = health_pb2.HealthCheckRequest()
 
         # 1. the floor: an empty call on the same channel as every single-call row
+        meter = CpuMeter(server)
         samples, rate = timed(lambda i: server.health.Check(check), plan.health_calls, warmup=50)
         empty_p50 = pct(samples, 50)
         rows.append(
@@ -729,7 +734,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 "empty call (Health/Check), 1 in flight",
                 empty_p50,
                 pct(samples, 99),
-                per_s(rate, "calls/s"),
+                f"{per_s(rate, 'calls/s')} {meter.read()}",
                 "this is the baseline",
             )
         )
@@ -745,7 +750,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 f"empty call, {plan.load_clients} clients",
                 pct(load.samples, 50),
                 pct(load.samples, 99),
-                f"{per_s(load.per_s, 'calls/s')} {load.cores()}",
+                f"{per_s(load.per_s, 'calls/s')} {load.cpu}",
                 "this is the baseline",
             )
         )
@@ -760,7 +765,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 f"{plan.ingest_clients} clients (p50/p99 per call)",
                 pct(samples, 50),
                 pct(samples, 99),
-                f"{per_s(rate, 'memories/s')} {load.cores()}",
+                f"{per_s(rate, 'memories/s')} {load.cpu}",
                 f"FAISS HNSW add {raw.hnsw_build_per_s:,.0f}/s (2 threads)",
                 ">= 10,000 memories/s",
                 rate >= 10_000,
@@ -783,7 +788,9 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
             def one(i: int, scope: str = scope, found: dict[int, list[int]] = found) -> None:
                 found[i] = numbers(server.memory.SearchMemories(requests[scope][i]))
 
+            meter = CpuMeter(server)
             samples, rate = timed(one, count)
+            cpu = meter.read()
             r = recall(found, truth[scope])
             p50 = vector_p50[scope] = pct(samples, 50)
             label = {
@@ -808,7 +815,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                     f"vector search, {label}, recall@10 {r:.3f}",
                     p50,
                     pct(samples, 99),
-                    per_s(rate, "queries/s"),
+                    f"{per_s(rate, 'queries/s')} {cpu}",
                     baseline,
                     target,
                     ok,
@@ -827,7 +834,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                     f"vector search, user '{scope}', {plan.load_clients} clients",
                     pct(load.samples, 50),
                     pct(load.samples, 99),
-                    f"{per_s(load.per_s, 'queries/s')} {load.cores()}",
+                    f"{per_s(load.per_s, 'queries/s')} {load.cpu}",
                     f"empty calls {empty_rate:,.0f}/s",
                 )
             )
@@ -860,7 +867,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                     f"{clients} in flight, recall@10 {r:.3f} (p50/p99 per call)",
                     pct(load.samples, 50),
                     pct(load.samples, 99),
-                    f"{per_s(rate, 'queries/s')} = {share:.0%} of FAISS {load.cores()}",
+                    f"{per_s(rate, 'queries/s')} = {share:.0%} of FAISS {load.cpu}",
                     f"FAISS HNSW batch {raw.hnsw_batch_per_s:,.0f} q/s (1 thread; 2 threads: "
                     f"{raw.hnsw_batch2_per_s:,.0f})",
                     ">= 60% of FAISS",
@@ -881,14 +888,16 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 )
             )
 
+        meter = CpuMeter(server)
         samples, rate = timed(text_one, text_count)
+        cpu = meter.read()
         text_p50 = pct(samples, 50)
         rows.append(
             Row(
                 "text search, user 'small', 1 in flight",
                 text_p50,
                 pct(samples, 99),
-                per_s(rate, "queries/s"),
+                f"{per_s(rate, 'queries/s')} {cpu}",
                 f"model alone {model.p50_ms:.2f} ms (p99 {model.p99_ms:.2f})",
                 "p50 <= model + 1 ms",
                 text_p50 <= model.p50_ms + 1.0,
@@ -912,7 +921,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 f"text search, user 'small', {plan.text_clients} clients",
                 pct(load.samples, 50),
                 pct(load.samples, 99),
-                f"{per_s(load.per_s, 'queries/s')} = {share:.0%} of model {load.cores()}",
+                f"{per_s(load.per_s, 'queries/s')} = {share:.0%} of model {load.cpu}",
                 f"model {model.batched_per_s:,.0f} texts/s (32 per call)",
                 ">= 80% of model",
                 share >= 0.8,
@@ -962,7 +971,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         for leftover in running:
             leftover.kill()
         shutil.rmtree(work, ignore_errors=True)
-    section.others = others.cores()
+    section.others = meter.read().others
     notes.append(f"Size took {time.perf_counter() - t0:,.0f} s in all.")
     return section
 

@@ -15,8 +15,8 @@ import contextlib
 import logging
 import os
 import uuid
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Sequence
+from pathlib import Path
 from typing import Any
 
 import grpc
@@ -25,13 +25,16 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from mnemo.v1 import admin_service_pb2, admin_service_pb2_grpc, memory_service_pb2, memory_service_pb2_grpc
+from mnemo_server.api.interceptors import build_security
 from mnemo_server.api.servicers import AdminServicer, Gate, MemoryServicer
 from mnemo_server.cache import Caches
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
 from mnemo_server.index.base import VectorIndex
-from mnemo_server.service import MemoryService
-from mnemo_server.store.base import RecordStore
+from mnemo_server.service import SERVER_VERSION, MemoryService
+from mnemo_server.store.base import KeyStore, RecordStore
+from mnemo_server.telemetry import ContextExecutor
+from mnemo_server.telemetry_grpc import Telemetry
 
 log = logging.getLogger("mnemo.app")
 
@@ -41,9 +44,12 @@ SERVICE_NAMES = (
 )
 
 
-def build_embedder(settings: Settings) -> Embedder:
+def build_embedder(
+    settings: Settings, *, wrap_model: Callable[[Embedder], Embedder] | None = None
+) -> Embedder:
     """The configured model behind micro-batching (the embedding cache is
-    added over it once the caches exist)."""
+    added over it once the caches exist); `wrap_model` goes between the two
+    (metrics time each model call there)."""
     from mnemo_server.embed.batching import MicroBatchingEmbedder
 
     cfg = settings.embedder
@@ -62,6 +68,8 @@ def build_embedder(settings: Settings) -> Embedder:
         from mnemo_server.embed.local import SentenceTransformerEmbedder
 
         inner = SentenceTransformerEmbedder(model=cfg.model or None, threads=cfg.torch_threads)
+    if wrap_model is not None:
+        inner = wrap_model(inner)
     return MicroBatchingEmbedder(inner, max_batch=cfg.batch_size, max_wait_ms=cfg.max_wait_ms)
 
 
@@ -105,6 +113,29 @@ def build_store(settings: Settings) -> RecordStore:
     return SqliteStore(settings.server.data_dir / "mnemo.db", synchronous=settings.store.synchronous.upper())
 
 
+def build_key_store(settings: Settings) -> KeyStore:
+    """API keys, in the store's file (open the store first)."""
+    from mnemo_server.store.sqlite_keys import SqliteKeyStore
+
+    return SqliteKeyStore(settings.server.data_dir / "mnemo.db")
+
+
+def bind(server: grpc.aio.Server, settings: Settings) -> int:
+    """Opens the port: TLS only when a certificate is configured (then
+    plaintext is refused), requiring client certificates when a client CA is."""
+    tls = settings.tls
+    address = settings.server.address
+    if not tls.enabled:
+        return int(server.add_insecure_port(address))
+    client_ca = Path(tls.client_ca_file).expanduser().read_bytes() if tls.client_ca_file else None
+    credentials = grpc.ssl_server_credentials(
+        [(Path(tls.key_file).expanduser().read_bytes(), Path(tls.cert_file).expanduser().read_bytes())],
+        root_certificates=client_ca,
+        require_client_auth=client_ca is not None,
+    )
+    return int(server.add_secure_port(address, credentials))
+
+
 def build_index(settings: Settings, dimension: int) -> VectorIndex:
     from mnemo_server.index.sharded import ShardedFaissIndex
 
@@ -141,9 +172,12 @@ class App:
         self._extra_interceptors = tuple(interceptors)
         self.gate = Gate()
         self.health = HealthServicer()
-        self.executor = ThreadPoolExecutor(
+        # ContextExecutor: the service's stage spans find their RPC's span.
+        self.executor = ContextExecutor(
             max_workers=settings.server.workers, thread_name_prefix="mnemo-worker", initializer=_worker_init
         )
+        self.telemetry = Telemetry(settings, executor=self.executor, version=SERVER_VERSION)
+        self.security = build_security(settings, self.executor)
         self.server: grpc.aio.Server | None = None
         self.service: MemoryService | None = None
         self.port = 0
@@ -157,6 +191,7 @@ class App:
         bound port. Await `ready()` for SERVING."""
         cfg = self.settings.server
         os.makedirs(cfg.data_dir, exist_ok=True)
+        self.telemetry.start()
         keepalive_ms = int(cfg.keepalive_time_s * 1000)
         options = [
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
@@ -173,7 +208,8 @@ class App:
         self.server = grpc.aio.server(
             options=options,
             compression=grpc.Compression.NoCompression,
-            interceptors=self._extra_interceptors,
+            # Telemetry first: it sees every call as the client does.
+            interceptors=(*self.telemetry.interceptors, *self._extra_interceptors, self.security),
         )
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
@@ -181,6 +217,7 @@ class App:
         # once it has loaded, and until then the gate answers SERVER_NOT_READY.
         memory = MemoryServicer(None, self.executor, self.gate)
         admin = AdminServicer(None, self.executor, self.gate)
+        admin.api_keys = self.security.keys
         self._servicers = [memory, admin]
         memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(memory, self.server)  # type: ignore[no-untyped-call]
         admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.server)  # type: ignore[no-untyped-call]
@@ -193,7 +230,7 @@ class App:
             ),
             self.server,
         )
-        self.port = self.server.add_insecure_port(cfg.address)
+        self.port = bind(self.server, self.settings)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {cfg.address}")
         await self.server.start()
@@ -224,8 +261,9 @@ class App:
     def _build_service(self) -> MemoryService:
         from mnemo_server.embed.cached import CachingEmbedder
 
-        base = self._given_embedder or build_embedder(self.settings)
+        base = self._given_embedder or build_embedder(self.settings, wrap_model=self.telemetry.wrap_model)
         store = build_store(self.settings)
+        self._open_security(store)
         caches = build_caches(self.settings, store)
         embedder = base
         if caches is not None and (self.settings.embedder.cache_bytes or self.settings.server.redis_url):
@@ -244,7 +282,26 @@ class App:
             caches=caches if self.settings.cache.enabled or self.settings.server.redis_url else None,
         )
         service.load()
+        self.telemetry.attach(
+            service, embedder=base, ready=lambda: self.gate.ready and not self.gate.draining
+        )
         return service
+
+    def _open_security(self, store: RecordStore) -> None:
+        """Opens the key store and shares rate limits through Redis when configured."""
+        self.security.keys.store = build_key_store(self.settings)
+        if self.settings.server.redis_url:
+            self.security.limiter.use_redis(
+                self.settings.server.redis_url,
+                namespace=self.settings.cache.namespace or f"mnemo-{_store_id(store)}",
+                timeout_s=max(self.settings.cache.op_timeout_ms / 1000, 0.05),
+            )
+        tls = self.settings.tls
+        mode = "mTLS" if tls.client_ca_file else "TLS" if tls.enabled else "plaintext"
+        if self.security.keys.enabled:
+            log.info("%s; API keys required (system tenant %r)", mode, self.settings.auth.system_tenant)
+        else:
+            log.warning("%s; authentication is OFF: every caller is an admin of tenant 'default'", mode)
 
     async def ready(self, timeout: float | None = None) -> None:
         loader = self._tasks[0]
@@ -308,5 +365,8 @@ class App:
         for component in self._components:
             with contextlib.suppress(Exception):
                 await loop.run_in_executor(self.executor, component.close)
+        with contextlib.suppress(Exception):
+            await self.security.aclose()
+        self.telemetry.close()
         self.executor.shutdown(wait=True, cancel_futures=True)
         log.info("stopped")

@@ -269,6 +269,152 @@ def _host_port(name: str, value: str) -> None:
         raise ConfigError(f"{name}: expected HOST:PORT, got {value!r}")
 
 
+_AUTH_MODES: dict[str, bool | None] = {
+    "auto": None,
+    **dict.fromkeys(("on", "true", "yes", "1"), True),
+    **dict.fromkeys(("off", "false", "no", "0"), False),
+}
+
+
+@dataclass(frozen=True)
+class AuthSettings:
+    enabled: str = _doc(
+        "API keys required: auto (on unless the server binds a loopback address), on or off.", default="auto"
+    )
+    insecure_allow_unauthenticated: bool = _doc(
+        "Allow auth off on a non-loopback address: anyone who reaches the port is an admin.", default=False
+    )
+    bootstrap_key: str = _doc(
+        "An admin key of the system tenant chosen by the operator, at least 32 characters "
+        "(prefer MNEMO_AUTH_BOOTSTRAP_KEY or bootstrap_key_file: flags show in ps).",
+        default="",
+    )
+    bootstrap_key_file: str = _doc("A file whose first line is the bootstrap key.", default="")
+    system_tenant: str = _doc(
+        "The bootstrap key's tenant; its admin keys may create keys for any tenant and run "
+        "server-wide admin calls.",
+        default="system",
+    )
+    key_cache_s: float = _doc(
+        "Seconds a key read from the store is trusted before it is read again: the longest a "
+        "server keeps accepting a key revoked through another server sharing the store (0: every call).",
+        default=5.0,
+    )
+
+    def validate(self) -> None:
+        if self.enabled.strip().lower() not in _AUTH_MODES:
+            raise ConfigError(f"auth.enabled: expected auto, on or off, got {self.enabled!r}")
+        if self.bootstrap_key and self.bootstrap_key_file:
+            raise ConfigError("auth.bootstrap_key and auth.bootstrap_key_file: give one, not both")
+        if self.bootstrap_key_file:
+            try:
+                lines = Path(self.bootstrap_key_file).expanduser().read_text().splitlines()
+            except OSError as exc:
+                raise ConfigError(
+                    f"auth.bootstrap_key_file: cannot read {self.bootstrap_key_file}: {exc.strerror}"
+                ) from None
+            _check_bootstrap("auth.bootstrap_key_file", lines[0].strip() if lines else "")
+        elif self.bootstrap_key:
+            _check_bootstrap("auth.bootstrap_key", self.bootstrap_key)
+        if not self.system_tenant or len(self.system_tenant) > 128:
+            raise ConfigError("auth.system_tenant: must be 1 to 128 characters")
+        if self.key_cache_s < 0:
+            raise ConfigError("auth.key_cache_s: must not be negative")
+
+    def bootstrap_secret(self) -> str:
+        """The bootstrap key, from the setting or the first line of the file; empty for none."""
+        if self.bootstrap_key_file:
+            lines = Path(self.bootstrap_key_file).expanduser().read_text().splitlines()
+            return lines[0].strip() if lines else ""
+        return self.bootstrap_key
+
+    def is_on(self, address: str) -> bool:
+        """Whether API keys are required on a server bound to `address`."""
+        mode = _AUTH_MODES[self.enabled.strip().lower()]
+        return not is_loopback(address) if mode is None else mode
+
+
+def _check_bootstrap(name: str, secret: str) -> None:
+    if len(secret) < 32 or any(c.isspace() or ord(c) < 33 for c in secret):
+        raise ConfigError(f"{name}: the bootstrap key must be at least 32 printable characters, no spaces")
+
+
+def is_loopback(address: str) -> bool:
+    """Whether HOST:PORT names only this machine (127.0.0.0/8, ::1, localhost)."""
+    import ipaddress
+
+    host = address.rpartition(":")[0].strip("[]")
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    cert_file: str = _doc("PEM certificate chain; with key_file the port speaks only TLS.", default="")
+    key_file: str = _doc("PEM private key of cert_file.", default="")
+    client_ca_file: str = _doc(
+        "PEM CA certificates; when given, clients must present a certificate they signed (mTLS).",
+        default="",
+    )
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.cert_file)
+
+    def validate(self) -> None:
+        if bool(self.cert_file) != bool(self.key_file):
+            raise ConfigError("tls.cert_file and tls.key_file: give both or neither")
+        if self.client_ca_file and not self.cert_file:
+            raise ConfigError("tls.client_ca_file: needs tls.cert_file and tls.key_file")
+        for name in ("cert_file", "key_file", "client_ca_file"):
+            path = getattr(self, name)
+            if path and not os.access(Path(path).expanduser(), os.R_OK):
+                raise ConfigError(f"tls.{name}: cannot read {path}")
+
+
+@dataclass(frozen=True)
+class RateLimitSettings:
+    requests_per_s: float = _doc(
+        "Calls per second each API key may make (each client address when auth is off); 0: no limit.",
+        default=0.0,
+    )
+    burst: int = _doc("Calls a key may make at once above its rate; 0: the rate rounded up.", default=0)
+    max_streams: int = _doc(
+        "Streaming calls (watch, export, import, stream search, re-embed) one key may have open; "
+        "0: no limit.",
+        default=100,
+    )
+
+    def validate(self) -> None:
+        if self.requests_per_s < 0 or self.burst < 0 or self.max_streams < 0:
+            raise ConfigError("rate_limit.requests_per_s, burst and max_streams must not be negative")
+
+
+@dataclass(frozen=True)
+class QuotaSettings:
+    max_memories: int = _doc("Most memories one tenant may hold; 0: no limit.", default=0)
+    max_content_bytes: int = _doc("Most UTF-8 bytes of content one tenant may hold; 0: no limit.", default=0)
+
+    def validate(self) -> None:
+        if self.max_memories < 0 or self.max_content_bytes < 0:
+            raise ConfigError("quota.max_memories and quota.max_content_bytes must not be negative")
+
+
+@dataclass(frozen=True)
+class AuditSettings:
+    log_file: str = _doc(
+        "Append one JSON line per write, forget and admin call to this file (- for stdout); empty: off.",
+        default="",
+    )
+
+    def validate(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
@@ -280,10 +426,21 @@ class Settings:
     cache: CacheSettings = field(default_factory=CacheSettings)
     metrics: MetricsSettings = field(default_factory=MetricsSettings)
     tracing: TracingSettings = field(default_factory=TracingSettings)
+    auth: AuthSettings = field(default_factory=AuthSettings)
+    tls: TlsSettings = field(default_factory=TlsSettings)
+    rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
+    quota: QuotaSettings = field(default_factory=QuotaSettings)
+    audit: AuditSettings = field(default_factory=AuditSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
             getattr(self, f.name).validate()
+        address = self.server.address
+        if not (self.auth.is_on(address) or is_loopback(address) or self.auth.insecure_allow_unauthenticated):
+            raise ConfigError(
+                f"auth: refusing to serve {address} without API keys; turn auth on"
+                " (auth.enabled) or pass --auth-insecure-allow-unauthenticated"
+            )
         return self
 
 
@@ -302,6 +459,11 @@ _SECTION_TYPES = {
     "cache": CacheSettings,
     "metrics": MetricsSettings,
     "tracing": TracingSettings,
+    "auth": AuthSettings,
+    "tls": TlsSettings,
+    "rate_limit": RateLimitSettings,
+    "quota": QuotaSettings,
+    "audit": AuditSettings,
 }
 
 

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mnemo_server import filters, validation
+from mnemo_server import filters, telemetry, validation
 from mnemo_server.cache import CachedHit, Caches, SearchLookup, search_fingerprint
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
@@ -41,6 +41,8 @@ from mnemo_server.errors import (
     MnemoError,
     NotFoundError,
     OutOfRangeError,
+    PermissionDeniedError,
+    ResourceExhaustedError,
     invalid,
 )
 from mnemo_server.expiry import ExpiryTracker
@@ -348,6 +350,12 @@ class MemoryService:
             replayed += len(changes)
             revision = changes[-1].revision
 
+    @property
+    def applied_revision(self) -> int:
+        """The latest revision the index has applied (the store's may be ahead:
+        writes of other processes not yet caught up)."""
+        return self._applied_revision
+
     # -- snapshots ---------------------------------------------------------------
 
     def snapshot(self) -> SnapshotInfo:
@@ -363,6 +371,16 @@ class MemoryService:
 
     # -- reads -------------------------------------------------------------------
 
+    def confine(self, principal: Principal, scope: Scope) -> None:
+        """Refuses a call over `scope` when the caller's key is restricted to
+        users or agents the scope does not name (SCOPE_FORBIDDEN). Calls by id
+        answer MEMORY_NOT_FOUND instead, so they do not reveal what exists."""
+        if principal.restricted and not principal.allows(scope):
+            raise PermissionDeniedError(
+                "this key may only reach its own users and agents: name one of them in the scope",
+                reason="SCOPE_FORBIDDEN",
+            )
+
     def get(self, principal: Principal, memory_id: str, *, with_embedding: bool = False) -> Memory:
         validation.check_id(memory_id, "id")
         now = self.clock()
@@ -376,7 +394,7 @@ class MemoryService:
                 memory = self.store.get(principal.tenant, memory_id, with_embedding=with_embedding)
                 if memory is not None:
                     self.caches.records.fill(lookup, [memory], now_us=now)
-        if memory is None or memory.is_expired(now):
+        if memory is None or memory.is_expired(now) or not principal.allows(memory.scope):
             raise NotFoundError(f"memory {memory_id!r} not found", metadata={"id": memory_id})
         return memory
 
@@ -391,6 +409,7 @@ class MemoryService:
         page_token: str,
         with_embedding: bool = False,
     ) -> tuple[list[Memory], str]:
+        self.confine(principal, scope)
         expr = filters.parse_filter(filter_text)
         order = parse_order_by(order_by)
         size = validation.check_page_size(page_size, "page_size", self.limits)
@@ -427,7 +446,10 @@ class MemoryService:
         cursor = decode_token(page_token, query)
         before = int(cursor[0]) if cursor else None
         records = self.store.history(principal.tenant, memory_id, before_version=before, limit=size + 1)
-        if not records and before is None:
+        shown = (records[0].after or records[0].before) if records else None
+        if (not records and before is None) or (
+            principal.restricted and (shown is None or not principal.allows(shown.scope))
+        ):
             raise NotFoundError(f"memory {memory_id!r} not found", metadata={"id": memory_id})
         next_token = ""
         if len(records) > size:
@@ -440,6 +462,8 @@ class MemoryService:
     def search(self, principal: Principal, queries: Sequence[SearchQuery]) -> list[SearchResult]:
         """Runs queries with one result-cache lookup, one embedding call for
         the texts that missed, one index call and one hydration."""
+        for q in queries:
+            self.confine(principal, q.scope)
         now = self.clock()
         checked = [self._check_query(q) for q in queries]
         self._catch_up()
@@ -448,7 +472,10 @@ class MemoryService:
         if self.caches is not None:
             # Before any data read: a write that lands after this lookup bumps
             # the generation the result would be stored under.
-            found = self.caches.search.lookup(principal.tenant, [(c.scope, c.fingerprint) for c in checked])
+            with telemetry.span("cache.search"):
+                found = self.caches.search.lookup(
+                    principal.tenant, [(c.scope, c.fingerprint) for c in checked]
+                )
             for i, lookup in enumerate(found):
                 lookups[i] = lookup
                 if lookup.hits is not None:
@@ -484,13 +511,15 @@ class MemoryService:
     ) -> SearchResult:
         assert self.caches is not None and lookup.hits is not None
         ids = [h.id for h in lookup.hits]
-        records = self.caches.records.lookup(principal.tenant, ids, with_embedding=q.include_embedding)
+        with telemetry.span("cache.records"):
+            records = self.caches.records.lookup(principal.tenant, ids, with_embedding=q.include_embedding)
         memories = dict(records.found)
         if records.missing:
             wanted = {h.id: h.key for h in lookup.hits}
-            loaded = self.store.get_by_keys(
-                [wanted[i] for i in records.missing], with_embedding=q.include_embedding
-            )
+            with telemetry.span("store.read"):
+                loaded = self.store.get_by_keys(
+                    [wanted[i] for i in records.missing], with_embedding=q.include_embedding
+                )
             self.caches.records.fill(records, loaded.values(), now_us=now)
             memories.update((m.id, m) for m in loaded.values())
         hits = [
@@ -506,7 +535,10 @@ class MemoryService:
         self, principal: Principal, queries: Sequence[SearchQuery], checked: Sequence[_Checked], now: int
     ) -> list[SearchResult]:
         texts = [q.text for q, c in zip(queries, checked, strict=True) if c.vector is None]
-        text_vectors = self.embedder.embed(texts) if texts else None
+        text_vectors = None
+        if texts:
+            with telemetry.span("embed", texts=len(texts)):
+                text_vectors = self.embedder.embed(texts)
         vectors = np.empty((len(queries), self.index.dimension), dtype=np.float32)
         t = 0
         for i, c in enumerate(checked):
@@ -521,12 +553,16 @@ class MemoryService:
         neighbors: dict[int, list[Any]] = {i: [] for i in range(len(queries))}
         k = max((c.top_k for c in checked), default=0)
         if live:
-            found = self.index.search(vectors[live], [plans[i] for i in live], k)  # type: ignore[misc]
+            with telemetry.span("index.search", queries=len(live)):
+                found = self.index.search(vectors[live], [plans[i] for i in live], k)  # type: ignore[misc]
             for i, result in zip(live, found, strict=True):
                 neighbors[i] = result[: checked[i].top_k]
         want_embeddings = any(q.include_embedding for q in queries)
         keys = sorted({n.key for result in neighbors.values() for n in result})
-        memories = self.store.get_by_keys(keys, with_embedding=want_embeddings) if keys else {}
+        memories = {}
+        if keys:
+            with telemetry.span("store.read"):
+                memories = self.store.get_by_keys(keys, with_embedding=want_embeddings)
         results = []
         for i, q in enumerate(queries):
             hits = []
@@ -628,6 +664,8 @@ class MemoryService:
         for i, op in enumerate(ops):
             try:
                 prepared[i] = self._prepare(op, now)
+                if op.kind == "create":
+                    self.confine(principal, op.draft.scope)
                 if prepared[i].needs_embedding:
                     to_embed.append((i, prepared[i].content))
             except MnemoError as exc:
@@ -635,14 +673,15 @@ class MemoryService:
         if atomic and any(o.error for o in outcomes):
             return _abort_rest(outcomes)
         if to_embed:
-            vectors = self.embedder.embed([text for _, text in to_embed])
+            with telemetry.span("embed", texts=len(to_embed)):
+                vectors = self.embedder.embed([text for _, text in to_embed])
             for (i, _), vector in zip(to_embed, vectors, strict=True):
                 prepared[i].vector = vector
                 prepared[i].model = self.embedder.model_id
         effects = _Effects()
         with self._write_lock:
             try:
-                with self.store.write() as txn:
+                with telemetry.span("store.write"), self.store.write() as txn:
                     for i, op in enumerate(ops):
                         if outcomes[i].error is not None:
                             continue
@@ -670,7 +709,8 @@ class MemoryService:
                         )
             except _Rollback:
                 return _abort_rest(outcomes)
-            self._publish(effects)
+            with telemetry.span("publish"):
+                self._publish(effects)
         return outcomes
 
     def _replay_request(
@@ -829,7 +869,7 @@ class MemoryService:
         tenant = principal.tenant
         if op.kind == "delete":
             memory = txn.get(tenant, op.memory_id)
-            if memory is None or memory.is_expired(now):
+            if memory is None or memory.is_expired(now) or not principal.allows(memory.scope):
                 raise NotFoundError(f"memory {op.memory_id!r} not found", metadata={"id": op.memory_id})
             _check_etag(memory, op.etag)
             revision = txn.next_revision()
@@ -843,7 +883,7 @@ class MemoryService:
         if "links" in prep.mask:
             for i, link in enumerate(draft.links):
                 target = txn.get(tenant, link.target_id)
-                if target is None or target.is_expired(now):
+                if target is None or target.is_expired(now) or not principal.allows(target.scope):
                     raise FailedPreconditionError(
                         f"link target {link.target_id!r} not found",
                         reason="LINK_TARGET_NOT_FOUND",
@@ -853,7 +893,7 @@ class MemoryService:
             self._create(principal, txn, op, prep, outcome, now, effects)
             return
         before = txn.get(tenant, op.memory_id)
-        if before is None or before.is_expired(now):
+        if before is None or before.is_expired(now) or not principal.allows(before.scope):
             raise NotFoundError(f"memory {op.memory_id!r} not found", metadata={"id": op.memory_id})
         _check_etag(before, op.etag)
         changes: dict[str, Any] = {}
@@ -936,6 +976,7 @@ class MemoryService:
                     outcome.revision = revision
                     effects.put(outcome.memory, ChangeType.UPDATE, now, reindex=False)
             return
+        self._check_quota(txn, tenant, draft.content)
         revision = txn.next_revision()
         memory = Memory(
             tenant=tenant,
@@ -960,6 +1001,28 @@ class MemoryService:
         outcome.memory = txn.insert(memory, api_key_id=principal.api_key_id)
         outcome.revision = revision
         effects.put(outcome.memory, ChangeType.CREATE, now)
+
+    def _check_quota(self, txn: WriteTxn, tenant: str, content: str) -> None:
+        """Refuses a create that would take the tenant past its quota (one
+        row read, in the write transaction: exact across processes)."""
+        quota = self.settings.quota
+        if not (quota.max_memories or quota.max_content_bytes):
+            return
+        count, size = txn.usage(tenant)
+        if quota.max_memories and count >= quota.max_memories:
+            raise ResourceExhaustedError(
+                f"the tenant holds {count} memories, its quota of {quota.max_memories}",
+                reason="QUOTA_EXCEEDED",
+                metadata={"quota": "max_memories", "limit": str(quota.max_memories)},
+            )
+        adding = len(content.encode("utf-8"))
+        if quota.max_content_bytes and size + adding > quota.max_content_bytes:
+            raise ResourceExhaustedError(
+                f"the tenant holds {size} bytes of content; {adding} more would pass its quota "
+                f"of {quota.max_content_bytes}",
+                reason="QUOTA_EXCEEDED",
+                metadata={"quota": "max_content_bytes", "limit": str(quota.max_content_bytes)},
+            )
 
     def _nearest_in_scope(
         self, tenant: str, scope: Scope, vector: Vector | None, threshold: float, now: int
@@ -1012,6 +1075,7 @@ class MemoryService:
             raise invalid(
                 "SCOPE_REQUIRED", "scope", "give a scope or a filter; forgetting everything needs a filter"
             )
+        self.confine(principal, scope)
         validation.check_request_id(request_id, "request_id")
         now = self.clock()
         if dry_run:
@@ -1065,6 +1129,7 @@ class MemoryService:
         self, principal: Principal, *, after: int, scope: Scope, limit: int = 1000
     ) -> list[FeedEvent]:
         """Logged changes after `after` (for watch replay)."""
+        self.confine(principal, scope)
         compacted = self.store.compacted_revision()
         if after < compacted:
             raise OutOfRangeError(
@@ -1086,6 +1151,7 @@ class MemoryService:
     def export(
         self, principal: Principal, *, scope: Scope, filter_text: str, with_embeddings: bool
     ) -> AbstractContextManager[tuple[int, Iterator[list[Memory]]]]:
+        self.confine(principal, scope)
         expr = filters.parse_filter(filter_text)
         return self.store.export_snapshot(
             principal.tenant, scope=scope, filter=expr, now_us=self.clock(), with_embedding=with_embeddings
@@ -1110,7 +1176,11 @@ class MemoryService:
         positions: list[int] = []
         reembed: set[int] = set()
         ids = [draft.id for _, draft in items if draft.id]
-        existing = {m.id for m in self.store.get_many(principal.tenant, ids)} if ids else set()
+        existing = (
+            {m.id for m in self.store.get_many(principal.tenant, ids) if principal.allows(m.scope)}
+            if ids
+            else set()
+        )
         for position, draft in items:
             model = draft.embedding_model or source_model
             reuse = (

@@ -225,7 +225,7 @@ def _json_lines_exporter(stream: IO[str]) -> SpanExporter:
     from opentelemetry.sdk.trace.export import ConsoleSpanExporter
 
     def one_line(span: ReadableSpan) -> str:
-        return span.to_json(indent=None) + os.linesep
+        return str(span.to_json(indent=None)) + os.linesep
 
     return ConsoleSpanExporter(out=stream, formatter=one_line)
 
@@ -239,4 +239,3 @@ class ContextExecutor(ThreadPoolExecutor):
 
     def submit(self, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs) -> Future[T]:
         return super().submit(contextvars.copy_context().run, fn, *args, **kwargs)  # type: ignore[arg-type]
-

@@ -98,10 +98,14 @@ def _code_of(context: Any, exc: BaseException | None) -> grpc.StatusCode:
         remaining = None
         with contextlib.suppress(Exception):
             remaining = context.time_remaining()
-        return grpc.StatusCode.DEADLINE_EXCEEDED if remaining is not None and remaining <= 0 else grpc.StatusCode.CANCELLED
+        return (
+            grpc.StatusCode.DEADLINE_EXCEEDED
+            if remaining is not None and remaining <= 0
+            else grpc.StatusCode.CANCELLED
+        )
     if code is None or code == grpc.StatusCode.OK:
         return grpc.StatusCode.UNKNOWN
-    return code  # type: ignore[no-any-return]
+    return code
 
 
 class TelemetryInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
@@ -217,9 +221,13 @@ class Telemetry:
 
     def __init__(self, settings: Settings, *, executor: Executor, version: str) -> None:
         self.metrics = (
-            Metrics(settings.metrics, executor=executor, version=version) if settings.metrics.address else None
+            Metrics(settings.metrics, executor=executor, version=version)
+            if settings.metrics.address
+            else None
         )
-        self.tracing = telemetry.Tracing(settings.tracing, version=version) if settings.tracing.enabled else None
+        self.tracing = (
+            telemetry.Tracing(settings.tracing, version=version) if settings.tracing.enabled else None
+        )
         self.interceptor = (
             TelemetryInterceptor(metrics=self.metrics, tracing=self.tracing)
             if self.metrics is not None or self.tracing is not None

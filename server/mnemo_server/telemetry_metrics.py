@@ -32,7 +32,6 @@ from prometheus_client.core import (
     Metric,
 )
 from prometheus_client.registry import Collector
-from prometheus_client.utils import floatToGoString
 
 from mnemo_server.cache.base import LATENCY_BUCKETS_S, STATE_DEGRADED, STATE_DOWN, STATE_OK, LatencySnapshot
 from mnemo_server.config import MetricsSettings
@@ -51,7 +50,23 @@ log = logging.getLogger("mnemo.metrics")
 
 OTHER = "__other__"
 RPC_BUCKETS_S = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
-STAGE_BUCKETS_S = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 10)
+STAGE_BUCKETS_S = (
+    0.0001,
+    0.00025,
+    0.0005,
+    0.001,
+    0.0025,
+    0.005,
+    0.01,
+    0.025,
+    0.05,
+    0.1,
+    0.25,
+    0.5,
+    1,
+    2.5,
+    10,
+)
 BATCH_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024)
 _RPC_LABELS = ("grpc_type", "grpc_service", "grpc_method")
 _CACHE_LABELS = ("cache", "backend")
@@ -100,7 +115,9 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("mnemo_embed_batch_size", "histogram", (), "Texts per call to the embedding model."),
     MetricDoc("mnemo_embed_errors_total", "counter", (), "Calls to the embedding model that failed."),
     MetricDoc("mnemo_embed_queue_depth", "gauge", (), "Embedding requests waiting for the next micro-batch."),
-    MetricDoc("mnemo_build_info", "gauge", ("version", "embedding_model"), "Always 1; labels describe the server."),
+    MetricDoc(
+        "mnemo_build_info", "gauge", ("version", "embedding_model"), "Always 1; labels describe the server."
+    ),
     MetricDoc("mnemo_ready", "gauge", (), "1 once the index is loaded and the server is SERVING, else 0."),
     MetricDoc(
         "mnemo_memories",
@@ -108,7 +125,9 @@ METRICS: tuple[MetricDoc, ...] = (
         ("tenant",),
         f"Memories stored per tenant (expired but unswept ones included); small tenants summed as {OTHER}.",
     ),
-    MetricDoc("mnemo_memory_content_bytes", "gauge", ("tenant",), "UTF-8 bytes of content stored per tenant."),
+    MetricDoc(
+        "mnemo_memory_content_bytes", "gauge", ("tenant",), "UTF-8 bytes of content stored per tenant."
+    ),
     MetricDoc(
         "mnemo_index_vectors",
         "gauge",
@@ -181,9 +200,14 @@ class RpcMetrics:
     """Per-RPC counts and latencies, by method and status code."""
 
     def __init__(self, registry: CollectorRegistry) -> None:
-        self.started = Counter("grpc_server_started", _help("grpc_server_started"), _RPC_LABELS, registry=registry)
+        self.started = Counter(
+            "grpc_server_started", _help("grpc_server_started"), _RPC_LABELS, registry=registry
+        )
         self.handled = Counter(
-            "grpc_server_handled", _help("grpc_server_handled"), (*_RPC_LABELS, "grpc_code"), registry=registry
+            "grpc_server_handled",
+            _help("grpc_server_handled"),
+            (*_RPC_LABELS, "grpc_code"),
+            registry=registry,
         )
         self.seconds = Histogram(
             "grpc_server_handling_seconds",
@@ -195,7 +219,9 @@ class RpcMetrics:
         self.received = Counter(
             "grpc_server_msg_received", _help("grpc_server_msg_received"), _RPC_LABELS, registry=registry
         )
-        self.sent = Counter("grpc_server_msg_sent", _help("grpc_server_msg_sent"), _RPC_LABELS, registry=registry)
+        self.sent = Counter(
+            "grpc_server_msg_sent", _help("grpc_server_msg_sent"), _RPC_LABELS, registry=registry
+        )
         self._methods: dict[tuple[str, str], MethodMetrics] = {}
         self._lock = threading.Lock()
 
@@ -216,7 +242,9 @@ class MeteredModel(Embedder):
     Goes between the micro-batcher and the model, where each call is one batch.
     It owns the model: close() closes it."""
 
-    def __init__(self, inner: Embedder, *, seconds: Histogram, batch_size: Histogram, errors: Counter) -> None:
+    def __init__(
+        self, inner: Embedder, *, seconds: Histogram, batch_size: Histogram, errors: Counter
+    ) -> None:
         self._inner = inner
         self._seconds = seconds
         self._batch_size = batch_size
@@ -253,16 +281,23 @@ class Metrics:
         self.registry = CollectorRegistry()
         self.rpc = RpcMetrics(self.registry)
         self._stage = Histogram(
-            "mnemo_stage_seconds", _help("mnemo_stage_seconds"), ("stage",), buckets=STAGE_BUCKETS_S,
+            "mnemo_stage_seconds",
+            _help("mnemo_stage_seconds"),
+            ("stage",),
+            buckets=STAGE_BUCKETS_S,
             registry=self.registry,
         )
         self._stages: dict[str, Any] = {}
         self.model_seconds = Histogram(
-            "mnemo_embed_model_seconds", _help("mnemo_embed_model_seconds"), buckets=STAGE_BUCKETS_S,
+            "mnemo_embed_model_seconds",
+            _help("mnemo_embed_model_seconds"),
+            buckets=STAGE_BUCKETS_S,
             registry=self.registry,
         )
         self.batch_size = Histogram(
-            "mnemo_embed_batch_size", _help("mnemo_embed_batch_size"), buckets=BATCH_BUCKETS,
+            "mnemo_embed_batch_size",
+            _help("mnemo_embed_batch_size"),
+            buckets=BATCH_BUCKETS,
             registry=self.registry,
         )
         self.embed_errors = Counter("mnemo_embed_errors", _help("mnemo_embed_errors"), registry=self.registry)
@@ -279,7 +314,9 @@ class Metrics:
         child.observe(seconds)
 
     def meter_model(self, model: Embedder) -> Embedder:
-        return MeteredModel(model, seconds=self.model_seconds, batch_size=self.batch_size, errors=self.embed_errors)
+        return MeteredModel(
+            model, seconds=self.model_seconds, batch_size=self.batch_size, errors=self.embed_errors
+        )
 
     def start(self) -> int:
         """Serves /metrics on `metrics.address`; returns the bound port."""
@@ -319,7 +356,9 @@ class ServerCollector(Collector):
 
     def collect(self) -> Iterator[Metric]:
         service = self.service
-        info = GaugeMetricFamily("mnemo_build_info", _help("mnemo_build_info"), labels=("version", "embedding_model"))
+        info = GaugeMetricFamily(
+            "mnemo_build_info", _help("mnemo_build_info"), labels=("version", "embedding_model")
+        )
         info.add_metric((self._version, service.embedder.model_id if service else ""), 1)
         yield info
         yield GaugeMetricFamily("mnemo_ready", _help("mnemo_ready"), value=1 if self.ready() else 0)
@@ -329,7 +368,9 @@ class ServerCollector(Collector):
             )
         if service is None:
             return
-        yield GaugeMetricFamily("mnemo_watch_streams", _help("mnemo_watch_streams"), value=service.feed.watchers)
+        yield GaugeMetricFamily(
+            "mnemo_watch_streams", _help("mnemo_watch_streams"), value=service.feed.watchers
+        )
         yield from self._index(service)
         if service.caches is not None:
             yield from self._caches(service)
@@ -360,7 +401,9 @@ class ServerCollector(Collector):
             "mnemo_index_revision_lag", _help("mnemo_index_revision_lag"), value=max(0, revision - applied)
         )
         count = GaugeMetricFamily("mnemo_memories", _help("mnemo_memories"), labels=("tenant",))
-        size = GaugeMetricFamily("mnemo_memory_content_bytes", _help("mnemo_memory_content_bytes"), labels=("tenant",))
+        size = GaugeMetricFamily(
+            "mnemo_memory_content_bytes", _help("mnemo_memory_content_bytes"), labels=("tenant",)
+        )
         ranked = sorted(tenants, key=lambda r: (-r.memory_count, r.tenant))
         limit = self._cfg.tenant_limit
         for row in ranked[:limit]:
@@ -376,7 +419,9 @@ class ServerCollector(Collector):
     def _index(self, service: MemoryService) -> Iterator[Metric]:
         labels = ("shard", "kind")
         vectors = GaugeMetricFamily("mnemo_index_vectors", _help("mnemo_index_vectors"), labels=labels)
-        memory = GaugeMetricFamily("mnemo_index_memory_bytes", _help("mnemo_index_memory_bytes"), labels=labels)
+        memory = GaugeMetricFamily(
+            "mnemo_index_memory_bytes", _help("mnemo_index_memory_bytes"), labels=labels
+        )
         shards = sorted(service.index.shards(), key=lambda s: (-s.vector_count, s.shard_id))
         limit = self._cfg.tenant_limit
         for shard in shards[:limit]:
@@ -401,7 +446,9 @@ class ServerCollector(Collector):
         misses = CounterMetricFamily("mnemo_cache_misses", _help("mnemo_cache_misses"), labels=_CACHE_LABELS)
         errors = CounterMetricFamily("mnemo_cache_errors", _help("mnemo_cache_errors"), labels=_CACHE_LABELS)
         size = GaugeMetricFamily("mnemo_cache_bytes", _help("mnemo_cache_bytes"), labels=_CACHE_LABELS)
-        state = GaugeMetricFamily("mnemo_cache_state", _help("mnemo_cache_state"), labels=(*_CACHE_LABELS, "state"))
+        state = GaugeMetricFamily(
+            "mnemo_cache_state", _help("mnemo_cache_state"), labels=(*_CACHE_LABELS, "state")
+        )
         latency = HistogramMetricFamily(
             "mnemo_cache_lookup_seconds", _help("mnemo_cache_lookup_seconds"), labels=_CACHE_LABELS
         )
@@ -428,5 +475,5 @@ def _buckets(snapshot: LatencySnapshot) -> list[tuple[str, float]]:
     seen = 0
     for bound, n in zip((*LATENCY_BUCKETS_S, float("inf")), snapshot.counts, strict=True):
         seen += n
-        out.append((floatToGoString(bound), float(seen)))
+        out.append(("+Inf" if bound == float("inf") else str(bound), float(seen)))
     return out

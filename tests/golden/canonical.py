@@ -73,5 +73,8 @@ def canonical(value: Any, names: Placeholders, key: str = "") -> Any:
         return names(OPAQUE_KEYS[key], value)
     if isinstance(value, float):
         rounded = round(value, FLOAT_DIGITS)
-        return 0.0 if rounded == 0 or math.isnan(rounded) else rounded
+        if math.isnan(rounded):
+            return "NaN"
+        # JSON from JavaScript writes 1.0 as 1: compare numbers, not spellings.
+        return int(rounded) if rounded.is_integer() else rounded
     return value

@@ -23,6 +23,7 @@ EXPECTED = HERE / "expected"
 
 sys.path.insert(0, str(HERE))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
 
 from canonical import Placeholders, canonical  # noqa: E402
 from recorder import RequestRecorder  # noqa: E402

@@ -48,43 +48,46 @@ export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
  * `for await` loop (or `close()`) cancels the call.
  */
 export class ExportStream implements AsyncIterableIterator<Memory> {
-  private headerValue: ExportHeader | null = null;
-  private pending: ExportMemoriesResponse | null = null;
-  private started: Promise<void> | null = null;
+  readonly #messages: AsyncGenerator<ExportMemoriesResponse>;
+  #header: ExportHeader | null = null;
+  #pending: ExportMemoriesResponse | null = null;
+  #started: Promise<void> | null = null;
 
   /** @internal */
-  constructor(private readonly messages: AsyncGenerator<ExportMemoriesResponse>) {}
+  constructor(messages: AsyncGenerator<ExportMemoriesResponse>) {
+    this.#messages = messages;
+  }
 
   /** The export's header (reads it from the stream if needed). */
   async header(): Promise<ExportHeader> {
-    await this.start();
-    if (this.headerValue === null) {
+    await this.#start();
+    if (this.#header === null) {
       throw new MnemoError("the export stream ended without a header", { code: "data_loss" });
     }
-    return this.headerValue;
+    return this.#header;
   }
 
-  private start(): Promise<void> {
-    this.started ??= (async () => {
-      const first = await this.messages.next();
+  #start(): Promise<void> {
+    this.#started ??= (async () => {
+      const first = await this.#messages.next();
       if (first.done) {
         return;
       }
       if (first.value.item.case === "header") {
-        this.headerValue = convert.exportHeader(first.value.item.value);
+        this.#header = convert.exportHeader(first.value.item.value);
       } else {
-        this.pending = first.value;
+        this.#pending = first.value;
       }
     })();
-    return this.started;
+    return this.#started;
   }
 
   async next(): Promise<IteratorResult<Memory, undefined>> {
-    await this.start();
-    let message = this.pending;
-    this.pending = null;
+    await this.#start();
+    let message = this.#pending;
+    this.#pending = null;
     if (message === null) {
-      const result = await this.messages.next();
+      const result = await this.#messages.next();
       if (result.done) {
         return { done: true, value: undefined };
       }
@@ -103,7 +106,7 @@ export class ExportStream implements AsyncIterableIterator<Memory> {
 
   /** Stops the export; the call is cancelled. */
   async close(): Promise<void> {
-    await this.messages.return(undefined);
+    await this.#messages.return(undefined);
   }
 
   [Symbol.asyncIterator](): this {
@@ -141,13 +144,14 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
   /** The revision to resume from; null until the server sent one, when the
    * watch started live. */
   revision: number | null;
-  private closed = false;
-  private readonly stop = new AbortController();
-  private readonly events: AsyncGenerator<MemoryEvent, undefined>;
+  #closed = false;
+  readonly #stop = new AbortController();
+  readonly #events: AsyncGenerator<MemoryEvent, undefined>;
+  readonly #open: OpenWatch;
 
   /** @internal */
   constructor(
-    private readonly open: OpenWatch,
+    open: OpenWatch,
     options: {
       startRevision: number | null;
       reconnect: boolean;
@@ -156,12 +160,13 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
       deadline: Deadline;
     },
   ) {
+    this.#open = open;
     this.revision = options.startRevision;
-    this.events = this.run(options.reconnect, options.retry, options.signal, options.deadline);
+    this.#events = this.#run(options.reconnect, options.retry, options.signal, options.deadline);
   }
 
   next(): Promise<IteratorResult<MemoryEvent, undefined>> {
-    return this.events.next();
+    return this.#events.next();
   }
 
   async return(): Promise<IteratorResult<MemoryEvent, undefined>> {
@@ -171,28 +176,28 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
 
   /** Stops watching; the call is cancelled. */
   async close(): Promise<void> {
-    this.closed = true;
-    this.stop.abort();
-    await this.events.return(undefined);
+    this.#closed = true;
+    this.#stop.abort();
+    await this.#events.return(undefined);
   }
 
   [Symbol.asyncIterator](): this {
     return this;
   }
 
-  private async *run(
+  async *#run(
     reconnect: boolean,
     retry: RetryPolicy,
     userSignal: AbortSignal | undefined,
     deadline: Deadline,
   ): AsyncGenerator<MemoryEvent, undefined> {
     let failures = 0;
-    while (!this.closed) {
+    while (!this.#closed) {
       const call = new AbortController();
-      const signal = anySignal(this.stop.signal, userSignal, call.signal);
+      const signal = anySignal(this.#stop.signal, userSignal, call.signal);
       let error: MnemoError | null = null;
       try {
-        for await (const response of this.open(this.revision, signal, deadline.remainingMs())) {
+        for await (const response of this.#open(this.revision, signal, deadline.remainingMs())) {
           failures = 0;
           for (const event of response.events) {
             this.revision = Math.max(this.revision ?? 0, Number(event.revision));
@@ -201,7 +206,7 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
           this.revision = Math.max(this.revision ?? 0, Number(response.revision));
         }
       } catch (err) {
-        if (this.closed) {
+        if (this.#closed) {
           return undefined;
         }
         error = callError(err, signal);
@@ -211,7 +216,7 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
       } finally {
         call.abort();
       }
-      if (this.closed) {
+      if (this.#closed) {
         return undefined;
       }
       if (error !== null) {
@@ -235,9 +240,9 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
         });
       }
       try {
-        await sleep(delay, anySignal(this.stop.signal, userSignal));
+        await sleep(delay, anySignal(this.#stop.signal, userSignal));
       } catch (err) {
-        if (this.closed) {
+        if (this.#closed) {
           return undefined;
         }
         throw err;

@@ -24,7 +24,9 @@ from mnemo.v1 import memory_service_pb2 as pb
 from mnemo.v1 import memory_service_pb2_grpc as pb_grpc
 from mnemo_server import filters
 from mnemo_server.api import convert
+from mnemo_server.api.interceptors import current_call, current_principal, note_error
 from mnemo_server.api.status import OK, grpc_status_of, status_of
+from mnemo_server.auth import ANONYMOUS, ROLES, ApiKeys, Caller
 from mnemo_server.errors import (
     AbortedError,
     InvalidArgumentError,
@@ -36,6 +38,7 @@ from mnemo_server.errors import (
 from mnemo_server.feed import FeedEvent
 from mnemo_server.models import Principal, Scope
 from mnemo_server.service import ImportReport, MemoryService, WriteOutcome
+from mnemo_server.store.base import ApiKeyRecord
 
 log = logging.getLogger("mnemo.api")
 T = TypeVar("T")
@@ -58,6 +61,9 @@ class Gate:
 
 
 def request_id_of(context: grpc.aio.ServicerContext) -> str:
+    state = current_call()
+    if state is not None:
+        return state.request_id
     for key, value in context.invocation_metadata() or ():
         if key == "x-request-id" and value:
             return str(value)[:128]
@@ -65,8 +71,13 @@ def request_id_of(context: grpc.aio.ServicerContext) -> str:
 
 
 def principal_of(context: grpc.aio.ServicerContext) -> Principal:
-    # Until authentication lands every caller is the default tenant.
-    return Principal()
+    """The caller's principal, found by the security interceptor from its API key."""
+    return current_principal()
+
+
+def caller_of(context: grpc.aio.ServicerContext) -> Caller:
+    state = current_call()
+    return state.caller if state is not None and state.caller is not None else ANONYMOUS
 
 
 class _Base:
@@ -80,6 +91,7 @@ class _Base:
         return await loop.run_in_executor(self.executor, functools.partial(fn, *args, **kwargs))
 
     async def fail(self, context: grpc.aio.ServicerContext, exc: BaseException, request_id: str) -> None:
+        note_error(exc)
         if isinstance(exc, MnemoError):
             log.info("%s failed: %s %s (request_id=%s)", _method(context), exc.code, exc.reason, request_id)
         await context.abort_with_status(grpc_status_of(exc, request_id=request_id))
@@ -471,6 +483,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
             self.gate.check()
             principal = principal_of(context)
             watch = _WatchSpec.from_request(request)
+            self.service.confine(principal, watch.scope)
         except Exception as exc:
             await self.fail(context, exc, request_id)
             return
@@ -603,14 +616,19 @@ def _aborted() -> MnemoError:
 class AdminServicer(_Base, admin_grpc.AdminServiceServicer):
     """mnemo.v1.AdminService."""
 
+    #: Set by the App once the key store is open.
+    api_keys: ApiKeys | None = None
+
     @unary
     async def GetStats(self, request: admin_pb.GetStatsRequest, principal: Principal, context: Any) -> Any:
+        caller = caller_of(context)
         stats = await self.run(
             self.service.stats,
             principal,
             scope=convert.scope_from_proto(request.scope),
             scope_limit=request.scope_limit,
-            all_tenants=False,
+            # An admin of the system tenant sees every tenant (with auth on).
+            all_tenants=caller.system and caller is not ANONYMOUS,
         )
         return convert.stats_to_proto(stats)
 
@@ -676,14 +694,71 @@ class AdminServicer(_Base, admin_grpc.AdminServiceServicer):
         except Exception as exc:
             await self.fail(context, exc, request_id)
 
-    @unary
-    async def CreateApiKey(self, request: Any, principal: Principal, context: Any) -> Any:
-        raise UnimplementedError("API keys are not implemented yet")
+    def _keys(self) -> ApiKeys:
+        if self.api_keys is None:
+            raise UnimplementedError("this server has no key store")
+        return self.api_keys
 
     @unary
-    async def ListApiKeys(self, request: Any, principal: Principal, context: Any) -> Any:
-        raise UnimplementedError("API keys are not implemented yet")
+    async def CreateApiKey(
+        self, request: admin_pb.CreateApiKeyRequest, principal: Principal, context: Any
+    ) -> Any:
+        role = request.role
+        if role not in admin_pb.ApiKeyRole.values():
+            raise invalid("INVALID_ENUM_VALUE", "role", f"unknown role {role}")
+        record, secret = await self.run(
+            self._keys().create_key,
+            caller_of(context),
+            tenant=request.tenant,
+            role=ROLES[role - 1] if role else "",
+            user_ids=tuple(request.user_ids),
+            agent_ids=tuple(request.agent_ids),
+            display_name=request.display_name,
+            ttl_us=convert.duration_to_us(request.ttl) if request.HasField("ttl") else None,
+        )
+        response = admin_pb.CreateApiKeyResponse(secret=secret)
+        _api_key_to_proto(record, response.api_key)
+        return response
 
     @unary
-    async def RevokeApiKey(self, request: Any, principal: Principal, context: Any) -> Any:
-        raise UnimplementedError("API keys are not implemented yet")
+    async def ListApiKeys(
+        self, request: admin_pb.ListApiKeysRequest, principal: Principal, context: Any
+    ) -> Any:
+        records, token = await self.run(
+            self._keys().list_keys,
+            caller_of(context),
+            page_size=request.page_size,
+            page_token=request.page_token,
+            show_revoked=request.show_revoked,
+        )
+        response = admin_pb.ListApiKeysResponse(next_page_token=token)
+        for record in records:
+            _api_key_to_proto(record, response.api_keys.add())
+        return response
+
+    @unary
+    async def RevokeApiKey(
+        self, request: admin_pb.RevokeApiKeyRequest, principal: Principal, context: Any
+    ) -> Any:
+        record = await self.run(self._keys().revoke_key, caller_of(context), request.id)
+        response = admin_pb.RevokeApiKeyResponse()
+        _api_key_to_proto(record, response.api_key)
+        return response
+
+
+def _api_key_to_proto(record: ApiKeyRecord, out: admin_pb.ApiKey) -> None:
+    """An API key without its secret or hash."""
+    out.id = record.id
+    out.tenant = record.tenant
+    out.role = admin_pb.ApiKeyRole.Value(f"API_KEY_ROLE_{record.role.upper()}")  # type: ignore[assignment]
+    out.user_ids.extend(record.user_ids)
+    out.agent_ids.extend(record.agent_ids)
+    out.display_name = record.display_name
+    convert.us_to_timestamp(record.create_time_us, out.create_time)
+    for value, stamp in (
+        (record.expire_time_us, out.expire_time),
+        (record.revoke_time_us, out.revoke_time),
+        (record.last_use_time_us, out.last_use_time),
+    ):
+        if value is not None:
+            convert.us_to_timestamp(value, stamp)

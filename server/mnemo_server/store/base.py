@@ -173,6 +173,11 @@ class WriteTxn(ABC):
     def savepoint(self) -> AbstractContextManager[None]:
         """A nested scope: an exception inside undoes only its own writes."""
 
+    @abstractmethod
+    def usage(self, tenant: str) -> tuple[int, int]:
+        """(memories, UTF-8 bytes of their content) the tenant holds as this
+        txn sees it, expired-but-unswept ones included; cheap (quota checks)."""
+
 
 class RecordStore(ABC):
     """Memories, their history and the revision log."""
@@ -317,6 +322,54 @@ class RecordStore(ABC):
 
     @abstractmethod
     def set_meta(self, name: str, value: str) -> None: ...
+
+    @abstractmethod
+    def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: never its secret, only a salted hash of it.
+    Times are microseconds since the epoch; `role` is reader, writer or admin."""
+
+    id: str
+    tenant: str
+    role: str
+    user_ids: tuple[str, ...]
+    agent_ids: tuple[str, ...]
+    display_name: str
+    create_time_us: int
+    salt: bytes
+    secret_hash: bytes
+    expire_time_us: int | None = None
+    revoke_time_us: int | None = None
+    last_use_time_us: int | None = None
+
+
+class KeyStore(ABC):
+    """API keys, kept beside the memories (a key's tenant is never a request field)."""
+
+    @abstractmethod
+    def create_key(self, record: ApiKeyRecord) -> None:
+        """Stores a new key; its id is new (random)."""
+
+    @abstractmethod
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        """A key by id, revoked or not, in any tenant."""
+
+    @abstractmethod
+    def list_keys(
+        self, tenant: str, *, show_revoked: bool, after_id: str | None, limit: int
+    ) -> builtins.list[ApiKeyRecord]:
+        """A tenant's keys in id order, strictly after `after_id` when given."""
+
+    @abstractmethod
+    def revoke_key(self, key_id: str, now_us: int) -> ApiKeyRecord | None:
+        """Marks a key revoked (keeping an earlier revoke time); None if unknown."""
+
+    @abstractmethod
+    def touch_key(self, key_id: str, now_us: int) -> None:
+        """Records that the key was used (not a change; best effort)."""
 
     @abstractmethod
     def close(self) -> None: ...

@@ -111,6 +111,59 @@ _DDL: Final = (
         PRIMARY KEY (tenant, memory_id, request_id)
     ) WITHOUT ROWID
     """,
+    # What each tenant holds, kept by triggers in the writing transaction, so
+    # a quota check is one row read that is exact across processes.
+    """
+    CREATE TABLE tenant_usage (
+        tenant        TEXT    PRIMARY KEY,
+        memory_count  INTEGER NOT NULL,
+        content_bytes INTEGER NOT NULL
+    ) WITHOUT ROWID
+    """,
+    """
+    CREATE TRIGGER memories_usage_insert AFTER INSERT ON memories BEGIN
+        INSERT INTO tenant_usage (tenant, memory_count, content_bytes)
+        VALUES (NEW.tenant, 1, length(CAST(NEW.content AS BLOB)))
+        ON CONFLICT (tenant) DO UPDATE SET
+            memory_count = memory_count + 1,
+            content_bytes = content_bytes + excluded.content_bytes;
+    END
+    """,
+    """
+    CREATE TRIGGER memories_usage_update AFTER UPDATE OF content ON memories
+    WHEN OLD.content IS NOT NEW.content BEGIN
+        UPDATE tenant_usage
+        SET content_bytes = content_bytes - length(CAST(OLD.content AS BLOB))
+                                          + length(CAST(NEW.content AS BLOB))
+        WHERE tenant = NEW.tenant;
+    END
+    """,
+    """
+    CREATE TRIGGER memories_usage_delete AFTER DELETE ON memories BEGIN
+        UPDATE tenant_usage
+        SET memory_count = memory_count - 1,
+            content_bytes = content_bytes - length(CAST(OLD.content AS BLOB))
+        WHERE tenant = OLD.tenant;
+    END
+    """,
+    # API keys: the secret itself is never stored, only sha256(salt || secret).
+    """
+    CREATE TABLE api_keys (
+        id               TEXT    PRIMARY KEY,
+        tenant           TEXT    NOT NULL,
+        role             TEXT    NOT NULL,
+        user_ids         TEXT    NOT NULL,
+        agent_ids        TEXT    NOT NULL,
+        display_name     TEXT    NOT NULL,
+        create_time_us   INTEGER NOT NULL,
+        expire_time_us   INTEGER,
+        revoke_time_us   INTEGER,
+        last_use_time_us INTEGER,
+        salt             BLOB    NOT NULL,
+        secret_hash      BLOB    NOT NULL
+    ) WITHOUT ROWID
+    """,
+    "CREATE INDEX api_keys_tenant ON api_keys (tenant, id)",
 )
 
 #: meta names the store owns; set_meta refuses them.

@@ -271,6 +271,13 @@ class SqliteWriteTxn(WriteTxn):
         self._check_open()
         return self._savepoint()
 
+    def usage(self, tenant: str) -> tuple[int, int]:
+        self._check_open()
+        row = self._cur.execute(
+            "SELECT memory_count, content_bytes FROM tenant_usage WHERE tenant = ?", (tenant,)
+        ).fetchone()
+        return (0, 0) if row is None else (int(row[0]), int(row[1]))
+
     @contextmanager
     def _savepoint(self) -> Iterator[None]:
         self._savepoints += 1

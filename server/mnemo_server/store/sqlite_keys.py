@@ -1,0 +1,114 @@
+"""SqliteKeyStore: API keys in the `api_keys` table of the store's SQLite file.
+
+It opens its own connection to the file SqliteStore created (open the store
+first: it sets WAL mode and the schema). Key writes are rare and short, so
+one connection behind a lock serves every thread; SQLite's own locking
+(busy_timeout) orders them with the store's writes and other processes.
+"""
+
+from __future__ import annotations
+
+import builtins
+import json
+import sqlite3
+import threading
+from pathlib import Path
+from typing import Any, Final
+
+from mnemo_server.store.base import ApiKeyRecord, KeyStore
+from mnemo_server.store.sqlite_schema import ensure_schema
+
+_COLUMNS: Final = (
+    "id, tenant, role, user_ids, agent_ids, display_name, create_time_us,"
+    " salt, secret_hash, expire_time_us, revoke_time_us, last_use_time_us"
+)
+_BUSY_TIMEOUT_MS: Final = 10_000
+
+
+class SqliteKeyStore(KeyStore):
+    def __init__(self, path: Path) -> None:
+        """Opens the key table of the database file at `path`."""
+        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+        self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        self._lock = threading.Lock()
+        try:
+            ensure_schema(self._conn)
+        except BaseException:
+            self._conn.close()
+            raise
+
+    def create_key(self, record: ApiKeyRecord) -> None:
+        with self._lock:
+            self._conn.execute(
+                f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                (
+                    record.id,
+                    record.tenant,
+                    record.role,
+                    json.dumps(list(record.user_ids)),
+                    json.dumps(list(record.agent_ids)),
+                    record.display_name,
+                    record.create_time_us,
+                    record.salt,
+                    record.secret_hash,
+                    record.expire_time_us,
+                    record.revoke_time_us,
+                    record.last_use_time_us,
+                ),
+            )
+
+    def get_key(self, key_id: str) -> ApiKeyRecord | None:
+        with self._lock:
+            row = self._conn.execute(f"SELECT {_COLUMNS} FROM api_keys WHERE id = ?", (key_id,)).fetchone()
+        return None if row is None else _record(row)
+
+    def list_keys(
+        self, tenant: str, *, show_revoked: bool, after_id: str | None, limit: int
+    ) -> builtins.list[ApiKeyRecord]:
+        where = ["tenant = ?"]
+        params: list[Any] = [tenant]
+        if not show_revoked:
+            where.append("revoke_time_us IS NULL")
+        if after_id is not None:
+            where.append("id > ?")
+            params.append(after_id)
+        with self._lock:
+            rows = self._conn.execute(
+                f"SELECT {_COLUMNS} FROM api_keys WHERE {' AND '.join(where)} ORDER BY id LIMIT ?",
+                (*params, limit),
+            ).fetchall()
+        return [_record(row) for row in rows]
+
+    def revoke_key(self, key_id: str, now_us: int) -> ApiKeyRecord | None:
+        with self._lock:
+            row = self._conn.execute(
+                "UPDATE api_keys SET revoke_time_us = coalesce(revoke_time_us, ?) WHERE id = ?"
+                f" RETURNING {_COLUMNS}",
+                (now_us, key_id),
+            ).fetchone()
+        return None if row is None else _record(row)
+
+    def touch_key(self, key_id: str, now_us: int) -> None:
+        with self._lock:
+            self._conn.execute("UPDATE api_keys SET last_use_time_us = ? WHERE id = ?", (now_us, key_id))
+
+    def close(self) -> None:
+        with self._lock:
+            self._conn.close()
+
+
+def _record(row: tuple[Any, ...]) -> ApiKeyRecord:
+    return ApiKeyRecord(
+        id=row[0],
+        tenant=row[1],
+        role=row[2],
+        user_ids=tuple(json.loads(row[3])),
+        agent_ids=tuple(json.loads(row[4])),
+        display_name=row[5],
+        create_time_us=row[6],
+        salt=bytes(row[7]),
+        secret_hash=bytes(row[8]),
+        expire_time_us=row[9],
+        revoke_time_us=row[10],
+        last_use_time_us=row[11],
+    )
