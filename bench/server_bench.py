@@ -688,7 +688,7 @@ def user_of(scope: str) -> str | None:
 
 def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) -> Section:
     section = Section(n)
-    meter = CpuMeter()  # servers run and are reaped within: they count as ours
+    size_meter = CpuMeter()  # servers run and are reaped within: they count as ours
     rows, notes = section.rows, section.notes
     t0 = time.perf_counter()
     data = make_dataset(n, args.data, args.seed, max(plan.queries, BATCH_SEARCH * plan.batch_calls))
@@ -971,7 +971,7 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         for leftover in running:
             leftover.kill()
         shutil.rmtree(work, ignore_errors=True)
-    section.others = meter.read().others
+    section.others = size_meter.read().others
     notes.append(f"Size took {time.perf_counter() - t0:,.0f} s in all.")
     return section
 
