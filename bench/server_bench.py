@@ -279,8 +279,10 @@ class Cpu:
 
 
 def _machine_busy_s() -> float:
-    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:9]]
-    return (sum(ticks) - ticks[3] - ticks[4]) / os.sysconf("SC_CLK_TCK")
+    # user + nice + system: interrupt time is charged to no process, and the
+    # bench's own loopback traffic would show up as "others".
+    ticks = [int(x) for x in Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:4]]
+    return sum(ticks) / os.sysconf("SC_CLK_TCK")
 
 
 class CpuMeter:
@@ -709,8 +711,6 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
     raw = faiss_baseline(data, truth, plan)
     batches = build_write_batches(data)
     gc.collect()
-    print(f"[N={n:,}] model baseline (no server running)", flush=True)
-    model = section.model = model_runner.measure(plan)
 
     work = Path(tempfile.mkdtemp(prefix="mnemo-server-bench-", dir=args.tmp))
     data_dir = work / "data"
@@ -875,7 +875,12 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 )
             )
 
-        # 6. text search, one at a time: distinct texts, so no cache hits
+        # 6. text search, one at a time: distinct texts, so no cache hits. The
+        # model baseline is measured right before, while the server is idle,
+        # so that both see the same machine (other sessions come and go).
+        server.wait_idle()
+        print(f"[N={n:,}] model baseline (server idle)", flush=True)
+        model = section.model = model_runner.measure(plan)
         text_base = n * 10  # every size uses texts of its own
         text_count = plan.text_queries
 
@@ -1011,8 +1016,8 @@ def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[s
             else ""
         ),
         "",
-        f"Model baseline (in the bench process, just before this size's server started; best "
-        f"of {Model.ROUNDS} rounds): one text p50 "
+        f"Model baseline (in the bench process, right before the text rows while the server was "
+        f"idle; best of {Model.ROUNDS} rounds): one text p50 "
         f"{model.p50_ms:.2f} ms, p99 {model.p99_ms:.2f} ms; {model.batched_per_s:,.0f} texts/s "
         "at 32 texts per call (2 torch threads).",
     ]

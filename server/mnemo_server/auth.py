@@ -23,6 +23,7 @@ only their own tenant's. Admin keys cannot be restricted to users or agents.
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import logging
@@ -148,7 +149,7 @@ class ApiKeys:
             entry = self._cache.get(key_id)
         if entry is None or time.monotonic() - entry[1] >= self.cache_s:
             return None
-        return self._check(entry[0], token, background=True)
+        return self._check(entry[0], token)
 
     def authenticate(self, token: str) -> Caller:
         """The caller a secret names, reading the store; blocking."""
@@ -162,9 +163,9 @@ class ApiKeys:
             raise _invalid_key()
         with self._lock:
             self._cache[key_id] = (record, time.monotonic())
-        return self._check(record, token, background=False)
+        return self._check(record, token)
 
-    def _check(self, record: ApiKeyRecord, token: str, *, background: bool) -> Caller:
+    def _check(self, record: ApiKeyRecord, token: str) -> Caller:
         if not hmac.compare_digest(hash_secret(record.salt, token), record.secret_hash):
             raise _invalid_key()
         now = self._clock()
@@ -173,22 +174,25 @@ class ApiKeys:
         ):
             raise _invalid_key()
         if record.last_use_time_us is None or now - record.last_use_time_us >= TOUCH_INTERVAL_US:
-            self._touch(record, now, background=background)
+            self._touch(record, now)
         principal = Principal(record.tenant, record.id, record.user_ids, record.agent_ids)
         return Caller(
             principal, record.role, system=record.role == "admin" and self._is_system(record.tenant)
         )
 
-    def _touch(self, record: ApiKeyRecord, now: int, *, background: bool) -> None:
+    def _touch(self, record: ApiKeyRecord, now: int) -> None:
+        """Records the use off the call's path: a store busy with a long
+        write must not delay the call."""
         with self._lock:
             entry = self._cache.get(record.id)
             if entry is not None and entry[0].secret_hash == record.secret_hash:
                 self._cache[record.id] = (replace(entry[0], last_use_time_us=now), entry[1])
         store = self._store()
-        if background and self._executor is not None:
-            self._executor.submit(_quietly, store.touch_key, record.id, now)
-        else:
+        if self._executor is None:
             _quietly(store.touch_key, record.id, now)
+            return
+        with contextlib.suppress(RuntimeError):  # the executor is shutting down
+            self._executor.submit(_quietly, store.touch_key, record.id, now)
 
     def _is_system(self, tenant: str) -> bool:
         return tenant == self.system_tenant

@@ -18,19 +18,48 @@ FLOAT_DIGITS = 4
 #: wherever they appear (an id returned by step 1 and used by step 3).
 ID_KEYS = {"id", "memoryId", "targetId", "memoryIds", "queryId_"}
 TIME_KEYS = {
-    "createTime", "updateTime", "expireTime", "lastRetrieveTime", "eventTime",
-    "changeTime", "exportTime", "snapshotTime", "revokeTime", "lastUseTime",
+    "createTime",
+    "updateTime",
+    "expireTime",
+    "lastRetrieveTime",
+    "eventTime",
+    "changeTime",
+    "exportTime",
+    "snapshotTime",
+    "revokeTime",
+    "lastUseTime",
 }
 REVISION_KEYS = {"revision", "startRevision", "oldestRevision", "snapshotRevision"}
-OPAQUE_KEYS = {"etag": "etag", "current_etag": "etag", "requestId": "request", "request_id": "request",
-               "nextPageToken": "token", "pageToken": "token", "secret": "secret"}
+OPAQUE_KEYS = {
+    "etag": "etag",
+    "current_etag": "etag",
+    "requestId": "request",
+    "request_id": "request",
+    "nextPageToken": "token",
+    "pageToken": "token",
+    "secret": "secret",
+}
 #: Values that depend on the machine or on other tests, not on the case.
-DROP_KEYS = {"bytes", "memoryBytes", "serverVersion", "hitRate", "hits", "misses", "errors",
-             "shards", "caches", "contentBytes", "storeCount", "indexCount", "shardCount",
-             # Tenant totals count every case's memories: they depend on what ran before.
-             "tenants",
-             # Human text: cases assert codes and reasons, never message text.
-             "message", "description"}
+DROP_KEYS = {
+    "bytes",
+    "memoryBytes",
+    "serverVersion",
+    "hitRate",
+    "hits",
+    "misses",
+    "errors",
+    "shards",
+    "caches",
+    "contentBytes",
+    "storeCount",
+    "indexCount",
+    "shardCount",
+    # Tenant totals count every case's memories: they depend on what ran before.
+    "tenants",
+    # Human text: cases assert codes and reasons, never message text.
+    "message",
+    "description",
+}
 
 
 class Placeholders:

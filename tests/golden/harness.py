@@ -34,9 +34,7 @@ from mnemo_server.config import load_settings  # noqa: E402
 
 def topics() -> dict[str, list[dict[str, Any]]]:
     """Cases by topic (file stem), in file order."""
-    return {
-        path.stem: yaml.safe_load(path.read_text())["cases"] for path in sorted(CASES.glob("*.yaml"))
-    }
+    return {path.stem: yaml.safe_load(path.read_text())["cases"] for path in sorted(CASES.glob("*.yaml"))}
 
 
 @dataclass
@@ -58,10 +56,15 @@ class Server:
 
 def start_server(embedder: Any = None) -> Server:
     data = tempfile.TemporaryDirectory(prefix="mnemo-golden-")
-    settings = load_settings(env={}, overrides={
-        "server.address": "127.0.0.1:0", "server.data_dir": data.name,
-        "index.snapshot_interval_s": 0, "server.sweep_interval_s": 0.1,
-    })
+    settings = load_settings(
+        env={},
+        overrides={
+            "server.address": "127.0.0.1:0",
+            "server.data_dir": data.name,
+            "index.snapshot_interval_s": 0,
+            "server.sweep_interval_s": 0.1,
+        },
+    )
     recorder = RequestRecorder()
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)
@@ -91,7 +94,10 @@ def _run(command: list[str], cases: list[dict[str, Any]], address: str) -> dict[
         cases_file.write_text(json.dumps(cases))
         done = subprocess.run(
             [*command, str(cases_file), address, str(out_file)],
-            capture_output=True, text=True, timeout=600, cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=600,
+            cwd=ROOT,
         )
         if done.returncode != 0:
             raise RuntimeError(f"{command[0]} runner failed:\n{done.stdout}\n{done.stderr}")

@@ -10,6 +10,7 @@ every step. canonical.py turns it into the golden form.
 from __future__ import annotations
 
 import json
+from pathlib import Path
 import sys
 import time
 from collections.abc import Iterable, Iterator
@@ -69,7 +70,7 @@ def build_args(call: str, args: dict[str, Any]) -> dict[str, Any]:
     if call == "batch_write":
         ops = []
         for op in args["operations"]:
-            (kind, fields), = op.items()
+            ((kind, fields),) = op.items()
             fields = dict(fields)
             first = fields.pop("content") if kind == "create" else fields.pop("id")
             if "dedup" in fields and isinstance(fields["dedup"], dict):
@@ -80,9 +81,18 @@ def build_args(call: str, args: dict[str, Any]) -> dict[str, Any]:
 
 
 POSITIONAL = {
-    "create": "content", "get": "id", "update": "id", "delete": "id", "search": "query",
-    "batch_search": "queries", "stream_search": "queries", "batch_write": "operations",
-    "import_memories": "memories", "history": "id", "iter_history": "id", "revoke_api_key": "id",
+    "create": "content",
+    "get": "id",
+    "update": "id",
+    "delete": "id",
+    "search": "query",
+    "batch_search": "queries",
+    "stream_search": "queries",
+    "batch_write": "operations",
+    "import_memories": "memories",
+    "history": "id",
+    "iter_history": "id",
+    "revoke_api_key": "id",
     "create_api_key": "role",
 }
 
@@ -101,8 +111,11 @@ def run_step(client: MnemoClient, step: dict[str, Any], saved: dict[str, Any]) -
     if call == "watch":
         with result as events:
             return [to_json(e) for e in take(events, step["take"])]
-    if isinstance(result, Iterator) or (isinstance(result, Iterable) and not isinstance(result, (list, tuple, str))
-                                        and not hasattr(result, "raw")):
+    if isinstance(result, Iterator) or (
+        isinstance(result, Iterable)
+        and not isinstance(result, (list, tuple, str))
+        and not hasattr(result, "raw")
+    ):
         return [to_json(r) for r in take(result, step.get("take"))]
     return to_json(result)
 
@@ -137,12 +150,10 @@ def run_case(address: str, case: dict[str, Any]) -> list[dict[str, Any]]:
 
 def main() -> None:
     cases_path, address, out_path = sys.argv[1:4]
-    cases = json.loads(open(cases_path).read())
+    cases = json.loads(Path(cases_path).read_text())
     results = {case["name"]: run_case(address, case) for case in cases}
-    with open(out_path, "w") as out:
-        json.dump(results, out, indent=1, sort_keys=True)
+    Path(out_path).write_text(json.dumps(results, indent=1, sort_keys=True))
 
 
 if __name__ == "__main__":
     main()
-

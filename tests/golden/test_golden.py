@@ -114,7 +114,11 @@ def test_both_sdks_send_identical_requests(runs: dict[str, Any], case: str) -> N
 @functools.cache
 def node_surface() -> dict[str, dict[str, list[str]]]:
     done = subprocess.run(
-        ["node", str(ROOT / "tests/golden/node_surface.mjs")], capture_output=True, text=True, check=True, cwd=ROOT
+        ["node", str(ROOT / "tests/golden/node_surface.mjs")],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=ROOT,
     )
     return json.loads(done.stdout)  # type: ignore[no-any-return]
 
@@ -140,8 +144,12 @@ def python_options(method: str) -> tuple[list[str], set[str]]:
     return positional, options
 
 
-@pytest.mark.parametrize("method", sorted({m for m in dir(MnemoClient) if not m.startswith("_")}
-                                          - {"stub", "admin_stub", "channel", "address"}))
+@pytest.mark.parametrize(
+    "method",
+    sorted(
+        {m for m in dir(MnemoClient) if not m.startswith("_")} - {"stub", "admin_stub", "channel", "address"}
+    ),
+)
 def test_option_names_match_up_to_case(method: str) -> None:
     node = node_surface()
     assert camel(method) in node, f"Node SDK lacks {camel(method)}"

@@ -116,7 +116,7 @@ describe("memories", () => {
     });
     assert.deepEqual(linked.memory.links, [{ targetId: id, relation: "derived_from", weight: 0.5 }]);
 
-    const dup = await client.create("The office is on floor 4", { userId: uid, dedup: "exact" });
+    const dup = await client.create("the office is on floor 4", { userId: uid, dedup: "exact" });
     assert.ok(dup.deduplicated);
     assert.equal(dup.memory.id, id);
 
@@ -130,6 +130,19 @@ describe("memories", () => {
     assert.equal(again.memory.id, once.memory.id, "a retried request id returns the original outcome");
     const reused = await failure(client.create("something else", { userId: uid, requestId }));
     assert.deepEqual([reused.code, reused.reason], ["failed_precondition", "REQUEST_ID_REUSED"]);
+  });
+
+  test("a gzip client with keepalive pings talks to the server as well", async () => {
+    const uid = user();
+    const zipped = new MnemoClient(server.address, { gzip: true, keepaliveTimeMs: 10_000, keepaliveTimeoutMs: 5000 });
+    try {
+      const long = "Carol keeps a long diary. ".repeat(200);
+      const created = await zipped.create(long, { userId: uid, metadata: { pages: 200 } });
+      assert.equal((await zipped.get(created.memory.id)).content, long);
+      assert.equal((await zipped.search("diary", { userId: uid })).hits[0]?.memory.id, created.memory.id);
+    } finally {
+      await zipped.close();
+    }
   });
 
   test("list pages through a scope, and iterMemories fetches the pages", async () => {
@@ -477,16 +490,32 @@ describe("admin", () => {
     assert.equal(real.at(-1)?.embeddingModel, "all-MiniLM-L6-v2");
   });
 
-  test("the API key calls answer UNIMPLEMENTED / NOT_IMPLEMENTED until auth lands", async () => {
-    for (const call of [
-      client.createApiKey("writer", { userIds: ["u"], displayName: "agent", ttl: 60 }),
-      client.listApiKeys({ pageSize: 10, showRevoked: true }),
-      collect(client.iterApiKeys()),
-      client.revokeApiKey("key-1"),
-    ]) {
-      const error = await failure(call);
-      assert.deepEqual([error.code, error.reason, error.grpcCode], ["unimplemented", "NOT_IMPLEMENTED", 12]);
-    }
+  test("API keys: create (the secret shown once), list in pages, revoke", async () => {
+    // With auth off every caller is an admin of the default tenant, which only
+    // this test gives keys to.
+    const created = await client.createApiKey("writer", { userIds: ["alice"], displayName: "alice's agent", ttl: 3600 });
+    assert.match(created.secret, /^mnemo_/);
+    const key = created.apiKey;
+    assert.deepEqual([key.role, key.userIds, key.displayName], ["WRITER", ["alice"], "alice's agent"]);
+    assert.ok(key.expireTime && key.expireTime.getTime() - Date.now() > 3_500_000);
+    assert.equal(key.revokeTime, null);
+    const second = (await client.createApiKey("READER")).apiKey;
+    const third = (await client.createApiKey("api_key_role_admin")).apiKey;
+    const elsewhere = (await client.createApiKey("reader", { tenant: user("tenant") })).apiKey;
+    assert.notEqual(elsewhere.tenant, key.tenant);
+
+    const page = await client.listApiKeys({ pageSize: 1 });
+    assert.equal(page.apiKeys.length, 1);
+    assert.ok(page.nextPageToken);
+    const listed = await collect(client.iterApiKeys({ pageSize: 2 }));
+    assert.deepEqual(listed.map((k) => k.id).sort(), [key.id, second.id, third.id].sort());
+
+    const revoked = await client.revokeApiKey(second.id);
+    assert.ok(revoked.revokeTime instanceof Date);
+    assert.deepEqual((await collect(client.iterApiKeys())).map((k) => k.id).sort(), [key.id, third.id].sort());
+    assert.equal((await collect(client.iterApiKeys({ showRevoked: true }))).length, 3);
+    const missing = await failure(client.revokeApiKey("no-such-key"));
+    assert.deepEqual([missing.code, missing.reason], ["not_found", "API_KEY_NOT_FOUND"]);
   });
 
   test("health reports SERVING for the server and its services", async () => {
@@ -513,14 +542,19 @@ const ELSEWHERE: Partial<Record<keyof typeof ErrorReason, string>> = {
   EMBEDDER_UNAVAILABLE: "embedder.spec.ts (a failing embedding endpoint)",
   SERVER_NOT_READY: "lifecycle.spec.ts (a server still loading)",
   SERVER_DRAINING: "lifecycle.spec.ts (a server stopping)",
+  API_KEY_MISSING: "auth.spec.ts (a server with authentication on)",
+  API_KEY_INVALID: "auth.spec.ts",
+  ROLE_FORBIDDEN: "auth.spec.ts",
+  SCOPE_FORBIDDEN: "auth.spec.ts",
+  RATE_LIMITED: "auth.spec.ts (a server with a rate limit)",
+  QUOTA_EXCEEDED: "auth.spec.ts (a server with a memory quota)",
+  TOO_MANY_STREAMS: "auth.spec.ts (a server with a stream limit)",
   INTERNAL: "transport.spec.ts (the server has no way to fail on purpose)",
-  RATE_LIMITED: "transport.spec.ts (no rate limiter in the server yet)",
-  QUOTA_EXCEEDED: "transport.spec.ts (no quotas in the server yet)",
+  NOT_IMPLEMENTED: "transport.spec.ts (the server implements every call now)",
 };
 
-/** Reasons this server version cannot produce yet (authentication, limits). */
-const NOT_YET = ["API_KEY_NOT_FOUND", "TOO_MANY_STREAMS", "API_KEY_MISSING", "API_KEY_INVALID", "ROLE_FORBIDDEN",
-  "SCOPE_FORBIDDEN", "UNSPECIFIED"];
+/** Not a reason: the enum's zero value. */
+const NOT_YET = ["UNSPECIFIED"];
 
 describe("every error reason the server produces reaches the caller", () => {
   const uid = user("errors");
@@ -630,7 +664,7 @@ describe("every error reason the server produces reaches the caller", () => {
         throw result.results[0]?.error;
       },
     },
-    { reason: "NOT_IMPLEMENTED", code: "unimplemented", call: () => client.listApiKeys() },
+    { reason: "API_KEY_NOT_FOUND", code: "not_found", call: () => client.revokeApiKey("no-such-key") },
   ];
 
   for (const c of cases) {

@@ -265,6 +265,20 @@ describe("retries", () => {
     }
   });
 
+  test("UNIMPLEMENTED: a call the server lacks, or one it does not implement yet (NOT_IMPLEMENTED)", async () => {
+    const { server } = await serve(() => {
+      throw failure(Code.Unimplemented, "NOT_IMPLEMENTED");
+    });
+    const client = new MnemoClient(server.address);
+    try {
+      await assert.rejects(client.get("m1"), { code: "unimplemented", reason: "NOT_IMPLEMENTED", grpcCode: 12 });
+      await assert.rejects(client.createApiKey("admin"), { code: "unimplemented", reason: "" });
+    } finally {
+      await client.close();
+      await server.close();
+    }
+  });
+
   test("no server listening is UNAVAILABLE with an empty reason", async () => {
     const { server } = await serve(() => undefined);
     const address = server.address;

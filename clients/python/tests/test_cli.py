@@ -17,8 +17,6 @@ import pytest
 from mnemo import MnemoClient
 from mnemo.cli import main
 
-API_KEYS = pytest.mark.skip(reason="server: CreateApiKey, ListApiKeys and RevokeApiKey not implemented yet")
-
 
 class Run:
     def __init__(self, code: int, out: str, err: str) -> None:
@@ -199,7 +197,6 @@ def test_reembed_dry_run(mnemo: Any, client: MnemoClient, user: str) -> None:
     assert run.code == 0 and run.out.startswith("would re-embed 1 memories with all-MiniLM-L6-v2")
 
 
-@API_KEYS
 def test_keys_create_list_revoke(mnemo: Any) -> None:
     created = mnemo("keys", "create", "--role", "reader", "--name", "cli key", "--json")
     assert created.code == 0 and created.json["secret"]

@@ -7,8 +7,6 @@ import pytest
 from mnemo import ApiKeyRole, IndexKind, MnemoClient
 from mnemo.errors import NotFoundError
 
-API_KEYS = pytest.mark.skip(reason="server: CreateApiKey, ListApiKeys and RevokeApiKey not implemented yet")
-
 
 def test_stats_count_the_scope(client: MnemoClient, user: str) -> None:
     for i in range(3):
@@ -36,7 +34,6 @@ def test_health(client: MnemoClient) -> None:
     assert client.health("mnemo.v1.AdminService") == "SERVING"
 
 
-@API_KEYS
 def test_api_keys_are_created_listed_and_revoked(client: MnemoClient, user: str) -> None:
     created = client.create_api_key("writer", user_ids=[user], display_name="test key", ttl=3600)
     key = created.api_key
@@ -52,7 +49,6 @@ def test_api_keys_are_created_listed_and_revoked(client: MnemoClient, user: str)
     assert err.value.reason == "API_KEY_NOT_FOUND"
 
 
-@API_KEYS
 def test_api_key_pages(client: MnemoClient) -> None:
     ids = {client.create_api_key(ApiKeyRole.READER).api_key.id for _ in range(3)}
     page = client.list_api_keys(page_size=2)

@@ -72,7 +72,15 @@ def test_unary_calls_are_counted_by_method_and_code(metered: RunningServer) -> N
     with pytest.raises(grpc.RpcError) as bad:
         metered.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id=uid, content="")))
     assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
-    after = scrape(port_of(metered))
+    # A failed call's status reaches the client just before it is counted.
+    after = _wait_for(
+        port_of(metered),
+        lambda s: (
+            handled(s, "GetMemory", "NOT_FOUND") > handled(before, "GetMemory", "NOT_FOUND")
+            and handled(s, "CreateMemory", "INVALID_ARGUMENT")
+            > handled(before, "CreateMemory", "INVALID_ARGUMENT")
+        ),
+    )
 
     def delta(method: str, code: str) -> float:
         return handled(after, method, code) - handled(before, method, code)
