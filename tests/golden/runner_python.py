@@ -10,10 +10,10 @@ every step. canonical.py turns it into the golden form.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 import sys
 import time
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 from google.protobuf import json_format
