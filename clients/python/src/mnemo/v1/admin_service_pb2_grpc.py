@@ -95,8 +95,10 @@ class AdminServiceServicer:
 
     def CheckConsistency(self, request, context):
         """Compares the store, the index and the cache, and optionally repairs the
-        index and cache from the store, which is the source of truth.
-        Errors: none beyond the common ones.
+        index and cache from the store, which is the source of truth. It covers
+        every tenant, so with authentication on it needs an admin key of the
+        system tenant.
+        Errors: PERMISSION_DENIED (ROLE_FORBIDDEN) for other keys.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -104,8 +106,9 @@ class AdminServiceServicer:
 
     def CreateSnapshot(self, request, context):
         """Writes a snapshot of every index shard now, so that a restart replays
-        less of the revision log.
-        Errors: none beyond the common ones.
+        less of the revision log. With authentication on it needs an admin key
+        of the system tenant.
+        Errors: PERMISSION_DENIED (ROLE_FORBIDDEN) for other keys.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -126,7 +129,9 @@ class AdminServiceServicer:
         """Creates an API key and returns its secret, once; the server keeps only a
         salted hash. Only a key of the system tenant may create keys for another
         tenant.
-        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT).
+        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT); PERMISSION_DENIED
+        (ROLE_FORBIDDEN) when a key of another tenant than the system tenant
+        names a tenant not its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

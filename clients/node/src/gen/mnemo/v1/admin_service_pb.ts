@@ -1088,8 +1088,10 @@ export const AdminService: GenService<{
   },
   /**
    * Compares the store, the index and the cache, and optionally repairs the
-   * index and cache from the store, which is the source of truth.
-   * Errors: none beyond the common ones.
+   * index and cache from the store, which is the source of truth. It covers
+   * every tenant, so with authentication on it needs an admin key of the
+   * system tenant.
+   * Errors: PERMISSION_DENIED (ROLE_FORBIDDEN) for other keys.
    *
    * @generated from rpc mnemo.v1.AdminService.CheckConsistency
    */
@@ -1100,8 +1102,9 @@ export const AdminService: GenService<{
   },
   /**
    * Writes a snapshot of every index shard now, so that a restart replays
-   * less of the revision log.
-   * Errors: none beyond the common ones.
+   * less of the revision log. With authentication on it needs an admin key
+   * of the system tenant.
+   * Errors: PERMISSION_DENIED (ROLE_FORBIDDEN) for other keys.
    *
    * @generated from rpc mnemo.v1.AdminService.CreateSnapshot
    */
@@ -1128,7 +1131,9 @@ export const AdminService: GenService<{
    * Creates an API key and returns its secret, once; the server keeps only a
    * salted hash. Only a key of the system tenant may create keys for another
    * tenant.
-   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT).
+   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT); PERMISSION_DENIED
+   * (ROLE_FORBIDDEN) when a key of another tenant than the system tenant
+   * names a tenant not its own.
    *
    * @generated from rpc mnemo.v1.AdminService.CreateApiKey
    */
