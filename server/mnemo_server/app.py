@@ -280,6 +280,7 @@ class App:
             settings=self.settings,
             snapshot_dir=self.settings.server.data_dir / "index",
             caches=caches if self.settings.cache.enabled or self.settings.server.redis_url else None,
+            inline_cache_hits=not self.settings.server.redis_url,
         )
         service.load()
         self.telemetry.attach(

@@ -257,6 +257,7 @@ class MemoryService:
         snapshot_dir: Path,
         clock: Callable[[], int] = now_us,
         caches: Caches | None = None,
+        inline_cache_hits: bool = False,
     ) -> None:
         self.store = store
         self.index = index
@@ -266,6 +267,9 @@ class MemoryService:
         self.snapshot_dir = snapshot_dir
         self.clock = clock
         self.caches = caches
+        # True when the caches live in this process: a hit costs microseconds,
+        # less than handing the call to a worker thread.
+        self.inline_cache_hits = inline_cache_hits and caches is not None
         self._applied_revision = 0
         self._write_lock = threading.RLock()
         self._expiry = ExpiryTracker()
@@ -505,6 +509,21 @@ class MemoryService:
         for result in final:
             self.note_retrieved([h.memory.key for h in result.hits])
         return final
+
+    def cached_search(self, principal: Principal, q: SearchQuery) -> SearchResult | None:
+        """A result-cache hit answered on the caller's thread, or None (then
+        call `search`). Only worth it when the caches are in-process."""
+        if not self.inline_cache_hits or self.caches is None:
+            return None
+        checked = self._check_query(q)
+        if self.store.current_revision() > self._applied_revision:
+            return None  # another process wrote: search() catches up first
+        lookup = self.caches.search.lookup(principal.tenant, [(checked.scope, checked.fingerprint)])[0]
+        if lookup.hits is None:
+            return None
+        result = self._from_cache(principal, q, lookup, self.clock())
+        self.note_retrieved([h.memory.key for h in result.hits])
+        return result
 
     def _from_cache(
         self, principal: Principal, q: SearchQuery, lookup: SearchLookup, now: int

@@ -203,7 +203,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
         self, request: pb.SearchMemoriesRequest, principal: Principal, context: Any
     ) -> Any:
         query = convert.search_from_proto(request, "")
-        result = (await self.run(self.service.search, principal, [query]))[0]
+        result = self.service.cached_search(principal, query)
+        if result is None:
+            result = (await self.run(self.service.search, principal, [query]))[0]
         return convert.search_result_to_proto(
             result.hits, result.embedding_model, include_embedding=query.include_embedding
         )
