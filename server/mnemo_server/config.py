@@ -412,7 +412,10 @@ class AuditSettings:
     )
 
     def validate(self) -> None:
-        pass
+        if self.log_file and self.log_file != "-":
+            parent = Path(self.log_file).expanduser().parent
+            if not os.access(parent, os.W_OK):
+                raise ConfigError(f"audit.log_file: cannot write in {parent}")
 
 
 @dataclass(frozen=True)

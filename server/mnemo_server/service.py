@@ -510,17 +510,19 @@ class MemoryService:
             self.note_retrieved([h.memory.key for h in result.hits])
         return final
 
-    def cached_search(self, principal: Principal, q: SearchQuery) -> SearchResult | None:
-        """A result-cache hit answered on the caller's thread, or None (then
-        call `search`). Only worth it when the caches are in-process."""
+    def cached_lookup(self, principal: Principal, q: SearchQuery) -> SearchLookup | None:
+        """A result-cache hit found on the caller's thread, or None (then call
+        `search`). Only worth it when the caches are in-process."""
         if not self.inline_cache_hits or self.caches is None:
             return None
         checked = self._check_query(q)
         if self.store.current_revision() > self._applied_revision:
             return None  # another process wrote: search() catches up first
         lookup = self.caches.search.lookup(principal.tenant, [(checked.scope, checked.fingerprint)])[0]
-        if lookup.hits is None:
-            return None
+        return lookup if lookup.hits is not None and lookup.stamp is not None else None
+
+    def cached_search(self, principal: Principal, q: SearchQuery, lookup: SearchLookup) -> SearchResult:
+        """The result of a hit from `cached_lookup`."""
         result = self._from_cache(principal, q, lookup, self.clock())
         self.note_retrieved([h.memory.key for h in result.hits])
         return result

@@ -321,9 +321,12 @@ class Metrics:
     def start(self) -> int:
         """Serves /metrics on `metrics.address`; returns the bound port."""
         host, _, port = self.cfg.address.rpartition(":")
-        self._httpd, self._thread = start_http_server(
-            int(port), addr=host.strip("[]"), registry=self.registry
-        )
+        try:
+            self._httpd, self._thread = start_http_server(
+                int(port), addr=host.strip("[]"), registry=self.registry
+            )
+        except OSError as exc:
+            raise RuntimeError(f"cannot serve metrics on {self.cfg.address}: {exc.strerror or exc}") from exc
         self.port = int(self._httpd.server_port)
         log.info("metrics on http://%s:%d/metrics", host, self.port)
         return self.port

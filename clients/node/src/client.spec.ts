@@ -15,6 +15,7 @@ import { MnemoClient, MnemoError, WriteOp, type Memory, type MemoryEvent } from 
 import { ErrorReason } from "./gen/mnemo/v1/errors_pb.js";
 import { MemorySchema } from "./gen/mnemo/v1/memory_pb.js";
 import { MnemoServer } from "./testing/server.js";
+import { caughtUp } from "./testing/wait.js";
 
 let server: MnemoServer;
 let client: MnemoClient;
@@ -421,7 +422,7 @@ describe("watch", () => {
     const live = client.watch({ userId: uid, eventTypes: ["put"] });
     assert.equal(live.revision, null);
     const pending = live.next();
-    await sleep(300);
+    await caughtUp(live);
     await client.create("new", { userId: uid });
     assert.equal(((await pending).value as MemoryEvent).memory?.content, "new");
     await live.close();
@@ -438,6 +439,13 @@ describe("watch", () => {
     const event = (await watch.next()).value as MemoryEvent;
     assert.deepEqual([event.type, event.memoryId], ["DELETE", memory.id]);
     await watch.close();
+  });
+
+  test("timeoutMs is an overall deadline of a watch (none by default)", async () => {
+    const started = performance.now();
+    const error = await failure(collect(client.watch({ userId: user(), timeoutMs: 300 })));
+    assert.equal(error.code, "deadline_exceeded");
+    assert.ok(performance.now() - started < 5000);
   });
 
   test("an AbortSignal ends a watch with cancelled; breaking out ends it quietly", async () => {

@@ -78,7 +78,7 @@ type Source<T> = AsyncIterable<T> | Iterable<T>;
  *   const client = new MnemoClient("localhost:50051");
  *   await client.create("Alice prefers green tea", { userId: "alice" });
  *   const { hits } = await client.search("what does Alice drink?", { userId: "alice" });
- *   client.close();
+ *   await client.close();
  */
 export class MnemoClient {
   readonly #settings: Settings;
@@ -185,7 +185,7 @@ export class MnemoClient {
         throw error;
       }
       log("retrying in %d ms after %s", delay, error.message);
-      await sleep(delay, anySignal(o?.signal, this.#closing.signal));
+      await sleep(delay, o?.signal, this.#closing.signal);
     }
   }
 
@@ -218,7 +218,7 @@ export class MnemoClient {
       if (delay === null || !deadline.allows(delay) || o?.signal?.aborted) {
         throw error;
       }
-      await sleep(delay, anySignal(o?.signal, this.#closing.signal));
+      await sleep(delay, o?.signal, this.#closing.signal);
     }
   }
 
@@ -564,7 +564,7 @@ export class MnemoClient {
       startRevision: options.startRevision == null ? null : Number(options.startRevision),
       reconnect: options.reconnect ?? true,
       retry: this.#settings.retry,
-      signal: anySignal(options.signal, this.#closing.signal),
+      signals: [options.signal, this.#closing.signal],
       deadline: new Deadline(callTimeout(this.#settings, options.timeoutMs, true)),
     });
   }

@@ -11,6 +11,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { MnemoClient, MnemoError, WriteOp, type MemoryEvent } from "./index.js";
 import { FakeEmbedder } from "./testing/embedder.js";
 import { MnemoServer } from "./testing/server.js";
+import { caughtUp } from "./testing/wait.js";
 
 let embedder: FakeEmbedder;
 let server: MnemoServer;
@@ -92,7 +93,7 @@ describe("the change feed's limits", () => {
     const uid = user();
     const watch = client.watch({ userId: uid, reconnect: false });
     const dropped = failure(watch.next());
-    await sleep(300); // the watch is open and caught up
+    await caughtUp(watch);
     await client.batchWrite(Array.from({ length: 10 }, (_, i) => WriteOp.create(`burst ${i}`, { userId: uid })));
     const error = await dropped;
     assert.deepEqual([error.code, error.reason], ["aborted", "WATCH_TOO_SLOW"]);
@@ -109,7 +110,7 @@ describe("the change feed's limits", () => {
         if (events.length === 10) break;
       }
     })();
-    await sleep(300);
+    await caughtUp(watch);
     const written = await client.batchWrite(
       Array.from({ length: 10 }, (_, i) => WriteOp.create(`burst ${i}`, { userId: uid })),
     );

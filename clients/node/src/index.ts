@@ -49,6 +49,7 @@ export type {
   MemoryLink,
   MemoryPage,
   MemoryVersion,
+  MetadataInput,
   MetadataValue,
   ReembedProgress,
   RetentionPolicy,

@@ -19,7 +19,7 @@ import type {
   Memory,
   MemoryKind,
   MemoryLink,
-  MetadataValue,
+  MetadataInput,
 } from "./types.js";
 
 /** The options every call takes (as connect-es's CallOptions). */
@@ -48,7 +48,7 @@ export interface CreateOptions extends ScopeOptions, CallOptions {
   /** Free-form labels. */
   tags?: readonly string[] | null;
   /** JSON-like metadata; integers are kept exact to 64 bits. */
-  metadata?: Readonly<Record<string, MetadataValue>> | null;
+  metadata?: Readonly<Record<string, MetadataInput>> | null;
   /** A client-chosen id; the server makes one when not given. */
   id?: string | null;
   /** Idempotency key; a fresh one is made when not given (see `autoRequestId`). */
@@ -81,7 +81,7 @@ export interface UpdateOptions extends CallOptions {
   content?: string | null;
   kind?: EnumLike<MemoryKind> | null;
   tags?: readonly string[] | null;
-  metadata?: Readonly<Record<string, MetadataValue>> | null;
+  metadata?: Readonly<Record<string, MetadataInput>> | null;
   embedding?: readonly number[] | null;
   expireTime?: Date | string | null;
   links?: readonly MemoryLink[] | null;

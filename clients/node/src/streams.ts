@@ -33,12 +33,16 @@ export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal 
   return controller.signal;
 }
 
-/** Waits `ms` milliseconds; rejects with a "cancelled" MnemoError if the signal aborts. */
-export async function sleep(ms: number, signal?: AbortSignal): Promise<void> {
+/** Waits `ms` milliseconds; rejects with a "cancelled" MnemoError if any signal aborts. */
+export async function sleep(ms: number, ...signals: (AbortSignal | undefined)[]): Promise<void> {
+  const done = new AbortController(); // aborted at the end: drops the listeners on the given signals
+  const signal = anySignal(...signals, done.signal);
   try {
-    await sleepTimer(ms, undefined, signal ? { signal } : {});
+    await sleepTimer(ms, undefined, { signal });
   } catch (err) {
     throw new MnemoError("the call was cancelled", { code: "cancelled", cause: err });
+  } finally {
+    done.abort();
   }
 }
 
@@ -156,13 +160,14 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
       startRevision: number | null;
       reconnect: boolean;
       retry: RetryPolicy;
-      signal: AbortSignal | undefined;
+      /** The caller's signal and the client's: either stops the watch with "cancelled". */
+      signals: (AbortSignal | undefined)[];
       deadline: Deadline;
     },
   ) {
     this.#open = open;
     this.revision = options.startRevision;
-    this.#events = this.#run(options.reconnect, options.retry, options.signal, options.deadline);
+    this.#events = this.#run(options.reconnect, options.retry, options.signals, options.deadline);
   }
 
   next(): Promise<IteratorResult<MemoryEvent, undefined>> {
@@ -188,13 +193,13 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
   async *#run(
     reconnect: boolean,
     retry: RetryPolicy,
-    userSignal: AbortSignal | undefined,
+    signals: (AbortSignal | undefined)[],
     deadline: Deadline,
   ): AsyncGenerator<MemoryEvent, undefined> {
     let failures = 0;
     while (!this.#closed) {
       const call = new AbortController();
-      const signal = anySignal(this.#stop.signal, userSignal, call.signal);
+      const signal = anySignal(this.#stop.signal, ...signals, call.signal);
       let error: MnemoError | null = null;
       try {
         for await (const response of this.#open(this.revision, signal, deadline.remainingMs())) {
@@ -210,7 +215,7 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
           return undefined;
         }
         error = callError(err, signal);
-        if (userSignal?.aborted) {
+        if (signals.some((s) => s?.aborted)) {
           throw error;
         }
       } finally {
@@ -240,7 +245,7 @@ export class Watch implements AsyncIterableIterator<MemoryEvent> {
         });
       }
       try {
-        await sleep(delay, anySignal(this.#stop.signal, userSignal));
+        await sleep(delay, this.#stop.signal, ...signals);
       } catch (err) {
         if (this.#closed) {
           return undefined;

@@ -6,6 +6,7 @@
 import assert from "node:assert/strict";
 import { execFileSync } from "node:child_process";
 import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { test } from "node:test";
 import * as pkg from "./index.js";
 import { ExportStream, MnemoClient, Watch } from "./index.js";
@@ -107,7 +108,7 @@ type Exported = [
   api.ImportFailure, api.ImportResult, api.Inconsistency, api.IndexShardStats, api.Memory, api.MemoryEvent,
   api.MemoryLink, api.MemoryPage, api.MemoryVersion, api.ReembedProgress, api.RetentionPolicy, api.ScopeCount,
   api.SearchHit, api.SearchQuery, api.SearchResult, api.Snapshot, api.Stats, api.StreamSearchResult,
-  api.TenantStats, api.WriteResult, api.FieldViolation, api.MnemoErrorCode, api.MetadataValue,
+  api.TenantStats, api.WriteResult, api.FieldViolation, api.MnemoErrorCode, api.MetadataValue, api.MetadataInput,
   api.MemoryKind, api.DedupMode, api.ChangeType, api.EventType, api.ImportConflictPolicy, api.ApiKeyRole,
   api.IndexKind, api.InconsistencyKind, api.EvictionOrder, api.ExportStream, api.Watch, api.WriteOp,
   api.RetryPolicy, api.MnemoClient, api.MnemoError,
@@ -138,6 +139,20 @@ test("the package exports exactly this", () => {
 function members(cls: { prototype: object }): string[] {
   return Object.getOwnPropertyNames(cls.prototype).filter((n) => n !== "constructor").sort();
 }
+
+test("the package holds the compiled code and its declarations, not the tests", () => {
+  const out = execFileSync("npm", ["pack", "--dry-run", "--json", "--ignore-scripts"], {
+    cwd: fileURLToPath(new URL("..", import.meta.url)),
+    encoding: "utf-8",
+    stdio: ["ignore", "pipe", "ignore"],
+  });
+  const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
+  for (const needed of ["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/client.d.ts",
+    "dist/gen/mnemo/v1/memory_service_pb.js", "src/client.ts"]) {
+    assert.ok(files.includes(needed), needed);
+  }
+  assert.deepEqual(files.filter((f) => /spec|testing|readme-check/.test(f)), []);
+});
 
 test("MnemoClient has exactly these methods and properties", () => {
   const properties = members(MnemoClient).filter(

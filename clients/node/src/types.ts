@@ -108,12 +108,9 @@ export type EnumLike<E extends string> = E | Lowercase<E> | (string & {});
 
 // -- inputs -------------------------------------------------------------------
 
-/** A metadata value: what `Memory.metadata` holds. Integers are exact to 64
- * bits: whole `number`s and `bigint`s go on the wire as integers, other
- * numbers as doubles (`double(n)` forces a double); integers outside the
- * safe range come back as `bigint`. */
+/** A metadata value, as `Memory.metadata` holds it. Integers are exact to 64
+ * bits: they come back as `number`s, or `bigint`s beyond the safe range. */
 export type MetadataValue =
-  | MetadataDouble
   | null
   | boolean
   | number
@@ -121,6 +118,18 @@ export type MetadataValue =
   | string
   | MetadataValue[]
   | { [key: string]: MetadataValue };
+
+/** A metadata value as an input: whole `number`s and `bigint`s go on the wire
+ * as integers, other numbers as doubles, and `double(n)` forces a double. */
+export type MetadataInput =
+  | MetadataDouble
+  | null
+  | boolean
+  | number
+  | bigint
+  | string
+  | readonly MetadataInput[]
+  | { readonly [key: string]: MetadataInput };
 
 /** A directed link from a memory to another one in the same tenant. */
 export interface MemoryLink {

@@ -12,6 +12,7 @@ import contextlib
 import functools
 import logging
 import uuid
+from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
 from typing import Any, TypeVar
@@ -144,6 +145,13 @@ def create_response(outcome: WriteOutcome) -> pb.CreateMemoryResponse:
 class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
     """mnemo.v1.MemoryService."""
 
+    def __init__(self, service: MemoryService | None, executor: Executor, gate: Gate) -> None:
+        super().__init__(service, executor, gate)
+        # Event-loop only: rendered responses of result-cache hits (see _rendered).
+        self._responses: OrderedDict[tuple[Any, ...], tuple[pb.SearchMemoriesResponse, int, list[int]]] = (
+            OrderedDict()
+        )
+
     async def _one(self, principal: Principal, op: Any) -> WriteOutcome:
         outcome = (await self.run(self.service.write, principal, [op]))[0]
         if outcome.error is not None:
@@ -203,12 +211,37 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
         self, request: pb.SearchMemoriesRequest, principal: Principal, context: Any
     ) -> Any:
         query = convert.search_from_proto(request, "")
-        result = self.service.cached_search(principal, query)
-        if result is None:
+        lookup = self.service.cached_lookup(principal, query)
+        if lookup is None:
             result = (await self.run(self.service.search, principal, [query]))[0]
-        return convert.search_result_to_proto(
+            return convert.search_result_to_proto(
+                result.hits, result.embedding_model, include_embedding=query.include_embedding
+            )
+        return self._rendered(principal, query, lookup)
+
+    def _rendered(self, principal: Principal, query: Any, lookup: Any) -> pb.SearchMemoriesResponse:
+        """A result-cache hit as a response, rendered once per cache entry.
+
+        The entry's stamp holds the generations it was computed under, and any
+        change to a memory it shows bumps them, so the same stamp means the
+        same records; only expiry needs checking.
+        """
+        key = (principal.tenant, lookup.scope, lookup.fingerprint, lookup.stamp, query.include_embedding)
+        now = self.service.clock()
+        found = self._responses.get(key)
+        if found is not None and found[1] > now:
+            self._responses.move_to_end(key)
+            self.service.note_retrieved(found[2])
+            return found[0]
+        result = self.service.cached_search(principal, query, lookup)
+        response = convert.search_result_to_proto(
             result.hits, result.embedding_model, include_embedding=query.include_embedding
         )
+        expiries = [h.memory.expire_time_us for h in result.hits if h.memory.expire_time_us is not None]
+        self._responses[key] = (response, min(expiries, default=2**63), [h.memory.key for h in result.hits])
+        if len(self._responses) > RENDERED_RESPONSES:
+            self._responses.popitem(last=False)
+        return response
 
     @unary
     async def BatchSearchMemories(
@@ -555,6 +588,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
 
 
 EXPORT_FORMAT_VERSION = 1
+RENDERED_RESPONSES = 4096
 REEMBED_BATCH = 64
 IMPORT_BATCH = 500
 WATCH_BATCH = 1000

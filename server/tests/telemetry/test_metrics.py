@@ -353,3 +353,31 @@ def test_off_by_default(tmp_path: Path, embedder: Embedder) -> None:
         create(running, "judy", "Judy reads")
     finally:
         running.stop()
+
+
+class Refuse(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """An extra interceptor that turns every ListMemories away."""
+
+    async def intercept_service(self, continuation: Any, details: Any) -> Any:
+        if details.method.endswith("/ListMemories"):
+
+            async def refuse(request: Any, context: grpc.aio.ServicerContext) -> Any:
+                await context.abort(grpc.StatusCode.PERMISSION_DENIED, "no")
+
+            return grpc.unary_unary_rpc_method_handler(refuse)
+        return await continuation(details)
+
+
+def test_calls_refused_by_later_interceptors_are_counted(tmp_path: Path, embedder: Embedder) -> None:
+    running = start_server(
+        make_settings(tmp_path, metrics={"address": "127.0.0.1:0"}), embedder, interceptors=[Refuse()]
+    )
+    try:
+        with pytest.raises(grpc.RpcError) as refused:
+            running.memory.ListMemories(pb.ListMemoriesRequest(scope=m.Scope(user_id="olga")))
+        assert refused.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        create(running, "olga", "Olga rows")  # the extra interceptor lets this through
+        s = _wait_for(port_of(running), lambda s: handled(s, "ListMemories", "PERMISSION_DENIED") == 1)
+        assert handled(s, "CreateMemory", "OK") == 1
+    finally:
+        running.stop()

@@ -9,11 +9,13 @@ import threading
 import time
 import uuid
 from collections.abc import Iterator
+from concurrent import futures
 from pathlib import Path
 from typing import Any
 
 import grpc
 import pytest
+from opentelemetry.proto.collector.trace.v1 import trace_service_pb2, trace_service_pb2_grpc
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
 from mnemo.v1 import memory_pb2 as m
@@ -187,3 +189,49 @@ def test_stage_names_are_the_documented_ones() -> None:
         if 'telemetry.span("' in line
     }
     assert used == set(telemetry.STAGES)
+
+
+class Collector(trace_service_pb2_grpc.TraceServiceServicer):  # type: ignore[misc]
+    """An OpenTelemetry collector's OTLP/gRPC trace endpoint, keeping what it gets."""
+
+    def __init__(self) -> None:
+        self.spans: list[Any] = []
+        self.resources: list[dict[str, Any]] = []
+
+    def Export(self, request: Any, context: Any) -> Any:
+        for resource_spans in request.resource_spans:
+            self.resources.append({a.key: a.value.string_value for a in resource_spans.resource.attributes})
+            for scope_spans in resource_spans.scope_spans:
+                self.spans.extend(scope_spans.spans)
+        return trace_service_pb2.ExportTraceServiceResponse()
+
+
+def test_spans_reach_an_otlp_collector(tmp_path: Path, embedder: Embedder) -> None:
+    collector = Collector()
+    otlp = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, otlp)
+    port = otlp.add_insecure_port("127.0.0.1:0")
+    otlp.start()
+    try:
+        running = start_server(
+            make_settings(
+                tmp_path,
+                tracing={"otlp_endpoint": f"http://127.0.0.1:{port}", "service_name": "mnemo-test"},
+            ),
+            embedder,
+        )
+        trace_id = new_trace()
+        try:
+            running.memory.CreateMemory(
+                pb.CreateMemoryRequest(memory=m.Memory(user_id="nia", content="Nia bakes bread")),
+                metadata=traceparent(trace_id),
+            )
+        finally:
+            running.stop()  # flushes the batch
+        ours = [s for s in collector.spans if s.trace_id.hex() == trace_id]
+        names = {s.name for s in ours}
+        assert "mnemo.v1.MemoryService/CreateMemory" in names
+        assert {"embed", "store.write", "publish"} <= names
+        assert {"service.name": "mnemo-test"}.items() <= collector.resources[0].items()
+    finally:
+        otlp.stop(0)
