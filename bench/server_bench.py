@@ -96,7 +96,8 @@ class Plan:
     queries: int = 300  # single calls per latency row
     health_calls: int = 2_000
     text_queries: int = 200
-    batch_calls: int = 20  # distinct BatchSearch calls, cycled through
+    batch_calls: int = 20  # BatchSearch calls with recall checked, per row
+    fresh: int = 60_000  # more query vectors, so that no search repeats (result cache)
     seconds: float = 4.0  # closed-loop rows
     text_seconds: float = 10.0  # the concurrent text row
     model_calls: int = 200
@@ -109,6 +110,7 @@ class Plan:
 
 QUICK = Plan(
     queries=60,
+    fresh=10_000,
     health_calls=300,
     text_queries=40,
     batch_calls=8,
@@ -201,10 +203,30 @@ class Dataset:
     vectors: Matrix
     users: list[str]  # user of memory i, whose id is f"m{i}"
     scopes: dict[str, Rows]  # "small", "big", "all" -> memory numbers
-    queries: Matrix
+    queries: Matrix  # with exact answers: plan.queries singles, then batch rows
+    fresh: Matrix  # without: for closed-loop rows, each used once
 
 
-def make_dataset(n: int, kind: str, seed: int, queries: int) -> Dataset:
+class FreshQueries:
+    """Hands out each fresh query vector once, across threads: the server
+    caches search results, and a repeated query would measure the cache."""
+
+    def __init__(self, vectors: Matrix) -> None:
+        self.vectors = vectors
+        self.next = 0
+        self.wrapped = False
+        self.lock = threading.Lock()
+
+    def take(self, count: int) -> Matrix:
+        with self.lock:
+            if self.next + count > len(self.vectors):
+                self.next, self.wrapped = 0, True
+            start = self.next
+            self.next += count
+        return self.vectors[start : start + count]
+
+
+def make_dataset(n: int, kind: str, seed: int, queries: int, fresh: int) -> Dataset:
     if n < 2 * SMALL:
         raise SystemExit(f"size {n} is too small: at least {2 * SMALL}")
     rng = np.random.default_rng(seed)
@@ -222,7 +244,7 @@ def make_dataset(n: int, kind: str, seed: int, queries: int) -> Dataset:
         "big": np.flatnonzero(labels == "big"),
         "all": np.arange(n),
     }
-    return Dataset(vectors, users, scopes, make_vectors(rng, queries, kind))
+    return Dataset(vectors, users, scopes, make_vectors(rng, queries, kind), make_vectors(rng, fresh, kind))
 
 
 def exact_top(vectors: Matrix, rows: Rows, queries: Matrix, k: int = K) -> list[set[int]]:
@@ -693,7 +715,8 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
     size_meter = CpuMeter()  # servers run and are reaped within: they count as ours
     rows, notes = section.rows, section.notes
     t0 = time.perf_counter()
-    data = make_dataset(n, args.data, args.seed, max(plan.queries, BATCH_SEARCH * plan.batch_calls))
+    batch_truth = 2 * BATCH_SEARCH * plan.batch_calls  # two BatchSearch rows
+    data = make_dataset(n, args.data, args.seed, plan.queries + batch_truth, plan.fresh)
     queries = data.queries
     sizes = {s: len(r) for s, r in data.scopes.items()}
     print(
@@ -822,11 +845,26 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 )
             )
 
+        # the same queries again: answered from the result cache
+        meter = CpuMeter(server)
+        samples, rate = timed(lambda i: server.memory.SearchMemories(requests["big"][i]), count)
+        rows.append(
+            Row(
+                "vector search, user 'big', repeated queries (result cache hits)",
+                pct(samples, 50),
+                pct(samples, 99),
+                f"{per_s(rate, 'queries/s')} {meter.read()}",
+                f"empty call {empty_p50:.3f} ms",
+            )
+        )
+
         # concurrent vector searches: what the server sustains, vs empty calls
+        fresh = FreshQueries(data.fresh)
         for scope in ("big", "small"):
 
             def many(c: int, i: int, scope: str = scope) -> object:
-                return stubs[c % len(stubs)].SearchMemories(requests[scope][(c * 7919 + i) % count])
+                request = search_request(fresh.take(1)[0], scope)
+                return stubs[c % len(stubs)].SearchMemories(request)
 
             load = closed_loop(many, plan.load_clients, plan.seconds, server)
             rows.append(
@@ -839,23 +877,34 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 )
             )
 
-        # 5. BatchSearchMemories, 64 vectors per call, big scope
-        blocks = [
-            memory_service_pb2.BatchSearchMemoriesRequest(
-                requests=[
-                    search_request(queries[j], "big") for j in range(b * BATCH_SEARCH, (b + 1) * BATCH_SEARCH)
-                ]
-            )
-            for b in range(len(queries) // BATCH_SEARCH)
-        ]
+        # 5. BatchSearchMemories, 64 vectors per call, big scope: each row
+        # first sends plan.batch_calls blocks with known answers, then fresh ones
         for clients in (1, 2):
             found = {}
+            first = plan.queries + (clients - 1) * BATCH_SEARCH * plan.batch_calls
+            blocks = iter(range(first, first + BATCH_SEARCH * plan.batch_calls, BATCH_SEARCH))
+            lock = threading.Lock()
 
-            def batch(c: int, i: int, found: dict[int, list[int]] = found) -> None:
-                b = (c * 3 + i) % len(blocks)
-                response = stubs[c % len(stubs)].BatchSearchMemories(blocks[b])
-                for j, result in enumerate(response.results):
-                    found[b * BATCH_SEARCH + j] = numbers(result)
+            def batch(
+                c: int,
+                i: int,
+                found: dict[int, list[int]] = found,
+                blocks: Iterator[int] = blocks,
+                lock: threading.Lock = lock,
+            ) -> None:
+                with lock:
+                    start = next(blocks, None)
+                vectors = (
+                    queries[start : start + BATCH_SEARCH] if start is not None else fresh.take(BATCH_SEARCH)
+                )
+                response = stubs[c % len(stubs)].BatchSearchMemories(
+                    memory_service_pb2.BatchSearchMemoriesRequest(
+                        requests=[search_request(v, "big") for v in vectors]
+                    )
+                )
+                if start is not None:
+                    for j, result in enumerate(response.results):
+                        found[start + j] = numbers(result)
 
             load = closed_loop(batch, clients, plan.seconds, server)
             rate = load.per_s * BATCH_SEARCH
@@ -932,6 +981,8 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
                 share >= 0.8,
             )
         )
+        if fresh.wrapped:
+            notes.append("**The fresh query vectors ran out and were reused: raise Plan.fresh.**")
         batching = server.logged(r"batch")
         if batching:
             notes.append(f"Server log on batching: `{batching}`")

@@ -463,9 +463,16 @@ class MemoryService:
 
     # -- search ------------------------------------------------------------------
 
-    def search(self, principal: Principal, queries: Sequence[SearchQuery]) -> list[SearchResult]:
+    def search(
+        self,
+        principal: Principal,
+        queries: Sequence[SearchQuery],
+        *,
+        lookups_done: Sequence[SearchLookup] | None = None,
+    ) -> list[SearchResult]:
         """Runs queries with one result-cache lookup, one embedding call for
-        the texts that missed, one index call and one hydration."""
+        the texts that missed, one index call and one hydration.
+        `lookups_done` are result-cache misses `cached_lookup` already took."""
         for q in queries:
             self.confine(principal, q.scope)
         now = self.clock()
@@ -477,8 +484,12 @@ class MemoryService:
             # Before any data read: a write that lands after this lookup bumps
             # the generation the result would be stored under.
             with telemetry.span("cache.search"):
-                found = self.caches.search.lookup(
-                    principal.tenant, [(c.scope, c.fingerprint) for c in checked]
+                found = (
+                    list(lookups_done)
+                    if lookups_done is not None
+                    else self.caches.search.lookup(
+                        principal.tenant, [(c.scope, c.fingerprint) for c in checked]
+                    )
                 )
             for i, lookup in enumerate(found):
                 lookups[i] = lookup
@@ -515,11 +526,13 @@ class MemoryService:
         `search`). Only worth it when the caches are in-process."""
         if not self.inline_cache_hits or self.caches is None:
             return None
+        self.confine(principal, q.scope)
         checked = self._check_query(q)
         if self.store.current_revision() > self._applied_revision:
             return None  # another process wrote: search() catches up first
         lookup = self.caches.search.lookup(principal.tenant, [(checked.scope, checked.fingerprint)])[0]
-        return lookup if lookup.hits is not None and lookup.stamp is not None else None
+        # A miss is handed to search() (it must not look up, and count, twice).
+        return lookup if lookup.stamp is not None else None
 
     def cached_search(self, principal: Principal, q: SearchQuery, lookup: SearchLookup) -> SearchResult:
         """The result of a hit from `cached_lookup`."""

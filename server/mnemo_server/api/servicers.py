@@ -212,8 +212,9 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
     ) -> Any:
         query = convert.search_from_proto(request, "")
         lookup = self.service.cached_lookup(principal, query)
-        if lookup is None:
-            result = (await self.run(self.service.search, principal, [query]))[0]
+        if lookup is None or lookup.hits is None:
+            done = None if lookup is None else [lookup]
+            result = (await self.run(self.service.search, principal, [query], lookups_done=done))[0]
             return convert.search_result_to_proto(
                 result.hits, result.embedding_model, include_embedding=query.include_embedding
             )

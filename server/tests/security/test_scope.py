@@ -157,3 +157,16 @@ def test_a_key_restricted_to_agents_and_users_needs_both(secure: RunningServer) 
     ok = key.memory.ListMemories(pb.ListMemoriesRequest(scope={"user_id": "carol", "agent_id": "planner"}))
     assert len(ok.memories) == 1
     assert fails(lambda: key.memory.ListMemories(pb.ListMemoriesRequest(scope={"user_id": "carol"}))) == SCOPE
+
+
+def test_a_cached_result_is_no_way_around_a_scope_restriction(secure: RunningServer) -> None:
+    tenant = tenant_name()
+    full = new_key(secure, "writer", tenant=tenant)
+    alice = new_key(secure, "reader", tenant=tenant, user_ids=("alice",))
+    create(full, "bob's cached secret", user_id="bob")
+    request = pb.SearchMemoriesRequest(query="cached secret", scope=m.Scope(user_id="bob"))
+    # The full key's search fills the result cache for bob's scope...
+    assert full.memory.SearchMemories(request).hits
+    assert full.memory.SearchMemories(request).hits
+    # ...which the restricted key still may not read.
+    assert fails(lambda: alice.memory.SearchMemories(request)) == SCOPE
