@@ -201,7 +201,7 @@ def main(argv: list[str]) -> None:
 
     db, url, namespace, operation = argv
     op = json.loads(operation)
-    caches = Caches.over(RedisCache(url, namespace=namespace))
+    caches = Caches.over(RedisCache(url, namespace=namespace, op_timeout_s=1.0, connect_timeout_s=5.0))
     server = MiniServer(SqliteStore(Path(db)), caches)
     kind = op.pop("op")
     if "scope" in op:

@@ -97,7 +97,9 @@ def setup(
         cache = LocalCache()
     else:
         url = request.getfixturevalue("redis_proc" if kind == "redis" else "redis_cluster").url
-        cache = make_redis_cache(url)
+        # Generous timeouts: this test is about exact invalidation, not about
+        # degrading on a loaded machine (test_cache_redis.py covers that).
+        cache = make_redis_cache(url, op_timeout_s=1.0, connect_timeout_s=5.0)
     db = tmp_path / "mnemo.db"
     server = MiniServer(SqliteStore(db), Caches.over(cache))
 
