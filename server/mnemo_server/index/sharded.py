@@ -423,7 +423,11 @@ class ShardedFaissIndex(VectorIndex):
                 # The index is derived data: whatever is wrong with a snapshot
                 # (torn file, bit flip, FAISS refusing it), the answer is the
                 # same - start empty and let the caller rebuild from the store.
-                log.warning("index snapshot in %s not usable: %s", directory, exc)
+                # A first start has no snapshot yet: that is news, not a problem.
+                first_start = not Path(directory).exists() or not any(Path(directory).iterdir())
+                (log.info if first_start else log.warning)(
+                    "index snapshot in %s not usable: %s", directory, exc
+                )
                 return None
             self._tenants, self._key_tenant = tenants, key_tenant
             return revision
