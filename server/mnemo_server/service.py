@@ -828,6 +828,24 @@ class MemoryService:
         (for cache invalidation)."""
         self._listeners.append(listener)
 
+    def _remove(
+        self,
+        txn: WriteTxn,
+        memory: Memory,
+        change_type: ChangeType,
+        now: int,
+        effects: _Effects,
+        *,
+        api_key_id: str = "",
+    ) -> int:
+        """Deletes one memory at a new revision (logged as DELETE or EXPIRE)
+        and records what that means for the index, caches and feed."""
+        revision = txn.next_revision()
+        gone = dataclasses.replace(memory, revision=revision)
+        txn.delete(gone, change_type=change_type, api_key_id=api_key_id)
+        effects.gone(gone, change_type, now)
+        return revision
+
     def _unlink(
         self, principal: Principal, txn: WriteTxn, target_ids: Sequence[str], now: int, effects: _Effects
     ) -> None:
@@ -906,10 +924,9 @@ class MemoryService:
             if memory is None or memory.is_expired(now) or not principal.allows(memory.scope):
                 raise NotFoundError(f"memory {op.memory_id!r} not found", metadata={"id": op.memory_id})
             _check_etag(memory, op.etag)
-            revision = txn.next_revision()
-            gone = dataclasses.replace(memory, revision=revision)
-            txn.delete(gone, api_key_id=principal.api_key_id)
-            effects.gone(gone, ChangeType.DELETE, now)
+            revision = self._remove(
+                txn, memory, ChangeType.DELETE, now, effects, api_key_id=principal.api_key_id
+            )
             self._unlink(principal, txn, [memory.id], now, effects)
             outcome.revision = revision
             return
@@ -1088,10 +1105,7 @@ class MemoryService:
                     current = txn.get(memory.tenant, memory.id)
                     if current is None or not current.is_expired(now):
                         continue
-                    revision = txn.next_revision()
-                    gone = dataclasses.replace(current, revision=revision)
-                    txn.delete(gone, change_type=ChangeType.EXPIRE)
-                    effects.gone(gone, ChangeType.EXPIRE, now)
+                    self._remove(txn, current, ChangeType.EXPIRE, now, effects)
                     self._unlink(Principal(tenant=current.tenant), txn, [current.id], now, effects)
             self._publish(effects)
         return sum(1 for e in effects.events if e.change.change_type is ChangeType.EXPIRE)
@@ -1135,10 +1149,9 @@ class MemoryService:
                         return ForgetResult(int(stored.similarity), [], stored.revision)
                 victims = txn.select_for_forget(principal.tenant, scope=scope, filter=expr, limit=2**62)
                 for memory in victims:
-                    revision = txn.next_revision()
-                    gone = dataclasses.replace(memory, revision=revision)
-                    txn.delete(gone, api_key_id=principal.api_key_id)
-                    effects.gone(gone, ChangeType.DELETE, now)
+                    revision = self._remove(
+                        txn, memory, ChangeType.DELETE, now, effects, api_key_id=principal.api_key_id
+                    )
                     ids.append(memory.id)
                 if ids:
                     txn.purge_history(principal.tenant, ids)
@@ -1345,10 +1358,7 @@ class MemoryService:
                     current = txn.get(memory.tenant, memory.id)
                     if current is None or current.pinned:
                         continue
-                    revision = txn.next_revision()
-                    gone = dataclasses.replace(current, revision=revision)
-                    txn.delete(gone)
-                    effects.gone(gone, ChangeType.DELETE, now)
+                    self._remove(txn, current, ChangeType.DELETE, now, effects)
                     self._unlink(Principal(tenant=current.tenant), txn, [current.id], now, effects)
             self._publish(effects)
         removed = sum(1 for e in effects.events if e.change.change_type is ChangeType.DELETE)
