@@ -690,7 +690,8 @@ class MemoryService:
         now = self.clock()
         if request_id:
             validation.check_request_id(request_id, "request_id")
-            replay = self._replay_request(principal, request_id, _fingerprint(ops, atomic), now)
+            batch_fingerprint = _fingerprint(ops, atomic)
+            replay = self._replay_request(principal, request_id, batch_fingerprint, now)
             if replay is not None:
                 return replay
         # Validate and embed outside the lock: the model is the slow part.
@@ -737,7 +738,7 @@ class MemoryService:
                         txn.put_idempotent(
                             principal.tenant,
                             request_id,
-                            fingerprint=_fingerprint(ops, atomic),
+                            fingerprint=batch_fingerprint,
                             outcomes=[_stored(o) for o in outcomes],
                             now_us=now,
                         )
@@ -751,8 +752,7 @@ class MemoryService:
         self, principal: Principal, request_id: str, fingerprint: str, now: int
     ) -> list[WriteOutcome] | None:
         """The original outcomes of a call retried with the same request id."""
-        with self.store.write() as txn:
-            record = txn.get_idempotent(principal.tenant, request_id)
+        record = self.store.get_idempotent(principal.tenant, request_id)
         if record is None or record.create_time_us < now - self._idempotency_window_us:
             return None
         if record.fingerprint != fingerprint:

@@ -191,6 +191,10 @@ class RecordStore(ABC):
         """A memory, expired or not; None when it does not exist."""
 
     @abstractmethod
+    def get_idempotent(self, tenant: str, request_id: str) -> IdempotentRecord | None:
+        """The stored outcome of a write with this request id (a read, no lock)."""
+
+    @abstractmethod
     def get_many(self, tenant: str, memory_ids: Sequence[str]) -> builtins.list[Memory]:
         """The memories of these ids that exist (expired or not), without embeddings."""
 

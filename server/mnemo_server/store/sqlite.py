@@ -35,6 +35,7 @@ from mnemo_server.models import Change, ChangeType, Memory, Scope
 from mnemo_server.store import sqlite_codec as codec
 from mnemo_server.store.base import (
     FeedEntry,
+    IdempotentRecord,
     OrderTerm,
     RecordStore,
     ScopeCountRow,
@@ -201,6 +202,20 @@ class SqliteStore(RecordStore):
             .fetchone()
         )
         return None if row is None else codec.row_to_memory(row)
+
+    def get_idempotent(self, tenant: str, request_id: str) -> IdempotentRecord | None:
+        row = (
+            self._reader()
+            .execute(
+                "SELECT fingerprint, response, create_time_us FROM idempotency"
+                " WHERE tenant = ? AND request_id = ?",
+                (tenant, request_id),
+            )
+            .fetchone()
+        )
+        if row is None:
+            return None
+        return IdempotentRecord(row[0], codec.outcomes_from_json(row[1]), row[2])
 
     def get_many(self, tenant: str, memory_ids: Sequence[str]) -> builtins.list[Memory]:
         if not memory_ids:
