@@ -10,7 +10,7 @@ gRPC statuses with google.rpc details.
     ├── AbortedError                (ABORTED / BATCH_ABORTED, WATCH_TOO_SLOW)
     ├── ResourceExhaustedError      (RESOURCE_EXHAUSTED / RATE_LIMITED, QUOTA_EXCEEDED, ...)
     ├── UnauthenticatedError        (UNAUTHENTICATED / API_KEY_MISSING, API_KEY_INVALID)
-    ├── PermissionDeniedError       (PERMISSION_DENIED / ROLE_FORBIDDEN, SCOPE_FORBIDDEN)
+    ├── PermissionDeniedError       (PERMISSION_DENIED / ROLE_FORBIDDEN, SCOPE_FORBIDDEN, MEMORY_ID_FORBIDDEN)
     ├── UnavailableError            (UNAVAILABLE / SERVER_NOT_READY, SERVER_DRAINING, EMBEDDER_UNAVAILABLE)
     └── UnimplementedError          (UNIMPLEMENTED / NOT_IMPLEMENTED)
 

@@ -37,6 +37,7 @@ from mnemo_server.errors import (
     AbortedError,
     AlreadyExistsError,
     FailedPreconditionError,
+    FieldViolation,
     InvalidArgumentError,
     MnemoError,
     NotFoundError,
@@ -127,6 +128,8 @@ class WriteOp:
     request_id: str = ""
     dedup: DedupPolicy = DedupPolicy()
     field: str = ""
+    #: The draft's id was assigned by the server, not chosen by the caller.
+    id_assigned: bool = False
 
 
 @dataclass(slots=True)
@@ -701,6 +704,7 @@ class MemoryService:
                 prepared[i] = self._prepare(op, now)
                 if op.kind == "create":
                     self.confine(principal, op.draft.scope)
+                    self._check_chosen_id(principal, op)
                 if prepared[i].needs_embedding:
                     to_embed.append((i, prepared[i].content))
             except MnemoError as exc:
@@ -747,6 +751,13 @@ class MemoryService:
             with telemetry.span("publish"):
                 self._publish(effects)
         return outcomes
+
+    @staticmethod
+    def _check_chosen_id(principal: Principal, op: WriteOp) -> None:
+        chosen = "" if op.id_assigned else op.draft.id
+        error = _chosen_id_error(principal, chosen, validation.join(op.field, "memory.id"))
+        if error is not None:
+            raise error
 
     def _replay_request(
         self, principal: Principal, request_id: str, fingerprint: str, now: int
@@ -1116,8 +1127,12 @@ class MemoryService:
         self, principal: Principal, *, scope: Scope, filter_text: str, dry_run: bool, request_id: str = ""
     ) -> ForgetResult:
         """Deletes every memory of a scope or filter with its history, index,
-        cache and idempotency entries. The revision log keeps only ids and
-        scopes, so watchers learn of the deletes without seeing content."""
+        cache and idempotency entries. Forgetting a whole scope (no filter)
+        also erases the history of its memories deleted or expired earlier,
+        so no RPC and no feed replay shows any content of the scope again; a
+        filter reaches the live memories it matches. The revision log keeps
+        only ids and scopes, so watchers learn of the deletes without seeing
+        content."""
         expr = filters.parse_filter(filter_text)
         if scope.is_empty() and expr is None:
             raise invalid(
@@ -1153,9 +1168,15 @@ class MemoryService:
                         txn, memory, ChangeType.DELETE, now, effects, api_key_id=principal.api_key_id
                     )
                     ids.append(memory.id)
+                past: list[str] = []
+                if expr is None:
+                    # A whole scope: its earlier deletes and expiries too.
+                    past = txn.purge_scope_history(principal.tenant, scope)
+                elif victims:
+                    txn.purge_history(principal.tenant, victims)
+                if ids or past:
+                    txn.purge_idempotency_for(principal.tenant, sorted({*ids, *past}))
                 if ids:
-                    txn.purge_history(principal.tenant, ids)
-                    txn.purge_idempotency_for(principal.tenant, ids)
                     self._unlink(principal, txn, ids, now, effects)
                 if request_id:
                     # The count rides in `similarity`: no content, nothing to forget later.
@@ -1207,13 +1228,14 @@ class MemoryService:
     def import_batch(
         self,
         principal: Principal,
-        items: Sequence[tuple[int, MemoryDraft]],
+        items: Sequence[tuple[int, MemoryDraft, bool]],
         *,
         source_model: str,
         on_conflict: str,
         force_reembed: bool,
     ) -> ImportReport:
-        """Stores exported memories, given as (position in the stream, draft).
+        """Stores exported memories, given as (position in the stream, draft,
+        whether the caller chose the draft's id or the server assigned it).
         Embeddings are reused when their model is the server's and
         re-embedded otherwise. Links are left out here and restored by
         `import_links` once every memory of the import exists."""
@@ -1222,13 +1244,17 @@ class MemoryService:
         ops: list[WriteOp] = []
         positions: list[int] = []
         reembed: set[int] = set()
-        ids = [draft.id for _, draft in items if draft.id]
+        ids = [draft.id for _, draft, _ in items if draft.id]
         existing = (
             {m.id for m in self.store.get_many(principal.tenant, ids) if principal.allows(m.scope)}
             if ids
             else set()
         )
-        for position, draft in items:
+        for position, draft, chosen in items:
+            forbidden = _chosen_id_error(principal, draft.id if chosen else "", "memory.id")
+            if forbidden is not None:
+                report.fail(position, draft.id, forbidden)
+                continue
             model = draft.embedding_model or source_model
             reuse = (
                 not force_reembed
@@ -1259,7 +1285,7 @@ class MemoryService:
                     continue
                 ops.append(WriteOp("delete", memory_id=draft.id))
                 positions.append(-1)
-            ops.append(WriteOp("create", draft=dataclasses.replace(draft, links=())))
+            ops.append(WriteOp("create", draft=dataclasses.replace(draft, links=()), id_assigned=not chosen))
             positions.append(position)
         for outcome, position, op in zip(self.write(principal, ops), positions, ops, strict=True):
             if position < 0:
@@ -1405,8 +1431,14 @@ class MemoryService:
                 s.snapshot_revision,
                 s.kind_reason,
             )
-            for s in self.index.shards()
+            # A tenant's admin sees its own shards only (shard ids name tenants).
+            for s in self.index.shards(None if all_tenants else principal.tenant)
         ]
+        retention = tuple(
+            rule
+            for rule in self.settings.lifecycle.retention
+            if all_tenants or rule.tenant in ("*", principal.tenant)
+        )
         return Stats(
             tenants=tenants,
             shards=shards,
@@ -1415,7 +1447,7 @@ class MemoryService:
             oldest_revision=self.store.compacted_revision(),
             embedding_model=self.embedder.model_id,
             dimension=self.embedder.dimension,
-            retention=self.settings.lifecycle.retention,
+            retention=retention,
         )
 
     def check_consistency(self, *, repair: bool) -> ConsistencyReport:
@@ -1570,6 +1602,19 @@ def _check_etag(memory: Memory, etag: str) -> None:
             reason="ETAG_MISMATCH",
             metadata={"current_etag": memory.etag},
         )
+
+
+def _chosen_id_error(principal: Principal, memory_id: str, field: str) -> MnemoError | None:
+    """Keys restricted to users or agents get server-assigned ids: were they
+    to choose, an id held by another user's memory would answer
+    ALREADY_EXISTS where every read of it answers MEMORY_NOT_FOUND."""
+    if not (memory_id and principal.restricted):
+        return None
+    return PermissionDeniedError(
+        "a key restricted to users or agents cannot choose memory ids: leave id empty",
+        reason="MEMORY_ID_FORBIDDEN",
+        violations=[FieldViolation(field, "must be empty for this key")],
+    )
 
 
 def _update_mask(paths: tuple[str, ...], field: str) -> set[str]:

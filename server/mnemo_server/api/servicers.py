@@ -401,7 +401,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
     ) -> Any:
         options = pb.ImportOptions()
         header: pb.ExportHeader | None = None
-        batch: list[tuple[int, Any]] = []
+        batch: list[tuple[int, Any, bool]] = []
         links: dict[str, Any] = {}
         position = 0
         total = ImportReport()
@@ -451,7 +451,7 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                 else:
                     if draft.links:
                         links[draft.id] = draft.links
-                    batch.append((position, draft))
+                    batch.append((position, draft, bool(item.memory.id)))
                 position += 1
                 if len(batch) >= IMPORT_BATCH:
                     await flush()

@@ -111,8 +111,8 @@ class VectorIndex(ABC):
         """The vector held for a key, or None."""
 
     @abstractmethod
-    def shards(self) -> list[ShardInfo]:
-        """What each shard is and why."""
+    def shards(self, tenant: str | None = None) -> list[ShardInfo]:
+        """What each shard is and why: every shard, or one tenant's only."""
 
     @abstractmethod
     def save(self, directory: Path, revision: int) -> int:

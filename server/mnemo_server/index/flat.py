@@ -137,9 +137,9 @@ class NumpyFlatIndex(VectorIndex):
             entry = self._entries.get(key)
             return None if entry is None else entry.vector.copy()
 
-    def shards(self) -> list[ShardInfo]:
+    def shards(self, tenant: str | None = None) -> list[ShardInfo]:
         with self._lock:
-            n = len(self._entries)
+            n = sum(1 for e in self._entries.values() if tenant is None or e.tenant == tenant)
             return [
                 ShardInfo(
                     shard_id="flat",

@@ -376,8 +376,8 @@ class ShardedFaissIndex(VectorIndex):
         shard = self._tenants.get(tenant, {}).get(key // self._capacity)
         return None if shard is None else shard.get_vector(key)
 
-    def shards(self) -> list[ShardInfo]:
-        return [shard.info() for shard in self._shards_of(None)]
+    def shards(self, tenant: str | None = None) -> list[ShardInfo]:
+        return [shard.info() for shard in self._shards_of(tenant)]
 
     def _shards_of(self, tenant: str | None) -> list[FaissShard]:
         if tenant is not None:

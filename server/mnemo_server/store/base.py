@@ -136,8 +136,15 @@ class WriteTxn(ABC):
         via next_revision) and logs the change; keeps its history."""
 
     @abstractmethod
-    def purge_history(self, tenant: str, memory_ids: Sequence[str]) -> None:
-        """Deletes the history of these memories (forgetting)."""
+    def purge_history(self, tenant: str, memories: Sequence[Memory]) -> None:
+        """Deletes the history of these memories (forgetting): the entries of
+        each one's own life, not of other lives of the same id."""
+
+    @abstractmethod
+    def purge_scope_history(self, tenant: str, scope: Scope) -> builtins.list[str]:
+        """Deletes every history entry of every memory that was in `scope`
+        (a non-empty scope), live, deleted or expired, in any life of its id;
+        returns the ids whose entries were deleted (forgetting)."""
 
     @abstractmethod
     def get_idempotent(self, tenant: str, request_id: str) -> IdempotentRecord | None:

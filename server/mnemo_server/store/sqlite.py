@@ -374,14 +374,18 @@ class SqliteStore(RecordStore):
     def history(
         self, tenant: str, memory_id: str, *, before_version: int | None, limit: int
     ) -> builtins.list[VersionRecord]:
-        """Newest first by (version, revision): a memory deleted and created
-        again under the same id keeps the older life's entries below."""
+        """The id's newest life only, newest first by (version, revision).
+        An id deleted and created again (perhaps for another user) starts a
+        new life with a new key: the older lives' entries are never shown
+        with it, so a history holds exactly one memory's own versions."""
         sql = (
             "SELECT memory_id, version, revision, change_type, time_us, api_key_id,"
             " before, after, changed_fields"
             " FROM history WHERE tenant = ? AND memory_id = ?"
+            f" AND {codec.LIFE_KEY_SQL} = (SELECT {codec.LIFE_KEY_SQL} FROM history"
+            " WHERE tenant = ? AND memory_id = ? ORDER BY revision DESC LIMIT 1)"
         )
-        params: list[object] = [tenant, memory_id]
+        params: list[object] = [tenant, memory_id, tenant, memory_id]
         if before_version is not None:
             sql += " AND version < ?"
             params.append(before_version)

@@ -181,6 +181,16 @@ _SNAPSHOT_TEMPLATE: Final = (
 )
 
 
+#: SQL over a history row: the key of the memory (one life of an id) it belongs to.
+LIFE_KEY_SQL: Final = "json_extract(coalesce(after, before), '$.key')"
+
+
+def history_scope_sql(column: str) -> str:
+    """SQL over a history row: one scope field of the memory it belongs to."""
+    assert column in ("user_id", "agent_id", "run_id")
+    return f"json_extract(coalesce(after, before), '$.{column}')"
+
+
 def _json_int(value: int | None) -> str:
     return "null" if value is None else str(int(value))
 

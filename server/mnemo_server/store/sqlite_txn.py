@@ -174,12 +174,30 @@ class SqliteWriteTxn(WriteTxn):
             version=max(memory.version, stored.version + 1),
         )
 
-    def purge_history(self, tenant: str, memory_ids: Sequence[str]) -> None:
+    def purge_history(self, tenant: str, memories: Sequence[Memory]) -> None:
         self._check_open()
         self._cur.execute(
-            "DELETE FROM history WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?))",
-            (tenant, codec.dumps(list(memory_ids))),
+            "DELETE FROM history WHERE tenant = ? AND memory_id IN (SELECT value FROM json_each(?))"
+            f" AND {codec.LIFE_KEY_SQL} IN (SELECT value FROM json_each(?))",
+            (tenant, codec.dumps(sorted({m.id for m in memories})), codec.dumps([m.key for m in memories])),
         )
+
+    def purge_scope_history(self, tenant: str, scope: Scope) -> list[str]:
+        self._check_open()
+        where = ["tenant = ?"]
+        params: list[object] = [tenant]
+        for column, value in (
+            ("user_id", scope.user_id),
+            ("agent_id", scope.agent_id),
+            ("run_id", scope.run_id),
+        ):
+            if value:
+                where.append(f"{codec.history_scope_sql(column)} = ?")
+                params.append(value)
+        rows = self._cur.execute(
+            f"DELETE FROM history WHERE {' AND '.join(where)} RETURNING memory_id", params
+        ).fetchall()
+        return sorted({row[0] for row in rows})
 
     def get_idempotent(self, tenant: str, request_id: str) -> IdempotentRecord | None:
         self._check_open()

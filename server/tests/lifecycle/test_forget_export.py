@@ -325,3 +325,48 @@ def test_reembed_replaces_vectors_from_other_models(empty_server: RunningServer)
     assert hits[0].memory.id == "old" and hits[0].score > 0.5
     forced = list(s.admin.ReembedMemories(admin.ReembedMemoriesRequest(force=True)))
     assert forced[-1].reembedded_count == 2
+
+
+def test_forgetting_a_scope_erases_what_it_deleted_and_expired_before(server: RunningServer) -> None:
+    dana = user()
+    start = server.admin.GetStats(admin.GetStatsRequest()).revision
+    deleted, expiring, live = seed(server, dana, ["old PIN is 4711", "locker code 1234", "live Dana fact"])
+    server.memory.DeleteMemory(pb.DeleteMemoryRequest(id=deleted.id))
+    server.memory.UpdateMemory(
+        pb.UpdateMemoryRequest(
+            memory=m.Memory(id=expiring.id),
+            ttl={"nanos": 1_000_000},
+            update_mask=field_mask_pb2.FieldMask(paths=["expire_time"]),
+        )
+    )
+    # The id of the deleted memory lives on for another user: theirs stays.
+    other = user()
+    reused = server.memory.CreateMemory(
+        pb.CreateMemoryRequest(
+            memory=m.Memory(id=deleted.id, user_id=other, content="someone else holds it now")
+        )
+    ).memory
+
+    def replay() -> str:
+        seen = []
+        for response in server.memory.WatchMemories(pb.WatchMemoriesRequest(start_revision=start)):
+            if response.progress_notification:
+                break
+            seen.extend(response.events)
+        return str(seen)
+
+    deadline = time.monotonic() + 30
+    while "EVENT_TYPE_EXPIRE" not in replay():  # the sweeper logs the expiry
+        assert time.monotonic() < deadline, "the memory never expired"
+        time.sleep(0.2)
+    assert "PIN is 4711" in replay() and "locker code" in replay()
+    gone = server.memory.DeleteMemories(pb.DeleteMemoriesRequest(scope=m.Scope(user_id=dana)))
+    assert gone.deleted_count >= 1 and live.id in gone.memory_ids
+    text = replay()
+    assert "PIN" not in text and "locker" not in text and "Dana" not in text
+    assert "someone else holds it now" in text
+    assert "Dana" not in str(server.memory.GetMemoryHistory(pb.GetMemoryHistoryRequest(id=reused.id)))
+    for memory in (expiring, live):
+        with pytest.raises(grpc.RpcError) as err:
+            server.memory.GetMemoryHistory(pb.GetMemoryHistoryRequest(id=memory.id))
+        assert error_of(err.value)[1] == "MEMORY_NOT_FOUND"

@@ -87,3 +87,8 @@ def update(store: RecordStore, before: Memory, **changes: Any) -> Memory:
             before, version=before.version + 1, revision=txn.next_revision(), **changes
         )
         return txn.update(before, after, sorted(changes))
+
+
+def delete(store: RecordStore, memory: Memory) -> None:
+    with store.write() as txn:
+        txn.delete(dataclasses.replace(memory, revision=txn.next_revision()))

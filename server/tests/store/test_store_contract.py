@@ -16,7 +16,7 @@ from mnemo_server.models import ChangeType, Link, Memory, Scope
 from mnemo_server.store.base import OrderTerm, RecordStore
 from mnemo_server.store.order import sort_key
 
-from .factory import DIM, IMPLEMENTATIONS, T0, Opener, create, memory, update, vector
+from .factory import ALICE, DIM, IMPLEMENTATIONS, T0, Opener, create, delete, memory, update, vector
 
 NOW = T0 + 10_000_000
 
@@ -146,12 +146,56 @@ class TestWrites:
         assert store.history("t1", "m1", before_version=None, limit=1)[0].change_type is ChangeType.EXPIRE
 
     def test_purge_history_forgets(self, store: RecordStore) -> None:
-        create(store, memory("a"), memory("b"), memory("a", tenant="t2"))
+        [a, _, _] = create(store, memory("a"), memory("b"), memory("a", tenant="t2"))
         with store.write() as txn:
-            txn.purge_history("t1", ["a"])
+            txn.purge_history("t1", [a])
         assert store.history("t1", "a", before_version=None, limit=10) == []
         assert len(store.history("t1", "b", before_version=None, limit=10)) == 1
         assert len(store.history("t2", "a", before_version=None, limit=10)) == 1
+
+    def test_a_history_holds_only_the_newest_life_of_an_id(self, store: RecordStore) -> None:
+        bob = Scope("bob")
+        [old] = create(store, memory("x", scope=bob, content="bob's secret v1"))
+        for i in range(3):
+            old = update(store, old, content=f"bob's secret v{i + 2}")
+        delete(store, old)
+        [new] = create(store, memory("x", content="alice v1"))
+        entries = store.history("t1", "x", before_version=None, limit=100)
+        assert [(e.version, e.after.content if e.after else None) for e in entries] == [(1, "alice v1")]
+        for i in range(6):
+            new = update(store, new, content=f"alice v{i + 2}")
+        entries = store.history("t1", "x", before_version=None, limit=100)
+        assert [e.version for e in entries] == [7, 6, 5, 4, 3, 2, 1]
+        assert all(e.after is not None and e.after.scope == ALICE for e in entries)
+        paged = store.history("t1", "x", before_version=5, limit=2)
+        assert [e.version for e in paged] == [4, 3]
+        delete(store, new)
+        ended = store.history("t1", "x", before_version=None, limit=100)
+        assert ended[0].change_type is ChangeType.DELETE and {e.before.scope for e in ended if e.before} == {
+            ALICE
+        }
+
+    def test_purging_a_scope_erases_its_past_lives_only(self, store: RecordStore) -> None:
+        bob = Scope("bob", "agent-1")
+        [gone, _, kept, other] = create(
+            store,
+            memory("gone", scope=bob, content="bob's deleted secret"),
+            memory("live", scope=bob, content="bob's live secret"),
+            memory("kept", scope=Scope("carol"), content="carol's"),
+            memory("gone", tenant="t2", scope=bob, content="another tenant's bob"),
+        )
+        delete(store, gone)
+        [reused] = create(store, memory("gone", scope=Scope("carol"), content="carol re-used the id"))
+        with store.write() as txn:
+            assert txn.purge_scope_history("t1", Scope(agent_id="agent-1")) == ["gone", "live"]
+        assert store.history("t1", "live", before_version=None, limit=10) == []
+        [entry] = store.history("t1", "gone", before_version=None, limit=10)
+        assert entry.after is not None and entry.after.content == "carol re-used the id"
+        assert len(store.history("t1", "kept", before_version=None, limit=10)) == 1
+        assert len(store.history("t2", "gone", before_version=None, limit=10)) == 1
+        shown = [e.memory for e in store.feed_since(0, tenant="t1", scope=Scope("bob"), limit=100)]
+        assert shown and all(m is None for m in shown)
+        assert reused.key != gone.key and kept.key and other.key
 
     def test_history_pages_by_version(self, store: RecordStore) -> None:
         [m] = create(store, memory("m1"))
