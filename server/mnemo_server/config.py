@@ -160,6 +160,14 @@ class LimitSettings:
     max_batch_search: int = _doc("Most queries per BatchSearchMemories.", default=256)
     max_top_k: int = _doc("Largest top_k.", default=1000)
     max_page_size: int = _doc("Largest page_size.", default=1000)
+    max_stream_in_flight: int = _doc(
+        "Queries of one StreamSearchMemories call answered at a time; the stream is not read further "
+        "until one is answered.",
+        default=8,
+    )
+    max_stream_queries: int = _doc(
+        "Queries of all StreamSearchMemories calls of the server answered at a time.", default=64
+    )
 
     def validate(self) -> None:
         for f in fields(self):

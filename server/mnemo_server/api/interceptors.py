@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import contextvars
+import functools
 import logging
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
@@ -84,6 +85,9 @@ class CallState:
     error: BaseException | None = None
     targets: list[str] = field(default_factory=list)
     extra: dict[str, Any] = field(default_factory=dict)
+    #: Takes one more token of the caller's rate limit (for each query of a
+    #: stream after the first); None when calls are not limited.
+    charge: Callable[[], Awaitable[None]] | None = None
 
 
 _CURRENT: contextvars.ContextVar[CallState | None] = contextvars.ContextVar("mnemo_call", default=None)
@@ -210,6 +214,8 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
             f"key:{caller.principal.api_key_id}" if self.keys.enabled else f"peer:{_peer_host(state.peer)}"
         )
         await self.limiter.check(limit_key)
+        if self.limiter.enabled:
+            state.charge = functools.partial(self.limiter.check, limit_key)
         if stream:
             self.streams.acquire(limit_key)
         return limit_key

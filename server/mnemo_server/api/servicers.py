@@ -27,6 +27,7 @@ from mnemo_server import filters
 from mnemo_server.api import convert
 from mnemo_server.api.interceptors import current_call, current_principal, note_error
 from mnemo_server.api.status import OK, grpc_status_of, status_of
+from mnemo_server.api.stream_search import StreamSearch
 from mnemo_server.auth import ANONYMOUS, ROLES, ApiKeys, Caller
 from mnemo_server.errors import (
     AbortedError,
@@ -151,6 +152,8 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
         self._responses: OrderedDict[tuple[Any, ...], tuple[pb.SearchMemoriesResponse, int, list[int]]] = (
             OrderedDict()
         )
+        # Queries of all StreamSearchMemories calls in flight (made on first use, in the loop).
+        self._stream_slots: asyncio.Semaphore | None = None
 
     async def _one(self, principal: Principal, op: Any) -> WriteOutcome:
         outcome = (await self.run(self.service.write, principal, [op]))[0]
@@ -274,60 +277,23 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
             await self.fail(context, exc, request_id)
             return
         principal = principal_of(context)
-        results: asyncio.Queue[pb.StreamSearchMemoriesResponse | BaseException | None] = asyncio.Queue()
-        in_flight: set[str] = set()
-        tasks: set[asyncio.Task[None]] = set()
-
-        async def answer(query_id: str, request: pb.SearchMemoriesRequest) -> None:
-            try:
-                query = convert.search_from_proto(request, "search")
-                result = (await self.run(self.service.search, principal, [query]))[0]
-                message = pb.StreamSearchMemoriesResponse(
-                    query_id=query_id,
-                    result=convert.search_result_to_proto(
-                        result.hits, result.embedding_model, include_embedding=query.include_embedding
-                    ),
-                )
-            except Exception as exc:
-                message = pb.StreamSearchMemoriesResponse(
-                    query_id=query_id, error=status_of(exc, request_id=request_id)
-                )
-            in_flight.discard(query_id)
-            await results.put(message)
-
-        async def read() -> None:
-            try:
-                async for item in request_iterator:
-                    if not item.query_id or item.query_id in in_flight:
-                        raise invalid(
-                            "INVALID_ARGUMENT",
-                            "query_id",
-                            "is required" if not item.query_id else f"{item.query_id!r} is already in flight",
-                        )
-                    in_flight.add(item.query_id)
-                    task = asyncio.create_task(answer(item.query_id, item.search))
-                    tasks.add(task)
-                    task.add_done_callback(tasks.discard)
-                if tasks:
-                    await asyncio.gather(*tasks)
-                await results.put(None)
-            except Exception as exc:
-                await results.put(exc)
-
-        reader = asyncio.create_task(read())
-        try:
-            while True:
-                item = await results.get()
-                if item is None:
-                    return
-                if isinstance(item, BaseException):
-                    await self.fail(context, item, request_id)
-                    return
-                yield item
-        finally:
-            reader.cancel()
-            for task in list(tasks):
-                task.cancel()
+        state = current_call()
+        limits = self.service.limits
+        if self._stream_slots is None:
+            self._stream_slots = asyncio.Semaphore(limits.max_stream_queries)
+        search = StreamSearch(
+            self,
+            principal,
+            request_id,
+            charge=state.charge if state is not None else None,
+            per_stream=limits.max_stream_in_flight,
+            server_slots=self._stream_slots,
+        )
+        async for item in search.run(request_iterator):
+            if isinstance(item, BaseException):
+                await self.fail(context, item, request_id)
+                return
+            yield item
 
     @unary
     async def BatchWriteMemories(
