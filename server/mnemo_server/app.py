@@ -38,6 +38,9 @@ from mnemo_server.telemetry_grpc import Telemetry
 
 log = logging.getLogger("mnemo.app")
 
+#: Largest response message: bounded by the request limits (top_k, page sizes), not by clients.
+MAX_SEND_BYTES = 64 * 1024 * 1024
+
 SERVICE_NAMES = (
     memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
@@ -195,7 +198,7 @@ class App:
         keepalive_ms = int(cfg.keepalive_time_s * 1000)
         options = [
             ("grpc.max_receive_message_length", cfg.max_message_bytes),
-            ("grpc.max_send_message_length", cfg.max_message_bytes),
+            ("grpc.max_send_message_length", max(cfg.max_message_bytes, MAX_SEND_BYTES)),
             # Long watch and search streams: ping idle connections, and let
             # clients ping us as often as every 10 s without being cut off.
             ("grpc.keepalive_time_ms", keepalive_ms),

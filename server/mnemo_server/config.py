@@ -37,7 +37,12 @@ class ServerSettings:
     log_level: str = _doc("debug, info, warning or error.", default="info")
     log_json: bool = _doc("Write logs as JSON lines.", default=False)
     workers: int = _doc("Threads for blocking work (store, index, model).", default=32)
-    max_message_bytes: int = _doc("Largest gRPC message accepted or sent.", default=64 * 1024 * 1024)
+    max_message_bytes: int = _doc(
+        "Largest gRPC request message accepted (a batch must fit: 1,000 memories of up to 4 KB, or "
+        "100 of 32 KB); larger ones fail with RESOURCE_EXHAUSTED before they are read. Responses may "
+        "be up to 64 MiB.",
+        default=4 * 1024 * 1024,
+    )
     shutdown_grace_s: float = _doc("Seconds in-flight calls get to finish on SIGTERM.", default=10.0)
     keepalive_time_s: float = _doc("Seconds between keepalive pings on idle streams.", default=30.0)
     keepalive_timeout_s: float = _doc("Seconds to wait for a keepalive ack.", default=10.0)

@@ -106,7 +106,7 @@ class MemoryDraft:
     metadata: dict[str, Any] = field(default_factory=dict)
     links: tuple[Link, ...] = ()
     pinned: bool = False
-    embedding: list[float] | None = None
+    embedding: Sequence[float] | Vector | None = None
     embedding_model: str = ""
     expire_time_us: int | None = None
     ttl_us: int | None = None
@@ -145,7 +145,7 @@ class WriteOutcome:
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
     text: str = ""
-    vector: list[float] | None = None
+    vector: Sequence[float] | Vector | None = None
     scope: Scope = Scope()
     filter: str = ""
     top_k: int = 0
@@ -1527,7 +1527,15 @@ def _change(memory: Memory, change_type: ChangeType, now: int) -> Change:
 def _fingerprint(ops: Sequence[WriteOp], atomic: bool) -> str:
     """What a request id is bound to: the request, without ids and places."""
     payload = [dataclasses.asdict(dataclasses.replace(op, request_id="", field="")) for op in ops]
-    return fingerprint(atomic, json.dumps(payload, sort_keys=True, default=str))
+    return fingerprint(atomic, json.dumps(payload, sort_keys=True, default=_exact))
+
+
+def _exact(value: Any) -> Any:
+    """JSON for what json.dumps cannot encode, exactly (str() would
+    abbreviate a long array, so two vectors could share a fingerprint)."""
+    if isinstance(value, np.ndarray):
+        return value.tolist()
+    return str(value)
 
 
 def _stored(outcome: WriteOutcome) -> StoredOutcome:

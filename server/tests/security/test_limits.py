@@ -191,3 +191,22 @@ def test_a_key_holds_at_most_max_streams_open(tmp_path: Path, make_server: Any) 
             time.sleep(0.05)
     for w in (open_[1], third, again):
         w.close()
+
+
+def test_a_request_past_the_message_limit_is_refused_unread(tmp_path: Path, make_server: Any) -> None:
+    server = make_server(make_settings(tmp_path))
+    assert server.app.settings.server.max_message_bytes == 4 * 1024 * 1024
+    big = pb.BatchSearchMemoriesRequest(
+        requests=[pb.SearchMemoriesRequest(vector=[0.5] * 384, top_k=1) for _ in range(3000)]
+    )
+    assert big.ByteSize() > 4 * 1024 * 1024
+    with pytest.raises(grpc.RpcError) as err:
+        server.memory.BatchSearchMemories(big)
+    assert err.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+    # Just under the limit, the same call is read and judged on its content.
+    fits = pb.BatchSearchMemoriesRequest(requests=list(big.requests)[:2000])
+    assert fits.ByteSize() < 4 * 1024 * 1024
+    assert fails(lambda: server.memory.BatchSearchMemories(fits)) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "BATCH_TOO_LARGE",
+    )
