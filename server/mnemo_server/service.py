@@ -1038,6 +1038,12 @@ class MemoryService:
                     outcome.revision = revision
                     effects.put(outcome.memory, ChangeType.UPDATE, now, reindex=False)
             return
+        if draft.id:
+            taken = txn.get(tenant, draft.id)
+            if taken is not None and taken.is_expired(now):
+                # Expired but not yet swept: gone for every read, so gone for a create too.
+                self._remove(txn, taken, ChangeType.EXPIRE, now, effects)
+                self._unlink(Principal(tenant=tenant), txn, [taken.id], now, effects)
         self._check_quota(txn, tenant, draft.content)
         revision = txn.next_revision()
         memory = Memory(
@@ -1246,7 +1252,11 @@ class MemoryService:
         reembed: set[int] = set()
         ids = [draft.id for _, draft, _ in items if draft.id]
         existing = (
-            {m.id for m in self.store.get_many(principal.tenant, ids) if principal.allows(m.scope)}
+            {
+                m.id
+                for m in self.store.get_many(principal.tenant, ids)
+                if principal.allows(m.scope) and not m.is_expired(now)
+            }
             if ids
             else set()
         )

@@ -182,6 +182,13 @@ def test_ttl_expires_a_memory_from_every_read(server: RunningServer) -> None:
         pb.SearchMemoriesRequest(query="short-lived note", scope=m.Scope(user_id=uid))
     ).hits
     assert not server.memory.ListMemories(pb.ListMemoriesRequest(scope=m.Scope(user_id=uid))).memories
+    # Expired is gone for a create too, swept yet or not: the id is free again.
+    again = server.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(id=created.id, user_id=uid, content="a new life"))
+    ).memory
+    assert again.version == 1
+    versions = server.memory.GetMemoryHistory(pb.GetMemoryHistoryRequest(id=created.id)).versions
+    assert [v.after.content for v in versions] == ["a new life"]
 
 
 def test_list_pages_to_the_end_in_order(server: RunningServer) -> None:
