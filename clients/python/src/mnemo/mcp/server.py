@@ -236,6 +236,9 @@ async def serve_http(server: Server[Any], pool: ClientPool, *, address: str, aut
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    # Accepted sockets inherit it. uvicorn sets no TCP_NODELAY on sockets it is handed, and
+    # Nagle with delayed ACKs then adds ~40 ms to every response (measured: 44 ms -> 0.4 ms).
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host

@@ -23,6 +23,7 @@ from typing import Any
 
 import jsonschema
 
+from mnemo import types
 from mnemo.aio import AsyncMnemoClient
 from mnemo.errors import MnemoError
 from mnemo.mcp import results
@@ -271,8 +272,10 @@ class Tools:
             raise ToolError(results.usage("INVALID_ARGUMENT", "; ".join(_explain(e) for e in problems)))
         try:
             client = await client_for()
-            if spec.by_id:
-                await self._check_in_scope(client, args["id"])
+            if spec.by_id and self.scope.fixed():
+                memory = await self._in_scope(client, args["id"])
+                if spec.sdk == "get":  # the check has read it already
+                    return spec.shape(memory, args)
             if name == "forget_memories":
                 return await self._forget(client, args, key_id)
             kwargs = {**args, **self._fixed_for(spec)}
@@ -286,12 +289,10 @@ class Tools:
     def _fixed_for(self, spec: ToolSpec) -> dict[str, str]:
         return self.scope.fixed() if any(p.scope for p in spec.params) else {}
 
-    async def _check_in_scope(self, client: AsyncMnemoClient, id: str) -> None:
-        fixed = self.scope.fixed()
-        if not fixed:
-            return
+    async def _in_scope(self, client: AsyncMnemoClient, id: str) -> types.Memory:
+        """The memory, read to check it lies inside the fixed scope (immutable after create)."""
         memory = await client.get(id)
-        if any(getattr(memory, k) != v for k, v in fixed.items()):
+        if any(getattr(memory, k) != v for k, v in self.scope.fixed().items()):
             raise ToolError(
                 {
                     "error": {
@@ -301,6 +302,7 @@ class Tools:
                     }
                 }
             )
+        return memory
 
     async def _forget(self, client: AsyncMnemoClient, args: dict[str, Any], key_id: str) -> dict[str, Any]:
         token = args.pop("confirm_token", None)
