@@ -78,40 +78,51 @@ def comment_set(files: list[descriptor_pb2.FileDescriptorProto]) -> dict[str, st
     """Full name -> leading comment (paragraphs kept, lines joined) of each element."""
     result: dict[str, str] = {}
     for f in files:
-        by_path = {
-            tuple(loc.path): loc.leading_comments for loc in f.source_code_info.location if loc.leading_comments
+        _FileComments(f, result).collect()
+    return result
+
+
+class _FileComments:
+    def __init__(self, f: descriptor_pb2.FileDescriptorProto, out: dict[str, str]) -> None:
+        self.f = f
+        self.out = out
+        self.by_path = {
+            tuple(loc.path): loc.leading_comments
+            for loc in f.source_code_info.location
+            if loc.leading_comments
         }
 
-        def put(name: str, path: tuple[int, ...]) -> None:
-            text = by_path.get(path, "")
-            paragraphs = [" ".join(line.strip() for line in p.splitlines()) for p in text.strip().split("\n\n")]
-            result[name] = "\n\n".join(p for p in paragraphs if p)
-
-        def enum(e: descriptor_pb2.EnumDescriptorProto, prefix: str, path: tuple[int, ...]) -> None:
-            put(f"{prefix}.{e.name}", path)
-            for i, v in enumerate(e.value):
-                put(f"{prefix}.{e.name}.{v.name}", path + (_ENUM_VALUE, i))
-
-        def message(m: descriptor_pb2.DescriptorProto, prefix: str, path: tuple[int, ...]) -> None:
-            name = f"{prefix}.{m.name}"
-            put(name, path)
-            for i, field in enumerate(m.field):
-                put(f"{name}.{field.name}", path + (_MESSAGE_FIELD, i))
-            for i, nested in enumerate(m.nested_type):
-                if not nested.options.map_entry:
-                    message(nested, name, path + (_MESSAGE_NESTED, i))
-            for i, e in enumerate(m.enum_type):
-                enum(e, name, path + (_MESSAGE_ENUM, i))
-
-        for i, m in enumerate(f.message_type):
-            message(m, f.package, (_FILE_MESSAGE, i))
-        for i, e in enumerate(f.enum_type):
-            enum(e, f.package, (_FILE_ENUM, i))
-        for i, s in enumerate(f.service):
-            put(f"{f.package}.{s.name}", (_FILE_SERVICE, i))
+    def collect(self) -> None:
+        package = self.f.package
+        for i, m in enumerate(self.f.message_type):
+            self.message(m, package, (_FILE_MESSAGE, i))
+        for i, e in enumerate(self.f.enum_type):
+            self.enum(e, package, (_FILE_ENUM, i))
+        for i, s in enumerate(self.f.service):
+            self.put(f"{package}.{s.name}", (_FILE_SERVICE, i))
             for j, method in enumerate(s.method):
-                put(f"{f.package}.{s.name}.{method.name}", (_FILE_SERVICE, i, _SERVICE_METHOD, j))
-    return result
+                self.put(f"{package}.{s.name}.{method.name}", (_FILE_SERVICE, i, _SERVICE_METHOD, j))
+
+    def put(self, name: str, path: tuple[int, ...]) -> None:
+        text = self.by_path.get(path, "").strip()
+        paragraphs = (" ".join(line.strip() for line in p.splitlines()) for p in text.split("\n\n"))
+        self.out[name] = "\n\n".join(p for p in paragraphs if p)
+
+    def enum(self, e: descriptor_pb2.EnumDescriptorProto, prefix: str, path: tuple[int, ...]) -> None:
+        self.put(f"{prefix}.{e.name}", path)
+        for i, v in enumerate(e.value):
+            self.put(f"{prefix}.{e.name}.{v.name}", path + (_ENUM_VALUE, i))
+
+    def message(self, m: descriptor_pb2.DescriptorProto, prefix: str, path: tuple[int, ...]) -> None:
+        name = f"{prefix}.{m.name}"
+        self.put(name, path)
+        for i, field in enumerate(m.field):
+            self.put(f"{name}.{field.name}", path + (_MESSAGE_FIELD, i))
+        for i, nested in enumerate(m.nested_type):
+            if not nested.options.map_entry:
+                self.message(nested, name, path + (_MESSAGE_NESTED, i))
+        for i, e in enumerate(m.enum_type):
+            self.enum(e, name, path + (_MESSAGE_ENUM, i))
 
 
 if __name__ == "__main__":
