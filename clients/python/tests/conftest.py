@@ -54,12 +54,14 @@ def make_settings(data_dir: Path, address: str = "127.0.0.1:0", **values: Any) -
     return load_settings(env={}, overrides=overrides)
 
 
-def start_server(data_dir: Path, embedder: Embedder, address: str = "127.0.0.1:0") -> Server:
-    """Starts an App and returns once it is SERVING."""
+def start_server(
+    data_dir: Path, embedder: Embedder, address: str = "127.0.0.1:0", **values: Any
+) -> Server:
+    """Starts an App (with settings overridden by `values`) and returns once it is SERVING."""
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, name="sdk-test-server", daemon=True)
     thread.start()
-    app = App(make_settings(data_dir, address), embedder=embedder)
+    app = App(make_settings(data_dir, address, **values), embedder=embedder)
 
     async def boot() -> int:
         port = await app.start()

@@ -319,6 +319,23 @@ def parser() -> argparse.ArgumentParser:
     p.set_defaults(run=cmd_keys_revoke)
     p.add_argument("id")
 
+    p = command("mcp", "serve the memory tools to AI agents over MCP (stdio or HTTP)", cmd_mcp)
+    p.description = (
+        "Serve Mnemo's memory tools over the Model Context Protocol: on stdio (for Claude Desktop, "
+        "Cursor ...) or, with --http, over streamable HTTP. See docs/mcp.md."
+    )
+    g = p.add_argument_group("fixed scope (the model cannot leave it)")
+    g.add_argument("-u", "--user", dest="user_id", metavar="USER", help="every call acts for this user")
+    g.add_argument("-a", "--agent", dest="agent_id", metavar="AGENT", help="every call acts for this agent")
+    g.add_argument("-r", "--run", dest="run_id", metavar="RUN", help="every call acts in this run")
+    p.add_argument("--http", metavar="HOST:PORT", help="serve streamable HTTP at http://HOST:PORT/mcp")
+    p.add_argument(
+        "--http-auth",
+        choices=["auto", "on", "off"],
+        default="auto",
+        help="require an Authorization: Bearer API key per request: auto is on unless HOST is loopback",
+    )
+
     p = command("health", "check that the server is serving", cmd_health)
     p.add_argument("--service", default="", help='a service name, e.g. "mnemo.v1.MemoryService"')
     return root
@@ -782,6 +799,28 @@ def cmd_health(ctx: Context) -> int:
     else:
         ctx.out.write(status + "\n")
     return EXIT_OK if status == "SERVING" else EXIT_SERVER
+
+
+def cmd_mcp(ctx: Context) -> int:
+    try:
+        import mnemo.mcp as mcp_server
+    except ImportError as exc:
+        raise UsageError(f"mnemo mcp needs the mcp extra: pip install 'mnemo-client[mcp]' ({exc})") from None
+    a = ctx.args
+    options = mcp_server.Options(
+        address=getattr(a, "address", None),
+        api_key=getattr(a, "api_key", None),
+        tls=True if getattr(a, "tls", False) else None,
+        ca_file=getattr(a, "ca_file", None),
+        cert_file=getattr(a, "cert_file", None),
+        key_file=getattr(a, "key_file", None),
+        timeout=getattr(a, "timeout", 30.0),
+        scope=mcp_server.Scope(user_id=a.user_id or "", agent_id=a.agent_id or "", run_id=a.run_id or ""),
+        http=a.http,
+        http_auth=a.http_auth,
+    )
+    mcp_server.run(options)
+    return EXIT_OK
 
 
 # -- main ---------------------------------------------------------------------
