@@ -23,7 +23,7 @@ from typing import Any
 from mnemo.v1 import memory_service_pb2 as pb
 from mnemo_server.api import convert
 from mnemo_server.api.status import status_of
-from mnemo_server.errors import MnemoError, invalid
+from mnemo_server.errors import invalid
 from mnemo_server.models import Principal
 
 #: Takes one token of the caller's rate limit (raises RATE_LIMITED).
@@ -129,8 +129,6 @@ class StreamSearch:
                 ),
             )
         except Exception as exc:
-            if isinstance(exc, MnemoError):
-                exc.metadata.setdefault("query_id", query_id[:128])
             message = pb.StreamSearchMemoriesResponse(
                 query_id=query_id, error=status_of(exc, request_id=self._request_id)
             )
