@@ -116,6 +116,19 @@ describe("keys, roles and scopes", () => {
     assert.equal(keys.reason, "ROLE_FORBIDDEN");
   });
 
+  test("a key restricted to users cannot choose ids: MEMORY_ID_FORBIDDEN whether the id is taken or free", async () => {
+    const t = tenant();
+    const { client: writer } = await keyed("writer", t);
+    const taken = (await writer.create("a chosen id", { userId: "bob", id: "chosen-taken" })).memory;
+    const { client: restricted } = await keyed("writer", t, { userIds: ["alice"] });
+    for (const id of [taken.id, "chosen-free"]) {
+      const error = await failure(restricted.create("mine", { userId: "alice", id }));
+      assert.deepEqual([error.code, error.reason], ["permission_denied", "MEMORY_ID_FORBIDDEN"]);
+    }
+    const assigned = (await restricted.create("mine", { userId: "alice" })).memory;
+    assert.notEqual(assigned.id, "chosen-free");
+  });
+
   test("a tenant's admin lists and revokes its keys; a revoked key stops working; tenants are apart", async () => {
     const t = tenant();
     const { client: tenantAdmin, key: adminKey } = await keyed("admin", t);

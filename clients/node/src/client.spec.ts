@@ -554,6 +554,7 @@ const ELSEWHERE: Partial<Record<keyof typeof ErrorReason, string>> = {
   API_KEY_INVALID: "auth.spec.ts",
   ROLE_FORBIDDEN: "auth.spec.ts",
   SCOPE_FORBIDDEN: "auth.spec.ts",
+  MEMORY_ID_FORBIDDEN: "auth.spec.ts (a key restricted to users)",
   RATE_LIMITED: "auth.spec.ts (a server with a rate limit)",
   QUOTA_EXCEEDED: "auth.spec.ts (a server with a memory quota)",
   TOO_MANY_STREAMS: "auth.spec.ts (a server with a stream limit)",
