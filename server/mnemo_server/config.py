@@ -276,6 +276,35 @@ class TracingSettings:
             raise ConfigError("tracing.service_name: must not be empty")
 
 
+@dataclass(frozen=True)
+class HttpSettings:
+    address: str = _doc(
+        "Host and port of the HTTP endpoint: every RPC as JSON over HTTP/1.1 (the Connect protocol; "
+        "gRPC-Web too) and /healthz, with the gRPC side's API keys, limits and TLS; empty turns it off.",
+        default="",
+    )
+    cors_allowed_origins: str = _doc(
+        "Web origins whose pages may call the HTTP endpoint from a browser, comma-separated "
+        "(https://app.example.com); * for any (only with API keys on); empty for none.",
+        default="",
+    )
+
+    @property
+    def origins(self) -> tuple[str, ...]:
+        return tuple(o.strip().rstrip("/") for o in self.cors_allowed_origins.split(",") if o.strip())
+
+    def validate(self) -> None:
+        if self.address:
+            _host_port("http.address", self.address)
+        for origin in self.origins:
+            scheme, sep, rest = origin.partition("://")
+            if origin != "*" and (scheme not in ("http", "https") or not sep or not rest or "/" in rest):
+                raise ConfigError(
+                    f"http.cors_allowed_origins: expected * or origins like https://app.example.com, "
+                    f"got {origin!r}"
+                )
+
+
 def _host_port(name: str, value: str) -> None:
     host, sep, port = value.rpartition(":")
     if not sep or not host or not port.isdigit() or not 0 <= int(port) <= 65535:
@@ -447,17 +476,33 @@ class Settings:
     rate_limit: RateLimitSettings = field(default_factory=RateLimitSettings)
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
+    http: HttpSettings = field(default_factory=HttpSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
             getattr(self, f.name).validate()
-        address = self.server.address
-        if not (self.auth.is_on(address) or is_loopback(address) or self.auth.insecure_allow_unauthenticated):
+        for address in self.addresses():
+            if not (
+                self.auth.is_on(address) or is_loopback(address) or self.auth.insecure_allow_unauthenticated
+            ):
+                raise ConfigError(
+                    f"auth: refusing to serve {address} without API keys; turn auth on"
+                    " (auth.enabled) or pass --auth-insecure-allow-unauthenticated"
+                )
+        if "*" in self.http.origins and not self.keys_required():
             raise ConfigError(
-                f"auth: refusing to serve {address} without API keys; turn auth on"
-                " (auth.enabled) or pass --auth-insecure-allow-unauthenticated"
+                "http.cors_allowed_origins: * without API keys would let every web page a user opens "
+                "read and change the memories; list the origins or turn auth on"
             )
         return self
+
+    def addresses(self) -> tuple[str, ...]:
+        """Every address the server listens on (gRPC, and HTTP when on)."""
+        return (self.server.address, self.http.address) if self.http.address else (self.server.address,)
+
+    def keys_required(self) -> bool:
+        """Whether calls need an API key: auth on, or auto and some address is not loopback."""
+        return any(self.auth.is_on(address) for address in self.addresses())
 
 
 def _positive(name: str, value: float) -> None:
@@ -480,6 +525,7 @@ _SECTION_TYPES = {
     "rate_limit": RateLimitSettings,
     "quota": QuotaSettings,
     "audit": AuditSettings,
+    "http": HttpSettings,
 }
 
 
