@@ -17,7 +17,7 @@ import os
 import uuid
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
@@ -35,6 +35,9 @@ from mnemo_server.service import SERVER_VERSION, MemoryService
 from mnemo_server.store.base import KeyStore, RecordStore
 from mnemo_server.telemetry import ContextExecutor
 from mnemo_server.telemetry_grpc import Telemetry
+
+if TYPE_CHECKING:
+    from mnemo_server.api.web import WebServer
 
 log = logging.getLogger("mnemo.app")
 
@@ -184,6 +187,9 @@ class App:
         self.server: grpc.aio.Server | None = None
         self.service: MemoryService | None = None
         self.port = 0
+        #: The HTTP side (http.address), and its port once started.
+        self.web: WebServer | None = None
+        self.http_port = 0
         self._tasks: list[asyncio.Task[Any]] = []
         self._loaded = asyncio.Event()
         self._components: list[Any] = []
@@ -236,7 +242,22 @@ class App:
         self.port = bind(self.server, self.settings)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {cfg.address}")
+        if self.settings.http.address:
+            from mnemo_server.api.web import WebServer  # uvicorn and connectrpc only when on
+
+            self.web = WebServer(
+                self.settings,
+                secret=self.security.forward_secret,
+                healthy=lambda: self.gate.ready and not self.gate.draining,
+            )
+            self.web.attach(self.server)
         await self.server.start()
+        if self.web is not None:
+            services = [
+                memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"],
+                admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+            ]
+            self.http_port = await self.web.start(services=services, max_send_bytes=MAX_SEND_BYTES)
         log.info("listening on %s (port %d); loading", cfg.address, self.port)
         self._tasks.append(asyncio.create_task(self._load()))
         return self.port
@@ -354,7 +375,9 @@ class App:
             # Ends watch streams now so they do not hold the grace period.
             self.service.feed.close()
         if self.server is not None:
-            await self.server.stop(grace)
+            # The HTTP side's open calls run on the gRPC server: both drain at once.
+            web = self.web.stop() if self.web is not None else asyncio.sleep(0)
+            await asyncio.gather(self.server.stop(grace), web)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -16,7 +16,9 @@ from __future__ import annotations
 import asyncio
 import contextvars
 import functools
+import hmac
 import logging
+import secrets
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from concurrent.futures import Executor
@@ -59,6 +61,9 @@ WRITER_RPCS: Final = frozenset(
 )
 SYSTEM_RPCS: Final = frozenset({"CheckConsistency", "CreateSnapshot"})
 PREFIX: Final = "/mnemo.v1."
+#: Metadata of calls the HTTP side forwards: "SECRET PEER", the HTTP client's
+#: address after this process's forwarding secret (no other caller knows it).
+FORWARDED_PEER: Final = "x-mnemo-http-peer"
 
 
 def role_needed(rpc: str) -> str:
@@ -153,6 +158,17 @@ class SecurityInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
         self.streams = streams
         self.audit = audit
         self.executor = executor
+        #: Proves a call came from this process's HTTP side (api/connect.py).
+        self.forward_secret = secrets.token_urlsafe(32)
+
+    def peer_of(self, context: grpc.aio.ServicerContext) -> str:
+        """The caller's address: the HTTP client's for a forwarded call."""
+        for key, value in context.invocation_metadata() or ():
+            if key == FORWARDED_PEER and isinstance(value, str):
+                secret, _, peer = value.partition(" ")
+                if hmac.compare_digest(secret.encode(), self.forward_secret.encode()):
+                    return peer
+        return str(context.peer() or "")
 
     async def aclose(self) -> None:
         """Closes the key store, the audit log and the limiter's Redis client."""
@@ -261,7 +277,7 @@ class _Call:
     def _begin(
         self, context: grpc.aio.ServicerContext
     ) -> tuple[CallState, contextvars.Token[CallState | None]]:
-        state = CallState(self.rpc, _request_id(context), str(context.peer() or ""))
+        state = CallState(self.rpc, _request_id(context), self.owner.peer_of(context))
         return state, _CURRENT.set(state)
 
     async def _refuse(self, state: CallState, context: grpc.aio.ServicerContext, exc: MnemoError) -> None:
@@ -431,7 +447,7 @@ def _targets(rpc: str, request: Any, response: Any, state: CallState) -> None:
 def build_security(settings: Settings, executor: Executor) -> SecurityInterceptor:
     """The interceptor the settings ask for; the key store is attached once open."""
     auth = settings.auth
-    enabled = auth.is_on(settings.server.address)
+    enabled = settings.keys_required()
     keys = ApiKeys(
         None,
         enabled=enabled,
