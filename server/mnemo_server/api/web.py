@@ -29,7 +29,7 @@ import grpc
 import uvicorn
 
 from mnemo_server.api.connect import Forwarder, service_apps
-from mnemo_server.config import Settings
+from mnemo_server.config import Settings, is_loopback
 
 log = logging.getLogger("mnemo.http")
 
@@ -215,7 +215,7 @@ class WebServer:
             service_apps(services, forward, read_max_bytes=2 * max_request),
             healthy=self.healthy,
             allowed_origins=cfg.http.origins,
-            loopback_only=not cfg.keys_required(),
+            loopback_only=not cfg.keys_required() and is_loopback(cfg.http.address),
         )
         sock = _listen(cfg.http.address)
         self.port = int(sock.getsockname()[1])

@@ -322,25 +322,30 @@ def test_without_keys_only_requests_for_localhost_are_served(open_server: Runnin
     assert rebound.status_code == 403
 
 
+def readme_curl_commands(port: int) -> list[str]:
+    """The shell commands of the README's curl section, aimed at `port`."""
+    text = (Path(__file__).parents[3] / "README.md").read_text()
+    section = text.split("## Try it with curl", 1)[1].split("\n## ", 1)[0]
+    block = section.split("```sh\n", 1)[1].split("```", 1)[0]
+    return [c.replace("localhost:8080", f"localhost:{port}") for c in block.replace("\\\n", " ").splitlines()]
+
+
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_the_readme_curl_search_works(open_server: RunningServer) -> None:
-    port = open_server.app.http_port
-    alice = user()
-    Http(open_server, None).call(
-        "CreateMemory", {"memory": {"user_id": alice, "content": "Alice is vegetarian"}}
-    )
-    # As in the README (with this test's port and user).
-    out = subprocess.run(
-        [
-            "curl", "-sS", "--fail-with-body",
-            f"http://localhost:{port}/mnemo.v1.MemoryService/SearchMemories",
-            "-H", "content-type: application/json",
-            "-d", json.dumps({"scope": {"user_id": alice}, "query": "what does alice eat?", "top_k": 3}),
-        ],
-        capture_output=True, text=True, timeout=60, check=True,
-    )  # fmt: skip
-    hits = json.loads(out.stdout)["hits"]
-    assert hits[0]["memory"]["content"] == "Alice is vegetarian"
+def test_the_readme_curl_commands_work(open_server: RunningServer) -> None:
+    commands = readme_curl_commands(open_server.app.http_port)
+    assert [c.split()[2].rpartition("/")[2] for c in commands] == [
+        "CreateMemory",
+        "SearchMemories",
+        "healthz",
+    ]
+    outputs = [
+        subprocess.run(["bash", "-c", c], capture_output=True, text=True, timeout=60, check=True).stdout
+        for c in commands
+    ]
+    created = json.loads(outputs[0])["memory"]
+    hits = json.loads(outputs[1])["hits"]
+    assert hits[0]["memory"]["id"] == created["id"]
+    assert json.loads(outputs[2]) == {"status": "SERVING"}
 
 
 def test_grpc_and_http_answer_the_same_search(open_server: RunningServer) -> None:
