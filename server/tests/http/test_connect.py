@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import shutil
+import socket
 import subprocess
 import threading
 import time
@@ -363,3 +364,29 @@ def test_the_grpc_port_keeps_working_with_http_on(open_server: RunningServer) ->
     with pytest.raises(grpc.RpcError) as caught:
         open_server.memory.GetMemory(pb.GetMemoryRequest(id="nope"))
     assert caught.value.code() in (grpc.StatusCode.NOT_FOUND, grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def test_while_draining_health_and_calls_answer_503(open_server: RunningServer) -> None:
+    base = f"http://127.0.0.1:{open_server.app.http_port}"
+    open_server.app.gate.draining = True
+    try:
+        assert httpx.get(f"{base}/healthz").status_code == 503
+        response = httpx.post(f"{base}/mnemo.v1.MemoryService/ListMemories", json={"scope": {"user_id": "u"}})
+        assert response.status_code == 503
+        code, reason, _, retry = connect_error(response)
+        assert (code, reason) == ("unavailable", "SERVER_DRAINING") and retry is not None
+    finally:
+        open_server.app.gate.draining = False
+    assert httpx.get(f"{base}/healthz").status_code == 200
+
+
+def test_connections_have_nagle_off() -> None:
+    from mnemo_server.api.web import _listen
+
+    sock = _listen("127.0.0.1:0")
+    try:
+        # asyncio sets TCP_NODELAY on accepted sockets only when their proto is TCP.
+        assert sock.proto == socket.IPPROTO_TCP
+        assert sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY)
+    finally:
+        sock.close()
