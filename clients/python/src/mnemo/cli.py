@@ -6,7 +6,8 @@
     mnemo export --user alice -o alice.jsonl && mnemo import alice.jsonl
 
 The address and API key come from --address / --api-key or from MNEMO_ADDRESS /
-MNEMO_API_KEY. Output is a table by default and canonical proto-JSON with --json.
+MNEMO_API_KEY. Output is a table by default and plain JSON with --json: numbers as
+numbers, metadata as plain values, short lower-case enum names, RFC 3339 times.
 
 Exit codes: 0 success, 1 the server reported an error (printed to stderr as
 "error: CODE REASON: message"), 2 usage error, 3 the server could not be reached,
@@ -25,7 +26,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from mnemo import _jsonl, types
-from mnemo._pb import json_format
+from mnemo._plainjson import to_plain
 from mnemo._progress import Progress
 from mnemo._requests import UNSET, _Unset
 from mnemo.client import MnemoClient
@@ -45,8 +46,9 @@ class UsageError(Exception):
 
 
 def to_json(message: Any) -> dict[str, Any]:
-    """The canonical proto-JSON of a message, with every field present."""
-    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    """A message as plain JSON, every field present: native numbers, metadata as
+    plain values, short lower-case enum names, RFC 3339 times (see _plainjson)."""
+    result: dict[str, Any] = to_plain(message)
     return result
 
 
@@ -172,7 +174,9 @@ def connection_options() -> argparse.ArgumentParser:
     g.add_argument("--cert-file", default=s, help="PEM client certificate, for mutual TLS")
     g.add_argument("--key-file", default=s, help="PEM client key, for mutual TLS")
     g.add_argument("--timeout", type=float, default=s, help="deadline of each call in seconds [30]")
-    g.add_argument("--json", action="store_true", default=s, help="print canonical proto-JSON")
+    g.add_argument(
+        "--json", action="store_true", default=s, help="print plain JSON (numbers, metadata, short enums)"
+    )
     g.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -795,7 +799,7 @@ def cmd_keys_revoke(ctx: Context) -> int:
 def cmd_health(ctx: Context) -> int:
     status = ctx.client.health(ctx.args.service)
     if ctx.json:
-        print_json({"status": status}, ctx.out)
+        print_json({"status": status.lower()}, ctx.out)
     else:
         ctx.out.write(status + "\n")
     return EXIT_OK if status == "SERVING" else EXIT_SERVER
