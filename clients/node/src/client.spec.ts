@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -362,6 +362,28 @@ describe("bulk writes, export and import", () => {
       const result = await client.importJsonl(path, { onConflict: "skip" });
       assert.deepEqual([result.importedCount, result.reembeddedCount], [1, 0]);
       assert.equal((await client.list({ userId: uid })).memories[0]?.content, "exported memory");
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  test("importJsonl of a malformed file names the line and imports nothing", async () => {
+    const uid = user();
+    const dir = mkdtempSync(join(tmpdir(), "mnemo-jsonl-"));
+    try {
+      const good = (i: number) => JSON.stringify({ memory: { id: `m-${uid}-${i}`, userId: uid, content: `line ${i}` } });
+      const header = JSON.stringify({ header: { formatVersion: 1 } });
+      const cases: [string[], RegExp][] = [
+        [[header, good(0), '{"memory": {"content": "x"', good(1)], /^line 3: not an export line/],
+        [[header, good(0), header, good(1)], /^line 3: expected a memory line/],
+        [[good(0), "{}", good(1)], /^line 2: not an export line/],
+      ];
+      for (const [lines, why] of cases) {
+        const path = join(dir, "bad.jsonl");
+        writeFileSync(path, lines.join("\n") + "\n");
+        await assert.rejects(client.importJsonl(path), (err: Error) => err instanceof SyntaxError && why.test(err.message));
+        assert.deepEqual((await client.list({ userId: uid })).memories, []);
+      }
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

@@ -202,6 +202,37 @@ def test_export_forget_import_round_trip(mnemo: Any, client: MnemoClient, user: 
     assert mnemo("import", str(tmp_path / "missing.jsonl")).code == 2
 
 
+def test_import_of_a_malformed_file_names_the_line_and_imports_nothing(
+    mnemo: Any, client: MnemoClient, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = [
+        json.dumps({"memory": {"id": f"m-{user}-{i}", "userId": user, "content": f"line {i}"}})
+        for i in range(3)
+    ]
+    header = json.dumps({"header": {"formatVersion": 1}})
+    cases = {
+        "not JSON": ([header, good[0], '{"memory": {"content": "x"', good[1]], "line 3: not an export line"),
+        "unknown field": (
+            [header, good[0], good[1], '{"memory": {"colour": "red"}}'],
+            "line 4: not an export line",
+        ),
+        "a second header": ([header, good[0], header, good[2]], "line 3: expected a memory line"),
+        "neither": ([good[0], "{}", good[1]], "line 2: not an export line"),
+    }
+    for name, (lines, why) in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        run = mnemo("import", str(path))
+        assert run.code == 2 and why in run.err and "nothing was imported" in run.err, (name, run.err)
+        assert "UNKNOWN" not in run.err and "Exception iterating" not in run.err
+        monkeypatch.setattr("sys.stdin", io.StringIO(path.read_text()))
+        piped = mnemo("import", "-")
+        assert piped.code == 2 and why in piped.err, (name, piped.err)
+        with pytest.raises(ValueError, match=why):
+            client.import_jsonl(path)
+        assert client.list(user_id=user).memories == (), name
+
+
 def test_watch_prints_events_as_json_lines(mnemo: Any, client: MnemoClient, user: str) -> None:
     first = client.create("one", user_id=user).memory
     client.create("two", user_id=user)

@@ -566,7 +566,7 @@ class AsyncMnemoClient:
     ) -> t.ImportResult:
         """Imports a JSON Lines export file; see `MnemoClient.import_jsonl`."""
         with open(path, encoding="utf-8") as stream:
-            total = _jsonl.count_memories(stream)
+            total = _jsonl.validate(stream)  # a bad line imports nothing
             header, memories = _jsonl.read(stream)
             head = _requests.import_memories_head(
                 header=header, on_conflict=on_conflict, force_reembed=force_reembed

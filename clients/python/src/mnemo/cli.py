@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import sys
@@ -577,17 +578,22 @@ def _memory_message(memory: types.Memory) -> Any:
 def cmd_import(ctx: Context) -> int:
     a = ctx.args
     if a.file == "-":
-        header, memories = _jsonl.read(sys.stdin)
+        stdin = io.StringIO(sys.stdin.read())  # checked whole first: a bad line imports nothing
+        _jsonl.validate(stdin)
+        header, memories = _jsonl.read(stdin)
         result = ctx.client.import_memories(
             memories, header=header, on_conflict=a.on_conflict, force_reembed=a.force_reembed
         )
     else:
-        result = ctx.client.import_jsonl(
-            a.file,
-            on_conflict=a.on_conflict,
-            force_reembed=a.force_reembed,
-            progress=ctx.progress if ctx.progress is not None else ctx.err.isatty(),
-        )
+        try:
+            result = ctx.client.import_jsonl(
+                a.file,
+                on_conflict=a.on_conflict,
+                force_reembed=a.force_reembed,
+                progress=ctx.progress if ctx.progress is not None else ctx.err.isatty(),
+            )
+        except ValueError as exc:
+            raise UsageError(f"{a.file}: {exc}; nothing was imported") from None
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
     else:

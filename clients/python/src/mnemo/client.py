@@ -679,6 +679,9 @@ class MnemoClient:
     ) -> t.ImportResult:
         """Imports a JSON Lines file written by `export_jsonl` (or `mnemo export`).
 
+        Every line is checked before the first is sent: a malformed file raises
+        ValueError("line N: why") and imports nothing.
+
         Args:
             path: The file.
             on_conflict: As in `import_memories`.
@@ -686,7 +689,7 @@ class MnemoClient:
             progress: Draw a progress bar on stderr; None means when stderr is a terminal.
         """
         with open(path, encoding="utf-8") as stream:
-            total = _jsonl.count_memories(stream)
+            total = _jsonl.validate(stream)  # a bad line imports nothing
             header, memories = _jsonl.read(stream)
             head = _requests.import_memories_head(
                 header=header, on_conflict=on_conflict, force_reembed=force_reembed
