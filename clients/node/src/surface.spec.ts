@@ -147,7 +147,7 @@ test("the package holds the compiled code and its declarations, not the tests", 
     stdio: ["ignore", "pipe", "ignore"],
   });
   const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-  for (const needed of ["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/client.d.ts",
+  for (const needed of ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/client.d.ts",
     "dist/gen/mnemo/v1/memory_service_pb.js", "src/client.ts"]) {
     assert.ok(files.includes(needed), needed);
   }
