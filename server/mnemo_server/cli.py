@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import logging
 import os
@@ -38,12 +39,21 @@ def configure_logging(level: str, as_json: bool) -> None:
     root.setLevel(level.upper())
 
 
+def package_version() -> str:
+    """The installed mnemo-server distribution's version."""
+    try:
+        return importlib.metadata.version("mnemo-server")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="mnemo-server",
         description="Mnemo: a long-term memory server for AI agents, over gRPC. "
         "Settings come from --config (TOML) < MNEMO_* environment < flags.",
     )
+    p.add_argument("--version", action="version", version=f"mnemo-server {package_version()}")
     p.add_argument("--config", type=Path, help="a TOML settings file (env MNEMO_CONFIG)")
     for section, name, env, flag, default, doc in setting_names():
         kwargs: dict[str, Any] = {

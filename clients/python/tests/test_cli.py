@@ -3,6 +3,7 @@ exit codes (0 ok, 1 server error, 2 usage, 3 no server)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
@@ -143,6 +144,11 @@ def test_bad_input_names_the_reason_and_field(mnemo: Any, user: str) -> None:
     assert bad.err.splitlines()[1].startswith("  filter: ")
     assert mnemo("add", "x", "--meta", "novalue").code == 2
     assert mnemo("add", "x", "--metadata", "[1]").code == 2
+
+
+def test_version(mnemo: Any) -> None:
+    run = mnemo("--version")
+    assert run.code == 0 and run.out == f"mnemo {importlib.metadata.version('mnemo-client')}\n"
 
 
 def test_usage_errors_exit_2(mnemo: Any) -> None:

@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from mnemo import _jsonl, types
+from mnemo import __version__, _jsonl, types
 from mnemo._plainjson import to_plain
 from mnemo._progress import Progress
 from mnemo._requests import UNSET, _Unset
@@ -195,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 server error, 2 usage error, 3 cannot reach the server.",
         parents=[common],
     )
+    root.add_argument("--version", action="version", version=f"mnemo {__version__}")
     sub = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str, run: Callable[..., int]) -> argparse.ArgumentParser:
