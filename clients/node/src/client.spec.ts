@@ -533,6 +533,8 @@ describe("admin", () => {
     const third = (await client.createApiKey("api_key_role_admin")).apiKey;
     const elsewhere = (await client.createApiKey("reader", { tenant: user("tenant") })).apiKey;
     assert.notEqual(elsewhere.tenant, key.tenant);
+    const theirs = await collect(client.iterApiKeys({ tenant: elsewhere.tenant }));
+    assert.deepEqual(theirs.map((k) => [k.id, k.tenant]), [[elsewhere.id, elsewhere.tenant]]);
 
     const page = await client.listApiKeys({ pageSize: 1 });
     assert.equal(page.apiKeys.length, 1);

@@ -261,6 +261,9 @@ def test_keys_create_list_revoke(mnemo: Any) -> None:
     assert created.code == 0 and created.json["secret"]
     key_id = created.json["apiKey"]["id"]
     assert key_id in mnemo("keys", "list").out
+    other = mnemo("keys", "create", "--role", "reader", "--tenant", "cli-other", "--json").json["apiKey"]
+    listed = mnemo("keys", "list", "--tenant", "cli-other", "--json").json["apiKeys"]
+    assert [(k["id"], k["tenant"], k["role"]) for k in listed] == [(other["id"], "cli-other", "reader")]
     assert mnemo("keys", "revoke", key_id).out == f"revoked {key_id}\n"
     assert mnemo("keys", "revoke", "no-such-key").code == 1
 

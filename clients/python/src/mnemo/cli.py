@@ -321,6 +321,7 @@ def parser() -> argparse.ArgumentParser:
     p = keys_sub.add_parser("list", help="list keys", parents=[common])
     p.set_defaults(run=cmd_keys_list)
     p.add_argument("--show-revoked", action="store_true", help="include revoked keys")
+    p.add_argument("--tenant", help="another tenant's keys (a system tenant admin key only)")
     p = keys_sub.add_parser("revoke", help="revoke a key", parents=[common])
     p.set_defaults(run=cmd_keys_revoke)
     p.add_argument("id")
@@ -786,7 +787,7 @@ def cmd_keys_create(ctx: Context) -> int:
 
 
 def cmd_keys_list(ctx: Context) -> int:
-    keys = list(ctx.client.iter_api_keys(show_revoked=ctx.args.show_revoked))
+    keys = list(ctx.client.iter_api_keys(show_revoked=ctx.args.show_revoked, tenant=ctx.args.tenant))
     if ctx.json:
         print_json({"apiKeys": [to_json(k.raw) for k in keys]}, ctx.out)
     else:

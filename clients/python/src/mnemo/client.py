@@ -961,11 +961,17 @@ class MnemoClient:
         page_size: int | None = None,
         page_token: str | None = None,
         show_revoked: bool = False,
+        tenant: str | None = None,
         timeout: float | None = None,
     ) -> t.ApiKeyPage:
-        """Returns one page of the tenant's API keys, without secrets (ListApiKeys)."""
+        """Returns one page of the tenant's API keys, without secrets (ListApiKeys).
+
+        Args:
+            tenant: Another tenant whose keys to list (an admin key of the system
+                tenant only); the caller's tenant when None.
+        """
         request = _requests.list_api_keys(
-            page_size=page_size, page_token=page_token, show_revoked=show_revoked
+            page_size=page_size, page_token=page_token, show_revoked=show_revoked, tenant=tenant
         )
         return _convert.api_key_page(self._unary(self._admin.ListApiKeys, request, timeout))
 
@@ -974,12 +980,17 @@ class MnemoClient:
         *,
         page_size: int | None = None,
         show_revoked: bool = False,
+        tenant: str | None = None,
         timeout: float | None = None,
     ) -> Iterator[t.ApiKey]:
         """Iterates over all the tenant's API keys, fetching pages as needed."""
         return self._pages(
             lambda token: self.list_api_keys(
-                page_size=page_size, page_token=token, show_revoked=show_revoked, timeout=timeout
+                page_size=page_size,
+                page_token=token,
+                show_revoked=show_revoked,
+                tenant=tenant,
+                timeout=timeout,
             ),
             lambda page: page.api_keys,
         )
