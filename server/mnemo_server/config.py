@@ -43,6 +43,11 @@ class ServerSettings:
         "be up to 64 MiB.",
         default=4 * 1024 * 1024,
     )
+    shutdown_drain_s: float = _doc(
+        "Seconds the server keeps serving after SIGTERM with health NOT_SERVING, so probes and load "
+        "balancers stop sending calls before the port closes (not on Ctrl-C; a second signal ends it).",
+        default=5.0,
+    )
     shutdown_grace_s: float = _doc("Seconds in-flight calls get to finish on SIGTERM.", default=10.0)
     keepalive_time_s: float = _doc("Seconds between keepalive pings on idle streams.", default=30.0)
     keepalive_timeout_s: float = _doc("Seconds to wait for a keepalive ack.", default=10.0)
@@ -64,6 +69,8 @@ class ServerSettings:
         _positive("sweep_interval_s", self.sweep_interval_s)
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s: must not be negative")
+        if self.shutdown_drain_s < 0:
+            raise ConfigError("shutdown_drain_s: must not be negative")
         if self.redis_url and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
         ):
