@@ -263,7 +263,7 @@ def test_a_bad_config_file_fails_at_start(tmp_path: Path) -> None:
 
 
 def test_buf_curl_lists_and_calls_rpcs_through_reflection(proc: Proc) -> None:
-    buf = Path(__file__).resolve().parents[3] / "clients/node/node_modules/.bin/buf"
+    buf = Path(__file__).resolve().parents[3] / ".venv/bin/buf"  # what the README's example runs
     base = [str(buf), "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
     url = f"http://127.0.0.1:{proc.port}"
     listed = subprocess.run([*base, "--list-methods", url], capture_output=True, text=True, timeout=60)
