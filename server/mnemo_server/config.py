@@ -254,6 +254,9 @@ class MetricsSettings:
             raise ConfigError("metrics.tenant_interval_s: must not be negative")
 
 
+DEFAULT_SERVICE_NAME = "mnemo"
+
+
 @dataclass(frozen=True)
 class TracingSettings:
     otlp_endpoint: str = _doc(
@@ -262,7 +265,10 @@ class TracingSettings:
     )
     console: bool = _doc("Print spans to stderr.", default=False)
     file: str = _doc("Append spans as JSON lines to this file; empty for none.", default="")
-    service_name: str = _doc("The service.name resource attribute of the spans.", default="mnemo")
+    service_name: str = _doc(
+        "The service.name resource attribute of the spans; OTEL_SERVICE_NAME wins over the default.",
+        default=DEFAULT_SERVICE_NAME,
+    )
     sample_ratio: float = _doc(
         "Share of traces recorded when the caller sent no sampling decision.", default=1.0
     )
