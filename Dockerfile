@@ -5,8 +5,10 @@
 # time), running as a non-root user with its data in the /data volume.
 #
 #   docker build -t mnemo .
-#   docker run -p 50051:50051 -p 9464:9464 -v mnemo-data:/data \
+#   docker run --stop-timeout 60 -p 50051:50051 -p 127.0.0.1:9464:9464 -v mnemo-data:/data \
 #     -e MNEMO_AUTH_BOOTSTRAP_KEY="$(openssl rand -hex 32)" mnemo
+#
+# /metrics has no authentication: publish 9464 on 127.0.0.1 only (or not at all).
 #
 # The server binds 0.0.0.0, so API keys are required (auth.enabled=auto turns
 # them on for any non-loopback address): give the first admin key through
@@ -82,8 +84,9 @@ EXPOSE 50051 9464
 HEALTHCHECK --interval=15s --timeout=5s --start-period=120s --retries=3 \
     CMD ["mnemo-healthcheck", "mnemo.v1.MemoryService"]
 
-# SIGTERM drains: health NOT_SERVING, in-flight calls get shutdown_grace_s, a
-# final index snapshot. Give `docker stop -t` more than that grace.
+# SIGTERM drains: health NOT_SERVING while still serving for shutdown_drain_s
+# (5 s), then in-flight calls get shutdown_grace_s (10 s), then a final index
+# snapshot. Give `docker stop -t 60` (or run with --stop-timeout 60).
 STOPSIGNAL SIGTERM
 ENTRYPOINT ["mnemo-server"]
 # Empty, or the base image's CMD ["python3"] would become an argument; add

@@ -3,9 +3,10 @@ implementations and wires them together, then runs the gRPC server.
 
 Lifecycle: the port opens at once with health NOT_SERVING (MemoryService
 calls answer UNAVAILABLE / SERVER_NOT_READY); the store and index load in a
-worker thread; health turns SERVING. On stop: NOT_SERVING, new calls are
-refused, in-flight calls get `shutdown_grace_s` to finish, the index is
-snapshotted, and everything is closed.
+worker thread; health turns SERVING. On SIGTERM, `drain` first: health
+NOT_SERVING while calls are still served for `shutdown_drain_s`. Then stop:
+new calls are refused, in-flight calls get `shutdown_grace_s` to finish, the
+index is snapshotted, and everything is closed.
 """
 
 from __future__ import annotations
@@ -365,6 +366,14 @@ class App:
                     log.info("index snapshot at revision %d (%d bytes)", info.revision, info.bytes)
             except Exception:
                 log.exception("snapshot failed; will retry")
+
+    async def drain(self, seconds: float, cut_short: asyncio.Event) -> None:
+        """Turns health NOT_SERVING but keeps serving for `seconds` (or until
+        `cut_short` is set), so probes and load balancers see it before `stop`."""
+        log.info("draining: health NOT_SERVING, still serving for %.1f s", seconds)
+        await self.health.enter_graceful_shutdown()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(cut_short.wait(), seconds)
 
     async def stop(self, grace: float | None = None) -> None:
         """Drains and shuts down; safe to call once."""

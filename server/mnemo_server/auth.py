@@ -265,13 +265,20 @@ class ApiKeys:
         return record, secret
 
     def list_keys(
-        self, caller: Caller, *, page_size: int, page_token: str, show_revoked: bool
+        self, caller: Caller, *, page_size: int, page_token: str, show_revoked: bool, tenant: str = ""
     ) -> tuple[list[ApiKeyRecord], str]:
-        """The caller's tenant's keys in id order, a page at a time."""
+        """The keys of `tenant` (the caller's when empty) in id order, a page at a time."""
         if not 0 <= page_size <= MAX_PAGE_SIZE:
             raise invalid("INVALID_PAGE_SIZE", "page_size", f"must lie in [0, {MAX_PAGE_SIZE}]")
         size = page_size or DEFAULT_PAGE_SIZE
-        tenant = caller.principal.tenant
+        tenant = tenant or caller.principal.tenant
+        if not validation.ID_PATTERN.fullmatch(tenant):
+            raise invalid("INVALID_ARGUMENT", "tenant", "must be 1 to 128 letters, digits and . _ : -")
+        if tenant != caller.principal.tenant and not caller.system:
+            raise PermissionDeniedError(
+                "only an admin key of the system tenant may list another tenant's keys",
+                reason="ROLE_FORBIDDEN",
+            )
         query = fingerprint("api_keys", tenant, show_revoked)
         cursor = decode_token(page_token, query)
         after = str(cursor[0]) if cursor else None

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib.metadata
 import json
 import logging
 import os
@@ -36,6 +37,18 @@ def configure_logging(level: str, as_json: bool) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
+    # FAISS logs each CPU-specific library it fails to find (AVX-512 ...) before
+    # loading the generic one, with the exception; that is normal, not news.
+    if level.lower() != "debug":
+        logging.getLogger("faiss.loader").setLevel(logging.WARNING)
+
+
+def package_version() -> str:
+    """The installed mnemo-server distribution's version."""
+    try:
+        return importlib.metadata.version("mnemo-server")
+    except importlib.metadata.PackageNotFoundError:  # run from a source tree, not installed
+        return "unknown"
 
 
 def parser() -> argparse.ArgumentParser:
@@ -44,6 +57,7 @@ def parser() -> argparse.ArgumentParser:
         description="Mnemo: a long-term memory server for AI agents, over gRPC. "
         "Settings come from --config (TOML) < MNEMO_* environment < flags.",
     )
+    p.add_argument("--version", action="version", version=f"mnemo-server {package_version()}")
     p.add_argument("--config", type=Path, help="a TOML settings file (env MNEMO_CONFIG)")
     for section, name, env, flag, default, doc in setting_names():
         kwargs: dict[str, Any] = {
@@ -73,9 +87,16 @@ async def serve(settings: Settings) -> None:
 
     app = App(settings)
     stop = asyncio.Event()
+    hurry = asyncio.Event()  # a second signal: stop draining now
+    received: list[signal.Signals] = []
+
+    def on_signal(sig: signal.Signals) -> None:
+        received.append(sig)
+        (hurry if stop.is_set() else stop).set()
+
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
+        loop.add_signal_handler(sig, on_signal, sig)
     await app.start()
     loader = asyncio.ensure_future(app.ready())
     stopper = asyncio.ensure_future(stop.wait())
@@ -84,7 +105,10 @@ async def serve(settings: Settings) -> None:
         await app.stop(grace=0)
         raise SystemExit(f"mnemo-server: start-up failed: {loader.exception()}")
     await stopper
-    logging.getLogger("mnemo.app").info("draining")
+    # SIGTERM (Kubernetes, docker stop) drains first; Ctrl-C at a terminal stops at once.
+    if received[0] == signal.SIGTERM and settings.server.shutdown_drain_s > 0:
+        await app.drain(settings.server.shutdown_drain_s, hurry)
+    logging.getLogger("mnemo.app").info("stopping")
     await app.stop()
 
 
@@ -95,6 +119,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mnemo-server: invalid setting: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.server.log_level, settings.server.log_json)
+    # gRPC core's own log lines (chttp2 transport GOAWAYs of ordinary client
+    # disconnects and the like) only at ERROR unless the operator asks for more
+    # (GRPC_VERBOSITY=info, GRPC_TRACE=...); read when grpc is first imported.
+    os.environ.setdefault("GRPC_VERBOSITY", "ERROR")
     # No model or data set may be fetched at run time.
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")

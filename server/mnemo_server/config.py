@@ -43,6 +43,11 @@ class ServerSettings:
         "be up to 64 MiB.",
         default=4 * 1024 * 1024,
     )
+    shutdown_drain_s: float = _doc(
+        "Seconds the server keeps serving after SIGTERM with health NOT_SERVING, so probes and load "
+        "balancers stop sending calls before the port closes (not on Ctrl-C; a second signal ends it).",
+        default=5.0,
+    )
     shutdown_grace_s: float = _doc("Seconds in-flight calls get to finish on SIGTERM.", default=10.0)
     keepalive_time_s: float = _doc("Seconds between keepalive pings on idle streams.", default=30.0)
     keepalive_timeout_s: float = _doc("Seconds to wait for a keepalive ack.", default=10.0)
@@ -64,6 +69,8 @@ class ServerSettings:
         _positive("sweep_interval_s", self.sweep_interval_s)
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s: must not be negative")
+        if self.shutdown_drain_s < 0:
+            raise ConfigError("shutdown_drain_s: must not be negative")
         if self.redis_url and not self.redis_url.startswith(
             ("redis://", "rediss://", "unix://", "redis+cluster://", "rediss+cluster://")
         ):
@@ -247,6 +254,9 @@ class MetricsSettings:
             raise ConfigError("metrics.tenant_interval_s: must not be negative")
 
 
+DEFAULT_SERVICE_NAME = "mnemo"
+
+
 @dataclass(frozen=True)
 class TracingSettings:
     otlp_endpoint: str = _doc(
@@ -255,7 +265,10 @@ class TracingSettings:
     )
     console: bool = _doc("Print spans to stderr.", default=False)
     file: str = _doc("Append spans as JSON lines to this file; empty for none.", default="")
-    service_name: str = _doc("The service.name resource attribute of the spans.", default="mnemo")
+    service_name: str = _doc(
+        "The service.name resource attribute of the spans; OTEL_SERVICE_NAME wins over the default.",
+        default=DEFAULT_SERVICE_NAME,
+    )
     sample_ratio: float = _doc(
         "Share of traces recorded when the caller sent no sampling decision.", default=1.0
     )

@@ -29,7 +29,7 @@ from contextlib import AbstractContextManager
 from types import TracebackType
 from typing import IO, TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from mnemo_server.config import TracingSettings
+from mnemo_server.config import DEFAULT_SERVICE_NAME, TracingSettings
 
 if TYPE_CHECKING:
     from opentelemetry.context import Context
@@ -150,6 +150,19 @@ def leave_rpc(token: contextvars.Token[_Active | None]) -> None:
         _current.reset(token)
 
 
+def resource_attributes(cfg: TracingSettings, version: str) -> dict[str, str]:
+    """service.name and service.version. Resource.create adds OTEL_RESOURCE_ATTRIBUTES
+    and OTEL_SERVICE_NAME; the latter names the service unless tracing.service_name
+    is set to something other than its default, "mnemo"."""
+    attributes = {"service.version": version}
+    from_env = os.environ.get("OTEL_SERVICE_NAME") or "service.name=" in os.environ.get(
+        "OTEL_RESOURCE_ATTRIBUTES", ""
+    )
+    if cfg.service_name != DEFAULT_SERVICE_NAME or not from_env:
+        attributes["service.name"] = cfg.service_name
+    return attributes
+
+
 class Tracing:
     """The TracerProvider of one App and its exporters."""
 
@@ -160,7 +173,7 @@ class Tracing:
         from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
         self.provider: TracerProvider = TracerProvider(
-            resource=Resource.create({"service.name": cfg.service_name, "service.version": version}),
+            resource=Resource.create(resource_attributes(cfg, version)),
             sampler=ParentBased(TraceIdRatioBased(cfg.sample_ratio)),
             shutdown_on_exit=False,
         )

@@ -45,6 +45,9 @@ _SERVER_ERRORS = frozenset(
     }
 )
 _CODES_BY_VALUE = {code.value[0]: code for code in grpc.StatusCode}
+# Probes and tools, not work: a kubelet's health check every few seconds would
+# bury the traces that matter. They are still counted in the metrics.
+UNTRACED_PREFIXES = ("grpc.health.v1.Health/", "grpc.reflection.")
 
 
 class _Call:
@@ -58,7 +61,7 @@ class _Call:
         self._span: Span | None = None
         if m is not None:
             m.started.inc()
-        if self._tracing is not None:
+        if self._tracing is not None and not name.startswith(UNTRACED_PREFIXES):
             carrier = {k: v for k, v in (context.invocation_metadata() or ()) if isinstance(v, str)}
             service, _, method = name.rpartition("/")
             attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": method}

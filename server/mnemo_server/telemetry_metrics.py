@@ -24,7 +24,7 @@ from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, start_http_server
+from prometheus_client import CollectorRegistry, Counter, Histogram, ProcessCollector, start_http_server
 from prometheus_client.core import (
     CounterMetricFamily,
     GaugeMetricFamily,
@@ -166,6 +166,15 @@ METRICS: tuple[MetricDoc, ...] = (
         (),
         "Invalidations that failed and wait to be retried (the result cache is bypassed meanwhile).",
     ),
+    # prometheus_client's ProcessCollector (Linux): the standard process_* families.
+    MetricDoc("process_cpu_seconds_total", "counter", (), "User and system CPU time of the server process."),
+    MetricDoc("process_resident_memory_bytes", "gauge", (), "Resident memory of the server process."),
+    MetricDoc("process_virtual_memory_bytes", "gauge", (), "Virtual memory of the server process."),
+    MetricDoc(
+        "process_start_time_seconds", "gauge", (), "Start time of the process, in seconds since the epoch."
+    ),
+    MetricDoc("process_open_fds", "gauge", (), "Open file descriptors."),
+    MetricDoc("process_max_fds", "gauge", (), "The open file descriptor limit."),
 )
 
 _HELP = {m.name: m.help for m in METRICS}
@@ -279,6 +288,8 @@ class Metrics:
     def __init__(self, cfg: MetricsSettings, *, executor: Executor, version: str) -> None:
         self.cfg = cfg
         self.registry = CollectorRegistry()
+        # process_cpu_seconds_total, process_resident_memory_bytes, open fds ... (Linux /proc).
+        ProcessCollector(registry=self.registry)
         self.rpc = RpcMetrics(self.registry)
         self._stage = Histogram(
             "mnemo_stage_seconds",

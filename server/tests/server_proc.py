@@ -18,7 +18,14 @@ SERVER = [sys.executable, "-m", "mnemo_server"]
 
 class Proc:
     def __init__(self, data_dir: Path, *extra: str, env: dict[str, str] | None = None) -> None:
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1", **(env or {})}
+        # No drain period on SIGTERM unless a test asks for one (--shutdown-drain-s).
+        env = {
+            **os.environ,
+            "HF_HUB_OFFLINE": "1",
+            "PYTHONUNBUFFERED": "1",
+            "MNEMO_SHUTDOWN_DRAIN_S": "0",
+            **(env or {}),
+        }
         self.popen = subprocess.Popen(
             [
                 *SERVER,

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 from pathlib import Path
 
 import pytest
 
+from mnemo_server import cli
 from mnemo_server.cli import settings_from_args
 from mnemo_server.config import ConfigError, load_settings
 
@@ -43,3 +45,10 @@ def test_defaults_are_the_embedded_mode() -> None:
 def test_invalid_values_name_the_setting(overrides: dict[str, str], message: str) -> None:
     with pytest.raises(ConfigError, match=message):
         load_settings(env={}, overrides=overrides)
+
+
+def test_version_flag(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exit:
+        cli.parser().parse_args(["--version"])
+    assert exit.value.code == 0
+    assert capsys.readouterr().out == f"mnemo-server {importlib.metadata.version('mnemo-server')}\n"

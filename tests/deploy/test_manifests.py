@@ -408,3 +408,78 @@ def test_redis_deployment_and_service_match_the_url() -> None:
     assert int(match.group(2)) == port["port"]
     assert redis_ports[port["targetPort"]] == 6379
     assert redis["readinessProbe"]
+
+
+# -- shutdown budget, start-up probe, published ports, build context -------------------
+
+_SETTINGS = {(section, name): default for section, name, _e, _f, default, _d in setting_names()}
+# What a stop takes at most before the final snapshot: the drain, then the grace.
+STOP_S = _SETTINGS[("server", "shutdown_drain_s")] + _SETTINGS[("server", "shutdown_grace_s")]
+SNAPSHOT_MARGIN_S = 20
+
+
+def _seconds(text: str) -> float:
+    found = re.fullmatch(r"(\d+)s", str(text))
+    assert found, text
+    return float(found.group(1))
+
+
+def test_every_runtime_waits_for_the_drain_the_grace_and_the_snapshot() -> None:
+    pod = one("StatefulSet", "mnemo")["spec"]["template"]["spec"]
+    pre_stop = container()["lifecycle"]["preStop"]["exec"]["command"]
+    assert pre_stop[0] == "sleep"
+    assert pod["terminationGracePeriodSeconds"] >= float(pre_stop[1]) + STOP_S + SNAPSHOT_MARGIN_S
+    assert _seconds(compose()["services"]["mnemo"]["stop_grace_period"]) >= STOP_S + SNAPSHOT_MARGIN_S
+    docs = [ROOT / "README.md", ROOT / "Dockerfile", ROOT / "docs" / "operations.md", DEPLOY / "README.md"]
+    runs = [line for path in docs for line in path.read_text().splitlines() if "docker run -" in line]
+    assert runs, "no docker run example"
+    for line in runs:
+        found = re.search(r"--stop-timeout (\d+)", line)
+        assert found and int(found.group(1)) >= STOP_S + SNAPSHOT_MARGIN_S, line
+
+
+def test_docker_run_examples_publish_metrics_on_loopback_only() -> None:
+    docs = [ROOT / "README.md", ROOT / "Dockerfile", ROOT / "docs" / "operations.md", DEPLOY / "README.md"]
+    for path in docs:
+        for port in re.findall(r"-p (\S+):9464\b", path.read_text()):
+            assert port.startswith("127.0.0.1:"), f"{path.name}: /metrics published on {port}"
+    for published in compose()["services"]["mnemo"]["ports"]:
+        assert published.startswith("127.0.0.1:"), published
+
+
+def test_startup_probe_allows_slow_answers_while_the_model_loads() -> None:
+    startup = container()["startupProbe"]
+    assert startup.get("timeoutSeconds", 1) >= 10
+    assert startup["periodSeconds"] >= startup["timeoutSeconds"]
+
+
+def test_dockerignore_keeps_the_checkout_out_but_not_what_the_build_copies() -> None:
+    patterns = [
+        line.strip()
+        for line in (ROOT / ".dockerignore").read_text().splitlines()
+        if line.strip() and not line.startswith("#")
+    ]
+
+    def ignored(path: str) -> bool:
+        parts = path.split("/")
+        for pattern in patterns:
+            bare = pattern.removeprefix("**/")
+            if pattern.startswith("**/"):
+                if any(Path(p).match(bare) for p in parts):
+                    return True
+            elif path == pattern or path.startswith(pattern + "/"):
+                return True
+        return False
+
+    for heavy in (
+        ".git",
+        ".venv",
+        "clients/node/node_modules",
+        "mnemo-data",
+        "server/mnemo_server/__pycache__",
+    ):
+        assert ignored(heavy), heavy
+    sources = [i.args.split()[-2] for i in dockerfile() if i.keyword == "COPY" and "--from" not in i.args]
+    assert sources, "no COPY in the Dockerfile"
+    for source in sources:
+        assert not ignored(source), f".dockerignore drops {source}, which the Dockerfile copies"

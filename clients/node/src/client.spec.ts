@@ -4,7 +4,7 @@
 
 import assert from "node:assert/strict";
 import { randomUUID } from "node:crypto";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, before, describe, test } from "node:test";
@@ -367,6 +367,28 @@ describe("bulk writes, export and import", () => {
     }
   });
 
+  test("importJsonl of a malformed file names the line and imports nothing", async () => {
+    const uid = user();
+    const dir = mkdtempSync(join(tmpdir(), "mnemo-jsonl-"));
+    try {
+      const good = (i: number) => JSON.stringify({ memory: { id: `m-${uid}-${i}`, userId: uid, content: `line ${i}` } });
+      const header = JSON.stringify({ header: { formatVersion: 1 } });
+      const cases: [string[], RegExp][] = [
+        [[header, good(0), '{"memory": {"content": "x"', good(1)], /^line 3: not an export line/],
+        [[header, good(0), header, good(1)], /^line 3: expected a memory line/],
+        [[good(0), "{}", good(1)], /^line 2: not an export line/],
+      ];
+      for (const [lines, why] of cases) {
+        const path = join(dir, "bad.jsonl");
+        writeFileSync(path, lines.join("\n") + "\n");
+        await assert.rejects(client.importJsonl(path), (err: Error) => err instanceof SyntaxError && why.test(err.message));
+        assert.deepEqual((await client.list({ userId: uid })).memories, []);
+      }
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   test("breaking out of an export, or an AbortSignal, stops it", async () => {
     const uid = user();
     await client.batchWrite(Array.from({ length: 30 }, (_, i) => WriteOp.create(`bulk ${i}`, { userId: uid })));
@@ -511,6 +533,8 @@ describe("admin", () => {
     const third = (await client.createApiKey("api_key_role_admin")).apiKey;
     const elsewhere = (await client.createApiKey("reader", { tenant: user("tenant") })).apiKey;
     assert.notEqual(elsewhere.tenant, key.tenant);
+    const theirs = await collect(client.iterApiKeys({ tenant: elsewhere.tenant }));
+    assert.deepEqual(theirs.map((k) => [k.id, k.tenant]), [[elsewhere.id, elsewhere.tenant]]);
 
     const page = await client.listApiKeys({ pageSize: 1 });
     assert.equal(page.apiKeys.length, 1);

@@ -453,7 +453,7 @@ export class MnemoClient {
 
   /** Imports a JSON Lines file written by `exportJsonl` (or the Python SDK's `mnemo export`). */
   async importJsonl(path: string, options: ImportJsonlOptions = {}): Promise<t.ImportResult> {
-    const total = await jsonl.countMemories(path);
+    const total = await jsonl.validate(path); // a bad line imports nothing
     const { header, memories } = await jsonl.read(path);
     const head = requests.importMemoriesHead({ ...options, header });
     const bar = new Progress("imported", total, options.progress ?? null);

@@ -172,6 +172,13 @@ function fromFailure(reason: unknown, signal: AbortSignal | undefined): MnemoErr
     if (signal !== undefined && !signal.aborted && reason.code === Code.Canceled && !isWire(reason)) {
       return new MnemoError(reason.rawMessage, { code: "unavailable", cause: reason });
     }
+    if (signal?.aborted && !isWire(reason) && reason.code !== Code.DeadlineExceeded) {
+      // Our signal was aborted (close(), or the caller's signal): connect wraps the
+      // abort reason, as INTERNAL in some versions; the call was cancelled.
+      return reason.cause instanceof MnemoError
+        ? reason.cause
+        : new MnemoError(reason.rawMessage, { code: "cancelled", cause: reason });
+    }
     const details: Any[] = reason.details.map((d) =>
       "desc" in d
         ? anyPack(d.desc, create(d.desc, d.value))

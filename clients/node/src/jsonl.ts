@@ -36,20 +36,27 @@ async function* numberedLines(path: string): AsyncGenerator<[number, string]> {
   }
 }
 
-/** How many memory lines a file holds (for progress). */
-export async function countMemories(path: string): Promise<number> {
+/**
+ * Checks every line of a file before anything is sent, so a bad file imports
+ * nothing; resolves to how many memories it holds. Rejects with a SyntaxError
+ * "line N: why" for the first line that is not an export line.
+ */
+export async function validate(path: string): Promise<number> {
+  const { memories } = await read(path);
   let count = 0;
-  for await (const [, text] of numberedLines(path)) {
-    if (text.includes('"memory"')) {
-      count += 1;
-    }
+  for await (const _ of memories) {
+    count += 1;
   }
   return count;
 }
 
 function parse(n: number, text: string): ExportMemoriesResponse {
   try {
-    return fromJsonString(ExportMemoriesResponseSchema, text);
+    const message = fromJsonString(ExportMemoriesResponseSchema, text);
+    if (message.item.case === undefined) {
+      throw new Error('neither {"header": ...} nor {"memory": ...}');
+    }
+    return message;
   } catch (err) {
     throw new SyntaxError(`line ${n}: not an export line: ${(err as Error).message}`);
   }
@@ -73,7 +80,7 @@ export async function read(
       for await (const [n, text] of lines) {
         const message = parse(n, text);
         if (message.item.case !== "memory") {
-          throw new SyntaxError(`line ${n}: expected a memory line`);
+          throw new SyntaxError(`line ${n}: expected a memory line, found a header (only line 1 may be one)`);
         }
         yield message.item.value;
       }

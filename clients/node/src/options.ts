@@ -256,6 +256,8 @@ export interface IterApiKeysOptions extends CallOptions {
   pageSize?: number | null;
   /** Include revoked keys. */
   showRevoked?: boolean;
+  /** Another tenant whose keys to list (an admin key of the system tenant only); the caller's when not given. */
+  tenant?: string | null;
 }
 
 /** Options of `listApiKeys`. */

@@ -187,8 +187,8 @@ describe("requests", () => {
     assert.deepEqual([stats.scope?.userId, stats.scopeLimit], ["u", 3]);
     const reembed = r.reembedMemories({ filter: "f", force: true, dryRun: true });
     assert.deepEqual([reembed.filter, reembed.force, reembed.dryRun], ["f", true, true]);
-    const keys = r.listApiKeys({ pageSize: 2, pageToken: "t", showRevoked: true });
-    assert.deepEqual([keys.pageSize, keys.pageToken, keys.showRevoked], [2, "t", true]);
+    const keys = r.listApiKeys({ pageSize: 2, pageToken: "t", showRevoked: true, tenant: "acme" });
+    assert.deepEqual([keys.pageSize, keys.pageToken, keys.showRevoked, keys.tenant], [2, "t", true, "acme"]);
     const forget = r.deleteMemories({ runId: "r", dryRun: true, requestId: "x" });
     assert.deepEqual([forget.scope?.runId, forget.dryRun, forget.requestId], ["r", true, "x"]);
   });

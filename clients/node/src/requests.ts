@@ -455,6 +455,7 @@ export function listApiKeys(o: Fields<ListApiKeysOptions> = {}): adminPb.ListApi
     pageSize: o.pageSize ?? 0,
     pageToken: o.pageToken ?? "",
     showRevoked: Boolean(o.showRevoked),
+    tenant: o.tenant ?? "",
   });
 }
 

@@ -13,6 +13,46 @@ import type { ExportHeader, Memory, MemoryEvent } from "./types.js";
 
 export const log = debuglog("mnemo");
 
+/** The controllers following one signal, behind a single "abort" listener on it. */
+interface Followers {
+  readonly controllers: Set<AbortController>;
+  readonly relay: () => void;
+}
+const followersOf = new WeakMap<AbortSignal, Followers>();
+
+/**
+ * Makes `controller` abort when `source` does. However many calls are in
+ * flight, `source` carries one listener of ours (so 11 concurrent calls on a
+ * client, or sharing a caller's signal, do not trip MaxListenersExceededWarning);
+ * it is removed when the last follower is done.
+ */
+function follow(source: AbortSignal, controller: AbortController): void {
+  let followers = followersOf.get(source);
+  if (followers === undefined) {
+    const controllers = new Set<AbortController>();
+    const relay = () => {
+      followersOf.delete(source);
+      for (const c of controllers) c.abort(source.reason);
+    };
+    followers = { controllers, relay };
+    followersOf.set(source, followers);
+    source.addEventListener("abort", relay, { once: true });
+  }
+  const { controllers, relay } = followers;
+  controllers.add(controller);
+  controller.signal.addEventListener(
+    "abort",
+    () => {
+      controllers.delete(controller);
+      if (controllers.size === 0 && followersOf.get(source) === followers) {
+        followersOf.delete(source);
+        source.removeEventListener("abort", relay);
+      }
+    },
+    { once: true },
+  );
+}
+
 /** A signal that aborts when any of the given ones does. */
 export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal {
   const given = signals.filter((s): s is AbortSignal => s !== undefined);
@@ -25,10 +65,7 @@ export function anySignal(...signals: (AbortSignal | undefined)[]): AbortSignal 
       controller.abort(signal.reason);
       break;
     }
-    signal.addEventListener("abort", () => controller.abort(signal.reason), {
-      once: true,
-      signal: controller.signal,
-    });
+    follow(signal, controller);
   }
   return controller.signal;
 }

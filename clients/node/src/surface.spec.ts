@@ -47,11 +47,11 @@ const METHODS = {
   history: [["id"], ["pageSize", "pageToken", ...CALL]],
   importJsonl: [["path"], ["onConflict", "forceReembed", "progress", ...CALL]],
   importMemories: [["memories"], ["header", "onConflict", "forceReembed", ...CALL]],
-  iterApiKeys: [[], ["pageSize", "showRevoked", ...CALL]],
+  iterApiKeys: [[], ["pageSize", "showRevoked", "tenant", ...CALL]],
   iterHistory: [["id"], ["pageSize", ...CALL]],
   iterMemories: [[], [...SCOPE, "filter", "orderBy", "pageSize", "readMask", ...CALL]],
   list: [[], [...SCOPE, "filter", "orderBy", "pageSize", "pageToken", "readMask", ...CALL]],
-  listApiKeys: [[], ["pageSize", "pageToken", "showRevoked", ...CALL]],
+  listApiKeys: [[], ["pageSize", "pageToken", "showRevoked", "tenant", ...CALL]],
   reembed: [[], [...SCOPE, "filter", "force", "dryRun", ...CALL]],
   revokeApiKey: [["id"], CALL],
   search: [["query"], ["vector", ...SEARCH]],
@@ -147,7 +147,7 @@ test("the package holds the compiled code and its declarations, not the tests", 
     stdio: ["ignore", "pipe", "ignore"],
   });
   const files = (JSON.parse(out) as { files: { path: string }[] }[])[0]!.files.map((f) => f.path);
-  for (const needed of ["package.json", "README.md", "dist/index.js", "dist/index.d.ts", "dist/client.d.ts",
+  for (const needed of ["package.json", "README.md", "LICENSE", "dist/index.js", "dist/index.d.ts", "dist/client.d.ts",
     "dist/gen/mnemo/v1/memory_service_pb.js", "src/client.ts"]) {
     assert.ok(files.includes(needed), needed);
   }

@@ -224,6 +224,31 @@ describe("retries", () => {
     }
   });
 
+  test("50 concurrent calls on one client, sharing one signal, raise no MaxListenersExceededWarning", async () => {
+    const warnings: string[] = [];
+    const onWarning = (w: Error) => warnings.push(`${w.name}: ${w.message}`);
+    process.on("warning", onWarning);
+    const { server } = await serve(() => new Promise((resolve) => setTimeout(resolve, 50)));
+    const client = new MnemoClient(server.address);
+    try {
+      const shared = new AbortController();
+      const calls = (signal?: AbortSignal) =>
+        Promise.all(Array.from({ length: 50 }, (_, i) => client.get(`m${i}`, { signal })));
+      assert.equal((await calls()).length, 50);
+      assert.equal((await calls(shared.signal)).length, 50);
+      // The shared signal still cancels every call in flight.
+      const cancelled = calls(shared.signal);
+      setTimeout(() => shared.abort(), 10);
+      await assert.rejects(cancelled, { code: "cancelled" });
+      await new Promise((resolve) => setImmediate(resolve));
+      assert.deepEqual(warnings, []);
+    } finally {
+      process.off("warning", onWarning);
+      await client.close();
+      await server.close();
+    }
+  });
+
   test("a server stream is retried before its first message, not after", async () => {
     const { server, seen } = await serve((attempt) => {
       if (attempt === 1) throw failure(Code.Unavailable, "SERVER_NOT_READY", 1);

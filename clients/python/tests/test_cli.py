@@ -3,12 +3,14 @@ exit codes (0 ok, 1 server error, 2 usage, 3 no server)."""
 
 from __future__ import annotations
 
+import importlib.metadata
 import io
 import json
 import os
 import shutil
 import subprocess
 import sys
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -58,11 +60,9 @@ def test_add_get_update_delete(mnemo: Any, user: str) -> None:
     )
     assert added.code == 0, added.err
     memory = added.json["memory"]
-    assert (
-        memory["userId"] == user and memory["kind"] == "MEMORY_KIND_SEMANTIC" and memory["tags"] == ["drink"]
-    )
-    assert memory["metadata"] == {"year": {"intValue": "1990"}, "note": {"stringValue": "hi"}}
-    assert memory["version"] == "1" and memory["pinned"] is False and added.json["deduplicated"] is False
+    assert memory["userId"] == user and memory["kind"] == "semantic" and memory["tags"] == ["drink"]
+    assert memory["metadata"] == {"year": 1990, "note": "hi"}
+    assert memory["version"] == 1 and memory["pinned"] is False and added.json["deduplicated"] is False
 
     shown = mnemo("get", memory["id"])
     assert shown.code == 0
@@ -109,9 +109,32 @@ def test_list_search_and_history(mnemo: Any, client: MnemoClient, user: str) -> 
     history = mnemo("history", memory_id)
     assert [line.split()[0] for line in history.out.splitlines()] == ["VERSION", "2", "1"]
     assert [v["changeType"] for v in mnemo("history", memory_id, "--json").json["versions"]] == [
-        "CHANGE_TYPE_UPDATE",
-        "CHANGE_TYPE_CREATE",
+        "update",
+        "create",
     ]
+
+
+def test_json_is_plain_json(mnemo: Any, user: str) -> None:
+    """--json is what jq expects: native numbers, plain metadata, short enum names, RFC 3339 times."""
+    meta = '{"year": 1990, "big": 4611686018427387904, "ratio": 0.5, "ok": true, "no": null, "l": [1, "a"]}'
+    added = mnemo("add", "plain json", "-u", user, "--kind", "episodic", "--metadata", meta, "--json")
+    assert added.code == 0, added.err
+    memory = json.loads(added.out)["memory"]
+    assert memory["metadata"] == json.loads(meta)
+    assert type(memory["metadata"]["big"]) is int and memory["metadata"]["big"] == 2**62
+    for key in ("version", "revision"):
+        assert type(memory[key]) is int and memory[key] >= 1, key
+    assert memory["kind"] == "episodic"
+    created = datetime.fromisoformat(memory["createTime"].replace("Z", "+00:00"))
+    assert created.tzinfo is not None and abs((datetime.now(UTC) - created).total_seconds()) < 300
+    listed = json.loads(mnemo("list", "-u", user, "--json").out)["memories"]
+    assert [(m["id"], m["metadata"]["year"]) for m in listed] == [(memory["id"], 1990)]
+    found = json.loads(mnemo("search", "plain json", "-u", user, "--json").out)["hits"][0]
+    assert type(found["score"]) is float and found["memory"]["kind"] == "episodic"
+    stats = json.loads(mnemo("stats", "-u", user, "--json").out)
+    assert type(stats["dimension"]) is int
+    scope = stats["tenants"][0]["scopes"][0]
+    assert scope["scope"]["userId"] == user and scope["memoryCount"] == 1
 
 
 def test_bad_input_names_the_reason_and_field(mnemo: Any, user: str) -> None:
@@ -121,6 +144,11 @@ def test_bad_input_names_the_reason_and_field(mnemo: Any, user: str) -> None:
     assert bad.err.splitlines()[1].startswith("  filter: ")
     assert mnemo("add", "x", "--meta", "novalue").code == 2
     assert mnemo("add", "x", "--metadata", "[1]").code == 2
+
+
+def test_version(mnemo: Any) -> None:
+    run = mnemo("--version")
+    assert run.code == 0 and run.out == f"mnemo {importlib.metadata.version('mnemo-client')}\n"
 
 
 def test_usage_errors_exit_2(mnemo: Any) -> None:
@@ -145,7 +173,7 @@ def test_no_server_exits_3(mnemo: Any) -> None:
 def test_health_stats_check_snapshot(mnemo: Any, client: MnemoClient, user: str) -> None:
     client.create("for stats", user_id=user)
     assert mnemo("health").out == "SERVING\n"
-    assert mnemo("health", "--json").json == {"status": "SERVING"}
+    assert mnemo("health", "--json").json == {"status": "serving"}
     stats = mnemo("stats", "-u", user, "--json")
     assert stats.code == 0 and stats.json["dimension"] == 384
     assert stats.json["tenants"][0]["scopes"][0]["scope"]["userId"] == user
@@ -168,16 +196,47 @@ def test_export_forget_import_round_trip(mnemo: Any, client: MnemoClient, user: 
     ] * 3
 
     dry = mnemo("forget", "-u", user, "--dry-run", "--json")
-    assert dry.code == 0 and int(dry.json["deletedCount"]) == 3 and dry.json["revision"] == "0"
+    assert dry.code == 0 and dry.json["deletedCount"] == 3 and dry.json["revision"] == 0
     gone = mnemo("forget", "-u", user, "--yes")
     assert gone.code == 0 and gone.out.startswith("deleted 3 memories")
     assert mnemo("list", "-u", user, "--json").json == {"memories": []}
 
     imported = mnemo("import", str(path), "--json")
-    assert imported.code == 0 and imported.json["importedCount"] == "3"
+    assert imported.code == 0 and imported.json["importedCount"] == 3
     again = mnemo("import", str(path), "--on-conflict", "fail")
     assert again.code == 1 and "failed:      3" in again.out and "MEMORY_ALREADY_EXISTS" in again.err
     assert mnemo("import", str(tmp_path / "missing.jsonl")).code == 2
+
+
+def test_import_of_a_malformed_file_names_the_line_and_imports_nothing(
+    mnemo: Any, client: MnemoClient, user: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    good = [
+        json.dumps({"memory": {"id": f"m-{user}-{i}", "userId": user, "content": f"line {i}"}})
+        for i in range(3)
+    ]
+    header = json.dumps({"header": {"formatVersion": 1}})
+    cases = {
+        "not JSON": ([header, good[0], '{"memory": {"content": "x"', good[1]], "line 3: not an export line"),
+        "unknown field": (
+            [header, good[0], good[1], '{"memory": {"colour": "red"}}'],
+            "line 4: not an export line",
+        ),
+        "a second header": ([header, good[0], header, good[2]], "line 3: expected a memory line"),
+        "neither": ([good[0], "{}", good[1]], "line 2: not an export line"),
+    }
+    for name, (lines, why) in cases.items():
+        path = tmp_path / f"{name}.jsonl"
+        path.write_text("\n".join(lines) + "\n")
+        run = mnemo("import", str(path))
+        assert run.code == 2 and why in run.err and "nothing was imported" in run.err, (name, run.err)
+        assert "UNKNOWN" not in run.err and "Exception iterating" not in run.err
+        monkeypatch.setattr("sys.stdin", io.StringIO(path.read_text()))
+        piped = mnemo("import", "-")
+        assert piped.code == 2 and why in piped.err, (name, piped.err)
+        with pytest.raises(ValueError, match=why):
+            client.import_jsonl(path)
+        assert client.list(user_id=user).memories == (), name
 
 
 def test_watch_prints_events_as_json_lines(mnemo: Any, client: MnemoClient, user: str) -> None:
@@ -186,7 +245,7 @@ def test_watch_prints_events_as_json_lines(mnemo: Any, client: MnemoClient, user
     run = mnemo("watch", "-u", user, "--from-revision", str(first.revision - 1), "--limit", "2", "--json")
     events = [json.loads(x) for x in run.out.splitlines()]
     assert run.code == 0 and [e["memory"]["content"] for e in events] == ["one", "two"]
-    assert events[0]["type"] == "EVENT_TYPE_PUT"
+    assert events[0]["type"] == "put"
     table = mnemo("watch", "-u", user, "--from-revision", str(first.revision - 1), "--limit", "1")
     assert table.out.split()[:3] == [str(first.revision), "put", first.id]
 
@@ -202,6 +261,9 @@ def test_keys_create_list_revoke(mnemo: Any) -> None:
     assert created.code == 0 and created.json["secret"]
     key_id = created.json["apiKey"]["id"]
     assert key_id in mnemo("keys", "list").out
+    other = mnemo("keys", "create", "--role", "reader", "--tenant", "cli-other", "--json").json["apiKey"]
+    listed = mnemo("keys", "list", "--tenant", "cli-other", "--json").json["apiKeys"]
+    assert [(k["id"], k["tenant"], k["role"]) for k in listed] == [(other["id"], "cli-other", "reader")]
     assert mnemo("keys", "revoke", key_id).out == f"revoked {key_id}\n"
     assert mnemo("keys", "revoke", "no-such-key").code == 1
 

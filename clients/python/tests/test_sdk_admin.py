@@ -49,6 +49,14 @@ def test_api_keys_are_created_listed_and_revoked(client: MnemoClient, user: str)
     assert err.value.reason == "API_KEY_NOT_FOUND"
 
 
+def test_api_keys_of_another_tenant_are_listed_by_naming_it(client: MnemoClient, user: str) -> None:
+    tenant = f"t-{user}"
+    other = client.create_api_key("reader", tenant=tenant).api_key
+    assert [(k.id, k.tenant) for k in client.iter_api_keys(tenant=tenant)] == [(other.id, tenant)]
+    assert [k.id for k in client.list_api_keys(tenant=tenant).api_keys] == [other.id]
+    assert other.id not in {k.id for k in client.iter_api_keys()}
+
+
 def test_api_key_pages(client: MnemoClient) -> None:
     ids = {client.create_api_key(ApiKeyRole.READER).api_key.id for _ in range(3)}
     page = client.list_api_keys(page_size=2)

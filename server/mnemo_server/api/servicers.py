@@ -733,6 +733,7 @@ class AdminServicer(_Base, admin_grpc.AdminServiceServicer):
             page_size=request.page_size,
             page_token=request.page_token,
             show_revoked=request.show_revoked,
+            tenant=request.tenant,
         )
         response = admin_pb.ListApiKeysResponse(next_page_token=token)
         for record in records:

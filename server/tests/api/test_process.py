@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
-from collections.abc import Iterator
+import threading
+import time
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
+import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -54,7 +58,95 @@ def test_sigterm_drains_and_exits_zero(proc: Proc) -> None:
     proc.popen.send_signal(signal.SIGTERM)
     assert proc.popen.wait(60) == 0
     log = proc.rest_of_log()
-    assert "draining" in log and "stopped" in log and "Traceback" not in log
+    assert "stopping" in log and "stopped" in log and "Traceback" not in log
+
+
+def test_the_log_of_a_start_calls_and_a_stop_holds_no_alarming_lines(data_dir: Path) -> None:
+    """No FAISS loader tracebacks (AVX-512 probing), no raw gRPC chttp2 transport lines."""
+    env = {k: v for k, v in os.environ.items() if k not in ("GRPC_VERBOSITY", "GRPC_TRACE")}
+    proc = Proc(data_dir, env=env)
+    try:
+        health = health_pb2_grpc.HealthStub(proc.channel)
+        assert health.Check(health_pb2.HealthCheckRequest()).status == health_pb2.HealthCheckResponse.SERVING
+        for _ in range(3):  # clients that come and go (GOAWAYs on the server side)
+            with grpc.insecure_channel(f"127.0.0.1:{proc.port}") as channel:
+                health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=10)
+        proc.memory.CreateMemory(pb.CreateMemoryRequest(memory=m.Memory(user_id="u", content="hello")))
+        proc.popen.send_signal(signal.SIGTERM)
+        assert proc.popen.wait(60) == 0
+        log = proc.rest_of_log()
+    finally:
+        proc.close()
+    assert "serving" in log and "stopped" in log
+    for alarming in ("Traceback", "chttp2", "faiss.loader", "Could not load library", "ModuleNotFoundError"):
+        assert alarming not in log, log
+
+
+def _statuses(proc: Proc) -> tuple[list[tuple[float, int]], threading.Thread]:
+    """Watches the server's health in a thread: (time, status) as they arrive."""
+    seen: list[tuple[float, int]] = []
+    channel = grpc.insecure_channel(f"127.0.0.1:{proc.port}")
+
+    def watch() -> None:
+        with contextlib.suppress(grpc.RpcError):
+            for reply in health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest()):
+                seen.append((time.monotonic(), reply.status))
+        channel.close()
+
+    thread = threading.Thread(target=watch, daemon=True)
+    thread.start()
+    return seen, thread
+
+
+def _wait_for(condition: Callable[[], bool], timeout: float = 20) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.02)
+
+
+SERVING, NOT_SERVING = health_pb2.HealthCheckResponse.SERVING, health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+def test_sigterm_turns_health_not_serving_and_keeps_serving_for_the_drain_period(data_dir: Path) -> None:
+    proc = Proc(data_dir, "--shutdown-drain-s", "3")
+    try:
+        seen, watcher = _statuses(proc)
+        _wait_for(lambda: [s for _, s in seen] == [SERVING])
+        signalled = time.monotonic()
+        proc.popen.send_signal(signal.SIGTERM)
+        _wait_for(lambda: seen[-1][1] == NOT_SERVING, timeout=2)
+        # The port is still open and calls are still answered: a probe sees NOT_SERVING.
+        health = health_pb2_grpc.HealthStub(proc.channel)
+        assert health.Check(health_pb2.HealthCheckRequest(), timeout=5).status == NOT_SERVING
+        created = proc.memory.CreateMemory(
+            pb.CreateMemoryRequest(memory=m.Memory(user_id="drain", content="written while draining")),
+            timeout=5,
+        )
+        assert created.memory.id
+        assert proc.popen.wait(60) == 0
+        assert time.monotonic() - signalled >= 2.5, "the port closed before the drain period was over"
+        watcher.join(10)
+        log = proc.rest_of_log()
+    finally:
+        proc.close()
+    assert "draining: health NOT_SERVING" in log and "stopped" in log
+
+
+def test_a_second_signal_or_ctrl_c_does_not_wait_for_the_drain(data_dir: Path) -> None:
+    for first, second in ((signal.SIGTERM, signal.SIGTERM), (signal.SIGINT, None)):
+        proc = Proc(data_dir, "--shutdown-drain-s", "120")
+        try:
+            health = health_pb2_grpc.HealthStub(proc.channel)
+            started = time.monotonic()
+            proc.popen.send_signal(first)
+            if second is not None:
+                _wait_for(lambda: health.Check(health_pb2.HealthCheckRequest()).status == NOT_SERVING)
+                proc.popen.send_signal(second)
+            assert proc.popen.wait(60) == 0
+            assert time.monotonic() - started < 60
+        finally:
+            proc.close()
 
 
 def test_an_acknowledged_write_survives_kill_9(data_dir: Path) -> None:
@@ -171,7 +263,7 @@ def test_a_bad_config_file_fails_at_start(tmp_path: Path) -> None:
 
 
 def test_buf_curl_lists_and_calls_rpcs_through_reflection(proc: Proc) -> None:
-    buf = Path(__file__).resolve().parents[3] / "clients/node/node_modules/.bin/buf"
+    buf = Path(__file__).resolve().parents[3] / ".venv/bin/buf"  # what the README's example runs
     base = [str(buf), "curl", "--protocol", "grpc", "--http2-prior-knowledge"]
     url = f"http://127.0.0.1:{proc.port}"
     listed = subprocess.run([*base, "--list-methods", url], capture_output=True, text=True, timeout=60)

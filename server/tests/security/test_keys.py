@@ -151,8 +151,28 @@ def test_only_the_system_tenant_manages_other_tenants_keys(secure: RunningServer
     assert admin_b.key_id not in {
         k.id for k in admin_a.admin.ListApiKeys(admin_pb.ListApiKeysRequest()).api_keys
     }
-    # The system tenant may revoke any key.
-    Keyed(secure.admin, BOOTSTRAP).RevokeApiKey(admin_pb.RevokeApiKeyRequest(id=admin_b.key_id))
+    # Nor list them by naming B.
+    assert fails(lambda: admin_a.admin.ListApiKeys(admin_pb.ListApiKeysRequest(tenant=b))) == (
+        grpc.StatusCode.PERMISSION_DENIED,
+        "ROLE_FORBIDDEN",
+    )
+    assert {k.id for k in admin_a.admin.ListApiKeys(admin_pb.ListApiKeysRequest(tenant=a)).api_keys} == {
+        admin_a.key_id
+    }
+    # The system tenant lists another tenant's keys by naming it, and may revoke any key.
+    system = Keyed(secure.admin, BOOTSTRAP)
+    listed_b = system.ListApiKeys(admin_pb.ListApiKeysRequest(tenant=b)).api_keys
+    assert [(k.id, k.tenant) for k in listed_b] == [(admin_b.key_id, b)]
+    assert admin_b.key_id not in {k.id for k in system.ListApiKeys(admin_pb.ListApiKeysRequest()).api_keys}
+    assert fails(lambda: system.ListApiKeys(admin_pb.ListApiKeysRequest(tenant="bad tenant"))) == (
+        grpc.StatusCode.INVALID_ARGUMENT,
+        "INVALID_ARGUMENT",
+    )
+    system.RevokeApiKey(admin_pb.RevokeApiKeyRequest(id=admin_b.key_id))
+    assert system.ListApiKeys(admin_pb.ListApiKeysRequest(tenant=b)).api_keys == []
+    assert [
+        k.id for k in system.ListApiKeys(admin_pb.ListApiKeysRequest(tenant=b, show_revoked=True)).api_keys
+    ] == [admin_b.key_id]
     assert fails(lambda: admin_b.admin.ListApiKeys(admin_pb.ListApiKeysRequest())) == (
         UNAUTHENTICATED,
         "API_KEY_INVALID",

@@ -382,3 +382,10 @@ def test_calls_refused_by_later_interceptors_are_counted(tmp_path: Path, embedde
         assert handled(s, "CreateMemory", "OK") == 1
     finally:
         running.stop()
+
+
+def test_process_metrics_are_exported(metered: RunningServer) -> None:
+    s = scrape(port_of(metered))
+    assert s.value("process_resident_memory_bytes") > 10_000_000
+    assert s.value("process_cpu_seconds_total") > 0
+    assert s.value("process_open_fds") > 0

@@ -235,3 +235,45 @@ def test_spans_reach_an_otlp_collector(tmp_path: Path, embedder: Embedder) -> No
         assert {"service.name": "mnemo-test"}.items() <= collector.resources[0].items()
     finally:
         otlp.stop(0)
+
+
+def test_health_checks_and_reflection_make_no_spans(traced: tuple[RunningServer, Path]) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+    from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+    server, path = traced
+    probe, tool, work = new_trace(), new_trace(), new_trace()
+    health_pb2_grpc.HealthStub(server.channel).Check(
+        health_pb2.HealthCheckRequest(), metadata=traceparent(probe)
+    )
+    listed = reflection_pb2_grpc.ServerReflectionStub(server.channel).ServerReflectionInfo(
+        iter([reflection_pb2.ServerReflectionRequest(list_services="")]), metadata=traceparent(tool)
+    )
+    assert list(listed)
+    server.memory.ListMemories(pb.ListMemoriesRequest(scope=m.Scope(user_id="u")), metadata=traceparent(work))
+    assert wait_for_spans(path, work), "the control call was not traced"
+    assert spans_of(path, probe) == [] and spans_of(path, tool) == []
+
+
+def test_otel_service_name_names_the_service_unless_the_setting_does(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnemo_server.config import TracingSettings
+
+    monkeypatch.delenv("OTEL_RESOURCE_ATTRIBUTES", raising=False)
+    monkeypatch.delenv("OTEL_SERVICE_NAME", raising=False)
+
+    def named(cfg: TracingSettings) -> str:
+        tracing = telemetry.Tracing(cfg, version="1.2.3")
+        try:
+            attributes = tracing.provider.resource.attributes
+            assert attributes["service.version"] == "1.2.3"
+            return str(attributes["service.name"])
+        finally:
+            tracing.shutdown()
+
+    assert named(TracingSettings()) == "mnemo"
+    monkeypatch.setenv("OTEL_SERVICE_NAME", "memory-prod")
+    assert named(TracingSettings()) == "memory-prod"
+    assert named(TracingSettings(service_name="explicit")) == "explicit"
+    monkeypatch.delenv("OTEL_SERVICE_NAME")
+    monkeypatch.setenv("OTEL_RESOURCE_ATTRIBUTES", "service.name=from-attrs,deployment.environment=prod")
+    assert named(TracingSettings()) == "from-attrs"

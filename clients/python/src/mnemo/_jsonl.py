@@ -20,9 +20,15 @@ def line(message: pb.ExportMemoriesResponse) -> str:
     return json.dumps(json_format.MessageToDict(message), separators=(",", ":"), ensure_ascii=False)
 
 
-def count_memories(stream: TextIO) -> int:
-    """How many memory lines a file holds (for progress), leaving it at the start."""
-    count = sum(1 for text in stream if text.strip() and '"memory"' in text)
+def validate(stream: TextIO) -> int:
+    """Checks every line of a file before anything is sent, so a bad file imports
+    nothing; returns how many memories it holds and leaves it at the start.
+
+    Raises:
+        ValueError: "line N: why" for the first line that is not an export line.
+    """
+    _, memories = read(stream)
+    count = sum(1 for _ in memories)
     stream.seek(0)
     return count
 
@@ -37,9 +43,12 @@ def read(stream: TextIO) -> tuple[Any, Iterator[Any]]:
 
     def parse(n: int, text: str) -> Any:
         try:
-            return json_format.Parse(text, pb.ExportMemoriesResponse())
+            message = json_format.Parse(text, pb.ExportMemoriesResponse())
         except json_format.ParseError as exc:
             raise ValueError(f"line {n}: not an export line: {exc}") from None
+        if message.WhichOneof("item") is None:
+            raise ValueError(f'line {n}: not an export line: neither {{"header": ...}} nor {{"memory": ...}}')
+        return message
 
     first = next(lines, None)
     if first is None:
@@ -52,7 +61,7 @@ def read(stream: TextIO) -> tuple[Any, Iterator[Any]]:
         for n, text in lines:
             message = parse(n, text)
             if message.WhichOneof("item") != "memory":
-                raise ValueError(f"line {n}: expected a memory line")
+                raise ValueError(f"line {n}: expected a memory line, found a header (only line 1 may be one)")
             yield message.memory
 
     return (head.header if head.WhichOneof("item") == "header" else None), memories()

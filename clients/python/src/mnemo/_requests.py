@@ -457,10 +457,14 @@ def create_api_key(
 
 
 def list_api_keys(
-    *, page_size: int | None = None, page_token: str | None = None, show_revoked: bool = False
+    *,
+    page_size: int | None = None,
+    page_token: str | None = None,
+    show_revoked: bool = False,
+    tenant: str | None = None,
 ) -> admin_pb.ListApiKeysRequest:
     return admin_pb.ListApiKeysRequest(
-        page_size=page_size or 0, page_token=page_token or "", show_revoked=show_revoked
+        page_size=page_size or 0, page_token=page_token or "", show_revoked=show_revoked, tenant=tenant or ""
     )
 
 

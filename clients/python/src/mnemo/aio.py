@@ -566,7 +566,7 @@ class AsyncMnemoClient:
     ) -> t.ImportResult:
         """Imports a JSON Lines export file; see `MnemoClient.import_jsonl`."""
         with open(path, encoding="utf-8") as stream:
-            total = _jsonl.count_memories(stream)
+            total = _jsonl.validate(stream)  # a bad line imports nothing
             header, memories = _jsonl.read(stream)
             head = _requests.import_memories_head(
                 header=header, on_conflict=on_conflict, force_reembed=force_reembed
@@ -788,11 +788,12 @@ class AsyncMnemoClient:
         page_size: int | None = None,
         page_token: str | None = None,
         show_revoked: bool = False,
+        tenant: str | None = None,
         timeout: float | None = None,
     ) -> t.ApiKeyPage:
         """Returns one page of API keys (ListApiKeys)."""
         request = _requests.list_api_keys(
-            page_size=page_size, page_token=page_token, show_revoked=show_revoked
+            page_size=page_size, page_token=page_token, show_revoked=show_revoked, tenant=tenant
         )
         return _convert.api_key_page(await self._unary(self._admin.ListApiKeys, request, timeout))
 
@@ -801,12 +802,17 @@ class AsyncMnemoClient:
         *,
         page_size: int | None = None,
         show_revoked: bool = False,
+        tenant: str | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[t.ApiKey]:
         """Iterates over all the tenant's API keys."""
         return self._pages(
             lambda token: self.list_api_keys(
-                page_size=page_size, page_token=token, show_revoked=show_revoked, timeout=timeout
+                page_size=page_size,
+                page_token=token,
+                show_revoked=show_revoked,
+                tenant=tenant,
+                timeout=timeout,
             ),
             lambda page: page.api_keys,
         )

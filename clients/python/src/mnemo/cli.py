@@ -6,7 +6,8 @@
     mnemo export --user alice -o alice.jsonl && mnemo import alice.jsonl
 
 The address and API key come from --address / --api-key or from MNEMO_ADDRESS /
-MNEMO_API_KEY. Output is a table by default and canonical proto-JSON with --json.
+MNEMO_API_KEY. Output is a table by default and plain JSON with --json: numbers as
+numbers, metadata as plain values, short lower-case enum names, RFC 3339 times.
 
 Exit codes: 0 success, 1 the server reported an error (printed to stderr as
 "error: CODE REASON: message"), 2 usage error, 3 the server could not be reached,
@@ -17,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import json
 import os
 import sys
@@ -24,8 +26,8 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from mnemo import _jsonl, types
-from mnemo._pb import json_format
+from mnemo import __version__, _jsonl, types
+from mnemo._plainjson import to_plain
 from mnemo._progress import Progress
 from mnemo._requests import UNSET, _Unset
 from mnemo.client import MnemoClient
@@ -45,8 +47,9 @@ class UsageError(Exception):
 
 
 def to_json(message: Any) -> dict[str, Any]:
-    """The canonical proto-JSON of a message, with every field present."""
-    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    """A message as plain JSON, every field present: native numbers, metadata as
+    plain values, short lower-case enum names, RFC 3339 times (see _plainjson)."""
+    result: dict[str, Any] = to_plain(message)
     return result
 
 
@@ -172,7 +175,9 @@ def connection_options() -> argparse.ArgumentParser:
     g.add_argument("--cert-file", default=s, help="PEM client certificate, for mutual TLS")
     g.add_argument("--key-file", default=s, help="PEM client key, for mutual TLS")
     g.add_argument("--timeout", type=float, default=s, help="deadline of each call in seconds [30]")
-    g.add_argument("--json", action="store_true", default=s, help="print canonical proto-JSON")
+    g.add_argument(
+        "--json", action="store_true", default=s, help="print plain JSON (numbers, metadata, short enums)"
+    )
     g.add_argument(
         "--progress",
         action=argparse.BooleanOptionalAction,
@@ -190,6 +195,7 @@ def parser() -> argparse.ArgumentParser:
         epilog="Exit codes: 0 ok, 1 server error, 2 usage error, 3 cannot reach the server.",
         parents=[common],
     )
+    root.add_argument("--version", action="version", version=f"mnemo {__version__}")
     sub = root.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     def command(name: str, help: str, run: Callable[..., int]) -> argparse.ArgumentParser:
@@ -315,6 +321,7 @@ def parser() -> argparse.ArgumentParser:
     p = keys_sub.add_parser("list", help="list keys", parents=[common])
     p.set_defaults(run=cmd_keys_list)
     p.add_argument("--show-revoked", action="store_true", help="include revoked keys")
+    p.add_argument("--tenant", help="another tenant's keys (a system tenant admin key only)")
     p = keys_sub.add_parser("revoke", help="revoke a key", parents=[common])
     p.set_defaults(run=cmd_keys_revoke)
     p.add_argument("id")
@@ -573,17 +580,22 @@ def _memory_message(memory: types.Memory) -> Any:
 def cmd_import(ctx: Context) -> int:
     a = ctx.args
     if a.file == "-":
-        header, memories = _jsonl.read(sys.stdin)
+        stdin = io.StringIO(sys.stdin.read())  # checked whole first: a bad line imports nothing
+        _jsonl.validate(stdin)
+        header, memories = _jsonl.read(stdin)
         result = ctx.client.import_memories(
             memories, header=header, on_conflict=a.on_conflict, force_reembed=a.force_reembed
         )
     else:
-        result = ctx.client.import_jsonl(
-            a.file,
-            on_conflict=a.on_conflict,
-            force_reembed=a.force_reembed,
-            progress=ctx.progress if ctx.progress is not None else ctx.err.isatty(),
-        )
+        try:
+            result = ctx.client.import_jsonl(
+                a.file,
+                on_conflict=a.on_conflict,
+                force_reembed=a.force_reembed,
+                progress=ctx.progress if ctx.progress is not None else ctx.err.isatty(),
+            )
+        except ValueError as exc:
+            raise UsageError(f"{a.file}: {exc}; nothing was imported") from None
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
     else:
@@ -775,7 +787,7 @@ def cmd_keys_create(ctx: Context) -> int:
 
 
 def cmd_keys_list(ctx: Context) -> int:
-    keys = list(ctx.client.iter_api_keys(show_revoked=ctx.args.show_revoked))
+    keys = list(ctx.client.iter_api_keys(show_revoked=ctx.args.show_revoked, tenant=ctx.args.tenant))
     if ctx.json:
         print_json({"apiKeys": [to_json(k.raw) for k in keys]}, ctx.out)
     else:
@@ -795,7 +807,7 @@ def cmd_keys_revoke(ctx: Context) -> int:
 def cmd_health(ctx: Context) -> int:
     status = ctx.client.health(ctx.args.service)
     if ctx.json:
-        print_json({"status": status}, ctx.out)
+        print_json({"status": status.lower()}, ctx.out)
     else:
         ctx.out.write(status + "\n")
     return EXIT_OK if status == "SERVING" else EXIT_SERVER

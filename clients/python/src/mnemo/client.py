@@ -679,6 +679,9 @@ class MnemoClient:
     ) -> t.ImportResult:
         """Imports a JSON Lines file written by `export_jsonl` (or `mnemo export`).
 
+        Every line is checked before the first is sent: a malformed file raises
+        ValueError("line N: why") and imports nothing.
+
         Args:
             path: The file.
             on_conflict: As in `import_memories`.
@@ -686,7 +689,7 @@ class MnemoClient:
             progress: Draw a progress bar on stderr; None means when stderr is a terminal.
         """
         with open(path, encoding="utf-8") as stream:
-            total = _jsonl.count_memories(stream)
+            total = _jsonl.validate(stream)  # a bad line imports nothing
             header, memories = _jsonl.read(stream)
             head = _requests.import_memories_head(
                 header=header, on_conflict=on_conflict, force_reembed=force_reembed
@@ -958,11 +961,17 @@ class MnemoClient:
         page_size: int | None = None,
         page_token: str | None = None,
         show_revoked: bool = False,
+        tenant: str | None = None,
         timeout: float | None = None,
     ) -> t.ApiKeyPage:
-        """Returns one page of the tenant's API keys, without secrets (ListApiKeys)."""
+        """Returns one page of the tenant's API keys, without secrets (ListApiKeys).
+
+        Args:
+            tenant: Another tenant whose keys to list (an admin key of the system
+                tenant only); the caller's tenant when None.
+        """
         request = _requests.list_api_keys(
-            page_size=page_size, page_token=page_token, show_revoked=show_revoked
+            page_size=page_size, page_token=page_token, show_revoked=show_revoked, tenant=tenant
         )
         return _convert.api_key_page(self._unary(self._admin.ListApiKeys, request, timeout))
 
@@ -971,12 +980,17 @@ class MnemoClient:
         *,
         page_size: int | None = None,
         show_revoked: bool = False,
+        tenant: str | None = None,
         timeout: float | None = None,
     ) -> Iterator[t.ApiKey]:
         """Iterates over all the tenant's API keys, fetching pages as needed."""
         return self._pages(
             lambda token: self.list_api_keys(
-                page_size=page_size, page_token=token, show_revoked=show_revoked, timeout=timeout
+                page_size=page_size,
+                page_token=token,
+                show_revoked=show_revoked,
+                tenant=tenant,
+                timeout=timeout,
             ),
             lambda page: page.api_keys,
         )

@@ -138,8 +138,12 @@ class AdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def ListApiKeys(self, request, context):
-        """Lists the API keys of the caller's tenant, without secrets.
-        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN).
+        """Lists the API keys of the caller's tenant, or of the tenant named in the
+        request, without secrets. Only a key of the system tenant may name another
+        tenant.
+        Errors: INVALID_ARGUMENT (INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN,
+        INVALID_ARGUMENT); PERMISSION_DENIED (ROLE_FORBIDDEN) when a key of
+        another tenant than the system tenant names a tenant not its own.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

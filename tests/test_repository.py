@@ -1,0 +1,88 @@
+"""What a new user of the repository meets first: the license the packages
+declare is there (and ships in each package), running the server from the
+repository root leaves git status clean, and the README's install is quick the
+second time, provides buf and picks the CPU torch."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+PACKAGES = [ROOT, ROOT / "clients" / "python", ROOT / "clients" / "node"]
+
+
+def declared_license(package: Path) -> str:
+    if (package / "package.json").exists():
+        return str(json.loads((package / "package.json").read_text())["license"])
+    return str(tomllib.loads((package / "pyproject.toml").read_text())["project"]["license"])
+
+
+def test_every_package_declares_apache_2_and_carries_its_text() -> None:
+    text = (ROOT / "LICENSE").read_text()
+    assert "Apache License" in text and "Version 2.0, January 2004" in text
+    assert "END OF TERMS AND CONDITIONS" in text
+    for package in PACKAGES:
+        assert declared_license(package) == "Apache-2.0", package
+        assert (package / "LICENSE").read_text() == text, package
+
+
+def test_the_default_data_directory_is_ignored() -> None:
+    ignored = subprocess.run(
+        ["git", "check-ignore", "-q", "mnemo-data/mnemo.db"], cwd=ROOT, check=False, timeout=30
+    )
+    assert ignored.returncode == 0, "mnemo-data/ (the server's default --data-dir) is not git-ignored"
+
+
+def _install(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["bash", ".ci/install", *args],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, **(env or {})},
+        check=False,
+    )
+
+
+def test_a_second_install_with_nothing_to_do_skips_pip_and_provides_buf() -> None:
+    first = _install()
+    assert first.returncode == 0, first.stderr
+    started = time.monotonic()
+    again = _install()
+    took = time.monotonic() - started
+    assert again.returncode == 0 and again.stdout == again.stderr == "", again.stderr
+    assert took < 5, f"a do-nothing install took {took:.1f} s"
+    if shutil.which("npm"):  # the README's buf curl example runs .venv/bin/buf
+        version = subprocess.run(
+            [ROOT / ".venv/bin/buf", "--version"], capture_output=True, text=True, timeout=60
+        )
+        assert version.returncode == 0 and version.stdout.strip(), version.stderr
+
+
+def test_torch_comes_from_the_cpu_index_unless_pip_has_its_own() -> None:
+    cpu = "https://download.pytorch.org/whl/cpu"
+    configured = "(the configured pip index)"
+    clean = {
+        "PIP_CONFIG_FILE": os.devnull,
+        "PIP_INDEX_URL": "",
+        "PIP_EXTRA_INDEX_URL": "",
+        "PIP_FIND_LINKS": "",
+    }
+    cases = [
+        ({"MNEMO_TORCH_INDEX": "cpu"}, cpu),
+        ({"MNEMO_TORCH_INDEX": "pypi"}, configured),
+        ({"MNEMO_TORCH_INDEX": "https://mirror.example/simple"}, "https://mirror.example/simple"),
+        ({**clean, "MNEMO_TORCH_INDEX": "auto"}, cpu if sys.platform == "linux" else configured),
+        ({**clean, "PIP_FIND_LINKS": "/opt/wheels"}, configured),
+    ]
+    for env, expected in cases:
+        run = _install("--torch-index", env=env)
+        assert run.returncode == 0 and run.stdout.strip() == expected, (env, run.stdout, run.stderr)
