@@ -287,6 +287,7 @@ def run(cycles: int, *, seed: int, data_dir: Path, max_run_s: float = 0.8, progr
     rng = random.Random(seed)
     work = Workload(rng)
     totals = Totals()
+    data_dir.mkdir(parents=True, exist_ok=True)
     log_path = data_dir.parent / f"{data_dir.name}-server.log"
     started = time.monotonic()
     for cycle in range(cycles + 1):
