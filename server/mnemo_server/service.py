@@ -1211,6 +1211,14 @@ class MemoryService:
                 reason="REVISION_COMPACTED",
                 metadata={"oldest_revision": str(compacted)},
             )
+        current = self.store.current_revision()
+        if after > current:
+            # Accepted, such a watch would wait for revisions this store may never reach.
+            raise OutOfRangeError(
+                f"revision {after} is ahead of the store, which is at revision {current}",
+                reason="REVISION_AHEAD",
+                metadata={"current_revision": str(current)},
+            )
         entries = self.store.feed_since(after, tenant=principal.tenant, scope=scope, limit=limit)
         return [FeedEvent(e.change, e.memory) for e in entries]
 
