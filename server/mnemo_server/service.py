@@ -168,6 +168,8 @@ class ImportReport:
     reembedded: int = 0
     failed: int = 0
     failures: list[tuple[int, str, MnemoError]] = field(default_factory=list)
+    #: Ids this import wrote: the only memories whose links it may restore.
+    written: set[str] = field(default_factory=set)
 
     def fail(self, position: int, memory_id: str, error: MnemoError) -> None:
         self.failed += 1
@@ -179,6 +181,7 @@ class ImportReport:
         self.skipped += other.skipped
         self.reembedded += other.reembedded
         self.failed += other.failed
+        self.written |= other.written
         self.failures.extend(other.failures[: max(0, 1000 - len(self.failures))])
 
 
@@ -1313,6 +1316,7 @@ class MemoryService:
             else:
                 report.imported += 1
                 report.reembedded += position in reembed
+                report.written.add(outcome.memory.id if outcome.memory is not None else op.draft.id)
         return report
 
     def import_links(self, principal: Principal, links: dict[str, tuple[Link, ...]]) -> None:
