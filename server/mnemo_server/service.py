@@ -48,6 +48,7 @@ from mnemo_server.errors import (
 )
 from mnemo_server.expiry import ExpiryTracker
 from mnemo_server.feed import ChangeFeed, FeedEvent
+from mnemo_server.index import snapshot_check
 from mnemo_server.index.base import IndexEntry, IndexKind, IndexQuery, VectorIndex
 from mnemo_server.models import (
     Change,
@@ -295,11 +296,19 @@ class MemoryService:
         started = time.monotonic()
         self._check_model()
         revision = self.index.load(self.snapshot_dir)
+        if revision is not None:
+            problem = snapshot_check.revision_problem(revision, self.store)
+            if problem is None:
+                replayed = self._replay(revision)
+                problem = snapshot_check.content_problem(revision, self.index, self.store)
+            if problem is not None:
+                log.warning("index snapshot in %s not usable: %s", self.snapshot_dir, problem)
+                self.index.remove(self.index.keys())
+                revision = None
         if revision is None:
             log.info("no usable index snapshot in %s; rebuilding from the store", self.snapshot_dir)
             self._rebuild_index()
         else:
-            replayed = self._replay(revision)
             log.info("index snapshot at revision %d loaded; replayed %d changes", revision, replayed)
             self._snapshot_revision = revision
         self.feed.set_latest(self.store.current_revision())
