@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mnemo_server import filters, telemetry, validation
+from mnemo_server import filters, storage, telemetry, validation
 from mnemo_server.cache import CachedHit, Caches, SearchLookup, search_fingerprint
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
@@ -265,6 +265,7 @@ class MemoryService:
         clock: Callable[[], int] = now_us,
         caches: Caches | None = None,
         inline_cache_hits: bool = False,
+        storage_guard: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -274,6 +275,7 @@ class MemoryService:
         self.snapshot_dir = snapshot_dir
         self.clock = clock
         self.caches = caches
+        self.storage_guard = storage_guard
         # True when the caches live in this process: a hit costs microseconds,
         # less than handing the call to a worker thread.
         self.inline_cache_hits = inline_cache_hits and caches is not None
@@ -331,8 +333,13 @@ class MemoryService:
                 f"{self.embedder.model_id!r} makes {self.embedder.dimension}; "
                 "use the original model or a new data dir"
             )
-        self.store.set_meta("dimension", str(self.embedder.dimension))
-        self.store.set_meta("embedding_model", self.embedder.model_id)
+        # Written only when they change: a start on a full disk must not need to write.
+        for name, value in (
+            ("dimension", str(self.embedder.dimension)),
+            ("embedding_model", self.embedder.model_id),
+        ):
+            if self.store.get_meta(name) != value:
+                self.store.set_meta(name, value)
 
     def _rebuild_index(self) -> None:
         total = self.store.count()
@@ -349,7 +356,11 @@ class MemoryService:
         if self.caches is not None:
             self.caches.invalidate_tenants(t.tenant for t in self.store.tenant_counts())
         if done:
-            self.snapshot_at(revision)
+            try:
+                self.snapshot_at(revision)
+            except Exception as exc:
+                # Derived data: serving does not need it, and a full disk must not stop a start.
+                log.warning("could not write the rebuilt index's snapshot (%s); serving without it", exc)
 
     def _replay(self, revision: int) -> int:
         replayed = 0
@@ -384,7 +395,10 @@ class MemoryService:
             return self.snapshot_at(self._applied_revision)
 
     def snapshot_at(self, revision: int) -> SnapshotInfo:
-        written = self.index.save(self.snapshot_dir, revision)
+        if self.storage_guard is not None:
+            self.storage_guard()  # not into a data directory that is gone
+        with storage.disk_full_as_error("the index snapshot"):
+            written = self.index.save(self.snapshot_dir, revision)
         self._snapshot_revision = revision
         return SnapshotInfo(revision, self.clock(), written, len(self.index.shards()))
 
