@@ -31,8 +31,10 @@ from mnemo_server.api.servicers import AdminServicer, Gate, MemoryServicer
 from mnemo_server.cache import Caches
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
+from mnemo_server.errors import MnemoError
 from mnemo_server.index.base import VectorIndex
 from mnemo_server.service import SERVER_VERSION, MemoryService
+from mnemo_server.storage import DataDirectoryWatch
 from mnemo_server.store.base import KeyStore, RecordStore
 from mnemo_server.telemetry import ContextExecutor
 from mnemo_server.telemetry_grpc import Telemetry
@@ -114,10 +116,12 @@ def _store_id(store: RecordStore) -> str:
     return found
 
 
-def build_store(settings: Settings) -> RecordStore:
+def build_store(settings: Settings, *, guard: Callable[[], None] | None = None) -> RecordStore:
     from mnemo_server.store.sqlite import SqliteStore
 
-    return SqliteStore(settings.server.data_dir / "mnemo.db", synchronous=settings.store.synchronous.upper())
+    return SqliteStore(
+        settings.server.data_dir / "mnemo.db", synchronous=settings.store.synchronous.upper(), guard=guard
+    )
 
 
 def build_key_store(settings: Settings) -> KeyStore:
@@ -195,6 +199,7 @@ class App:
         self._loaded = asyncio.Event()
         self._components: list[Any] = []
         self._servicers: list[MemoryServicer | AdminServicer] = []
+        self.storage: DataDirectoryWatch | None = None
 
     async def start(self) -> int:
         """Opens the port (health NOT_SERVING) and starts loading; returns the
@@ -278,6 +283,7 @@ class App:
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
         self._tasks.append(asyncio.create_task(self._sweep_loop()))
+        self._tasks.append(asyncio.create_task(self._storage_loop()))
         if self.settings.index.snapshot_interval_s > 0:
             self._tasks.append(asyncio.create_task(self._snapshot_loop()))
         self._loaded.set()
@@ -287,7 +293,10 @@ class App:
         from mnemo_server.embed.cached import CachingEmbedder
 
         base = self._given_embedder or build_embedder(self.settings, wrap_model=self.telemetry.wrap_model)
-        store = build_store(self.settings)
+        watch = DataDirectoryWatch(self.settings.server.data_dir)
+        store = build_store(self.settings, guard=watch.check)
+        watch.track(self.settings.server.data_dir / "mnemo.db")
+        self.storage = watch
         self._open_security(store)
         caches = build_caches(self.settings, store)
         embedder = base
@@ -306,10 +315,13 @@ class App:
             snapshot_dir=self.settings.server.data_dir / "index",
             caches=caches if self.settings.cache.enabled or self.settings.server.redis_url else None,
             inline_cache_hits=not self.settings.server.redis_url,
+            storage_guard=watch.check,
         )
         service.load()
         self.telemetry.attach(
-            service, embedder=base, ready=lambda: self.gate.ready and not self.gate.draining
+            service,
+            embedder=base,
+            ready=lambda: self.gate.ready and not self.gate.draining and watch.lost is None,
         )
         return service
 
@@ -353,6 +365,19 @@ class App:
             except Exception:
                 log.exception("upkeep failed; will retry")
 
+    async def _storage_loop(self) -> None:
+        """Turns health NOT_SERVING for good once the data directory is lost
+        (writes refuse themselves at the store)."""
+        loop = asyncio.get_running_loop()
+        assert self.storage is not None
+        while await loop.run_in_executor(self.executor, self.storage.poll) is None:
+            await asyncio.sleep(self.settings.server.storage_check_interval_s)
+        for name in ("", *SERVICE_NAMES):
+            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+
+    def _storage_lost(self) -> bool:
+        return self.storage is not None and self.storage.lost is not None
+
     async def _snapshot_loop(self) -> None:
         loop = asyncio.get_running_loop()
         last = -1
@@ -360,10 +385,14 @@ class App:
             await asyncio.sleep(self.settings.index.snapshot_interval_s)
             try:
                 assert self.service is not None
+                if self._storage_lost():
+                    return
                 if self.service.store.current_revision() != last:
                     info = await loop.run_in_executor(self.executor, self.service.snapshot)
                     last = info.revision
                     log.info("index snapshot at revision %d (%d bytes)", info.revision, info.bytes)
+            except MnemoError as exc:  # a full disk: said once by storage, no traceback needed
+                log.warning("snapshot failed (%s); will retry", exc.reason)
             except Exception:
                 log.exception("snapshot failed; will retry")
 
@@ -393,7 +422,9 @@ class App:
             with contextlib.suppress(BaseException):
                 await task
         loop = asyncio.get_running_loop()
-        if self.service is not None:
+        if self._storage_lost():
+            log.warning("no final index snapshot: the data directory is lost")
+        elif self.service is not None:
             try:
                 await loop.run_in_executor(self.executor, self.service.snapshot)
             except Exception:

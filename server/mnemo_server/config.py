@@ -52,6 +52,11 @@ class ServerSettings:
     keepalive_time_s: float = _doc("Seconds between keepalive pings on idle streams.", default=30.0)
     keepalive_timeout_s: float = _doc("Seconds to wait for a keepalive ack.", default=10.0)
     sweep_interval_s: float = _doc("Seconds between expiry sweeps.", default=1.0)
+    storage_check_interval_s: float = _doc(
+        "Seconds between checks that the data directory is still there (writes also check it "
+        "before they commit); once it is deleted or replaced, health turns NOT_SERVING.",
+        default=1.0,
+    )
     redis_url: str = _doc(
         "Redis for the shared cache (redis://, rediss://, unix://, "
         "redis+cluster://); empty for the in-process cache.",
@@ -67,6 +72,7 @@ class ServerSettings:
         _positive("workers", self.workers)
         _positive("max_message_bytes", self.max_message_bytes)
         _positive("sweep_interval_s", self.sweep_interval_s)
+        _positive("storage_check_interval_s", self.storage_check_interval_s)
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s: must not be negative")
         if self.shutdown_drain_s < 0:

@@ -6,12 +6,14 @@ gRPC statuses with google.rpc details.
     ├── NotFoundError               (NOT_FOUND / MEMORY_NOT_FOUND, API_KEY_NOT_FOUND)
     ├── AlreadyExistsError          (ALREADY_EXISTS / MEMORY_ALREADY_EXISTS)
     ├── FailedPreconditionError     (FAILED_PRECONDITION / ETAG_MISMATCH, REQUEST_ID_REUSED, ...)
-    ├── OutOfRangeError             (OUT_OF_RANGE / REVISION_COMPACTED)
+    ├── OutOfRangeError             (OUT_OF_RANGE / REVISION_COMPACTED, REVISION_AHEAD)
     ├── AbortedError                (ABORTED / BATCH_ABORTED, WATCH_TOO_SLOW)
     ├── ResourceExhaustedError      (RESOURCE_EXHAUSTED / RATE_LIMITED, QUOTA_EXCEEDED, ...)
+    │   └── StorageFullError        (RESOURCE_EXHAUSTED / STORAGE_FULL)
     ├── UnauthenticatedError        (UNAUTHENTICATED / API_KEY_MISSING, API_KEY_INVALID)
     ├── PermissionDeniedError       (PERMISSION_DENIED / ROLE_FORBIDDEN, SCOPE_FORBIDDEN, MEMORY_ID_FORBIDDEN)
     ├── UnavailableError            (UNAVAILABLE / SERVER_NOT_READY, SERVER_DRAINING, EMBEDDER_UNAVAILABLE)
+    │   └── DataDirectoryLostError  (UNAVAILABLE / DATA_DIRECTORY_LOST)
     └── UnimplementedError          (UNIMPLEMENTED / NOT_IMPLEMENTED)
 
 Reasons are public API: each is a value of mnemo.v1.ErrorReason (without its
@@ -119,6 +121,18 @@ class PermissionDeniedError(MnemoError):
 class UnavailableError(MnemoError):
     code = "UNAVAILABLE"
     default_reason = "SERVER_NOT_READY"
+
+
+class StorageFullError(ResourceExhaustedError):
+    """The disk under the data directory is full: nothing was written."""
+
+    default_reason = "STORAGE_FULL"
+
+
+class DataDirectoryLostError(UnavailableError):
+    """The data directory was deleted or replaced under the running server."""
+
+    default_reason = "DATA_DIRECTORY_LOST"
 
 
 class UnimplementedError(MnemoError):

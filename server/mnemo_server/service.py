@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mnemo_server import filters, telemetry, validation
+from mnemo_server import filters, storage, telemetry, validation
 from mnemo_server.cache import CachedHit, Caches, SearchLookup, search_fingerprint
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
@@ -48,6 +48,7 @@ from mnemo_server.errors import (
 )
 from mnemo_server.expiry import ExpiryTracker
 from mnemo_server.feed import ChangeFeed, FeedEvent
+from mnemo_server.index import snapshot_check
 from mnemo_server.index.base import IndexEntry, IndexKind, IndexQuery, VectorIndex
 from mnemo_server.models import (
     Change,
@@ -168,6 +169,8 @@ class ImportReport:
     reembedded: int = 0
     failed: int = 0
     failures: list[tuple[int, str, MnemoError]] = field(default_factory=list)
+    #: Ids this import wrote: the only memories whose links it may restore.
+    written: set[str] = field(default_factory=set)
 
     def fail(self, position: int, memory_id: str, error: MnemoError) -> None:
         self.failed += 1
@@ -179,6 +182,7 @@ class ImportReport:
         self.skipped += other.skipped
         self.reembedded += other.reembedded
         self.failed += other.failed
+        self.written |= other.written
         self.failures.extend(other.failures[: max(0, 1000 - len(self.failures))])
 
 
@@ -261,6 +265,7 @@ class MemoryService:
         clock: Callable[[], int] = now_us,
         caches: Caches | None = None,
         inline_cache_hits: bool = False,
+        storage_guard: Callable[[], None] | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -270,6 +275,7 @@ class MemoryService:
         self.snapshot_dir = snapshot_dir
         self.clock = clock
         self.caches = caches
+        self.storage_guard = storage_guard
         # True when the caches live in this process: a hit costs microseconds,
         # less than handing the call to a worker thread.
         self.inline_cache_hits = inline_cache_hits and caches is not None
@@ -292,11 +298,19 @@ class MemoryService:
         started = time.monotonic()
         self._check_model()
         revision = self.index.load(self.snapshot_dir)
+        if revision is not None:
+            problem = snapshot_check.revision_problem(revision, self.store)
+            if problem is None:
+                replayed = self._replay(revision)
+                problem = snapshot_check.content_problem(revision, self.index, self.store)
+            if problem is not None:
+                log.warning("index snapshot in %s not usable: %s", self.snapshot_dir, problem)
+                self.index.remove(self.index.keys())
+                revision = None
         if revision is None:
             log.info("no usable index snapshot in %s; rebuilding from the store", self.snapshot_dir)
             self._rebuild_index()
         else:
-            replayed = self._replay(revision)
             log.info("index snapshot at revision %d loaded; replayed %d changes", revision, replayed)
             self._snapshot_revision = revision
         self.feed.set_latest(self.store.current_revision())
@@ -319,8 +333,13 @@ class MemoryService:
                 f"{self.embedder.model_id!r} makes {self.embedder.dimension}; "
                 "use the original model or a new data dir"
             )
-        self.store.set_meta("dimension", str(self.embedder.dimension))
-        self.store.set_meta("embedding_model", self.embedder.model_id)
+        # Written only when they change: a start on a full disk must not need to write.
+        for name, value in (
+            ("dimension", str(self.embedder.dimension)),
+            ("embedding_model", self.embedder.model_id),
+        ):
+            if self.store.get_meta(name) != value:
+                self.store.set_meta(name, value)
 
     def _rebuild_index(self) -> None:
         total = self.store.count()
@@ -337,7 +356,11 @@ class MemoryService:
         if self.caches is not None:
             self.caches.invalidate_tenants(t.tenant for t in self.store.tenant_counts())
         if done:
-            self.snapshot_at(revision)
+            try:
+                self.snapshot_at(revision)
+            except Exception as exc:
+                # Derived data: serving does not need it, and a full disk must not stop a start.
+                log.warning("could not write the rebuilt index's snapshot (%s); serving without it", exc)
 
     def _replay(self, revision: int) -> int:
         replayed = 0
@@ -372,7 +395,10 @@ class MemoryService:
             return self.snapshot_at(self._applied_revision)
 
     def snapshot_at(self, revision: int) -> SnapshotInfo:
-        written = self.index.save(self.snapshot_dir, revision)
+        if self.storage_guard is not None:
+            self.storage_guard()  # not into a data directory that is gone
+        with storage.disk_full_as_error("the index snapshot"):
+            written = self.index.save(self.snapshot_dir, revision)
         self._snapshot_revision = revision
         return SnapshotInfo(revision, self.clock(), written, len(self.index.shards()))
 
@@ -1211,6 +1237,14 @@ class MemoryService:
                 reason="REVISION_COMPACTED",
                 metadata={"oldest_revision": str(compacted)},
             )
+        current = self.store.current_revision()
+        if after > current:
+            # Accepted, such a watch would wait for revisions this store may never reach.
+            raise OutOfRangeError(
+                f"revision {after} is ahead of the store, which is at revision {current}",
+                reason="REVISION_AHEAD",
+                metadata={"current_revision": str(current)},
+            )
         entries = self.store.feed_since(after, tenant=principal.tenant, scope=scope, limit=limit)
         return [FeedEvent(e.change, e.memory) for e in entries]
 
@@ -1305,6 +1339,7 @@ class MemoryService:
             else:
                 report.imported += 1
                 report.reembedded += position in reembed
+                report.written.add(outcome.memory.id if outcome.memory is not None else op.draft.id)
         return report
 
     def import_links(self, principal: Principal, links: dict[str, tuple[Link, ...]]) -> None:

@@ -579,6 +579,8 @@ const ELSEWHERE: Partial<Record<keyof typeof ErrorReason, string>> = {
   ROLE_FORBIDDEN: "auth.spec.ts",
   SCOPE_FORBIDDEN: "auth.spec.ts",
   MEMORY_ID_FORBIDDEN: "auth.spec.ts (a key restricted to users)",
+  STORAGE_FULL: "server/tests/lifecycle/test_storage_faults.py (Python: a disk made full at the store)",
+  DATA_DIRECTORY_LOST: "server/tests/lifecycle/test_storage_faults.py (Python: the data directory deleted)",
   RATE_LIMITED: "auth.spec.ts (a server with a rate limit)",
   QUOTA_EXCEEDED: "auth.spec.ts (a server with a memory quota)",
   TOO_MANY_STREAMS: "auth.spec.ts (a server with a stream limit)",
@@ -698,6 +700,11 @@ describe("every error reason the server produces reaches the caller", () => {
       },
     },
     { reason: "API_KEY_NOT_FOUND", code: "not_found", call: () => client.revokeApiKey("no-such-key") },
+    {
+      reason: "REVISION_AHEAD",
+      code: "out_of_range",
+      call: () => collect(client.watch({ userId: uid, startRevision: 10n ** 15n })),
+    },
   ];
 
   for (const c of cases) {

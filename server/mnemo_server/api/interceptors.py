@@ -14,6 +14,7 @@ SYSTEM_RPCS act on the whole server and also need the system tenant.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import hmac
@@ -353,7 +354,7 @@ class _Call:
                 if limit_key:
                     self.owner.streams.release(limit_key)
                 self._end(state, _real(failure))
-                _CURRENT.reset(token)
+                _reset(token)
 
         return handle
 
@@ -378,9 +379,18 @@ class _Call:
                 if limit_key:
                     self.owner.streams.release(limit_key)
                 self._end(state, _real(failure))
-                _CURRENT.reset(token)
+                _reset(token)
 
         return handle
+
+
+def _reset(token: contextvars.Token[CallState | None]) -> None:
+    """Resets the call state at the end of a response stream. A stream the
+    client cancelled is closed by asyncio's async-generator finalizer in
+    another context, where the token is foreign: nothing to reset there, and
+    raising would log a false "Task exception was never retrieved" ERROR."""
+    with contextlib.suppress(ValueError):
+        _CURRENT.reset(token)
 
 
 def _real(exc: BaseException | None) -> BaseException | None:

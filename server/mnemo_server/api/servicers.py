@@ -426,6 +426,8 @@ class MemoryServicer(_Base, pb_grpc.MemoryServiceServicer):
                     "INVALID_ARGUMENT", "item", "each message carries options, a header or a memory"
                 )
         await flush()
+        # A memory skipped or failed as a conflict keeps the links it has.
+        links = {memory_id: ls for memory_id, ls in links.items() if memory_id in total.written}
         await self.run(self.service.import_links, principal, links)
         response = pb.ImportMemoriesResponse(
             imported_count=total.imported,

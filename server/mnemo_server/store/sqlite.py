@@ -23,13 +23,14 @@ import json
 import sqlite3
 import threading
 import weakref
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from pathlib import Path
 from typing import Any, Final
 
 import numpy as np
 
+from mnemo_server import storage
 from mnemo_server.filters import Expr
 from mnemo_server.models import Change, ChangeType, Memory, Scope
 from mnemo_server.store import sqlite_codec as codec
@@ -74,13 +75,17 @@ class _Reader:
 
 
 class SqliteStore(RecordStore):
-    def __init__(self, path: Path, *, synchronous: str = "FULL") -> None:
+    def __init__(
+        self, path: Path, *, synchronous: str = "FULL", guard: Callable[[], None] | None = None
+    ) -> None:
         """Opens (creating if needed) the database file at `path`.
 
         Args:
             path: the database file; its directory is created if missing.
             synchronous: SQLite's synchronous setting for commits (see the
                 module docstring).
+            guard: called before each write starts and before it commits; it
+                raises to refuse the write (storage.DataDirectoryWatch.check).
         """
         if synchronous.upper() not in _SYNCHRONOUS:
             raise ValueError(f"synchronous must be one of {_SYNCHRONOUS}, not {synchronous!r}")
@@ -92,6 +97,7 @@ class SqliteStore(RecordStore):
         self._readers: weakref.WeakSet[_Reader] = weakref.WeakSet()
         self._readers_lock = threading.Lock()
         self._closed = False
+        self._guard = guard
         self._writer = self._connect()
         try:
             mode = self._writer.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -151,7 +157,10 @@ class SqliteStore(RecordStore):
         with self._write_lock:
             self._writer_thread = threading.get_ident()
             try:
-                yield self._writer
+                if self._guard is not None:
+                    self._guard()
+                with storage.disk_full_as_error():
+                    yield self._writer
             finally:
                 self._writer_thread = None
 
@@ -170,6 +179,9 @@ class SqliteStore(RecordStore):
                 if txn.revision != start:
                     conn.execute("UPDATE meta SET value = ? WHERE name = 'revision'", (str(txn.revision),))
                 txn.close()
+                if self._guard is not None:
+                    # Not acknowledged into files nobody will find again.
+                    self._guard()
                 conn.execute("COMMIT")
                 self._checkpointer.notify()
             except BaseException:

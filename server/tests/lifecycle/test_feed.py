@@ -188,6 +188,23 @@ def test_bad_watch_requests(server: RunningServer) -> None:
         assert error_of(err.value)[:2] == (grpc.StatusCode.INVALID_ARGUMENT, reason)
 
 
+def test_a_revision_ahead_of_the_store_fails_with_the_current_revision(server: RunningServer) -> None:
+    from google.rpc import error_details_pb2
+    from grpc_status import rpc_status
+
+    latest = add(server, user(), "the latest write").revision
+    ahead = pb.WatchMemoriesRequest(scope=m.Scope(user_id=user()), start_revision=latest + 1000)
+    with pytest.raises(grpc.RpcError) as err:
+        next(iter(server.memory.WatchMemories(ahead, timeout=10)))
+    assert error_of(err.value)[:2] == (grpc.StatusCode.OUT_OF_RANGE, "REVISION_AHEAD")
+    info = error_details_pb2.ErrorInfo()
+    next(d for d in rpc_status.from_call(err.value).details if d.Is(info.DESCRIPTOR)).Unpack(info)  # type: ignore[arg-type, union-attr]
+    assert int(info.metadata["current_revision"]) >= latest
+    # The store's latest revision itself is a valid start: nothing to replay, then live.
+    at = pb.WatchMemoriesRequest(scope=m.Scope(user_id=user()), start_revision=latest)
+    assert next(iter(server.memory.WatchMemories(at, timeout=10))).progress_notification
+
+
 @pytest.fixture
 def small_server(tmp_path: Path, embedder: Embedder) -> Iterator[RunningServer]:
     """A server with a tiny watch buffer and a feed that compacts at once."""

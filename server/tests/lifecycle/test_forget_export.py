@@ -370,3 +370,33 @@ def test_forgetting_a_scope_erases_what_it_deleted_and_expired_before(server: Ru
         with pytest.raises(grpc.RpcError) as err:
             server.memory.GetMemoryHistory(pb.GetMemoryHistoryRequest(id=memory.id))
         assert error_of(err.value)[1] == "MEMORY_NOT_FOUND"
+
+
+@pytest.mark.parametrize("policy", [pb.IMPORT_CONFLICT_POLICY_SKIP, pb.IMPORT_CONFLICT_POLICY_FAIL])
+def test_import_that_skips_or_fails_a_conflict_leaves_the_existing_memorys_links(
+    server: RunningServer, policy: int
+) -> None:
+    uid = user()
+    target = server.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(id=f"{uid}-t", user_id=uid, content="a target"))
+    ).memory
+    existing = server.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(id=f"{uid}-a", user_id=uid, content="already here"))
+    ).memory
+
+    def stream() -> Iterator[pb.ImportMemoriesRequest]:
+        yield pb.ImportMemoriesRequest(options=pb.ImportOptions(on_conflict=policy))  # type: ignore[arg-type]
+        yield pb.ImportMemoriesRequest(header=pb.ExportHeader(format_version=1))
+        yield pb.ImportMemoriesRequest(
+            memory=m.Memory(
+                id=existing.id,
+                user_id=uid,
+                content="the imported copy",
+                links=[m.MemoryLink(target_id=target.id, relation="see")],
+            )
+        )
+
+    report = server.memory.ImportMemories(stream())
+    assert report.imported_count == 0 and report.skipped_count + report.failed_count == 1
+    after = server.memory.GetMemory(pb.GetMemoryRequest(id=existing.id)).memory
+    assert (after.version, after.content, list(after.links)) == (1, "already here", [])

@@ -12,7 +12,7 @@
     ├── ResourceExhaustedError      RESOURCE_EXHAUSTED   (RATE_LIMITED, QUOTA_EXCEEDED, ...)
     ├── FailedPreconditionError     FAILED_PRECONDITION  (ETAG_MISMATCH, REQUEST_ID_REUSED, ...)
     ├── AbortedError                ABORTED              (BATCH_ABORTED, WATCH_TOO_SLOW)
-    ├── OutOfRangeError             OUT_OF_RANGE         (REVISION_COMPACTED)
+    ├── OutOfRangeError             OUT_OF_RANGE         (REVISION_COMPACTED, REVISION_AHEAD)
     ├── UnimplementedError          UNIMPLEMENTED        (NOT_IMPLEMENTED)
     ├── InternalError               INTERNAL             (INTERNAL)
     ├── UnavailableError            UNAVAILABLE          (SERVER_NOT_READY, SERVER_DRAINING, ...)

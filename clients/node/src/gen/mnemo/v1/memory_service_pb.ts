@@ -1633,7 +1633,9 @@ export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
  * API_KEY_INVALID), PERMISSION_DENIED (ROLE_FORBIDDEN, SCOPE_FORBIDDEN),
  * RESOURCE_EXHAUSTED (RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
  * (SERVER_NOT_READY, SERVER_DRAINING, with google.rpc.RetryInfo) and INTERNAL
- * (INTERNAL); the comments below name the errors particular to each call.
+ * (INTERNAL); any write may fail with RESOURCE_EXHAUSTED (STORAGE_FULL, with
+ * google.rpc.RetryInfo) and UNAVAILABLE (DATA_DIRECTORY_LOST); the comments
+ * below name the errors particular to each call.
  *
  * @generated from service mnemo.v1.MemoryService
  */
@@ -1825,7 +1827,9 @@ export const MemoryService: GenService<{
    * gap and no duplicate, with progress notifications while idle.
    * Errors: INVALID_ARGUMENT (INVALID_FILTER, INVALID_ARGUMENT); OUT_OF_RANGE
    * (REVISION_COMPACTED, with the oldest retained revision in the
-   * ErrorInfo metadata key "oldest_revision"); ABORTED (WATCH_TOO_SLOW, with
+   * ErrorInfo metadata key "oldest_revision"; REVISION_AHEAD, when
+   * `start_revision` is past the store's latest revision, given in the
+   * ErrorInfo metadata key "current_revision"); ABORTED (WATCH_TOO_SLOW, with
    * the revision to resume from in the ErrorInfo metadata key
    * "resume_revision") when the watcher falls too far behind.
    *

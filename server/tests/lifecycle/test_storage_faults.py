@@ -1,0 +1,190 @@
+"""Storage faults: a full disk and a data directory deleted under the server.
+
+The full disk is real SQLite behaviour (SQLITE_FULL, made to happen with
+`PRAGMA max_page_count` on the server's writer connection) or an ENOSPC raised
+at the snapshot's file-write seam; the tests are about how the server handles
+them, not about filling a filesystem (which needs root for a small one).
+"""
+
+from __future__ import annotations
+
+import errno
+import sqlite3
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_status import rpc_status
+
+from mnemo.v1 import admin_service_pb2 as admin
+from mnemo.v1 import memory_pb2 as m
+from mnemo.v1 import memory_service_pb2 as pb
+from mnemo_server.app import build_index, build_store
+from mnemo_server.config import load_settings
+from mnemo_server.index import snapshot
+from mnemo_server.models import Principal, Scope
+from mnemo_server.service import MemoryDraft, MemoryService, SearchQuery, WriteOp
+from mnemo_server.store.sqlite import SqliteStore
+
+from ..conftest import RunningServer, error_of, make_settings, start_server
+from ..test_tenancy import HashEmbedder
+
+SCOPE = m.Scope(user_id="u")
+
+
+@pytest.fixture
+def running(tmp_path: Path) -> Iterator[RunningServer]:
+    settings = make_settings(tmp_path / "data", server={"storage_check_interval_s": 0.05})
+    server = start_server(settings, HashEmbedder())
+    yield server
+    server.stop()
+
+
+def create(server: RunningServer, content: str) -> m.Memory:
+    return server.memory.CreateMemory(
+        pb.CreateMemoryRequest(memory=m.Memory(user_id="u", content=content))
+    ).memory
+
+
+def writer(server: RunningServer) -> sqlite3.Connection:
+    store = server.app.service.store
+    assert isinstance(store, SqliteStore)
+    return store._writer
+
+
+def retry_delay_s(err: grpc.RpcError) -> float:
+    status = rpc_status.from_call(err)  # type: ignore[arg-type]
+    assert status is not None
+    info = error_details_pb2.RetryInfo()
+    next(d for d in status.details if d.Is(info.DESCRIPTOR)).Unpack(info)
+    return info.retry_delay.ToTimedelta().total_seconds()
+
+
+def big_batch(n: int = 50) -> pb.BatchWriteMemoriesRequest:
+    return pb.BatchWriteMemoriesRequest(
+        operations=[
+            pb.WriteOperation(
+                create=pb.CreateMemoryRequest(memory=m.Memory(user_id="u", content=f"{i} " + "x" * 4000))
+            )
+            for i in range(n)
+        ]
+    )
+
+
+def test_a_full_disk_fails_writes_with_storage_full_and_reads_keep_working(running: RunningServer) -> None:
+    kept = create(running, "written before the disk filled")
+    pages = writer(running).execute("PRAGMA page_count").fetchone()[0]
+    writer(running).execute(f"PRAGMA max_page_count = {pages}")
+    try:
+        for call in (
+            lambda: running.memory.BatchWriteMemories(big_batch()),
+            lambda: create(running, "y" * 30000),
+        ):
+            with pytest.raises(grpc.RpcError) as err:
+                call()
+            assert error_of(err.value)[:2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL")
+            assert retry_delay_s(err.value) > 0
+        assert running.memory.GetMemory(pb.GetMemoryRequest(id=kept.id)).memory.content == kept.content
+        listed = running.memory.ListMemories(pb.ListMemoriesRequest(scope=SCOPE)).memories
+        assert [x.id for x in listed] == [kept.id]
+        hits = running.memory.SearchMemories(pb.SearchMemoriesRequest(query=kept.content, scope=SCOPE)).hits
+        assert [h.memory.id for h in hits] == [kept.id]
+    finally:
+        writer(running).execute("PRAGMA max_page_count = 4294967294")
+    # Space freed: writes work again without a restart.
+    assert running.memory.BatchWriteMemories(big_batch()).results[0].status.code == 0
+
+
+def test_a_snapshot_on_a_full_disk_fails_with_storage_full(
+    running: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    create(running, "something to snapshot")
+
+    def no_space(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(snapshot, "_fsync_file", no_space)
+    with pytest.raises(grpc.RpcError) as err:
+        running.admin.CreateSnapshot(admin.CreateSnapshotRequest())
+    assert error_of(err.value)[:2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL")
+
+
+def test_a_start_on_a_full_disk_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    settings = load_settings(env={}, overrides={"server.data_dir": str(tmp_path)})
+    alice = Principal(tenant="t")
+
+    def open_service() -> MemoryService:
+        return MemoryService(
+            store=build_store(settings),
+            index=build_index(settings, HashEmbedder.dimension),
+            embedder=HashEmbedder(),
+            settings=settings,
+            snapshot_dir=tmp_path / "index",
+        )
+
+    first = open_service()
+    first.load()
+    first.write(alice, [WriteOp("create", draft=MemoryDraft(scope=Scope(user_id="u"), content="kept"))])
+    first.store.close()
+    assert not (tmp_path / "index").exists()  # so the start rebuilds the index, then snapshots it
+
+    def disk_full(*args: Any, **kwargs: Any) -> None:
+        raise sqlite3.OperationalError("database or disk is full")
+
+    def no_space(*args: Any, **kwargs: Any) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(SqliteStore, "set_meta", disk_full)
+    monkeypatch.setattr(snapshot, "_fsync_file", no_space)
+    second = open_service()
+    try:
+        second.load()
+        [result] = second.search(alice, [SearchQuery(text="kept", scope=Scope(user_id="u"))])
+        assert [h.memory.content for h in result.hits] == ["kept"]
+    finally:
+        second.store.close()
+
+
+def health(server: RunningServer, service: str = "") -> int:
+    stub = health_pb2_grpc.HealthStub(server.channel)
+    return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status  # type: ignore[no-any-return]
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_lost_data_directory_refuses_writes_and_turns_not_serving(
+    tmp_path: Path, how: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    data_dir = tmp_path / "data"
+    running = start_server(make_settings(data_dir, server={"storage_check_interval_s": 0.05}), HashEmbedder())
+    try:
+        create(running, "before")
+        assert health(running) == health_pb2.HealthCheckResponse.SERVING
+        moved = tmp_path / "moved-away"
+        data_dir.rename(moved)  # as good as deleted: the server's files are no longer at its path
+        if how == "replaced":
+            data_dir.mkdir()
+        with pytest.raises(grpc.RpcError) as err:
+            create(running, "after")
+        assert error_of(err.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "DATA_DIRECTORY_LOST")
+        deadline = time.monotonic() + 10
+        while health(running) != health_pb2.HealthCheckResponse.NOT_SERVING and time.monotonic() < deadline:
+            time.sleep(0.05)
+        for service in ("", "mnemo.v1.MemoryService"):
+            assert health(running, service) == health_pb2.HealthCheckResponse.NOT_SERVING
+        with pytest.raises(grpc.RpcError) as err:
+            running.memory.BatchWriteMemories(big_batch(2))
+        assert error_of(err.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "DATA_DIRECTORY_LOST")
+    finally:
+        running.stop()
+    # Nothing written after the loss reached the database, and the final
+    # snapshot did not bring the directory back.
+    conn = sqlite3.connect(moved / "mnemo.db")
+    assert [r[0] for r in conn.execute("SELECT content FROM memories")] == ["before"]
+    conn.close()
+    assert not (data_dir / "index").exists()
+    assert "refusing writes" in caplog.text
