@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mnemo_server import filters, telemetry, validation
+from mnemo_server import filters, fusion, telemetry, validation
 from mnemo_server.cache import CachedHit, Caches, SearchLookup, search_fingerprint
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
@@ -65,6 +65,7 @@ from mnemo_server.models import (
 from mnemo_server.pagination import decode_token, encode_token, fingerprint
 from mnemo_server.store.base import (
     ORDER_FIELDS,
+    KeywordHit,
     OrderTerm,
     RecordStore,
     ScopeCountRow,
@@ -142,6 +143,14 @@ class WriteOutcome:
     error: MnemoError | None = None
 
 
+class SearchMode(enum.Enum):
+    """How a search finds and ranks memories (docs/retrieval.md)."""
+
+    VECTOR = "vector"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
     text: str = ""
@@ -152,6 +161,8 @@ class SearchQuery:
     min_score: float | None = None
     include_embedding: bool = False
     field: str = ""
+    mode: SearchMode = SearchMode.VECTOR
+    rrf_k: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -566,53 +577,90 @@ class MemoryService:
             and memories[h.id].tenant == principal.tenant
             and not memories[h.id].is_expired(now)
         ]
-        return SearchResult(hits, self.embedder.model_id if q.vector is None else "")
+        return SearchResult(hits, self._model_of(q))
+
+    def _model_of(self, q: SearchQuery) -> str:
+        """The model that embedded the query's text ("" when none did)."""
+        embedded = q.vector is None and q.mode is not SearchMode.KEYWORD
+        return self.embedder.model_id if embedded else ""
 
     def _compute(
         self, principal: Principal, queries: Sequence[SearchQuery], checked: Sequence[_Checked], now: int
     ) -> list[SearchResult]:
-        texts = [q.text for q, c in zip(queries, checked, strict=True) if c.vector is None]
+        semantic = [i for i, c in enumerate(checked) if c.mode is not SearchMode.KEYWORD]
+        texts = [queries[i].text for i in semantic if checked[i].vector is None]
         text_vectors = None
         if texts:
             with telemetry.span("embed", texts=len(texts)):
                 text_vectors = self.embedder.embed(texts)
         vectors = np.empty((len(queries), self.index.dimension), dtype=np.float32)
         t = 0
-        for i, c in enumerate(checked):
+        for i in semantic:
+            c = checked[i]
             if c.vector is None:
                 assert text_vectors is not None
                 vectors[i] = text_vectors[t]
                 t += 1
             else:
                 vectors[i] = c.vector
-        plans = [self._locate(principal, c, now) for c in checked]
-        live = [i for i, p in enumerate(plans) if p is not None]
+        plans = {i: self._locate(principal, checked[i], now) for i in semantic}
+        live = [i for i in semantic if plans[i] is not None]
         neighbors: dict[int, list[Any]] = {i: [] for i in range(len(queries))}
-        k = max((c.top_k for c in checked), default=0)
+        k = max((checked[i].depth for i in live), default=0)
         if live:
             with telemetry.span("index.search", queries=len(live)):
                 found = self.index.search(vectors[live], [plans[i] for i in live], k)  # type: ignore[misc]
             for i, result in zip(live, found, strict=True):
-                neighbors[i] = result[: checked[i].top_k]
+                neighbors[i] = result[: checked[i].depth]
+        worded: dict[int, list[KeywordHit]] = {}
+        for i, c in enumerate(checked):
+            if c.mode is not SearchMode.VECTOR and not c.matches_nothing:
+                with telemetry.span("store.keyword_search"):
+                    worded[i] = self.store.keyword_search(
+                        principal.tenant,
+                        queries[i].text,
+                        scope=c.scope,
+                        filter=c.expr,
+                        now_us=now,
+                        limit=c.depth,
+                    )
         want_embeddings = any(q.include_embedding for q in queries)
-        keys = sorted({n.key for result in neighbors.values() for n in result})
+        keys = sorted(
+            {n.key for result in neighbors.values() for n in result}
+            | {h.key for result in worded.values() for h in result}
+        )
         memories = {}
         if keys:
             with telemetry.span("store.read"):
                 memories = self.store.get_by_keys(keys, with_embedding=want_embeddings)
+
+        def usable(key: int) -> Memory | None:
+            memory = memories.get(key)
+            # Defence in depth: the index is derived data.
+            if memory is None or memory.tenant != principal.tenant or memory.is_expired(now):
+                return None
+            return memory
+
         results = []
         for i, q in enumerate(queries):
-            hits = []
+            c = checked[i]
+            by_vector = []
             for n in neighbors[i]:
-                memory = memories.get(n.key)
-                # Defence in depth: the index is derived data.
-                if memory is None or memory.tenant != principal.tenant or memory.is_expired(now):
-                    continue
+                memory = usable(n.key)
                 score = float(min(1.0, max(-1.0, n.score)))
-                if q.min_score is None or score >= q.min_score:
-                    hits.append(SearchHit(memory, score))
-            hits.sort(key=lambda h: (-h.score, h.memory.id))
-            results.append(SearchResult(hits, self.embedder.model_id if q.vector is None else ""))
+                if memory is not None and (q.min_score is None or score >= q.min_score):
+                    by_vector.append(SearchHit(memory, score))
+            by_words = []
+            for h in worded.get(i, ()):
+                memory = usable(h.key)
+                if memory is not None:
+                    by_words.append(SearchHit(memory, h.score))
+            if c.mode is SearchMode.HYBRID:
+                rankings = [fusion.ranked(by_vector), fusion.ranked(by_words)]
+                hits = fusion.fuse(rankings, k=c.rrf_k, top_k=c.top_k)
+            else:
+                hits = fusion.ranked(by_words if c.mode is SearchMode.KEYWORD else by_vector)[: c.top_k]
+            results.append(SearchResult(hits, self._model_of(q)))
         return results
 
     def _check_query(self, q: SearchQuery) -> _Checked:
@@ -621,6 +669,22 @@ class MemoryService:
         if (q.vector is None) == (not q.text):
             raise invalid(
                 "QUERY_REQUIRED", validation.join(path, "query"), "give exactly one of query and vector"
+            )
+        if q.mode is not SearchMode.VECTOR and q.vector is not None:
+            raise invalid(
+                "QUERY_REQUIRED",
+                validation.join(path, "query"),
+                f"{q.mode.value} search needs query text, not a vector",
+            )
+        if q.mode is SearchMode.KEYWORD and q.min_score is not None:
+            raise invalid(
+                "INVALID_ARGUMENT",
+                validation.join(path, "min_score"),
+                "applies to cosine similarity; keyword search has none",
+            )
+        if q.rrf_k is not None and not 1 <= q.rrf_k <= fusion.MAX_RRF_K:
+            raise invalid(
+                "INVALID_ARGUMENT", validation.join(path, "rrf_k"), f"must lie in [1, {fusion.MAX_RRF_K}]"
             )
         vector = None
         if q.vector is not None:
@@ -643,6 +707,7 @@ class MemoryService:
             if only_scope is not None:
                 scope, expr = _merge_scopes(q.scope, only_scope), None
         top_k = q.top_k or 10
+        rrf_k = fusion.DEFAULT_RRF_K if q.rrf_k is None else q.rrf_k
         fp = search_fingerprint(
             model_id=self.embedder.model_id,
             text=q.text,
@@ -650,8 +715,11 @@ class MemoryService:
             filter=filters.format_filter(expr) if expr is not None else "",
             top_k=top_k,
             min_score=q.min_score,
+            mode=q.mode.value,
+            rrf_k=rrf_k if q.mode is SearchMode.HYBRID else 0,
         )
-        return _Checked(vector, scope or q.scope, expr, scope is None, top_k, fp)
+        depth = fusion.candidate_depth(top_k) if q.mode is SearchMode.HYBRID else top_k
+        return _Checked(vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth)
 
     def _locate(self, principal: Principal, c: _Checked, now: int) -> IndexQuery | None:
         """Where the index may look; None when scope and filter match nothing."""
@@ -1586,6 +1654,9 @@ class _Checked:
     matches_nothing: bool
     top_k: int
     fingerprint: bytes
+    mode: SearchMode
+    rrf_k: int
+    depth: int  # candidates to rank: top_k, more for each half of a hybrid search
 
 
 @dataclass(slots=True)
