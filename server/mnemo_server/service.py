@@ -13,6 +13,7 @@ replaying the revision log over the last index snapshot.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import json
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -77,6 +79,9 @@ from mnemo_server.store.base import (
 log = logging.getLogger("mnemo.service")
 
 SERVER_VERSION = "0.1.0"
+
+#: Threads for the keyword halves of searches (see _compute); idle ones cost nothing.
+_KEYWORD_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mnemo-keyword")
 CLIENT_MODEL = "client"
 UPDATABLE = ("content", "kind", "tags", "metadata", "embedding", "expire_time", "links", "pinned")
 IMMUTABLE = ("id", "user_id", "agent_id", "run_id")
@@ -587,6 +592,20 @@ class MemoryService:
     def _compute(
         self, principal: Principal, queries: Sequence[SearchQuery], checked: Sequence[_Checked], now: int
     ) -> list[SearchResult]:
+        # The keyword halves run on their own threads while the query is
+        # embedded and the vector index searched (SQLite and FAISS both
+        # release the GIL), so a hybrid search costs about the slower half.
+        pending: dict[int, Future[list[KeywordHit]]] = {}
+        for i, c in enumerate(checked):
+            if c.mode is not SearchMode.VECTOR and not c.matches_nothing:
+                pending[i] = _KEYWORD_POOL.submit(
+                    contextvars.copy_context().run,
+                    self._keyword_search,
+                    principal.tenant,
+                    queries[i].text,
+                    c,
+                    now,
+                )
         semantic = [i for i, c in enumerate(checked) if c.mode is not SearchMode.KEYWORD]
         texts = [queries[i].text for i in semantic if checked[i].vector is None]
         text_vectors = None
@@ -612,18 +631,7 @@ class MemoryService:
                 found = self.index.search(vectors[live], [plans[i] for i in live], k)  # type: ignore[misc]
             for i, result in zip(live, found, strict=True):
                 neighbors[i] = result[: checked[i].depth]
-        worded: dict[int, list[KeywordHit]] = {}
-        for i, c in enumerate(checked):
-            if c.mode is not SearchMode.VECTOR and not c.matches_nothing:
-                with telemetry.span("store.keyword_search"):
-                    worded[i] = self.store.keyword_search(
-                        principal.tenant,
-                        queries[i].text,
-                        scope=c.scope,
-                        filter=c.expr,
-                        now_us=now,
-                        limit=c.depth,
-                    )
+        worded = {i: future.result() for i, future in pending.items()}
         want_embeddings = any(q.include_embedding for q in queries)
         keys = sorted(
             {n.key for result in neighbors.values() for n in result}
@@ -662,6 +670,12 @@ class MemoryService:
                 hits = fusion.ranked(by_words if c.mode is SearchMode.KEYWORD else by_vector)[: c.top_k]
             results.append(SearchResult(hits, self._model_of(q)))
         return results
+
+    def _keyword_search(self, tenant: str, text: str, c: _Checked, now: int) -> list[KeywordHit]:
+        with telemetry.span("keyword.search"):
+            return self.store.keyword_search(
+                tenant, text, scope=c.scope, filter=c.expr, now_us=now, limit=c.depth
+            )
 
     def _check_query(self, q: SearchQuery) -> _Checked:
         """Validates a query; works out its scope, filter and cache fingerprint."""
