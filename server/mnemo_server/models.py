@@ -121,7 +121,8 @@ class Memory:
 
 @dataclass(frozen=True, slots=True)
 class SearchHit:
-    """A memory and its cosine similarity to the query."""
+    """A memory and how well it matches the query: cosine similarity,
+    BM25 or RRF score by search mode (fusion.py)."""
 
     memory: Memory
     score: float

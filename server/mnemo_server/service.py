@@ -13,6 +13,7 @@ replaying the revision log over the last index snapshot.
 
 from __future__ import annotations
 
+import contextvars
 import dataclasses
 import enum
 import json
@@ -21,6 +22,7 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,7 +30,7 @@ from typing import Any
 
 import numpy as np
 
-from mnemo_server import filters, storage, telemetry, validation
+from mnemo_server import filters, fusion, storage, telemetry, validation
 from mnemo_server.cache import CachedHit, Caches, SearchLookup, search_fingerprint
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
@@ -66,6 +68,7 @@ from mnemo_server.models import (
 from mnemo_server.pagination import decode_token, encode_token, fingerprint
 from mnemo_server.store.base import (
     ORDER_FIELDS,
+    KeywordHit,
     OrderTerm,
     RecordStore,
     ScopeCountRow,
@@ -77,6 +80,9 @@ from mnemo_server.store.base import (
 log = logging.getLogger("mnemo.service")
 
 SERVER_VERSION = "0.1.0"
+
+#: Threads for the keyword halves of searches (see _compute); idle ones cost nothing.
+_KEYWORD_POOL = ThreadPoolExecutor(max_workers=4, thread_name_prefix="mnemo-keyword")
 CLIENT_MODEL = "client"
 UPDATABLE = ("content", "kind", "tags", "metadata", "embedding", "expire_time", "links", "pinned")
 IMMUTABLE = ("id", "user_id", "agent_id", "run_id")
@@ -143,6 +149,14 @@ class WriteOutcome:
     error: MnemoError | None = None
 
 
+class SearchMode(enum.Enum):
+    """How a search finds and ranks memories (docs/retrieval.md)."""
+
+    VECTOR = "vector"
+    KEYWORD = "keyword"
+    HYBRID = "hybrid"
+
+
 @dataclass(frozen=True, slots=True)
 class SearchQuery:
     text: str = ""
@@ -153,6 +167,8 @@ class SearchQuery:
     min_score: float | None = None
     include_embedding: bool = False
     field: str = ""
+    mode: SearchMode = SearchMode.VECTOR
+    rrf_k: int | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -592,54 +608,100 @@ class MemoryService:
             and memories[h.id].tenant == principal.tenant
             and not memories[h.id].is_expired(now)
         ]
-        return SearchResult(hits, self.embedder.model_id if q.vector is None else "")
+        return SearchResult(hits, self._model_of(q))
+
+    def _model_of(self, q: SearchQuery) -> str:
+        """The model that embedded the query's text ("" when none did)."""
+        embedded = q.vector is None and q.mode is not SearchMode.KEYWORD
+        return self.embedder.model_id if embedded else ""
 
     def _compute(
         self, principal: Principal, queries: Sequence[SearchQuery], checked: Sequence[_Checked], now: int
     ) -> list[SearchResult]:
-        texts = [q.text for q, c in zip(queries, checked, strict=True) if c.vector is None]
+        # The keyword halves run on their own threads while the query is
+        # embedded and the vector index searched (SQLite and FAISS both
+        # release the GIL), so a hybrid search costs about the slower half.
+        pending: dict[int, Future[list[KeywordHit]]] = {}
+        for i, c in enumerate(checked):
+            if c.mode is not SearchMode.VECTOR and not c.matches_nothing:
+                pending[i] = _KEYWORD_POOL.submit(
+                    contextvars.copy_context().run,
+                    self._keyword_search,
+                    principal.tenant,
+                    queries[i].text,
+                    c,
+                    now,
+                )
+        semantic = [i for i, c in enumerate(checked) if c.mode is not SearchMode.KEYWORD]
+        texts = [queries[i].text for i in semantic if checked[i].vector is None]
         text_vectors = None
         if texts:
             with telemetry.span("embed", texts=len(texts)):
                 text_vectors = self.embedder.embed(texts)
         vectors = np.empty((len(queries), self.index.dimension), dtype=np.float32)
         t = 0
-        for i, c in enumerate(checked):
+        for i in semantic:
+            c = checked[i]
             if c.vector is None:
                 assert text_vectors is not None
                 vectors[i] = text_vectors[t]
                 t += 1
             else:
                 vectors[i] = c.vector
-        plans = [self._locate(principal, c, now) for c in checked]
-        live = [i for i, p in enumerate(plans) if p is not None]
+        plans = {i: self._locate(principal, checked[i], now) for i in semantic}
+        live = [i for i in semantic if plans[i] is not None]
         neighbors: dict[int, list[Any]] = {i: [] for i in range(len(queries))}
-        k = max((c.top_k for c in checked), default=0)
+        k = max((checked[i].depth for i in live), default=0)
         if live:
             with telemetry.span("index.search", queries=len(live)):
                 found = self.index.search(vectors[live], [plans[i] for i in live], k)  # type: ignore[misc]
             for i, result in zip(live, found, strict=True):
-                neighbors[i] = result[: checked[i].top_k]
+                neighbors[i] = result[: checked[i].depth]
+        worded = {i: future.result() for i, future in pending.items()}
         want_embeddings = any(q.include_embedding for q in queries)
-        keys = sorted({n.key for result in neighbors.values() for n in result})
+        keys = sorted(
+            {n.key for result in neighbors.values() for n in result}
+            | {h.key for result in worded.values() for h in result}
+        )
         memories = {}
         if keys:
             with telemetry.span("store.read"):
                 memories = self.store.get_by_keys(keys, with_embedding=want_embeddings)
+
+        def usable(key: int) -> Memory | None:
+            memory = memories.get(key)
+            # Defence in depth: the index is derived data.
+            if memory is None or memory.tenant != principal.tenant or memory.is_expired(now):
+                return None
+            return memory
+
         results = []
         for i, q in enumerate(queries):
-            hits = []
+            c = checked[i]
+            by_vector = []
             for n in neighbors[i]:
-                memory = memories.get(n.key)
-                # Defence in depth: the index is derived data.
-                if memory is None or memory.tenant != principal.tenant or memory.is_expired(now):
-                    continue
+                memory = usable(n.key)
                 score = float(min(1.0, max(-1.0, n.score)))
-                if q.min_score is None or score >= q.min_score:
-                    hits.append(SearchHit(memory, score))
-            hits.sort(key=lambda h: (-h.score, h.memory.id))
-            results.append(SearchResult(hits, self.embedder.model_id if q.vector is None else ""))
+                if memory is not None and (q.min_score is None or score >= q.min_score):
+                    by_vector.append(SearchHit(memory, score))
+            by_words = []
+            for h in worded.get(i, ()):
+                memory = usable(h.key)
+                if memory is not None:
+                    by_words.append(SearchHit(memory, h.score))
+            if c.mode is SearchMode.HYBRID:
+                rankings = [fusion.ranked(by_vector), fusion.ranked(by_words)]
+                hits = fusion.fuse(rankings, k=c.rrf_k, top_k=c.top_k)
+            else:
+                hits = fusion.ranked(by_words if c.mode is SearchMode.KEYWORD else by_vector)[: c.top_k]
+            results.append(SearchResult(hits, self._model_of(q)))
         return results
+
+    def _keyword_search(self, tenant: str, text: str, c: _Checked, now: int) -> list[KeywordHit]:
+        with telemetry.span("keyword.search"):
+            return self.store.keyword_search(
+                tenant, text, scope=c.scope, filter=c.expr, now_us=now, limit=c.depth
+            )
 
     def _check_query(self, q: SearchQuery) -> _Checked:
         """Validates a query; works out its scope, filter and cache fingerprint."""
@@ -647,6 +709,22 @@ class MemoryService:
         if (q.vector is None) == (not q.text):
             raise invalid(
                 "QUERY_REQUIRED", validation.join(path, "query"), "give exactly one of query and vector"
+            )
+        if q.mode is not SearchMode.VECTOR and q.vector is not None:
+            raise invalid(
+                "QUERY_REQUIRED",
+                validation.join(path, "query"),
+                f"{q.mode.value} search needs query text, not a vector",
+            )
+        if q.mode is SearchMode.KEYWORD and q.min_score is not None:
+            raise invalid(
+                "INVALID_ARGUMENT",
+                validation.join(path, "min_score"),
+                "applies to cosine similarity; keyword search has none",
+            )
+        if q.rrf_k is not None and not 1 <= q.rrf_k <= fusion.MAX_RRF_K:
+            raise invalid(
+                "INVALID_ARGUMENT", validation.join(path, "rrf_k"), f"must lie in [1, {fusion.MAX_RRF_K}]"
             )
         vector = None
         if q.vector is not None:
@@ -669,6 +747,7 @@ class MemoryService:
             if only_scope is not None:
                 scope, expr = _merge_scopes(q.scope, only_scope), None
         top_k = q.top_k or 10
+        rrf_k = fusion.DEFAULT_RRF_K if q.rrf_k is None else q.rrf_k
         fp = search_fingerprint(
             model_id=self.embedder.model_id,
             text=q.text,
@@ -676,8 +755,11 @@ class MemoryService:
             filter=filters.format_filter(expr) if expr is not None else "",
             top_k=top_k,
             min_score=q.min_score,
+            mode=q.mode.value,
+            rrf_k=rrf_k if q.mode is SearchMode.HYBRID else 0,
         )
-        return _Checked(vector, scope or q.scope, expr, scope is None, top_k, fp)
+        depth = fusion.candidate_depth(top_k) if q.mode is SearchMode.HYBRID else top_k
+        return _Checked(vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth)
 
     def _locate(self, principal: Principal, c: _Checked, now: int) -> IndexQuery | None:
         """Where the index may look; None when scope and filter match nothing."""
@@ -1621,6 +1703,9 @@ class _Checked:
     matches_nothing: bool
     top_k: int
     fingerprint: bytes
+    mode: SearchMode
+    rrf_k: int
+    depth: int  # candidates to rank: top_k, more for each half of a hybrid search
 
 
 @dataclass(slots=True)

@@ -51,6 +51,7 @@ STAGES = (
     "cache.search",
     "cache.records",
     "index.search",
+    "keyword.search",
     "store.read",
     "store.write",
     "publish",

@@ -103,7 +103,7 @@ METRICS: tuple[MetricDoc, ...] = (
         "mnemo_stage_seconds",
         "histogram",
         ("stage",),
-        "Time RPCs spend in each stage: embed, cache.search, cache.records, index.search, "
+        "Time RPCs spend in each stage: embed, cache.search, cache.records, index.search, keyword.search, "
         "store.read, store.write, publish.",
     ),
     MetricDoc(

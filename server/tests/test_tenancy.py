@@ -16,7 +16,7 @@ from mnemo_server.config import load_settings
 from mnemo_server.embed.base import Embedder
 from mnemo_server.errors import NotFoundError
 from mnemo_server.models import Principal, Scope
-from mnemo_server.service import MemoryDraft, MemoryService, SearchQuery, WriteOp
+from mnemo_server.service import MemoryDraft, MemoryService, SearchMode, SearchQuery, WriteOp
 
 
 class HashEmbedder(Embedder):
@@ -91,3 +91,17 @@ def test_a_tenant_cannot_read_list_search_or_delete_another_tenants_memory(servi
     assert service.get(A, memory_id).content == "secret"
     stats = service.stats(B, scope=Scope(), scope_limit=10, all_tenants=False)
     assert stats.tenants == []
+
+
+def test_keyword_and_hybrid_search_stay_in_the_tenant(service: MemoryService) -> None:
+    """Same words in both tenants, more of them in B: A's searches see only
+    A's memory, and B's better matches never take A's places."""
+    service.write(A, [WriteOp("create", draft=MemoryDraft(scope=Scope("alice"), content="order A-7731"))])
+    drafts = [MemoryDraft(scope=Scope("alice"), content=f"order A-7731 A-7731 copy {i}") for i in range(20)]
+    service.write(B, [WriteOp("create", draft=d) for d in drafts])
+    for mode in (SearchMode.KEYWORD, SearchMode.HYBRID):
+        for scope in (Scope("alice"), Scope()):
+            [result] = service.search(A, [SearchQuery(text="A-7731", scope=scope, top_k=1, mode=mode)])
+            assert [(h.memory.tenant, h.memory.content) for h in result.hits] == [("a", "order A-7731")]
+        [result] = service.search(B, [SearchQuery(text="A-7731", top_k=50, mode=mode)])
+        assert len(result.hits) == 20 and {h.memory.tenant for h in result.hits} == {"b"}

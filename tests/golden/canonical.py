@@ -45,7 +45,7 @@ DROP_KEYS = {
     "memoryBytes",
     "serverVersion",
     "hitRate",
-    "hits",
+    "hits",  # a cache's hit count (a search's hits, a list, are kept)
     "misses",
     "errors",
     "shards",
@@ -56,6 +56,8 @@ DROP_KEYS = {
     "shardCount",
     # Tenant totals count every case's memories: they depend on what ran before.
     "tenants",
+    # Set by searches in the background: present or not depending on timing.
+    "lastRetrieveTime",
     # Human text: cases assert codes and reasons, never message text.
     "message",
     "description",
@@ -84,7 +86,8 @@ def canonical(value: Any, names: Placeholders, key: str = "") -> Any:
     if isinstance(value, dict):
         out = {}
         for k in sorted(value):
-            if k in DROP_KEYS:
+            # "hits" is also the list of a search's results: keep that one.
+            if k in DROP_KEYS and not (k == "hits" and isinstance(value[k], list)):
                 continue
             out[k] = canonical(value[k], names, k)
         return out

@@ -11,7 +11,7 @@ import { after, before, describe, test } from "node:test";
 import { setTimeout as sleep } from "node:timers/promises";
 import { create } from "@bufbuild/protobuf";
 import { FieldMaskSchema } from "@bufbuild/protobuf/wkt";
-import { MnemoClient, MnemoError, WriteOp, type Memory, type MemoryEvent } from "./index.js";
+import { MnemoClient, MnemoError, SearchMode, WriteOp, type Memory, type MemoryEvent } from "./index.js";
 import { ErrorReason } from "./gen/mnemo/v1/errors_pb.js";
 import { MemorySchema } from "./gen/mnemo/v1/memory_pb.js";
 import { MnemoServer } from "./testing/server.js";
@@ -207,6 +207,21 @@ describe("search", () => {
     assert.deepEqual(filtered.hits.map((h) => h.memory.tags[0]), ["travel"]);
     const strict = await client.search("peanuts", { userId: uid, minScore: 0.99 });
     assert.equal(strict.hits.length, 0);
+  });
+
+  test("keyword and hybrid searches", async () => {
+    const keyword = await client.search("peanuts", { userId: uid, mode: "keyword" });
+    assert.deepEqual(keyword.hits.map((h) => h.memory.content), ["Alice is allergic to peanuts"]);
+    assert.equal(keyword.embeddingModel, "");
+    const hybrid = await client.search("peanuts", { userId: uid, mode: SearchMode.HYBRID, rrfK: 1, topK: 1 });
+    assert.equal(hybrid.hits[0]?.memory.content, "Alice is allergic to peanuts");
+    assert.equal(hybrid.hits[0]?.score, 1);
+    const [batch] = await client.batchSearch(["peanuts"], { userId: uid, mode: "keyword" });
+    assert.deepEqual(batch?.hits.map((h) => h.memory.id), keyword.hits.map((h) => h.memory.id));
+    await assert.rejects(
+      client.search({ vector: new Array(384).fill(0.1), userId: uid, mode: "keyword" }),
+      (e: MnemoError) => e.reason === "QUERY_REQUIRED",
+    );
   });
 
   test("a vector search, with embeddings returned", async () => {

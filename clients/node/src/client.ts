@@ -317,7 +317,7 @@ export class MnemoClient {
   }
 
   /**
-   * Finds the memories closest in meaning to a text or a vector (SearchMemories).
+   * Finds memories by meaning, by words or both (SearchMemories; see `options.mode`).
    * Exactly one of `query` and `options.vector` is required.
    */
   async search(query?: string | null, options?: SearchOptions): Promise<t.SearchResult>;

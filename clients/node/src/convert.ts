@@ -31,6 +31,7 @@ function spec(
 export const ENUMS = {
   MemoryKind: spec("MemoryKind", t.MemoryKind, memPb.MemoryKind, "MEMORY_KIND_"),
   DedupMode: spec("DedupMode", t.DedupMode, pb.DedupMode, "DEDUP_MODE_"),
+  SearchMode: spec("SearchMode", t.SearchMode, pb.SearchMode, "SEARCH_MODE_"),
   ChangeType: spec("ChangeType", t.ChangeType, pb.ChangeType, "CHANGE_TYPE_"),
   EventType: spec("EventType", t.EventType, pb.EventType, "EVENT_TYPE_"),
   ImportConflictPolicy: spec(

@@ -25,6 +25,7 @@ export {
   InconsistencyKind,
   IndexKind,
   MemoryKind,
+  SearchMode,
 } from "./types.js";
 export type {
   ApiKey,

@@ -20,6 +20,7 @@ import type {
   MemoryKind,
   MemoryLink,
   MetadataInput,
+  SearchMode,
 } from "./types.js";
 
 /** The options every call takes (as connect-es's CallOptions). */
@@ -124,8 +125,15 @@ export interface SearchDefaults extends ScopeOptions, CallOptions {
   filter?: string | null;
   /** How many hits, 1 to 1000; the server's default is 10. */
   topK?: number | null;
-  /** Only hits at least this similar, in [-1, 1]. */
+  /** Only hits at least this similar (cosine), in [-1, 1]; hybrid mode applies it
+   * to its vector half, keyword mode refuses it. */
   minScore?: number | null;
+  /** "vector" (by meaning, the default), "keyword" (by words and identifiers,
+   * BM25) or "hybrid" (both, fused by reciprocal rank fusion); keyword and
+   * hybrid need a text query (docs/retrieval.md). */
+  mode?: EnumLike<SearchMode> | null;
+  /** Hybrid mode's fusion constant, 1 to 10000; the server's default is 60. */
+  rrfK?: number | null;
   /** Return each hit's vector. */
   includeEmbedding?: boolean;
 }

@@ -124,6 +124,13 @@ describe("requests", () => {
     assert.ok(search.includeEmbedding);
     assert.deepEqual(search.vector, [1]);
     assert.equal(r.searchMemories("q").minScore, undefined);
+    const hybrid = r.searchMemories("q", { mode: "hybrid", rrfK: 7 });
+    assert.deepEqual([hybrid.mode, hybrid.rrfK], [3, 7]);
+    assert.equal(r.searchMemories("q", { mode: "SEARCH_MODE_KEYWORD" }).mode, 2);
+    assert.equal(r.searchMemories("q").rrfK, undefined);
+    assert.throws(() => r.searchMemories("q", { mode: "fuzzy" }), /SearchMode/);
+    const modes = r.batchSearchMemories(["a", { query: "b", mode: "vector" }], { mode: "keyword" });
+    assert.deepEqual(modes.requests.map((q) => q.mode), [2, 1]);
     assert.ok(r.searchMemories("q").scope, "the scope is always set, as in Python");
 
     const batch = r.batchSearchMemories(["a", { query: "b", topK: 9, userId: "v" }], { userId: "u", topK: 2 });

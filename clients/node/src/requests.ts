@@ -194,6 +194,12 @@ export function searchMemories(
   if (o.minScore != null) {
     request.minScore = o.minScore;
   }
+  if (o.mode != null) {
+    request.mode = enumToProto(ENUMS.SearchMode, o.mode);
+  }
+  if (o.rrfK != null) {
+    request.rrfK = o.rrfK;
+  }
   return request;
 }
 
@@ -206,6 +212,8 @@ const QUERY_FIELDS = [
   "filter",
   "topK",
   "minScore",
+  "mode",
+  "rrfK",
   "includeEmbedding",
   "queryId",
 ] as const;
@@ -232,6 +240,8 @@ export function searchFromQuery(q: SearchQuery): pb.SearchMemoriesRequest {
     filter: q.filter,
     topK: q.topK,
     minScore: q.minScore,
+    mode: q.mode,
+    rrfK: q.rrfK,
     includeEmbedding: q.includeEmbedding ?? false,
   });
 }
@@ -245,6 +255,8 @@ export function searchDefaults(o: Fields<SearchOptions>): Record<string, unknown
     filter: o.filter,
     topK: o.topK,
     minScore: o.minScore,
+    mode: o.mode,
+    rrfK: o.rrfK,
     includeEmbedding: o.includeEmbedding ?? false,
   };
 }

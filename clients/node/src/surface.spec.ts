@@ -22,7 +22,7 @@ function same<T extends true>(): T | void {}
 
 const CALL = ["timeoutMs", "signal", "headers"] as const;
 const SCOPE = ["userId", "agentId", "runId"] as const;
-const SEARCH = [...SCOPE, "filter", "topK", "minScore", "includeEmbedding", ...CALL] as const;
+const SEARCH = [...SCOPE, "filter", "topK", "minScore", "mode", "rrfK", "includeEmbedding", ...CALL] as const;
 
 /** Each method: its positional arguments, then the keys of its options object. */
 const METHODS = {
@@ -109,7 +109,7 @@ type Exported = [
   api.MemoryLink, api.MemoryPage, api.MemoryVersion, api.ReembedProgress, api.RetentionPolicy, api.ScopeCount,
   api.SearchHit, api.SearchQuery, api.SearchResult, api.Snapshot, api.Stats, api.StreamSearchResult,
   api.TenantStats, api.WriteResult, api.FieldViolation, api.MnemoErrorCode, api.MetadataValue, api.MetadataInput,
-  api.MemoryKind, api.DedupMode, api.ChangeType, api.EventType, api.ImportConflictPolicy, api.ApiKeyRole,
+  api.MemoryKind, api.DedupMode, api.SearchMode, api.ChangeType, api.EventType, api.ImportConflictPolicy, api.ApiKeyRole,
   api.IndexKind, api.InconsistencyKind, api.EvictionOrder, api.ExportStream, api.Watch, api.WriteOp,
   api.RetryPolicy, api.MnemoClient, api.MnemoError,
 ];
@@ -127,7 +127,7 @@ void (null as unknown as Exported);
 const RUNTIME_EXPORTS = [
   "ApiKeyRole", "ChangeType", "DOMAIN", "DedupMode", "EventType", "EvictionOrder", "ExportStream",
   "ImportConflictPolicy", "InconsistencyKind", "IndexKind", "MemoryKind", "MetadataDouble", "MnemoClient",
-  "MnemoError", "RetryPolicy", "Watch", "WriteOp", "double", "v1", "version",
+  "MnemoError", "RetryPolicy", "SearchMode", "Watch", "WriteOp", "double", "v1", "version",
 ];
 
 test("the package exports exactly this", () => {

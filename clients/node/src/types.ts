@@ -35,6 +35,15 @@ export const DedupMode = {
 } as const;
 export type DedupMode = (typeof DedupMode)[keyof typeof DedupMode];
 
+/** How a search finds and ranks memories (mnemo.v1.SearchMode). */
+export const SearchMode = {
+  UNSPECIFIED: "UNSPECIFIED",
+  VECTOR: "VECTOR",
+  KEYWORD: "KEYWORD",
+  HYBRID: "HYBRID",
+} as const;
+export type SearchMode = (typeof SearchMode)[keyof typeof SearchMode];
+
 /** What a change in a memory's history did (mnemo.v1.ChangeType). */
 export const ChangeType = {
   UNSPECIFIED: "UNSPECIFIED",
@@ -160,6 +169,8 @@ export interface SearchQuery {
   readonly filter?: string | null;
   readonly topK?: number | null;
   readonly minScore?: number | null;
+  readonly mode?: EnumLike<SearchMode> | null;
+  readonly rrfK?: number | null;
   readonly includeEmbedding?: boolean | null;
   readonly queryId?: string | null;
 }
@@ -213,7 +224,9 @@ export interface MemoryPage {
   readonly raw: pb.ListMemoriesResponse;
 }
 
-/** One search hit: a memory and its cosine similarity to the query. */
+/** One search hit: a memory and how well it matches, higher is better: the cosine
+ * similarity in vector mode, BM25 in keyword mode, the reciprocal rank fusion
+ * score in hybrid mode. */
 export interface SearchHit {
   readonly memory: Memory;
   readonly score: number;

@@ -137,6 +137,22 @@ def test_json_is_plain_json(mnemo: Any, user: str) -> None:
     assert scope["scope"]["userId"] == user and scope["memoryCount"] == 1
 
 
+def test_search_modes(mnemo: Any, client: MnemoClient, user: str) -> None:
+    for fact in ["Flight LH440 leaves at noon", "Alice flies to Boston", "Order A-7731 shipped"]:
+        client.create(fact, user_id=user)
+    keyword = mnemo("search", "LH440", "-u", user, "--mode", "keyword", "--json")
+    assert keyword.code == 0 and [h["memory"]["content"] for h in keyword.json["hits"]] == [
+        "Flight LH440 leaves at noon"
+    ]
+    assert keyword.json["embeddingModel"] == ""
+    hybrid = mnemo("search", "A-7731", "-u", user, "--mode", "hybrid", "--rrf-k", "1", "--json")
+    assert hybrid.json["hits"][0]["memory"]["content"] == "Order A-7731 shipped"
+    assert hybrid.json["hits"][0]["score"] == 1.0  # first in both rankings: 1/2 + 1/2
+    assert mnemo("search", "x", "--mode", "fuzzy").code == 2
+    bad = mnemo("search", "x", "--mode", "keyword", "--min-score", "0.5")
+    assert bad.code == 1 and bad.err.splitlines()[1].startswith("  min_score: ")
+
+
 def test_bad_input_names_the_reason_and_field(mnemo: Any, user: str) -> None:
     bad = mnemo("search", "x", "--filter", "colour = red")
     assert bad.code == 1

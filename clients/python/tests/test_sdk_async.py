@@ -103,3 +103,16 @@ async def test_admin_calls(aclient: AsyncMnemoClient, user: str) -> None:
     assert progress[-1].done
     assert await aclient.health() == "SERVING"
     assert await aclient.health("mnemo.v1.MemoryService") == "SERVING"
+
+
+async def test_search_modes(aclient: AsyncMnemoClient, user: str) -> None:
+    await aclient.create("Gate B-12 closes at 10:40", user_id=user)
+    await aclient.create("Lunch was a salad", user_id=user)
+    keyword = await aclient.search("B-12", user_id=user, mode="keyword")
+    assert [h.memory.content for h in keyword.hits] == ["Gate B-12 closes at 10:40"]
+    hybrid = await aclient.search("B-12", user_id=user, mode="hybrid", rrf_k=1)
+    assert hybrid.hits[0].score == 1.0 and len(hybrid.hits) == 2
+    [batch] = await aclient.batch_search(["B-12"], user_id=user, mode="keyword")
+    assert batch.hits == keyword.hits
+    answers = [a async for a in aclient.stream_search(["B-12"], user_id=user, mode="keyword")]
+    assert answers[0].result is not None and answers[0].result.hits == keyword.hits

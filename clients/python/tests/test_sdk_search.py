@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mnemo import MnemoClient, SearchQuery, WriteOp
+from mnemo import MnemoClient, SearchMode, SearchQuery, WriteOp
 from mnemo.errors import AbortedError, InvalidArgumentError, NotFoundError
 
 FACTS = [
@@ -75,6 +75,38 @@ def test_stream_search_tags_answers_and_keeps_going_after_a_bad_query(client: Mn
     bad = answers["bad"]
     assert bad.result is None and isinstance(bad.error, InvalidArgumentError)
     assert bad.error.reason == "INVALID_FILTER"
+
+
+def test_keyword_and_hybrid_modes(client: MnemoClient, user: str) -> None:
+    seed(client, user, [*FACTS, "Flight LH440 departs at 10:05", "Ticket A-7731 is closed"])
+    keyword = client.search("LH440", user_id=user, mode="keyword")
+    assert [h.memory.content for h in keyword.hits] == ["Flight LH440 departs at 10:05"]
+    assert keyword.embedding_model == "" and keyword.hits[0].score > 0
+    hybrid = client.search("A-7731", user_id=user, mode=SearchMode.HYBRID, rrf_k=1, top_k=3)
+    assert hybrid.hits[0].memory.content == "Ticket A-7731 is closed" and hybrid.hits[0].score == 1.0
+    assert (
+        client.search("what food must Alice avoid?", user_id=user, mode="VECTOR", top_k=1)
+        .hits[0]
+        .memory.content
+        == FACTS[0]
+    )
+    batch = client.batch_search(
+        ["LH440", SearchQuery(query="A-7731", mode="vector")], user_id=user, mode="keyword", top_k=1
+    )
+    assert [r.embedding_model for r in batch] == ["", "all-MiniLM-L6-v2"]
+    assert batch[0].hits[0].memory.content == "Flight LH440 departs at 10:05"
+    answers = list(
+        client.stream_search([SearchQuery(query="A-7731", query_id="q")], user_id=user, mode="hybrid")
+    )
+    assert (
+        answers[0].result is not None
+        and answers[0].result.hits[0].memory.content == "Ticket A-7731 is closed"
+    )
+    with pytest.raises(InvalidArgumentError) as err:
+        client.search(vector=[0.0] * 384, user_id=user, mode="keyword")
+    assert err.value.reason == "QUERY_REQUIRED"
+    with pytest.raises(ValueError, match="unknown SearchMode"):
+        client.search("x", mode="fuzzy")
 
 
 def test_batch_write_reports_each_operation(client: MnemoClient, user: str) -> None:

@@ -66,6 +66,7 @@ EXPORTED = [
     "RetryPolicy",
     "ScopeCount",
     "SearchHit",
+    "SearchMode",
     "SearchQuery",
     "SearchResult",
     "Snapshot",
@@ -103,7 +104,10 @@ ERRORS = [
 ]
 
 SCOPE = "user_id=None, agent_id=None, run_id=None"
-SEARCH = f"{SCOPE}, filter=None, top_k=None, min_score=None, include_embedding=False, timeout=None"
+SEARCH = (
+    f"{SCOPE}, filter=None, top_k=None, min_score=None, mode=None, rrf_k=None, include_embedding=False, "
+    "timeout=None"
+)
 METHODS = {
     "batch_search": f"queries, *, {SEARCH}",
     "batch_write": "operations, *, atomic=False, request_id=None, timeout=None",
@@ -302,8 +306,12 @@ def test_search_list_watch_and_admin_requests() -> None:
         filter="f",
         top_k=3,
         min_score=0.0,
+        mode="hybrid",
+        rrf_k=7,
         include_embedding=True,
     )
+    assert (search.mode, search.rrf_k) == (memory_service_pb2.SEARCH_MODE_HYBRID, 7)
+    assert not _requests.search_memories("q").HasField("rrf_k")
     assert (search.query, search.scope.user_id, search.scope.run_id, search.filter, search.top_k) == (
         "q",
         "u",

@@ -22,6 +22,7 @@ from mnemo_server.service import (
     DedupMode,
     DedupPolicy,
     MemoryDraft,
+    SearchMode,
     SearchQuery,
     ShardStats,
     Stats,
@@ -271,7 +272,18 @@ def write_op_from_proto(op: svc_pb.WriteOperation, field: str) -> WriteOp:
     raise invalid("INVALID_ARGUMENT", field, "one of create, update or delete is required")
 
 
+_SEARCH_MODES = {
+    svc_pb.SEARCH_MODE_UNSPECIFIED: SearchMode.VECTOR,
+    svc_pb.SEARCH_MODE_VECTOR: SearchMode.VECTOR,
+    svc_pb.SEARCH_MODE_KEYWORD: SearchMode.KEYWORD,
+    svc_pb.SEARCH_MODE_HYBRID: SearchMode.HYBRID,
+}
+
+
 def search_from_proto(request: svc_pb.SearchMemoriesRequest, field: str) -> SearchQuery:
+    mode = _SEARCH_MODES.get(request.mode)
+    if mode is None:
+        raise invalid("INVALID_ENUM_VALUE", join(field, "mode"), f"unknown search mode {request.mode}")
     return SearchQuery(
         text=request.query,
         vector=_vector(request.vector),
@@ -281,6 +293,8 @@ def search_from_proto(request: svc_pb.SearchMemoriesRequest, field: str) -> Sear
         min_score=request.min_score if request.HasField("min_score") else None,
         include_embedding=request.include_embedding,
         field=field,
+        mode=mode,
+        rrf_k=request.rrf_k if request.HasField("rrf_k") else None,
     )
 
 

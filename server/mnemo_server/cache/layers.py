@@ -223,11 +223,14 @@ def search_fingerprint(
     filter: str = "",
     top_k: int,
     min_score: float | None = None,
+    mode: str = "vector",
+    rrf_k: int = 0,
 ) -> bytes:
     """The request part of a result-cache key: everything but tenant and scope
     that decides the hits. Give the filter in canonical form
     (filters.format_filter) so that spellings of one filter share entries,
-    and top_k after defaults are applied."""
+    top_k after defaults are applied, and rrf_k as used (0 when the mode
+    uses none). Vector searches keep the keys they had before modes existed."""
     h = hashlib.blake2b(digest_size=16)
     if vector is not None:
         h.update(b"v\0")
@@ -240,6 +243,10 @@ def search_fingerprint(
     h.update(b"\0f\0")
     h.update(filter.encode("utf-8", "surrogatepass"))
     h.update(struct.pack("<q?d", top_k, min_score is not None, min_score or 0.0))
+    if mode != "vector":
+        h.update(b"\0m\0")
+        h.update(mode.encode("ascii"))
+        h.update(struct.pack("<q", rrf_k))
     return h.digest()
 
 

@@ -53,6 +53,15 @@ class VectorRow:
 
 
 @dataclass(frozen=True, slots=True)
+class KeywordHit:
+    """One keyword match: a live memory's key and its relevance (BM25 in the
+    SQLite store), higher is better."""
+
+    key: int
+    score: float
+
+
+@dataclass(frozen=True, slots=True)
 class ScopeCountRow:
     tenant: str
     scope: Scope
@@ -230,6 +239,16 @@ class RecordStore(ABC):
         self, tenant: str, *, scope: Scope, filter: Expr | None, now_us: int
     ) -> builtins.list[int]:
         """Keys of the live memories matching scope and filter."""
+
+    @abstractmethod
+    def keyword_search(
+        self, tenant: str, text: str, *, scope: Scope, filter: Expr | None, now_us: int, limit: int
+    ) -> builtins.list[KeywordHit]:
+        """The best `limit` live memories matching scope and filter that
+        contain any phrase of `text` (store/keywords.py reads it; never query
+        syntax), best first, ties by id; [] when `text` has no phrase. The
+        keyword index is kept in the writing transaction, so it always
+        matches the records."""
 
     @abstractmethod
     def iter_vectors(self, *, batch_size: int = 10000) -> Iterator[builtins.list[VectorRow]]:

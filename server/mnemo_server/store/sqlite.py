@@ -34,9 +34,11 @@ from mnemo_server import storage
 from mnemo_server.filters import Expr
 from mnemo_server.models import Change, ChangeType, Memory, Scope
 from mnemo_server.store import sqlite_codec as codec
+from mnemo_server.store import sqlite_fts
 from mnemo_server.store.base import (
     FeedEntry,
     IdempotentRecord,
+    KeywordHit,
     OrderTerm,
     RecordStore,
     ScopeCountRow,
@@ -320,6 +322,23 @@ class SqliteStore(RecordStore):
         where, params = self._live_where(tenant, scope, filter, now_us)
         sql = f"SELECT m.key FROM memories AS m WHERE {' AND '.join(where)} ORDER BY m.key"
         return [row[0] for row in self._reader().execute(sql, params)]
+
+    def keyword_search(
+        self, tenant: str, text: str, *, scope: Scope, filter: Expr | None, now_us: int, limit: int
+    ) -> builtins.list[KeywordHit]:
+        """See RecordStore.keyword_search and sqlite_fts.py (tokenizer, scores)."""
+        match = sqlite_fts.match_expression(text)
+        if match is None or limit <= 0:
+            return []
+        where, params = self._live_where(tenant, scope, filter, now_us)
+        rows = self._reader().execute(sqlite_fts.search_sql(where), (match, *params, limit))
+        return [KeywordHit(key, float(score)) for key, score in rows]
+
+    def check_keyword_index(self) -> None:
+        """Raises sqlite3.DatabaseError when the keyword index differs from
+        the memories (a consistency check for tests and operators)."""
+        with self._writing() as conn:
+            sqlite_fts.check(conn)
 
     # ------------------------------------------------------------------ vectors
 

@@ -10,8 +10,10 @@ import sqlite3
 from typing import Final
 
 from mnemo_server import errors
+from mnemo_server.store import sqlite_fts
 
-SCHEMA_VERSION: Final = 1
+#: 2: the keyword index (sqlite_fts.py), added to version 1 files on open.
+SCHEMA_VERSION: Final = 2
 
 _DDL: Final = (
     """
@@ -182,6 +184,7 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         if exists is None:
             for statement in _DDL:
                 conn.execute(statement)
+            sqlite_fts.create(conn, populate=False)
             conn.executemany(
                 "INSERT INTO meta (name, value) VALUES (?, ?)",
                 [("schema_version", str(SCHEMA_VERSION)), ("revision", "0")],
@@ -189,6 +192,9 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         else:
             row = conn.execute("SELECT value FROM meta WHERE name = 'schema_version'").fetchone()
             found = row[0] if row else None
+            if found == "1":
+                _migrate_1_to_2(conn)
+                found = str(SCHEMA_VERSION)
             if found != str(SCHEMA_VERSION):
                 raise errors.MnemoError(
                     f"the database has schema version {found}; this server understands {SCHEMA_VERSION}"
@@ -198,3 +204,10 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
         if conn.in_transaction:
             conn.execute("ROLLBACK")
         raise
+
+
+def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
+    """Adds the keyword index and indexes every stored memory, in the
+    caller's transaction: a crash leaves the file at version 1, intact."""
+    sqlite_fts.create(conn, populate=True)
+    conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")

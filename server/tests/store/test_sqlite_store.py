@@ -33,7 +33,7 @@ def test_file_is_wal_with_a_versioned_schema(tmp_path: Path) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        assert meta["schema_version"] == "1" and meta["revision"] == "1"
+        assert meta["schema_version"] == "2" and meta["revision"] == "1"
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {
             "memories_user",
@@ -137,6 +137,12 @@ def test_a_committed_write_survives_kill_9(tmp_path: Path) -> None:
         assert store.get("t1", "in-flight") is None
         assert store.current_revision() == 1
         assert [c.memory_id for c in store.changes_since(0, limit=10)] == ["acknowledged"]
+        # The keyword index committed (and rolled back) with the records.
+        store.check_keyword_index()
+        found = store.keyword_search(
+            "t1", "acknowledged in-flight", scope=Scope(), filter=None, now_us=T0, limit=10
+        )
+        assert [h.key for h in found] == [got.key]
     finally:
         store.close()
 

@@ -19,6 +19,7 @@ E = TypeVar("E", bound=StrEnum)
 _ENUMS: dict[type[StrEnum], tuple[Any, str]] = {
     types.MemoryKind: (memory_pb2.MemoryKind, "MEMORY_KIND_"),
     types.DedupMode: (pb.DedupMode, "DEDUP_MODE_"),
+    types.SearchMode: (pb.SearchMode, "SEARCH_MODE_"),
     types.ChangeType: (pb.ChangeType, "CHANGE_TYPE_"),
     types.EventType: (pb.EventType, "EVENT_TYPE_"),
     types.ImportConflictPolicy: (pb.ImportConflictPolicy, "IMPORT_CONFLICT_POLICY_"),

@@ -207,6 +207,8 @@ def search_memories(
     filter: str | None = None,
     top_k: int | None = None,
     min_score: float | None = None,
+    mode: types.SearchMode | str | None = None,
+    rrf_k: int | None = None,
     include_embedding: bool | None = None,
 ) -> pb.SearchMemoriesRequest:
     request = pb.SearchMemoriesRequest(
@@ -219,6 +221,10 @@ def search_memories(
     )
     if min_score is not None:
         request.min_score = min_score
+    if mode is not None:
+        request.mode = enum_to_proto(types.SearchMode, mode)
+    if rrf_k is not None:
+        request.rrf_k = rrf_k
     return request
 
 
@@ -242,6 +248,8 @@ def search_from_query(q: types.SearchQuery) -> pb.SearchMemoriesRequest:
         filter=q.filter,
         top_k=q.top_k,
         min_score=q.min_score,
+        mode=q.mode,
+        rrf_k=q.rrf_k,
         include_embedding=q.include_embedding,
     )
 

@@ -407,10 +407,12 @@ class AsyncMnemoClient:
         filter: str | None = None,
         top_k: int | None = None,
         min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> t.SearchResult:
-        """Finds the memories closest in meaning (SearchMemories); see `MnemoClient.search`."""
+        """Finds memories by meaning, by words or both (SearchMemories); see `MnemoClient.search`."""
         request = _requests.search_memories(
             query,
             vector=vector,
@@ -420,6 +422,8 @@ class AsyncMnemoClient:
             filter=filter,
             top_k=top_k,
             min_score=min_score,
+            mode=mode,
+            rrf_k=rrf_k,
             include_embedding=include_embedding,
         )
         return _convert.search_result(await self._unary(self._stub.SearchMemories, request, timeout))
@@ -434,6 +438,8 @@ class AsyncMnemoClient:
         filter: str | None = None,
         top_k: int | None = None,
         min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
@@ -447,6 +453,8 @@ class AsyncMnemoClient:
                 filter=filter,
                 top_k=top_k,
                 min_score=min_score,
+                mode=mode,
+                rrf_k=rrf_k,
                 include_embedding=include_embedding,
             ),
         )
@@ -463,6 +471,8 @@ class AsyncMnemoClient:
         filter: str | None = None,
         top_k: int | None = None,
         min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[t.StreamSearchResult]:
@@ -475,6 +485,8 @@ class AsyncMnemoClient:
             filter=filter,
             top_k=top_k,
             min_score=min_score,
+            mode=mode,
+            rrf_k=rrf_k,
             include_embedding=include_embedding,
         )
 

@@ -249,12 +249,18 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--order-by", help='e.g. "create_time desc" (the default), "id"')
     p.add_argument("--limit", "-n", type=int, default=20, help="at most this many; 0 for all [20]")
 
-    p = command("search", "find memories by meaning", cmd_search)
+    p = command("search", "find memories by meaning, by words or both", cmd_search)
     p.add_argument("query")
     add_scope(p)
     add_filter(p)
     p.add_argument("--top-k", "-k", type=int, help="how many hits [10]")
-    p.add_argument("--min-score", type=float, help="only hits at least this similar")
+    p.add_argument("--min-score", type=float, help="only hits at least this similar (cosine)")
+    p.add_argument(
+        "--mode",
+        choices=("vector", "keyword", "hybrid"),
+        help="by meaning, by words and identifiers (BM25), or both fused [vector]",
+    )
+    p.add_argument("--rrf-k", type=int, help="hybrid mode's fusion constant [60]")
 
     p = command("history", "show the versions of a memory", cmd_history)
     p.add_argument("id")
@@ -477,7 +483,15 @@ def cmd_list(ctx: Context) -> int:
 
 def cmd_search(ctx: Context) -> int:
     a = ctx.args
-    result = ctx.client.search(a.query, **scope_of(a), filter=a.filter, top_k=a.top_k, min_score=a.min_score)
+    result = ctx.client.search(
+        a.query,
+        **scope_of(a),
+        filter=a.filter,
+        top_k=a.top_k,
+        min_score=a.min_score,
+        mode=a.mode,
+        rrf_k=a.rrf_k,
+    )
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
     else:

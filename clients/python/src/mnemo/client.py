@@ -467,17 +467,24 @@ class MnemoClient:
         filter: str | None = None,
         top_k: int | None = None,
         min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> t.SearchResult:
-        """Finds the memories closest in meaning to a text or a vector (SearchMemories).
+        """Finds memories by meaning, by words or both (SearchMemories; see `mode`).
 
         Args:
             query: The text to search for; exactly one of query and vector is required.
             vector: A vector of the server's dimension.
             filter: A filter expression (docs/filters.md).
             top_k: How many hits, 1 to 1000; the server's default is 10.
-            min_score: Only hits at least this similar, in [-1, 1].
+            min_score: Only hits at least this similar (cosine), in [-1, 1]; hybrid
+                mode applies it to its vector half, keyword mode refuses it.
+            mode: "vector" (by meaning, the default), "keyword" (by words and
+                identifiers, BM25) or "hybrid" (both, fused by reciprocal rank
+                fusion); keyword and hybrid need `query` text (docs/retrieval.md).
+            rrf_k: Hybrid mode's fusion constant, 1 to 10000; the server's default is 60.
             include_embedding: Return each hit's vector.
 
         Example:
@@ -496,6 +503,8 @@ class MnemoClient:
             filter=filter,
             top_k=top_k,
             min_score=min_score,
+            mode=mode,
+            rrf_k=rrf_k,
             include_embedding=include_embedding,
         )
         return _convert.search_result(self._unary(self._stub.SearchMemories, request, timeout))
@@ -510,6 +519,8 @@ class MnemoClient:
         filter: str | None = None,
         top_k: int | None = None,
         min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
@@ -527,6 +538,8 @@ class MnemoClient:
                 filter=filter,
                 top_k=top_k,
                 min_score=min_score,
+                mode=mode,
+                rrf_k=rrf_k,
                 include_embedding=include_embedding,
             ),
         )
@@ -543,6 +556,8 @@ class MnemoClient:
         filter: str | None = None,
         top_k: int | None = None,
         min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> Iterator[t.StreamSearchResult]:
@@ -560,6 +575,8 @@ class MnemoClient:
             filter=filter,
             top_k=top_k,
             min_score=min_score,
+            mode=mode,
+            rrf_k=rrf_k,
             include_embedding=include_embedding,
         )
         requests = (_requests.stream_search_memories(q, defaults, i) for i, q in enumerate(queries))

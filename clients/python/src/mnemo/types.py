@@ -53,6 +53,7 @@ __all__ = [
     "RetentionPolicy",
     "ScopeCount",
     "SearchHit",
+    "SearchMode",
     "SearchQuery",
     "SearchResult",
     "Snapshot",
@@ -82,6 +83,15 @@ class DedupMode(StrEnum):
     NONE = "NONE"
     EXACT = "EXACT"
     SEMANTIC = "SEMANTIC"
+
+
+class SearchMode(StrEnum):
+    """How a search finds and ranks memories (mnemo.v1.SearchMode)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    VECTOR = "VECTOR"
+    KEYWORD = "KEYWORD"
+    HYBRID = "HYBRID"
 
 
 class ChangeType(StrEnum):
@@ -190,6 +200,8 @@ class SearchQuery:
     filter: str | None = None
     top_k: int | None = None
     min_score: float | None = None
+    mode: SearchMode | str | None = None
+    rrf_k: int | None = None
     include_embedding: bool | None = None
     query_id: str | None = None
 
@@ -253,7 +265,9 @@ class MemoryPage:
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SearchHit:
-    """One search hit: a memory and its cosine similarity to the query."""
+    """One search hit: a memory and how well it matches, higher is better: the
+    cosine similarity in vector mode, BM25 in keyword mode, the reciprocal rank
+    fusion score in hybrid mode."""
 
     memory: Memory
     score: float

@@ -21,6 +21,13 @@ class DedupMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEDUP_MODE_EXACT: _ClassVar[DedupMode]
     DEDUP_MODE_SEMANTIC: _ClassVar[DedupMode]
 
+class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    SEARCH_MODE_UNSPECIFIED: _ClassVar[SearchMode]
+    SEARCH_MODE_VECTOR: _ClassVar[SearchMode]
+    SEARCH_MODE_KEYWORD: _ClassVar[SearchMode]
+    SEARCH_MODE_HYBRID: _ClassVar[SearchMode]
+
 class ImportConflictPolicy(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     IMPORT_CONFLICT_POLICY_UNSPECIFIED: _ClassVar[ImportConflictPolicy]
@@ -46,6 +53,10 @@ DEDUP_MODE_UNSPECIFIED: DedupMode
 DEDUP_MODE_NONE: DedupMode
 DEDUP_MODE_EXACT: DedupMode
 DEDUP_MODE_SEMANTIC: DedupMode
+SEARCH_MODE_UNSPECIFIED: SearchMode
+SEARCH_MODE_VECTOR: SearchMode
+SEARCH_MODE_KEYWORD: SearchMode
+SEARCH_MODE_HYBRID: SearchMode
 IMPORT_CONFLICT_POLICY_UNSPECIFIED: ImportConflictPolicy
 IMPORT_CONFLICT_POLICY_SKIP: ImportConflictPolicy
 IMPORT_CONFLICT_POLICY_OVERWRITE: ImportConflictPolicy
@@ -167,7 +178,7 @@ class ListMemoriesResponse(_message.Message):
     def __init__(self, memories: _Optional[_Iterable[_Union[_memory_pb2.Memory, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchMemoriesRequest(_message.Message):
-    __slots__ = ("query", "vector", "scope", "filter", "top_k", "min_score", "include_embedding")
+    __slots__ = ("query", "vector", "scope", "filter", "top_k", "min_score", "include_embedding", "mode", "rrf_k")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -175,6 +186,8 @@ class SearchMemoriesRequest(_message.Message):
     TOP_K_FIELD_NUMBER: _ClassVar[int]
     MIN_SCORE_FIELD_NUMBER: _ClassVar[int]
     INCLUDE_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
+    MODE_FIELD_NUMBER: _ClassVar[int]
+    RRF_K_FIELD_NUMBER: _ClassVar[int]
     query: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     scope: _memory_pb2.Scope
@@ -182,7 +195,9 @@ class SearchMemoriesRequest(_message.Message):
     top_k: int
     min_score: float
     include_embedding: bool
-    def __init__(self, query: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., include_embedding: _Optional[bool] = ...) -> None: ...
+    mode: SearchMode
+    rrf_k: int
+    def __init__(self, query: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., include_embedding: _Optional[bool] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., rrf_k: _Optional[int] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("memory", "score")

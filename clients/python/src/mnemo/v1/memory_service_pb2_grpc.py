@@ -187,10 +187,12 @@ class MemoryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def SearchMemories(self, request, context):
-        """Finds the memories closest in meaning to a text or a vector.
+        """Finds the memories closest in meaning to a text or a vector, the
+        memories containing the words of a text, or both fused (see `mode`).
         Errors: INVALID_ARGUMENT (QUERY_REQUIRED, INVALID_FILTER, INVALID_TOP_K,
-        INVALID_ARGUMENT, EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE,
-        CONTENT_TOO_LARGE); UNAVAILABLE (EMBEDDER_UNAVAILABLE).
+        INVALID_ARGUMENT, INVALID_ENUM_VALUE, EMBEDDING_DIMENSION_MISMATCH,
+        EMBEDDING_NOT_FINITE, CONTENT_TOO_LARGE); UNAVAILABLE
+        (EMBEDDER_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
