@@ -240,12 +240,13 @@ class ApiKeys:
             )
         if ttl_us is not None and ttl_us <= 0:
             raise invalid("INVALID_ARGUMENT", "ttl", "must be positive")
+        now = self._clock()
+        expire_time_us = None if ttl_us is None else validation.check_expiry_us(now, ttl_us, "ttl")
         if tenant != caller.principal.tenant and not caller.system:
             raise PermissionDeniedError(
                 "only an admin key of the system tenant may create keys for another tenant",
                 reason="ROLE_FORBIDDEN",
             )
-        now = self._clock()
         key_id = secrets.token_hex(8)
         secret = f"{SECRET_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         salt = os.urandom(16)
@@ -259,7 +260,7 @@ class ApiKeys:
             create_time_us=now,
             salt=salt,
             secret_hash=hash_secret(salt, secret),
-            expire_time_us=None if ttl_us is None else now + ttl_us,
+            expire_time_us=expire_time_us,
         )
         self._store().create_key(record)
         return record, secret

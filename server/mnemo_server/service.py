@@ -1659,7 +1659,7 @@ def _expiry(draft: MemoryDraft, op: WriteOp, mask: set[str], now: int, path: str
         if draft.ttl_us <= 0:
             raise invalid("INVALID_TTL", field_name, "must be positive")
         mask.add("expire_time")
-        return now + draft.ttl_us
+        return validation.check_expiry_us(now, draft.ttl_us, field_name)
     if draft.expire_time_us is not None and "expire_time" in mask:
         if draft.expire_time_us <= now:
             raise invalid("INVALID_TTL", validation.join(path, "memory.expire_time"), "must be in the future")
