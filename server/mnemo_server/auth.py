@@ -274,7 +274,7 @@ class ApiKeys:
         size = page_size or DEFAULT_PAGE_SIZE
         tenant = caller.principal.tenant
         query = fingerprint("api_keys", tenant, show_revoked)
-        cursor = decode_token(page_token, query)
+        cursor = decode_token(page_token, query, [str])
         after = str(cursor[0]) if cursor else None
         rows = self._store().list_keys(tenant, show_revoked=show_revoked, after_id=after, limit=size + 1)
         token = ""
