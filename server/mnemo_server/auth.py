@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -51,6 +52,9 @@ log = logging.getLogger("mnemo.auth")
 
 ROLES = ("reader", "writer", "admin")
 BOOTSTRAP_KEY_ID = "bootstrap"
+#: What a key id can be: 16 hex digits for created keys, "bootstrap" for the
+#: bootstrap key; anything else names no key.
+KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9]{1,64}")
 SECRET_PREFIX = "mnemo_"
 #: last_use_time is kept to the minute: at most one store write per key a minute.
 TOUCH_INTERVAL_US = 60_000_000
@@ -287,15 +291,23 @@ class ApiKeys:
         """Revokes a key of the caller's tenant (any tenant for a system
         caller); it fails in this process from now on."""
         store = self._store()
-        record = store.get_key(key_id) if key_id and len(key_id) <= 64 else None
+        # An id no key can have is not looked up, and never echoed back: a
+        # status carrying a 10,000-character id would not fit gRPC's trailers.
+        well_formed = bool(KEY_ID_PATTERN.fullmatch(key_id))
+        record = store.get_key(key_id) if well_formed else None
         if record is None or (record.tenant != caller.principal.tenant and not caller.system):
-            raise NotFoundError(f"API key {key_id!r} not found", reason="API_KEY_NOT_FOUND")
+            raise _key_not_found(key_id if well_formed else "")
         revoked = store.revoke_key(key_id, self._clock())
         if revoked is None:
-            raise NotFoundError(f"API key {key_id!r} not found", reason="API_KEY_NOT_FOUND")
+            raise _key_not_found(key_id)
         with self._lock:
             self._cache[key_id] = (revoked, time.monotonic())
         return revoked
+
+
+def _key_not_found(key_id: str) -> NotFoundError:
+    message = f"API key {key_id!r} not found" if key_id else "no API key has that id"
+    return NotFoundError(message, reason="API_KEY_NOT_FOUND")
 
 
 def _quietly(fn: Callable[[str, int], None], key_id: str, now: int) -> None:
