@@ -263,7 +263,11 @@ def _parse_time(text: str, pos: int) -> int:
         raise _error(pos, f'"{text}" is not a valid time: {exc}') from None
     # Naive arithmetic: an offset may move 0001-01-01 or 9999-12-31 out of
     # datetime's range, which the aware subtraction would raise on.
-    us = (local - _NAIVE_EPOCH) // dt.timedelta(microseconds=1) + micros - offset // dt.timedelta(microseconds=1)
+    us = (
+        (local - _NAIVE_EPOCH) // dt.timedelta(microseconds=1)
+        + micros
+        - offset // dt.timedelta(microseconds=1)
+    )
     if not validation.MIN_TIME_US <= us <= validation.MAX_TIME_US:
         raise _error(pos, f'"{text}" lies outside {validation.TIME_RANGE}')
     return us
