@@ -25,6 +25,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from mnemo import _jsonl, types
+from mnemo._convert import clamped
 from mnemo._pb import json_format
 from mnemo._progress import Progress
 from mnemo._requests import UNSET, _Unset
@@ -46,7 +47,9 @@ class UsageError(Exception):
 
 def to_json(message: Any) -> dict[str, Any]:
     """The canonical proto-JSON of a message, with every field present."""
-    result: dict[str, Any] = json_format.MessageToDict(message, always_print_fields_with_no_presence=True)
+    result: dict[str, Any] = json_format.MessageToDict(
+        clamped(message), always_print_fields_with_no_presence=True
+    )
     return result
 
 
