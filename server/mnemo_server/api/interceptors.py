@@ -14,6 +14,7 @@ SYSTEM_RPCS act on the whole server and also need the system tenant.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import contextvars
 import functools
 import logging
@@ -338,7 +339,7 @@ class _Call:
                 if limit_key:
                     self.owner.streams.release(limit_key)
                 self._end(state, _real(failure))
-                _CURRENT.reset(token)
+                _reset(token)
 
         return handle
 
@@ -363,9 +364,18 @@ class _Call:
                 if limit_key:
                     self.owner.streams.release(limit_key)
                 self._end(state, _real(failure))
-                _CURRENT.reset(token)
+                _reset(token)
 
         return handle
+
+
+def _reset(token: contextvars.Token[CallState | None]) -> None:
+    """Resets the call state at the end of a streaming handler. A stream the
+    client cancelled is closed by grpc from another context, where the token
+    does not belong: there the context that set it is gone anyway, and
+    raising would only log "Task exception was never retrieved"."""
+    with contextlib.suppress(ValueError):
+        _CURRENT.reset(token)
 
 
 def _real(exc: BaseException | None) -> BaseException | None:
