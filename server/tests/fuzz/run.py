@@ -170,14 +170,18 @@ class Fuzzer:
 
     # -- cases ----------------------------------------------------------------------
 
-    def run(self, runs: int, *, seconds: float | None = None, progress_every: int = 0) -> Report:
+    def run(
+        self, runs: int, *, seconds: float | None = None, progress_every: int = 0, first: int = 0
+    ) -> Report:
+        """Cases `first` .. `runs` - 1 (a run from `first` replays a longer run's cases from
+        there, on the fresh server that run had at a multiple of restart_every)."""
         start = time.monotonic()
         try:
             self.start()
-            for i in range(runs):
+            for i in range(first, runs):
                 if seconds is not None and time.monotonic() - start > seconds:
                     break
-                if i and i % self.restart_every == 0:
+                if i != first and i % self.restart_every == 0:
                     self.stop()
                     self.start()
                 self.case(i)
@@ -406,14 +410,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--runs", type=int, default=10_000, help="cases to run [10000]")
     parser.add_argument("--seconds", type=float, default=None, help="stop after this long")
     parser.add_argument("--seed", type=int, default=0, help="replays a run [0]")
+    parser.add_argument("--first", type=int, default=0, help="start at this case index (replays)")
     parser.add_argument("--progress", type=int, default=10_000, help="print a line every N cases")
     parser.add_argument(
         "--restart-every", type=int, default=20_000, help="fresh server and files every N cases"
     )
+    parser.add_argument("--log", default="", help="write the server's errors (tracebacks) to this file")
     args = parser.parse_args(argv)
-    logging.basicConfig(level=logging.CRITICAL)
+    if args.log:
+        logging.basicConfig(level=logging.ERROR, filename=args.log)
+    else:
+        logging.basicConfig(level=logging.CRITICAL)
     fuzzer = Fuzzer(seed=args.seed, restart_every=args.restart_every)
-    report = fuzzer.run(args.runs, seconds=args.seconds, progress_every=args.progress)
+    report = fuzzer.run(args.runs, seconds=args.seconds, progress_every=args.progress, first=args.first)
     print(json.dumps(report.summary(), indent=2), flush=True)
     return 0 if report.ok else 1
 
