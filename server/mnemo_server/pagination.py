@@ -64,4 +64,13 @@ def decode_token(
 def _fits(value: Any, kind: type) -> bool:
     if kind is int:
         return type(value) is int and _INT64[0] <= value <= _INT64[1]
-    return type(value) is str and len(value) <= MAX_CURSOR_STRING
+    return type(value) is str and len(value) <= MAX_CURSOR_STRING and _is_utf8(value)
+
+
+def _is_utf8(value: str) -> bool:
+    # JSON can spell a lone surrogate ("\ud800"), which no store can hold.
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True

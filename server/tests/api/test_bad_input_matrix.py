@@ -405,6 +405,13 @@ CASES: list[tuple[str, Call, str, str]] = [
     ("forged history cursor of a list", forged_history([[1]]), IA, "INVALID_PAGE_TOKEN"),
     ("forged key cursor of an object", forged_keys([{"a": 1}]), IA, "INVALID_PAGE_TOKEN"),
     ("forged key cursor of null", forged_keys([None]), IA, "INVALID_PAGE_TOKEN"),
+    ("forged key cursor of a lone surrogate", forged_keys(["\ud800"]), IA, "INVALID_PAGE_TOKEN"),
+    (
+        "forged id cursor of a lone surrogate",
+        forged(lambda q, a: token(q, ["\udfff", "\ud800"]), order_by="id desc"),
+        IA,
+        "INVALID_PAGE_TOKEN",
+    ),
     ("page_token of 10,000 characters", listing(page_token="A" * 10_000), IA, "INVALID_PAGE_TOKEN"),
     ("page_size negative", listing(page_size=-1), IA, "INVALID_PAGE_SIZE"),
     ("page_size above the maximum", listing(page_size=1001), IA, "INVALID_PAGE_SIZE"),
