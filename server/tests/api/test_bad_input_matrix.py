@@ -124,12 +124,15 @@ def token(query: str, cursor: Any) -> str:
 
 
 def forged(make: Callable[[str, list[Any]], str], **listing_fields: Any) -> Call:
-    """A list call whose token keeps a real token's fingerprint but not its cursor."""
+    """A list call whose token keeps a real token's fingerprint (same scope and
+    order, so the fingerprint check passes) but not its cursor."""
 
     def call(s: RunningServer) -> Any:
         real = _list_token(s, listing_fields.get("order_by", ""))
         data = json.loads(base64.urlsafe_b64decode(real + "=" * (-len(real) % 4)))
-        request = pb.ListMemoriesRequest(page_token=make(data["q"], data["a"]), page_size=1, **listing_fields)
+        request = pb.ListMemoriesRequest(
+            scope=m.Scope(user_id=U), page_token=make(data["q"], data["a"]), page_size=1, **listing_fields
+        )
         return s.memory.ListMemories(request)
 
     return call
@@ -643,3 +646,9 @@ def test_a_status_fits_in_grpc_trailers_whatever_it_echoes() -> None:
     assert len(status.message.encode()) <= 512
     assert status.ByteSize() <= 4096
     assert status.details and status.code == 3
+
+
+def test_the_forged_tokens_pass_the_fingerprint_check(server: RunningServer) -> None:
+    """The forged rows above test the cursor checks, not the fingerprint's."""
+    call = forged(lambda q, a: token(q, a))
+    assert call(server).memories
