@@ -26,6 +26,7 @@ from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
 from mnemo.v1 import admin_service_pb2, admin_service_pb2_grpc, memory_service_pb2, memory_service_pb2_grpc
+from mnemo_server.api import decoding
 from mnemo_server.api.interceptors import build_security
 from mnemo_server.api.servicers import AdminServicer, Gate, MemoryServicer
 from mnemo_server.cache import Caches
@@ -234,8 +235,10 @@ class App:
         admin = AdminServicer(None, self.executor, self.gate)
         admin.api_keys = self.security.keys
         self._servicers = [memory, admin]
-        memory_service_pb2_grpc.add_MemoryServiceServicer_to_server(memory, self.server)  # type: ignore[no-untyped-call]
-        admin_service_pb2_grpc.add_AdminServiceServicer_to_server(admin, self.server)  # type: ignore[no-untyped-call]
+        # Requests that do not decode get REQUEST_UNDECODABLE, not grpc's UNKNOWN.
+        add_memory = memory_service_pb2_grpc.add_MemoryServiceServicer_to_server
+        decoding.add_servicer(add_memory, memory, self.server)
+        decoding.add_servicer(admin_service_pb2_grpc.add_AdminServiceServicer_to_server, admin, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (

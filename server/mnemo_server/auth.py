@@ -28,6 +28,7 @@ import hashlib
 import hmac
 import logging
 import os
+import re
 import secrets
 import threading
 import time
@@ -51,6 +52,9 @@ log = logging.getLogger("mnemo.auth")
 
 ROLES = ("reader", "writer", "admin")
 BOOTSTRAP_KEY_ID = "bootstrap"
+#: What a key id can be: 16 hex digits for created keys, "bootstrap" for the
+#: bootstrap key; anything else names no key.
+KEY_ID_PATTERN = re.compile(r"[A-Za-z0-9]{1,64}")
 SECRET_PREFIX = "mnemo_"
 #: last_use_time is kept to the minute: at most one store write per key a minute.
 TOUCH_INTERVAL_US = 60_000_000
@@ -240,12 +244,13 @@ class ApiKeys:
             )
         if ttl_us is not None and ttl_us <= 0:
             raise invalid("INVALID_ARGUMENT", "ttl", "must be positive")
+        now = self._clock()
+        expire_time_us = None if ttl_us is None else validation.check_expiry_us(now, ttl_us, "ttl")
         if tenant != caller.principal.tenant and not caller.system:
             raise PermissionDeniedError(
                 "only an admin key of the system tenant may create keys for another tenant",
                 reason="ROLE_FORBIDDEN",
             )
-        now = self._clock()
         key_id = secrets.token_hex(8)
         secret = f"{SECRET_PREFIX}{key_id}_{secrets.token_urlsafe(32)}"
         salt = os.urandom(16)
@@ -259,7 +264,7 @@ class ApiKeys:
             create_time_us=now,
             salt=salt,
             secret_hash=hash_secret(salt, secret),
-            expire_time_us=None if ttl_us is None else now + ttl_us,
+            expire_time_us=expire_time_us,
         )
         self._store().create_key(record)
         return record, secret
@@ -280,7 +285,7 @@ class ApiKeys:
                 reason="ROLE_FORBIDDEN",
             )
         query = fingerprint("api_keys", tenant, show_revoked)
-        cursor = decode_token(page_token, query)
+        cursor = decode_token(page_token, query, [str])
         after = str(cursor[0]) if cursor else None
         rows = self._store().list_keys(tenant, show_revoked=show_revoked, after_id=after, limit=size + 1)
         token = ""
@@ -293,15 +298,23 @@ class ApiKeys:
         """Revokes a key of the caller's tenant (any tenant for a system
         caller); it fails in this process from now on."""
         store = self._store()
-        record = store.get_key(key_id) if key_id and len(key_id) <= 64 else None
+        # An id no key can have is not looked up, and never echoed back: a
+        # status carrying a 10,000-character id would not fit gRPC's trailers.
+        well_formed = bool(KEY_ID_PATTERN.fullmatch(key_id))
+        record = store.get_key(key_id) if well_formed else None
         if record is None or (record.tenant != caller.principal.tenant and not caller.system):
-            raise NotFoundError(f"API key {key_id!r} not found", reason="API_KEY_NOT_FOUND")
+            raise _key_not_found(key_id if well_formed else "")
         revoked = store.revoke_key(key_id, self._clock())
         if revoked is None:
-            raise NotFoundError(f"API key {key_id!r} not found", reason="API_KEY_NOT_FOUND")
+            raise _key_not_found(key_id)
         with self._lock:
             self._cache[key_id] = (revoked, time.monotonic())
         return revoked
+
+
+def _key_not_found(key_id: str) -> NotFoundError:
+    message = f"API key {key_id!r} not found" if key_id else "no API key has that id"
+    return NotFoundError(message, reason="API_KEY_NOT_FOUND")
 
 
 def _quietly(fn: Callable[[str, int], None], key_id: str, now: int) -> None:

@@ -2,7 +2,8 @@
 gRPC statuses with google.rpc details.
 
     MnemoError                      (INTERNAL / INTERNAL)
-    ├── InvalidArgumentError        (INVALID_ARGUMENT / reason given per raise)
+    ├── InvalidArgumentError        (INVALID_ARGUMENT / reason given per raise: INVALID_ID,
+    │                                INVALID_TIME, REQUEST_UNDECODABLE, ...)
     ├── NotFoundError               (NOT_FOUND / MEMORY_NOT_FOUND, API_KEY_NOT_FOUND)
     ├── AlreadyExistsError          (ALREADY_EXISTS / MEMORY_ALREADY_EXISTS)
     ├── FailedPreconditionError     (FAILED_PRECONDITION / ETAG_MISMATCH, REQUEST_ID_REUSED, ...)

@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
 
-from mnemo_server import errors
+from mnemo_server import errors, validation
 from mnemo_server.models import Memory, MemoryKind, Scope
 
 #: Fields a comparison may name; "metadata.<key>[.<key>...]" is also allowed.
@@ -238,6 +238,7 @@ _TIME_RE: Final = re.compile(
     r"(?:\.([0-9]+))?(?:([Zz])|([+-])([0-9]{2}):([0-9]{2}))"
 )
 _EPOCH: Final = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_NAIVE_EPOCH: Final = dt.datetime(1970, 1, 1)
 _INT64_MIN: Final = -(2**63)
 _INT64_MAX: Final = 2**63 - 1
 
@@ -257,18 +258,19 @@ def _parse_time(text: str, pos: int) -> int:
             raise _error(pos, f'"{text}" has an invalid UTC offset')
         offset = dt.timedelta(hours=int(off_h), minutes=int(off_m)) * (1 if sign == "+" else -1)
     try:
-        when = dt.datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            int(second),
-            tzinfo=dt.timezone(offset),
-        )
+        local = dt.datetime(int(year), int(month), int(day), int(hour), int(minute), int(second))
     except ValueError as exc:
         raise _error(pos, f'"{text}" is not a valid time: {exc}') from None
-    return (when - _EPOCH) // dt.timedelta(microseconds=1) + micros
+    # Naive arithmetic: an offset may move 0001-01-01 or 9999-12-31 out of
+    # datetime's range, which the aware subtraction would raise on.
+    us = (
+        (local - _NAIVE_EPOCH) // dt.timedelta(microseconds=1)
+        + micros
+        - offset // dt.timedelta(microseconds=1)
+    )
+    if not validation.MIN_TIME_US <= us <= validation.MAX_TIME_US:
+        raise _error(pos, f'"{text}" lies outside {validation.TIME_RANGE}')
+    return us
 
 
 def format_time(us: int) -> str:

@@ -469,7 +469,7 @@ class MemoryService:
             filters.format_filter(expr) if expr else "",
             [(t.field, t.descending) for t in order],
         )
-        cursor = decode_token(page_token, query)
+        cursor = decode_token(page_token, query, [*(_SORT_TYPES[t.field] for t in order), str])
         rows = self.store.list(
             principal.tenant,
             scope=scope,
@@ -492,7 +492,7 @@ class MemoryService:
         validation.check_id(memory_id, "id")
         size = validation.check_page_size(page_size, "page_size", self.limits)
         query = fingerprint("history", principal.tenant, memory_id)
-        cursor = decode_token(page_token, query)
+        cursor = decode_token(page_token, query, [int])
         before = int(cursor[0]) if cursor else None
         records = self.store.history(principal.tenant, memory_id, before_version=before, limit=size + 1)
         shown = (records[0].after or records[0].before) if records else None
@@ -1779,7 +1779,7 @@ def _expiry(draft: MemoryDraft, op: WriteOp, mask: set[str], now: int, path: str
         if draft.ttl_us <= 0:
             raise invalid("INVALID_TTL", field_name, "must be positive")
         mask.add("expire_time")
-        return now + draft.ttl_us
+        return validation.check_expiry_us(now, draft.ttl_us, field_name)
     if draft.expire_time_us is not None and "expire_time" in mask:
         if draft.expire_time_us <= now:
             raise invalid("INVALID_TTL", validation.join(path, "memory.expire_time"), "must be in the future")
@@ -1826,6 +1826,10 @@ def parse_order_by(text: str) -> list[OrderTerm]:
     if len({t.field for t in terms}) != len(terms):
         raise invalid("INVALID_ORDER_BY", "order_by", "names a field twice")
     return terms
+
+
+#: The type of each sort field's value in a list cursor.
+_SORT_TYPES: dict[str, type] = {"create_time": int, "update_time": int, "id": str}
 
 
 def _sort_key(memory: Memory, order: Sequence[OrderTerm]) -> list[Any]:

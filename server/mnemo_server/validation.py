@@ -21,6 +21,15 @@ MAX_RELATION_CHARS = 64
 MAX_METADATA_DEPTH = 16
 MAX_REQUEST_ID_CHARS = 128
 
+#: The RFC 3339 range, in microseconds since the epoch: 0001-01-01T00:00:00Z
+#: to 9999-12-31T23:59:59.999999Z. Every time Mnemo stores lies in it, so
+#: every SDK can show every time it is sent.
+MIN_TIME_US = -62_135_596_800 * 1_000_000
+MAX_TIME_US = 253_402_300_799 * 1_000_000 + 999_999
+#: The range of google.protobuf.Duration: about 10,000 years either way.
+MAX_DURATION_S = 315_576_000_000
+TIME_RANGE = "0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999Z"
+
 
 def join(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix else name
@@ -34,6 +43,20 @@ def check_id(memory_id: str, field: str) -> None:
 def check_request_id(request_id: str, field: str) -> None:
     if len(request_id) > MAX_REQUEST_ID_CHARS:
         raise invalid("INVALID_ARGUMENT", field, f"must be at most {MAX_REQUEST_ID_CHARS} characters")
+
+
+def check_time_us(us: int, field: str) -> int:
+    """`us` if it lies in the RFC 3339 range (INVALID_TIME otherwise)."""
+    if not MIN_TIME_US <= us <= MAX_TIME_US:
+        raise invalid("INVALID_TIME", field, f"must lie in {TIME_RANGE}")
+    return us
+
+
+def check_expiry_us(now_us: int, ttl_us: int, field: str) -> int:
+    """The expiry a ttl gives from now, if it lies in the RFC 3339 range."""
+    if now_us + ttl_us > MAX_TIME_US:
+        raise invalid("INVALID_TIME", field, "puts the expiry after 9999-12-31T23:59:59.999999Z")
+    return now_us + ttl_us
 
 
 def check_scope_value(value: str, field: str) -> None:

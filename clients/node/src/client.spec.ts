@@ -15,6 +15,7 @@ import { MnemoClient, MnemoError, SearchMode, WriteOp, type Memory, type MemoryE
 import { ErrorReason } from "./gen/mnemo/v1/errors_pb.js";
 import { MemorySchema } from "./gen/mnemo/v1/memory_pb.js";
 import { MnemoServer } from "./testing/server.js";
+import { toValue } from "./values.js";
 import { caughtUp } from "./testing/wait.js";
 
 let server: MnemoServer;
@@ -579,6 +580,8 @@ interface ErrorCase {
   reason: keyof typeof ErrorReason;
   code: string;
   field?: string;
+  /** The error is about the whole request, not a field of it. */
+  noField?: boolean;
   call: () => Promise<unknown>;
 }
 
@@ -720,6 +723,27 @@ describe("every error reason the server produces reaches the caller", () => {
       code: "out_of_range",
       call: () => collect(client.watch({ userId: uid, startRevision: 10n ** 15n })),
     },
+    {
+      reason: "INVALID_TIME",
+      code: "invalid_argument",
+      field: "ttl",
+      call: () => client.create("past year 9999", { userId: uid, ttl: 1e12 }),
+    },
+    {
+      reason: "REQUEST_UNDECODABLE",
+      code: "invalid_argument",
+      noField: true,
+      // Metadata nested past protobuf's recursion limit: the SDK sends it, the server cannot parse it.
+      call: () => {
+        let deep: unknown = "bottom";
+        for (let i = 0; i < 150; i++) deep = [deep];
+        return raw(() =>
+          client.stub.createMemory({
+            memory: create(MemorySchema, { userId: uid, content: "deep", metadata: { deep: toValue(deep) } }),
+          }),
+        );
+      },
+    },
   ];
 
   for (const c of cases) {
@@ -729,7 +753,7 @@ describe("every error reason the server produces reaches the caller", () => {
       if (c.field !== undefined) {
         assert.deepEqual(error.fieldViolations.map((v) => v.field), [c.field]);
       }
-      if (c.code === "invalid_argument") {
+      if (c.code === "invalid_argument" && !c.noField) {
         assert.ok(error.fieldViolations.length >= 1, "invalid input names its fields");
       }
       assert.ok(error.requestId, "the server's request id");

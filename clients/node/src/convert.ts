@@ -84,12 +84,34 @@ export function enumToProto(which: EnumSpec, value: string): number {
 
 // -- times and durations ----------------------------------------------------------
 
-/** A Timestamp as a Date (millisecond precision), or null when unset. */
+/** The RFC 3339 range (0001-01-01T00:00:00Z .. 9999-12-31T23:59:59Z), in seconds since the epoch. */
+export const MIN_SECONDS = -62_135_596_800n;
+export const MAX_SECONDS = 253_402_300_799n;
+
+/** A Timestamp clamped to the RFC 3339 range, nanos to [0, 999999999]: what a
+ * server that stored a time before it checked times may still send would
+ * otherwise be an Invalid Date, or fail proto-JSON. Like the Python SDK, a
+ * time past the end becomes its last nanosecond. */
+export function clampTimestamp(ts: Timestamp): Timestamp {
+  if (ts.seconds < MIN_SECONDS) {
+    return create(TimestampSchema, { seconds: MIN_SECONDS, nanos: 0 });
+  }
+  if (ts.seconds > MAX_SECONDS) {
+    return create(TimestampSchema, { seconds: MAX_SECONDS, nanos: 999_999_999 });
+  }
+  if (ts.nanos < 0 || ts.nanos > 999_999_999) {
+    return create(TimestampSchema, { seconds: ts.seconds, nanos: Math.min(Math.max(ts.nanos, 0), 999_999_999) });
+  }
+  return ts;
+}
+
+/** A Timestamp as a Date (millisecond precision, clamped to the RFC 3339 range), or null when unset. */
 export function timeFromProto(ts: Timestamp | undefined): Date | null {
   if (ts === undefined) {
     return null;
   }
-  return new Date(Number(ts.seconds) * 1000 + Math.floor(ts.nanos / 1e6));
+  const clamped = clampTimestamp(ts);
+  return new Date(Number(clamped.seconds) * 1000 + Math.floor(clamped.nanos / 1e6));
 }
 
 /** A Date (or an RFC 3339 string) as a Timestamp. */

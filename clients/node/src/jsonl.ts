@@ -8,16 +8,37 @@
 
 import { createReadStream } from "node:fs";
 import { createInterface } from "node:readline";
-import { fromJsonString, toJsonString } from "@bufbuild/protobuf";
-import type { Memory as MemoryMessage } from "./gen/mnemo/v1/memory_pb.js";
+import { clone, fromJsonString, toJsonString } from "@bufbuild/protobuf";
+import { clampTimestamp } from "./convert.js";
+import { MemorySchema, type Memory as MemoryMessage } from "./gen/mnemo/v1/memory_pb.js";
 import {
+  ExportHeaderSchema,
   ExportMemoriesResponseSchema,
   type ExportHeader,
   type ExportMemoriesResponse,
 } from "./gen/mnemo/v1/memory_service_pb.js";
 
-/** One line (without its newline) for an export stream message. */
+const MEMORY_TIMES = ["createTime", "updateTime", "expireTime", "lastRetrieveTime"] as const;
+
+/** One line (without its newline) for an export stream message, its times
+ * clamped to what proto-JSON can write (as the Python SDK does): a line per
+ * memory, whatever times the server holds. */
 export function line(message: ExportMemoriesResponse): string {
+  const item = message.item;
+  if (item.case === "memory") {
+    const memory = clone(MemorySchema, item.value);
+    for (const name of MEMORY_TIMES) {
+      const ts = memory[name];
+      if (ts !== undefined) {
+        memory[name] = clampTimestamp(ts);
+      }
+    }
+    message = { ...message, item: { case: "memory", value: memory } };
+  } else if (item.case === "header" && item.value.exportTime !== undefined) {
+    const header = clone(ExportHeaderSchema, item.value);
+    header.exportTime = clampTimestamp(item.value.exportTime);
+    message = { ...message, item: { case: "header", value: header } };
+  }
   return toJsonString(ExportMemoriesResponseSchema, message);
 }
 

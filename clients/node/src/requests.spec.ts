@@ -5,12 +5,18 @@
 import assert from "node:assert/strict";
 import { describe, test } from "node:test";
 import { create, toBinary } from "@bufbuild/protobuf";
-import { AnySchema, anyPack, DurationSchema } from "@bufbuild/protobuf/wkt";
+import { AnySchema, anyPack, DurationSchema, TimestampSchema } from "@bufbuild/protobuf/wkt";
 import { ConnectError, Code } from "@connectrpc/connect";
-import { durationToProto } from "./convert.js";
+import { durationToProto, memory as memoryFromProto, timeFromProto } from "./convert.js";
 import { BadRequestSchema, ErrorInfoSchema, RetryInfoSchema } from "./gen/google/rpc/error_details_pb.js";
 import { StatusSchema } from "./gen/google/rpc/status_pb.js";
-import { CreateMemoryRequestSchema, ImportOptionsSchema } from "./gen/mnemo/v1/memory_service_pb.js";
+import { MemorySchema } from "./gen/mnemo/v1/memory_pb.js";
+import {
+  CreateMemoryRequestSchema,
+  ExportMemoriesResponseSchema,
+  ImportOptionsSchema,
+} from "./gen/mnemo/v1/memory_service_pb.js";
+import { line } from "./jsonl.js";
 import { double, MnemoError, RetryPolicy, WriteOp } from "./index.js";
 import * as r from "./requests.js";
 import { requestIdOf, resolveSettings } from "./settings.js";
@@ -210,6 +216,38 @@ describe("requests", () => {
     assert.throws(() => r.createMemory("x", { metadata: { n: 2n ** 63n } }), RangeError);
     assert.throws(() => r.createMemory("x", { expireTime: "not a time" }), RangeError);
     assert.throws(() => r.watchMemories({ eventTypes: "put" as never }), TypeError);
+  });
+});
+
+describe("times out of range", () => {
+  // What a ttl of 10^12 s stored before the server checked times: year 33715.
+  const far = () =>
+    create(MemorySchema, {
+      id: "far",
+      userId: "u",
+      content: "from far away",
+      createTime: create(TimestampSchema, { seconds: -(10n ** 13n) }),
+      updateTime: create(TimestampSchema, { seconds: 2n ** 62n, nanos: -5 }),
+      expireTime: create(TimestampSchema, { seconds: 10n ** 12n + 1_700_000_000n }),
+      lastRetrieveTime: create(TimestampSchema, { seconds: 1n, nanos: 2_000_000_000 }),
+    });
+
+  test("a Timestamp becomes a valid Date, clamped to 0001-01-01 .. 9999-12-31 as in Python", () => {
+    const memory = memoryFromProto(far());
+    assert.equal(memory.expireTime?.toISOString(), "9999-12-31T23:59:59.999Z");
+    assert.equal(memory.updateTime?.toISOString(), "9999-12-31T23:59:59.999Z");
+    assert.equal(memory.createTime?.toISOString(), "0001-01-01T00:00:00.000Z");
+    assert.equal(memory.lastRetrieveTime?.toISOString(), "1970-01-01T00:00:01.999Z");
+    const inRange = create(TimestampSchema, { seconds: 1_700_000_000n, nanos: 123_456_789 });
+    assert.equal(timeFromProto(inRange)?.getTime(), 1_700_000_000_123);
+  });
+
+  test("an export line is written whatever the memory's times", () => {
+    const message = create(ExportMemoriesResponseSchema, { item: { case: "memory", value: far() } });
+    const memory = JSON.parse(line(message)).memory;
+    assert.equal(memory.expireTime, "9999-12-31T23:59:59.999999999Z");
+    assert.equal(memory.createTime, "0001-01-01T00:00:00Z");
+    assert.equal(message.item.case === "memory" && message.item.value.expireTime?.seconds, 10n ** 12n + 1_700_000_000n);
   });
 });
 

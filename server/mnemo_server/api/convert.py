@@ -29,6 +29,7 @@ from mnemo_server.service import (
     WriteOp,
 )
 from mnemo_server.store.base import VersionRecord
+from mnemo_server.validation import MAX_DURATION_S, check_time_us
 
 #: Fields of Memory that a read mask may name.
 MEMORY_FIELDS = frozenset(pb.Memory.DESCRIPTOR.fields_by_name)
@@ -85,12 +86,25 @@ def us_to_timestamp(us: int, out: timestamp_pb2.Timestamp) -> None:
     out.nanos = micros * 1000
 
 
-def timestamp_to_us(ts: timestamp_pb2.Timestamp) -> int:
-    return ts.seconds * 1_000_000 + ts.nanos // 1000
+def timestamp_to_us(ts: timestamp_pb2.Timestamp, field: str) -> int:
+    """A client's Timestamp in microseconds; INVALID_TIME outside the RFC 3339 range."""
+    if not 0 <= ts.nanos <= 999_999_999:
+        raise invalid("INVALID_TIME", field, "nanos must lie in [0, 999999999]")
+    return check_time_us(ts.seconds * 1_000_000 + ts.nanos // 1000, field)
 
 
-def duration_to_us(duration: duration_pb2.Duration) -> int:
-    return duration.seconds * 1_000_000 + duration.nanos // 1000
+def duration_to_us(duration: duration_pb2.Duration, field: str) -> int:
+    """A client's Duration in microseconds; INVALID_TIME outside Duration's
+    documented range (about 10,000 years) or with nanos of the wrong sign."""
+    seconds, nanos = duration.seconds, duration.nanos
+    if (
+        abs(seconds) > MAX_DURATION_S
+        or not -999_999_999 <= nanos <= 999_999_999
+        or (seconds > 0 and nanos < 0)
+        or (seconds < 0 and nanos > 0)
+    ):
+        raise invalid("INVALID_TIME", field, f"must be a Duration of at most {MAX_DURATION_S} seconds")
+    return seconds * 1_000_000 + int(nanos / 1000)
 
 
 # -- memories -----------------------------------------------------------------
@@ -119,10 +133,10 @@ def _vector(values: Any) -> Vector | None:
 
 
 def draft_from_proto(
-    memory: pb.Memory, *, field: str, ttl: duration_pb2.Duration | None = None
+    memory: pb.Memory, *, field: str, ttl: duration_pb2.Duration | None = None, ttl_field: str = "ttl"
 ) -> MemoryDraft:
     """A create's or update's memory, decoded; `field` prefixes violations."""
-    ttl_us = duration_to_us(ttl) if ttl is not None else None
+    ttl_us = duration_to_us(ttl, ttl_field) if ttl is not None else None
     return MemoryDraft(
         id=memory.id,
         scope=Scope(memory.user_id, memory.agent_id, memory.run_id),
@@ -134,7 +148,11 @@ def draft_from_proto(
         pinned=memory.pinned,
         embedding=_vector(memory.embedding),
         embedding_model=memory.embedding_model,
-        expire_time_us=timestamp_to_us(memory.expire_time) if memory.HasField("expire_time") else None,
+        expire_time_us=(
+            timestamp_to_us(memory.expire_time, f"{field}.expire_time")
+            if memory.HasField("expire_time")
+            else None
+        ),
         ttl_us=ttl_us,
     )
 
@@ -231,7 +249,10 @@ def create_op(request: svc_pb.CreateMemoryRequest, field: str) -> WriteOp:
     return WriteOp(
         kind="create",
         draft=draft_from_proto(
-            request.memory, field=join(field, "memory"), ttl=request.ttl if request.HasField("ttl") else None
+            request.memory,
+            field=join(field, "memory"),
+            ttl=request.ttl if request.HasField("ttl") else None,
+            ttl_field=join(field, "ttl"),
         ),
         request_id=request.request_id,
         dedup=dedup_from_proto(request.dedup, join(field, "dedup")),
@@ -246,7 +267,10 @@ def update_op(request: svc_pb.UpdateMemoryRequest, field: str) -> WriteOp:
         kind="update",
         memory_id=request.memory.id,
         draft=draft_from_proto(
-            request.memory, field=join(field, "memory"), ttl=request.ttl if request.HasField("ttl") else None
+            request.memory,
+            field=join(field, "memory"),
+            ttl=request.ttl if request.HasField("ttl") else None,
+            ttl_field=join(field, "ttl"),
         ),
         update_mask=tuple(request.update_mask.paths),
         etag=request.etag,
@@ -399,9 +423,19 @@ def import_draft(memory: pb.Memory, field: str) -> MemoryDraft:
     return dataclasses.replace(
         draft,
         id=memory.id or uuid.uuid4().hex,
-        create_time_us=timestamp_to_us(memory.create_time) if memory.HasField("create_time") else None,
-        update_time_us=timestamp_to_us(memory.update_time) if memory.HasField("update_time") else None,
+        create_time_us=(
+            timestamp_to_us(memory.create_time, f"{field}.create_time")
+            if memory.HasField("create_time")
+            else None
+        ),
+        update_time_us=(
+            timestamp_to_us(memory.update_time, f"{field}.update_time")
+            if memory.HasField("update_time")
+            else None
+        ),
         last_retrieve_time_us=(
-            timestamp_to_us(memory.last_retrieve_time) if memory.HasField("last_retrieve_time") else None
+            timestamp_to_us(memory.last_retrieve_time, f"{field}.last_retrieve_time")
+            if memory.HasField("last_retrieve_time")
+            else None
         ),
     )

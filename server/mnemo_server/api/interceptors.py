@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Any, Final
 
 import grpc
+from google.protobuf.message import Message
 
 from mnemo_server.api.status import grpc_status_of
 from mnemo_server.audit import MAX_TARGET_IDS, AuditLog
@@ -406,14 +407,23 @@ def _real(exc: BaseException | None) -> BaseException | None:
 async def _watch_ids(requests: AsyncIterator[Any], state: CallState) -> AsyncIterator[Any]:
     """Passes an import stream through, noting the ids of its memories."""
     async for item in requests:
+        # Not a message: a request that did not decode (api/decoding.py reports it).
+        if not _decoded(item):
+            yield item
+            continue
         if item.WhichOneof("item") == "memory" and len(state.targets) < MAX_TARGET_IDS:
             state.targets.append(item.memory.id)
         yield item
 
 
+def _decoded(request: Any) -> bool:
+    """Whether a request decoded: api/decoding.py lets an undecodable one through as a sentinel."""
+    return isinstance(request, Message)
+
+
 def _targets(rpc: str, request: Any, response: Any, state: CallState) -> None:
     """The ids a write or admin call targeted (never content or metadata)."""
-    if state.targets:
+    if state.targets or not _decoded(request):
         return
     if rpc == "CreateMemory":
         ident = response.memory.id if response is not None else request.memory.id

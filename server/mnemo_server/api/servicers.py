@@ -587,7 +587,7 @@ class _WatchSpec:
                 raise invalid("INVALID_ENUM_VALUE", f"event_types[{i}]", f"unknown event type {kind}")
         interval = 10.0
         if request.HasField("progress_interval"):
-            given = request.progress_interval.seconds + request.progress_interval.nanos / 1e9
+            given = convert.duration_to_us(request.progress_interval, "progress_interval") / 1e6
             if given and given < 0.1:
                 raise invalid("INVALID_ARGUMENT", "progress_interval", "must be at least 100 milliseconds")
             interval = given or interval
@@ -719,7 +719,7 @@ class AdminServicer(_Base, admin_grpc.AdminServiceServicer):
             user_ids=tuple(request.user_ids),
             agent_ids=tuple(request.agent_ids),
             display_name=request.display_name,
-            ttl_us=convert.duration_to_us(request.ttl) if request.HasField("ttl") else None,
+            ttl_us=convert.duration_to_us(request.ttl, "ttl") if request.HasField("ttl") else None,
         )
         response = admin_pb.CreateApiKeyResponse(secret=secret)
         _api_key_to_proto(record, response.api_key)

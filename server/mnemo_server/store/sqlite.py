@@ -641,6 +641,11 @@ class SqliteStore(RecordStore):
         # snapshot however long the export streams, and the batches may be
         # fetched from different worker threads.
         conn = self._connect()
+        # A client that cancels the export makes the servicer leave the
+        # snapshot while a worker thread may still be fetching a batch:
+        # closing a connection under a running statement crashes the process
+        # (SIGSEGV in libsqlite3), so the close waits for the fetch.
+        in_use = threading.Lock()
         try:
             conn.execute("BEGIN")
             revision = int(conn.execute("SELECT value FROM meta WHERE name = 'revision'").fetchone()[0])
@@ -650,11 +655,12 @@ class SqliteStore(RecordStore):
             def batches() -> Iterator[builtins.list[Memory]]:
                 last = -1
                 while True:
-                    rows = conn.execute(
-                        f"SELECT {columns}, m.key FROM memories AS m"
-                        f" WHERE {' AND '.join(where)} AND m.key > ? ORDER BY m.key LIMIT ?",
-                        (*params, last, batch_size),
-                    ).fetchall()
+                    with in_use:
+                        rows = conn.execute(
+                            f"SELECT {columns}, m.key FROM memories AS m"
+                            f" WHERE {' AND '.join(where)} AND m.key > ? ORDER BY m.key LIMIT ?",
+                            (*params, last, batch_size),
+                        ).fetchall()
                     if not rows:
                         return
                     last = rows[-1][-1]
@@ -662,9 +668,10 @@ class SqliteStore(RecordStore):
 
             yield revision, batches()
         finally:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            conn.close()
+            with in_use:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                conn.close()
 
     # ------------------------------------------------------------------ meta, lifecycle
 

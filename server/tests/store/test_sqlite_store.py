@@ -187,3 +187,39 @@ def test_iter_vectors_streams_batches_as_views_of_one_buffer(tmp_path: Path) -> 
         assert np.array_equal(np.stack([r.vector for r in batch]), expected)
     finally:
         store.close()
+
+
+def test_leaving_an_export_snapshot_while_a_batch_is_fetched_does_not_crash(tmp_path: Path) -> None:
+    """A client cancelling an export made the server close the snapshot's
+    connection under a running fetch: SIGSEGV in libsqlite3 (found by the
+    fuzzer). Run in a child process, so a crash fails this test only."""
+    script = textwrap.dedent(
+        f"""
+        import sqlite3, sys, threading
+        sys.path[:0] = {sys.path!r}
+        from mnemo_server.models import Scope
+        from mnemo_server.store.sqlite import SqliteStore
+        from tests.store.factory import create, memory
+
+        store = SqliteStore({str(tmp_path / "mnemo.db")!r})
+        create(store, *(memory(f"m{{i}}", content="x" * 200) for i in range(3000)))
+
+        def fetch(batches):
+            try:
+                for _ in batches:
+                    pass
+            except sqlite3.ProgrammingError:
+                pass  # closed: what a fetch after the snapshot was left sees
+
+        for _ in range(150):
+            snapshot = store.export_snapshot("t1", scope=Scope(), filter=None, now_us=0, with_embedding=False)
+            _, batches = snapshot.__enter__()
+            worker = threading.Thread(target=fetch, args=(batches,))
+            worker.start()
+            snapshot.__exit__(None, None, None)
+            worker.join()
+        store.close()
+        """
+    )
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=240)
+    assert done.returncode == 0, done.stderr[-2000:]

@@ -54,12 +54,30 @@ def enum_to_proto(cls: type[E], value: E | str) -> Any:
     return proto_enum.Value(prefix + member.value)
 
 
+#: The RFC 3339 range a datetime (and proto-JSON) can show, in seconds since the epoch.
+MIN_SECONDS = -62_135_596_800  # 0001-01-01T00:00:00Z
+MAX_SECONDS = 253_402_300_799  # 9999-12-31T23:59:59Z
+#: google.protobuf.Duration's documented range, in seconds either way.
+MAX_DURATION_SECONDS = 315_576_000_000
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
 def time_from_proto(message: Any, name: str) -> datetime | None:
-    """A Timestamp field as an aware UTC datetime, or None when unset."""
+    """A Timestamp field as an aware UTC datetime, or None when unset.
+
+    A time outside 0001-01-01 .. 9999-12-31 (which a server that stored it
+    before it checked times may still send) is clamped to the nearest end
+    rather than failing every call whose result holds it.
+    """
     if not message.HasField(name):
         return None
     ts: timestamp_pb2.Timestamp = getattr(message, name)
-    return datetime.fromtimestamp(ts.seconds, UTC) + timedelta(microseconds=ts.nanos // 1000)
+    if ts.seconds < MIN_SECONDS:
+        return datetime.min.replace(tzinfo=UTC)
+    if ts.seconds > MAX_SECONDS:
+        return datetime.max.replace(tzinfo=UTC)
+    nanos = min(max(ts.nanos, 0), 999_999_999)
+    return _EPOCH + timedelta(seconds=ts.seconds, microseconds=nanos // 1000)
 
 
 def time_to_proto(value: datetime, out: timestamp_pb2.Timestamp, *, name: str) -> None:
@@ -69,10 +87,52 @@ def time_to_proto(value: datetime, out: timestamp_pb2.Timestamp, *, name: str) -
 
 
 def duration_from_proto(message: Any, name: str) -> timedelta | None:
+    """A Duration field as a timedelta (clamped to timedelta's range), or None when unset."""
     if not message.HasField(name):
         return None
     d: duration_pb2.Duration = getattr(message, name)
-    return timedelta(seconds=d.seconds, microseconds=d.nanos // 1000)
+    nanos = min(max(d.nanos, -999_999_999), 999_999_999)
+    try:
+        return timedelta(seconds=d.seconds, microseconds=int(nanos / 1000))
+    except OverflowError:
+        return timedelta.max if d.seconds > 0 else timedelta.min
+
+
+def clamped(message: Any) -> Any:
+    """A copy of `message` with every Timestamp and Duration, however deep,
+    clamped to the range proto-JSON can write (see time_from_proto)."""
+    copy = type(message)()
+    copy.CopyFrom(message)
+    _clamp(copy)
+    return copy
+
+
+def _clamp(message: Any) -> None:
+    if isinstance(message, timestamp_pb2.Timestamp):
+        if not MIN_SECONDS <= message.seconds <= MAX_SECONDS or not 0 <= message.nanos <= 999_999_999:
+            over = message.seconds > MAX_SECONDS
+            message.seconds = min(max(message.seconds, MIN_SECONDS), MAX_SECONDS)
+            message.nanos = 999_999_999 if over else min(max(message.nanos, 0), 999_999_999)
+        return
+    if isinstance(message, duration_pb2.Duration):
+        message.seconds = min(max(message.seconds, -MAX_DURATION_SECONDS), MAX_DURATION_SECONDS)
+        nanos = min(max(message.nanos, -999_999_999), 999_999_999)
+        if (message.seconds > 0 > nanos) or (message.seconds < 0 < nanos):
+            nanos = 0
+        message.nanos = nanos
+        return
+    for field, value in message.ListFields():
+        if field.type != field.TYPE_MESSAGE:
+            continue
+        if field.message_type.GetOptions().map_entry:
+            if field.message_type.fields_by_name["value"].type == field.TYPE_MESSAGE:
+                for item in value.values():
+                    _clamp(item)
+        elif field.is_repeated:
+            for item in value:
+                _clamp(item)
+        else:
+            _clamp(value)
 
 
 def duration_to_proto(value: float | timedelta, out: duration_pb2.Duration) -> None:

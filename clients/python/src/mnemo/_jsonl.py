@@ -11,13 +11,15 @@ import json
 from collections.abc import Iterator
 from typing import Any, TextIO
 
+from mnemo._convert import clamped
 from mnemo._pb import json_format
 from mnemo.v1 import memory_service_pb2 as pb
 
 
 def line(message: pb.ExportMemoriesResponse) -> str:
-    """One line (without its newline) for an export stream message."""
-    return json.dumps(json_format.MessageToDict(message), separators=(",", ":"), ensure_ascii=False)
+    """One line (without its newline) for an export stream message (times clamped
+    to what proto-JSON can write: a line per memory, whatever the server holds)."""
+    return json.dumps(json_format.MessageToDict(clamped(message)), separators=(",", ":"), ensure_ascii=False)
 
 
 def validate(stream: TextIO) -> int:

@@ -27,6 +27,7 @@ from datetime import datetime
 from typing import Any, TextIO
 
 from mnemo import __version__, _jsonl, types
+from mnemo._convert import clamped
 from mnemo._plainjson import to_plain
 from mnemo._progress import Progress
 from mnemo._requests import UNSET, _Unset
@@ -49,7 +50,7 @@ class UsageError(Exception):
 def to_json(message: Any) -> dict[str, Any]:
     """A message as plain JSON, every field present: native numbers, metadata as
     plain values, short lower-case enum names, RFC 3339 times (see _plainjson)."""
-    result: dict[str, Any] = to_plain(message)
+    result: dict[str, Any] = to_plain(clamped(message))
     return result
 
 

@@ -129,7 +129,8 @@ class AdminServiceServicer:
         """Creates an API key and returns its secret, once; the server keeps only a
         salted hash. Only a key of the system tenant may create keys for another
         tenant.
-        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT); PERMISSION_DENIED
+        Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_TIME when the ttl
+        would put the expiry past 9999-12-31); PERMISSION_DENIED
         (ROLE_FORBIDDEN) when a key of another tenant than the system tenant
         names a tenant not its own.
         """

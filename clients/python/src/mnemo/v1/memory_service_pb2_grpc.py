@@ -30,7 +30,8 @@ class MemoryServiceStub:
     the tenant of the caller's credentials. Every error carries a
     google.rpc.ErrorInfo with a stable `reason` (listed in docs/errors.md) and
     domain "mnemo.dev"; invalid input also carries google.rpc.BadRequest field
-    violations. Any call may fail with UNAUTHENTICATED (API_KEY_MISSING,
+    violations. Any call may fail with INVALID_ARGUMENT (REQUEST_UNDECODABLE)
+    when its bytes do not decode as its request message, UNAUTHENTICATED (API_KEY_MISSING,
     API_KEY_INVALID), PERMISSION_DENIED (ROLE_FORBIDDEN, SCOPE_FORBIDDEN),
     RESOURCE_EXHAUSTED (RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
     (SERVER_NOT_READY, SERVER_DRAINING, with google.rpc.RetryInfo) and INTERNAL
@@ -122,7 +123,8 @@ class MemoryServiceServicer:
     the tenant of the caller's credentials. Every error carries a
     google.rpc.ErrorInfo with a stable `reason` (listed in docs/errors.md) and
     domain "mnemo.dev"; invalid input also carries google.rpc.BadRequest field
-    violations. Any call may fail with UNAUTHENTICATED (API_KEY_MISSING,
+    violations. Any call may fail with INVALID_ARGUMENT (REQUEST_UNDECODABLE)
+    when its bytes do not decode as its request message, UNAUTHENTICATED (API_KEY_MISSING,
     API_KEY_INVALID), PERMISSION_DENIED (ROLE_FORBIDDEN, SCOPE_FORBIDDEN),
     RESOURCE_EXHAUSTED (RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
     (SERVER_NOT_READY, SERVER_DRAINING, with google.rpc.RetryInfo) and INTERNAL
@@ -135,8 +137,8 @@ class MemoryServiceServicer:
         """Creates a memory, embedding its content unless an embedding is supplied.
         Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, CONTENT_EMPTY,
         CONTENT_TOO_LARGE, METADATA_TOO_LARGE, SCOPE_REQUIRED, INVALID_ID,
-        EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE, INVALID_TTL);
-        ALREADY_EXISTS (MEMORY_ALREADY_EXISTS) when a client-chosen id is taken;
+        EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE, INVALID_TTL,
+        INVALID_TIME); ALREADY_EXISTS (MEMORY_ALREADY_EXISTS) when a client-chosen id is taken;
         FAILED_PRECONDITION (REQUEST_ID_REUSED) when a `request_id` was used for
         a different request; RESOURCE_EXHAUSTED (QUOTA_EXCEEDED); UNAVAILABLE
         (EMBEDDER_UNAVAILABLE).
@@ -159,8 +161,8 @@ class MemoryServiceServicer:
         when its content changes, optionally only if its etag still matches.
         Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_FIELD_MASK,
         FIELD_IMMUTABLE, CONTENT_EMPTY, CONTENT_TOO_LARGE, METADATA_TOO_LARGE,
-        EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE, INVALID_TTL);
-        NOT_FOUND (MEMORY_NOT_FOUND); FAILED_PRECONDITION (ETAG_MISMATCH,
+        EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE, INVALID_TTL,
+        INVALID_TIME); NOT_FOUND (MEMORY_NOT_FOUND); FAILED_PRECONDITION (ETAG_MISMATCH,
         REQUEST_ID_REUSED); UNAVAILABLE (EMBEDDER_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -235,8 +237,8 @@ class MemoryServiceServicer:
         """Loads memories from a client stream in the export format: an optional
         options message, then a header, then memories. Embeddings are reused when
         the header's model matches the server's, and memories are re-embedded
-        otherwise. Per-memory failures are reported, not fatal.
-        Errors: INVALID_ARGUMENT (IMPORT_HEADER_REQUIRED,
+        otherwise. Per-memory failures (INVALID_TIME among them) are reported,
+        not fatal. Errors: INVALID_ARGUMENT (IMPORT_HEADER_REQUIRED,
         UNSUPPORTED_FORMAT_VERSION); UNAVAILABLE (EMBEDDER_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
@@ -279,7 +281,8 @@ class MemoryServiceServicer:
         """Streams the changes to memories in a scope or filter: from
         `start_revision` it replays the revision log, then continues live with no
         gap and no duplicate, with progress notifications while idle.
-        Errors: INVALID_ARGUMENT (INVALID_FILTER, INVALID_ARGUMENT); OUT_OF_RANGE
+        Errors: INVALID_ARGUMENT (INVALID_FILTER, INVALID_ARGUMENT, INVALID_TIME
+        for a progress_interval beyond Duration's range); OUT_OF_RANGE
         (REVISION_COMPACTED, with the oldest retained revision in the
         ErrorInfo metadata key "oldest_revision"; REVISION_AHEAD, when
         `start_revision` is past the store's latest revision, given in the
@@ -377,7 +380,8 @@ class MemoryService:
     the tenant of the caller's credentials. Every error carries a
     google.rpc.ErrorInfo with a stable `reason` (listed in docs/errors.md) and
     domain "mnemo.dev"; invalid input also carries google.rpc.BadRequest field
-    violations. Any call may fail with UNAUTHENTICATED (API_KEY_MISSING,
+    violations. Any call may fail with INVALID_ARGUMENT (REQUEST_UNDECODABLE)
+    when its bytes do not decode as its request message, UNAUTHENTICATED (API_KEY_MISSING,
     API_KEY_INVALID), PERMISSION_DENIED (ROLE_FORBIDDEN, SCOPE_FORBIDDEN),
     RESOURCE_EXHAUSTED (RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
     (SERVER_NOT_READY, SERVER_DRAINING, with google.rpc.RetryInfo) and INTERNAL

@@ -752,7 +752,8 @@ export type CreateApiKeyRequest = Message<"mnemo.v1.CreateApiKeyRequest"> & {
   displayName: string;
 
   /**
-   * Optional. How long the key works; unset means until revoked.
+   * Optional. How long the key works; unset means until revoked. The expiry
+   * may be no later than 9999-12-31T23:59:59.999999Z (INVALID_TIME).
    *
    * @generated from field: google.protobuf.Duration ttl = 6;
    */
@@ -1138,7 +1139,8 @@ export const AdminService: GenService<{
    * Creates an API key and returns its secret, once; the server keeps only a
    * salted hash. Only a key of the system tenant may create keys for another
    * tenant.
-   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT); PERMISSION_DENIED
+   * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_TIME when the ttl
+   * would put the expiry past 9999-12-31); PERMISSION_DENIED
    * (ROLE_FORBIDDEN) when a key of another tenant than the system tenant
    * names a tenant not its own.
    *

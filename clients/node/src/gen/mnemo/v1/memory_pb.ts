@@ -125,7 +125,8 @@ export type Memory = Message<"mnemo.v1.Memory"> & {
 
   /**
    * Optional. When the memory expires and disappears from every read. Unset
-   * means never. A create or update may set this or a `ttl`, not both.
+   * means never. A create or update may set this or a `ttl`, not both. Like
+   * every time Mnemo stores, it lies in 0001-01-01 .. 9999-12-31 (INVALID_TIME).
    *
    * @generated from field: google.protobuf.Timestamp expire_time = 14;
    */

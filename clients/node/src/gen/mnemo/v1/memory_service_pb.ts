@@ -87,7 +87,8 @@ export type CreateMemoryRequest = Message<"mnemo.v1.CreateMemoryRequest"> & {
   dedup?: DedupPolicy | undefined;
 
   /**
-   * Optional. How long the memory lives from now; positive. Not with
+   * Optional. How long the memory lives from now; positive, and the expiry
+   * no later than 9999-12-31T23:59:59.999999Z (INVALID_TIME). Not with
    * `memory.expire_time`.
    *
    * @generated from field: google.protobuf.Duration ttl = 4;
@@ -228,7 +229,8 @@ export type UpdateMemoryRequest = Message<"mnemo.v1.UpdateMemoryRequest"> & {
 
   /**
    * Optional. A new lifetime counted from now; replaces `expire_time`. Not
-   * with `expire_time` in the update mask.
+   * with `expire_time` in the update mask. The expiry may be no later than
+   * 9999-12-31T23:59:59.999999Z (INVALID_TIME).
    *
    * @generated from field: google.protobuf.Duration ttl = 5;
    */
@@ -1694,7 +1696,8 @@ export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
  * the tenant of the caller's credentials. Every error carries a
  * google.rpc.ErrorInfo with a stable `reason` (listed in docs/errors.md) and
  * domain "mnemo.dev"; invalid input also carries google.rpc.BadRequest field
- * violations. Any call may fail with UNAUTHENTICATED (API_KEY_MISSING,
+ * violations. Any call may fail with INVALID_ARGUMENT (REQUEST_UNDECODABLE)
+ * when its bytes do not decode as its request message, UNAUTHENTICATED (API_KEY_MISSING,
  * API_KEY_INVALID), PERMISSION_DENIED (ROLE_FORBIDDEN, SCOPE_FORBIDDEN),
  * RESOURCE_EXHAUSTED (RATE_LIMITED, with google.rpc.RetryInfo), UNAVAILABLE
  * (SERVER_NOT_READY, SERVER_DRAINING, with google.rpc.RetryInfo) and INTERNAL
@@ -1709,8 +1712,8 @@ export const MemoryService: GenService<{
    * Creates a memory, embedding its content unless an embedding is supplied.
    * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, CONTENT_EMPTY,
    * CONTENT_TOO_LARGE, METADATA_TOO_LARGE, SCOPE_REQUIRED, INVALID_ID,
-   * EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE, INVALID_TTL);
-   * ALREADY_EXISTS (MEMORY_ALREADY_EXISTS) when a client-chosen id is taken;
+   * EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE, INVALID_TTL,
+   * INVALID_TIME); ALREADY_EXISTS (MEMORY_ALREADY_EXISTS) when a client-chosen id is taken;
    * FAILED_PRECONDITION (REQUEST_ID_REUSED) when a `request_id` was used for
    * a different request; RESOURCE_EXHAUSTED (QUOTA_EXCEEDED); UNAVAILABLE
    * (EMBEDDER_UNAVAILABLE).
@@ -1739,8 +1742,8 @@ export const MemoryService: GenService<{
    * when its content changes, optionally only if its etag still matches.
    * Errors: INVALID_ARGUMENT (INVALID_ARGUMENT, INVALID_FIELD_MASK,
    * FIELD_IMMUTABLE, CONTENT_EMPTY, CONTENT_TOO_LARGE, METADATA_TOO_LARGE,
-   * EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE, INVALID_TTL);
-   * NOT_FOUND (MEMORY_NOT_FOUND); FAILED_PRECONDITION (ETAG_MISMATCH,
+   * EMBEDDING_DIMENSION_MISMATCH, EMBEDDING_NOT_FINITE, INVALID_TTL,
+   * INVALID_TIME); NOT_FOUND (MEMORY_NOT_FOUND); FAILED_PRECONDITION (ETAG_MISMATCH,
    * REQUEST_ID_REUSED); UNAVAILABLE (EMBEDDER_UNAVAILABLE).
    *
    * @generated from rpc mnemo.v1.MemoryService.UpdateMemory
@@ -1836,8 +1839,8 @@ export const MemoryService: GenService<{
    * Loads memories from a client stream in the export format: an optional
    * options message, then a header, then memories. Embeddings are reused when
    * the header's model matches the server's, and memories are re-embedded
-   * otherwise. Per-memory failures are reported, not fatal.
-   * Errors: INVALID_ARGUMENT (IMPORT_HEADER_REQUIRED,
+   * otherwise. Per-memory failures (INVALID_TIME among them) are reported,
+   * not fatal. Errors: INVALID_ARGUMENT (IMPORT_HEADER_REQUIRED,
    * UNSUPPORTED_FORMAT_VERSION); UNAVAILABLE (EMBEDDER_UNAVAILABLE).
    *
    * @generated from rpc mnemo.v1.MemoryService.ImportMemories
@@ -1892,7 +1895,8 @@ export const MemoryService: GenService<{
    * Streams the changes to memories in a scope or filter: from
    * `start_revision` it replays the revision log, then continues live with no
    * gap and no duplicate, with progress notifications while idle.
-   * Errors: INVALID_ARGUMENT (INVALID_FILTER, INVALID_ARGUMENT); OUT_OF_RANGE
+   * Errors: INVALID_ARGUMENT (INVALID_FILTER, INVALID_ARGUMENT, INVALID_TIME
+   * for a progress_interval beyond Duration's range); OUT_OF_RANGE
    * (REVISION_COMPACTED, with the oldest retained revision in the
    * ErrorInfo metadata key "oldest_revision"; REVISION_AHEAD, when
    * `start_revision` is past the store's latest revision, given in the
