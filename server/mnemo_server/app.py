@@ -125,11 +125,12 @@ def build_store(settings: Settings, *, guard: Callable[[], None] | None = None) 
     )
 
 
-def build_key_store(settings: Settings) -> KeyStore:
-    """API keys, in the store's file (open the store first)."""
+def build_key_store(settings: Settings, *, guard: Callable[[], None] | None = None) -> KeyStore:
+    """API keys, in the store's file (open the store first); `guard` as for
+    build_store."""
     from mnemo_server.store.sqlite_keys import SqliteKeyStore
 
-    return SqliteKeyStore(settings.server.data_dir / "mnemo.db")
+    return SqliteKeyStore(settings.server.data_dir / "mnemo.db", guard=guard)
 
 
 def bind(server: grpc.aio.Server, settings: Settings) -> int:
@@ -300,7 +301,7 @@ class App:
         store = build_store(self.settings, guard=watch.check)
         watch.track(self.settings.server.data_dir / "mnemo.db")
         self.storage = watch
-        self._open_security(store)
+        self._open_security(store, guard=watch.check)
         caches = build_caches(self.settings, store)
         embedder = base
         if caches is not None and (self.settings.embedder.cache_bytes or self.settings.server.redis_url):
@@ -328,9 +329,9 @@ class App:
         )
         return service
 
-    def _open_security(self, store: RecordStore) -> None:
+    def _open_security(self, store: RecordStore, *, guard: Callable[[], None]) -> None:
         """Opens the key store and shares rate limits through Redis when configured."""
-        self.security.keys.store = build_key_store(self.settings)
+        self.security.keys.store = build_key_store(self.settings, guard=guard)
         if self.settings.server.redis_url:
             self.security.limiter.use_redis(
                 self.settings.server.redis_url,

@@ -4,6 +4,10 @@ It opens its own connection to the file SqliteStore created (open the store
 first: it sets WAL mode and the schema). Key writes are rare and short, so
 one connection behind a lock serves every thread; SQLite's own locking
 (busy_timeout) orders them with the store's writes and other processes.
+
+Storage faults are the store's (storage.py): a write on a full disk fails
+with STORAGE_FULL, and none is made once the data directory is lost (the
+`guard`), since this connection would go on writing to the unlinked file.
 """
 
 from __future__ import annotations
@@ -12,9 +16,12 @@ import builtins
 import json
 import sqlite3
 import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, Final
 
+from mnemo_server import storage
 from mnemo_server.store.base import ApiKeyRecord, KeyStore
 from mnemo_server.store.sqlite_schema import ensure_schema
 
@@ -26,8 +33,14 @@ _BUSY_TIMEOUT_MS: Final = 10_000
 
 
 class SqliteKeyStore(KeyStore):
-    def __init__(self, path: Path) -> None:
-        """Opens the key table of the database file at `path`."""
+    def __init__(self, path: Path, *, guard: Callable[[], None] | None = None) -> None:
+        """Opens the key table of the database file at `path`.
+
+        Args:
+            guard: called before each write; it raises to refuse the write
+                (storage.DataDirectoryWatch.check).
+        """
+        self._guard = guard
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         self._lock = threading.Lock()
@@ -37,9 +50,17 @@ class SqliteKeyStore(KeyStore):
             self._conn.close()
             raise
 
-    def create_key(self, record: ApiKeyRecord) -> None:
+    @contextmanager
+    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
         with self._lock:
-            self._conn.execute(
+            if self._guard is not None:
+                self._guard()
+            with storage.disk_full_as_error(what):
+                yield self._conn
+
+    def create_key(self, record: ApiKeyRecord) -> None:
+        with self._writing("the API key") as conn:
+            conn.execute(
                 f"INSERT INTO api_keys ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                 (
                     record.id,
@@ -80,8 +101,8 @@ class SqliteKeyStore(KeyStore):
         return [_record(row) for row in rows]
 
     def revoke_key(self, key_id: str, now_us: int) -> ApiKeyRecord | None:
-        with self._lock:
-            row = self._conn.execute(
+        with self._writing("the key's revocation") as conn:
+            row = conn.execute(
                 "UPDATE api_keys SET revoke_time_us = coalesce(revoke_time_us, ?) WHERE id = ?"
                 f" RETURNING {_COLUMNS}",
                 (now_us, key_id),
@@ -89,7 +110,11 @@ class SqliteKeyStore(KeyStore):
         return None if row is None else _record(row)
 
     def touch_key(self, key_id: str, now_us: int) -> None:
+        # Not through _writing: a full disk would log at every authenticated
+        # call; the caller drops the hint quietly.
         with self._lock:
+            if self._guard is not None:
+                self._guard()
             self._conn.execute("UPDATE api_keys SET last_use_time_us = ? WHERE id = ?", (now_us, key_id))
 
     def close(self) -> None:

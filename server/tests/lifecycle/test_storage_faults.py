@@ -30,6 +30,7 @@ from mnemo_server.index import snapshot
 from mnemo_server.models import Principal, Scope
 from mnemo_server.service import MemoryDraft, MemoryService, SearchQuery, WriteOp
 from mnemo_server.store.sqlite import SqliteStore
+from mnemo_server.store.sqlite_keys import SqliteKeyStore
 
 from ..conftest import RunningServer, error_of, make_settings, start_server
 from ..test_tenancy import HashEmbedder
@@ -188,3 +189,108 @@ def test_a_lost_data_directory_refuses_writes_and_turns_not_serving(
     conn.close()
     assert not (data_dir / "index").exists()
     assert "refusing writes" in caplog.text
+
+
+# -- API keys ----------------------------------------------------------------------
+
+BOOTSTRAP = "test-bootstrap-key-" + "b" * 40
+AS_BOOTSTRAP = (("authorization", f"Bearer {BOOTSTRAP}"),)
+
+
+@pytest.fixture
+def secure(tmp_path: Path) -> Iterator[RunningServer]:
+    settings = make_settings(
+        tmp_path / "data",
+        server={"storage_check_interval_s": 0.05},
+        auth={"enabled": "on", "bootstrap_key": BOOTSTRAP},
+    )
+    server = start_server(settings, HashEmbedder())
+    yield server
+    server.stop()
+
+
+def new_key(server: RunningServer, name: str = "k") -> admin.CreateApiKeyResponse:
+    return server.admin.CreateApiKey(  # type: ignore[no-any-return]
+        admin.CreateApiKeyRequest(tenant="t", role=admin.API_KEY_ROLE_WRITER, display_name=name),
+        metadata=AS_BOOTSTRAP,
+    )
+
+
+def key_conn(server: RunningServer) -> sqlite3.Connection:
+    store = server.app.security.keys.store
+    assert isinstance(store, SqliteKeyStore)
+    return store._conn
+
+
+def test_an_api_key_on_a_full_disk_fails_with_storage_full(secure: RunningServer) -> None:
+    pages = key_conn(secure).execute("PRAGMA page_count").fetchone()[0]
+    key_conn(secure).execute(f"PRAGMA max_page_count = {pages}")
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            for i in range(500):  # until the key table needs a page the disk does not have
+                new_key(secure, f"key {i} " + "n" * 100)
+        assert error_of(err.value)[:2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL")
+        assert retry_delay_s(err.value) > 0
+    finally:
+        key_conn(secure).execute("PRAGMA max_page_count = 4294967294")
+    assert new_key(secure).secret  # space freed: keys are made again
+
+
+class _FullDisk:
+    """A connection whose writes fail as SQLite's do on a full disk (an
+    UPDATE in place needs no new page, so max_page_count cannot stop it)."""
+
+    def __init__(self, conn: sqlite3.Connection, *, failing: str) -> None:
+        self.conn = conn
+        self.failing = failing
+        self.full = True
+        self.failures = 0
+
+    def execute(self, sql: str, *args: Any) -> Any:
+        if self.full and sql.lstrip().upper().startswith(self.failing):
+            self.failures += 1
+            raise sqlite3.OperationalError("database or disk is full")
+        return self.conn.execute(sql, *args)
+
+    def close(self) -> None:
+        self.conn.close()
+
+
+def test_revoking_a_key_on_a_full_disk_fails_with_storage_full(secure: RunningServer) -> None:
+    made = new_key(secure)
+    store = secure.app.security.keys.store
+    assert isinstance(store, SqliteKeyStore)
+    full = _FullDisk(store._conn, failing="UPDATE")
+    store._conn = full  # type: ignore[assignment]
+    try:
+        with pytest.raises(grpc.RpcError) as err:
+            secure.admin.RevokeApiKey(admin.RevokeApiKeyRequest(id=made.api_key.id), metadata=AS_BOOTSTRAP)
+        assert error_of(err.value)[:2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL")
+        assert full.failures == 1
+        # The key still works: authenticating records its last use, which fails quietly.
+        headers = (("authorization", f"Bearer {made.secret}"),)
+        secure.memory.ListMemories(pb.ListMemoriesRequest(scope=SCOPE), metadata=headers)
+    finally:
+        store._conn = full.conn
+    revoked = secure.admin.RevokeApiKey(admin.RevokeApiKeyRequest(id=made.api_key.id), metadata=AS_BOOTSTRAP)
+    assert revoked.api_key.revoke_time.seconds > 0
+
+
+def test_api_keys_are_not_written_once_the_data_directory_is_lost(
+    secure: RunningServer, tmp_path: Path
+) -> None:
+    made = new_key(secure)
+    (tmp_path / "data").rename(tmp_path / "moved-away")
+    for call in (
+        lambda: new_key(secure, "after"),
+        lambda: secure.admin.RevokeApiKey(
+            admin.RevokeApiKeyRequest(id=made.api_key.id), metadata=AS_BOOTSTRAP
+        ),
+    ):
+        with pytest.raises(grpc.RpcError) as err:
+            call()
+        assert error_of(err.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "DATA_DIRECTORY_LOST")
+    conn = sqlite3.connect(tmp_path / "moved-away" / "mnemo.db")
+    rows = conn.execute("SELECT display_name, revoke_time_us FROM api_keys").fetchall()
+    conn.close()
+    assert rows == [("k", None)]
