@@ -143,6 +143,12 @@ METRICS: tuple[MetricDoc, ...] = (
         (),
         "Store revision minus applied revision (writes of other processes not yet in this index).",
     ),
+    MetricDoc(
+        "mnemo_wal_checkpoint_failures_total",
+        "counter",
+        (),
+        "Background WAL checkpoints that failed (a full disk, mostly); the WAL grows meanwhile.",
+    ),
     MetricDoc("mnemo_watch_streams", "gauge", (), "WatchMemories streams open."),
     MetricDoc("mnemo_cache_hits_total", "counter", _CACHE_LABELS, "Cache lookups answered (keys)."),
     MetricDoc("mnemo_cache_misses_total", "counter", _CACHE_LABELS, "Cache lookups not answered (keys)."),
@@ -413,6 +419,11 @@ class ServerCollector(Collector):
         )
         yield GaugeMetricFamily(
             "mnemo_index_revision_lag", _help("mnemo_index_revision_lag"), value=max(0, revision - applied)
+        )
+        yield CounterMetricFamily(
+            "mnemo_wal_checkpoint_failures",
+            _help("mnemo_wal_checkpoint_failures"),
+            value=getattr(service.store, "checkpoint_failures", 0),
         )
         count = GaugeMetricFamily("mnemo_memories", _help("mnemo_memories"), labels=("tenant",))
         size = GaugeMetricFamily(

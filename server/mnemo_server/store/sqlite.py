@@ -147,6 +147,11 @@ class SqliteStore(RecordStore):
                 self._readers.add(holder)
         return holder.conn
 
+    @property
+    def checkpoint_failures(self) -> int:
+        """Background WAL checkpoints that failed since the store opened."""
+        return self._checkpointer.failures
+
     # ------------------------------------------------------------------ writes
 
     @contextmanager

@@ -9,9 +9,10 @@ them, not about filling a filesystem (which needs root for a small one).
 from __future__ import annotations
 
 import errno
+import logging
 import sqlite3
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -29,7 +30,9 @@ from mnemo_server.config import load_settings
 from mnemo_server.index import snapshot
 from mnemo_server.models import Principal, Scope
 from mnemo_server.service import MemoryDraft, MemoryService, SearchQuery, WriteOp
+from mnemo_server.store import sqlite_checkpoint
 from mnemo_server.store.sqlite import SqliteStore
+from mnemo_server.store.sqlite_checkpoint import Checkpointer
 from mnemo_server.store.sqlite_keys import SqliteKeyStore
 
 from ..conftest import RunningServer, error_of, make_settings, start_server
@@ -294,3 +297,46 @@ def test_api_keys_are_not_written_once_the_data_directory_is_lost(
     rows = conn.execute("SELECT display_name, revoke_time_us FROM api_keys").fetchall()
     conn.close()
     assert rows == [("k", None)]
+
+
+# -- the WAL checkpointer ----------------------------------------------------------
+
+
+def test_the_checkpointer_on_a_full_disk_warns_once_counts_and_keeps_running(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    store = SqliteStore(tmp_path / "mnemo.db")
+    real = store._checkpointer
+    real.stop()
+    full = _FullDisk(sqlite3.connect(store.path, check_same_thread=False), failing="PRAGMA WAL_CHECKPOINT")
+    checkpointer = Checkpointer(lambda: full, interval_s=0.001)  # type: ignore[arg-type,return-value]
+    store._checkpointer = checkpointer
+    try:
+        caplog.set_level(logging.DEBUG, logger=sqlite_checkpoint.__name__)
+
+        def commits_until(done: Callable[[], bool]) -> None:
+            deadline = time.monotonic() + 10
+            i = 0
+            while not done():
+                assert time.monotonic() < deadline
+                store.set_meta("test.n", str(i))
+                i += 1
+                with store.write():  # a commit, which wakes the checkpointer
+                    pass
+                time.sleep(0.005)
+
+        commits_until(lambda: checkpointer.failures >= 5)
+        assert store.checkpoint_failures == checkpointer.failures
+        warnings = [r for r in caplog.records if r.levelno >= logging.WARNING]
+        assert len(warnings) == 1
+        assert "disk is full" in warnings[0].getMessage()
+        assert warnings[0].exc_info is None
+        full.full = False
+        commits_until(lambda: "work again" in caplog.text)
+        failures = checkpointer.failures
+        full.full = True
+        commits_until(lambda: checkpointer.failures > failures)
+        # A new run of failures is said again.
+        assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 2
+    finally:
+        store.close()
