@@ -56,6 +56,27 @@ def is_disk_full(exc: BaseException) -> bool:
     return False
 
 
+#: Less free space than this after a write failed means the disk is what failed it.
+LOW_SPACE_BYTES = 1 << 20
+
+
+def free_bytes(path: Path) -> int | None:
+    """Bytes an unprivileged process may still write on the filesystem of
+    `path` (None when it cannot be told, e.g. the path is gone)."""
+    try:
+        st = os.statvfs(path)
+    except OSError:
+        return None
+    return st.f_bavail * st.f_frsize
+
+
+def out_of_space(path: Path) -> bool:
+    """Whether the filesystem of `path` is (all but) full: for failures that
+    carry no errno, such as a RuntimeError from FAISS's fwrite."""
+    free = free_bytes(path)
+    return free is not None and free < LOW_SPACE_BYTES
+
+
 def storage_full_error(what: str = "the write") -> StorageFullError:
     return StorageFullError(
         f"the disk under the data directory is full, so {what} was not made; "

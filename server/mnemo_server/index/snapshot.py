@@ -15,6 +15,7 @@ file (LevelDB's CURRENT/MANIFEST scheme).
 
 from __future__ import annotations
 
+import errno
 import json
 import mmap
 import os
@@ -27,6 +28,8 @@ from typing import Any
 
 import numpy as np
 import numpy.typing as npt
+
+from mnemo_server import storage
 
 CURRENT = "CURRENT"
 MANIFEST = "manifest.json"
@@ -71,6 +74,18 @@ def write(directory: Path, revision: int, fill: Callable[[Path], dict[str, Any]]
             os.fsync(f.fileno())
         os.replace(pointer, directory / CURRENT)
         _fsync_dir(directory)
+    except OSError:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    except RuntimeError as exc:
+        # FAISS reports a failed fwrite as a RuntimeError without an errno:
+        # looked at before the partial files are deleted, a (nearly) full
+        # filesystem says why.
+        full = storage.out_of_space(tmp)
+        shutil.rmtree(tmp, ignore_errors=True)
+        if full:
+            raise OSError(errno.ENOSPC, f"no space left on the device of {directory} ({exc})") from exc
+        raise
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise

@@ -25,9 +25,10 @@ from grpc_status import rpc_status
 from mnemo.v1 import admin_service_pb2 as admin
 from mnemo.v1 import memory_pb2 as m
 from mnemo.v1 import memory_service_pb2 as pb
+from mnemo_server import storage
 from mnemo_server.app import build_index, build_store
 from mnemo_server.config import load_settings
-from mnemo_server.index import snapshot
+from mnemo_server.index import faiss_shard, snapshot
 from mnemo_server.models import Principal, Scope
 from mnemo_server.service import MemoryDraft, MemoryService, SearchQuery, WriteOp
 from mnemo_server.store import sqlite_checkpoint
@@ -340,3 +341,81 @@ def test_the_checkpointer_on_a_full_disk_warns_once_counts_and_keeps_running(
         assert len([r for r in caplog.records if r.levelno >= logging.WARNING]) == 2
     finally:
         store.close()
+
+
+# -- snapshots failing inside FAISS --------------------------------------------------
+
+
+def fwrite_fails(*args: Any, **kwargs: Any) -> None:
+    # What faiss.write_index raises when fwrite comes up short (no errno).
+    raise RuntimeError(
+        "Error in void faiss::FileIOWriter::operator()(const void*, size_t, size_t) at "
+        "faiss/impl/io.cpp:102: Error: 'ret == nitems' failed: write error in index.hnsw: 0 != 1"
+    )
+
+
+@pytest.fixture
+def graphed(tmp_path: Path) -> Iterator[RunningServer]:
+    """A server whose shards hold an HNSW graph, which FAISS itself writes."""
+    settings = make_settings(
+        tmp_path / "data",
+        server={"storage_check_interval_s": 0.05},
+        index={"ann_threshold": 1},
+    )
+    server = start_server(settings, HashEmbedder())
+    for content in ("one", "two", "three"):
+        create(server, content)
+    assert server.app.service is not None
+    assert any(s.kind.name == "HNSW" for s in server.app.service.index.shards())
+    yield server
+    server.stop()
+
+
+@pytest.mark.parametrize("free", [0, 4096])
+def test_a_snapshot_failing_inside_faiss_on_a_full_disk_fails_with_storage_full(
+    graphed: RunningServer, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, free: int
+) -> None:
+    monkeypatch.setattr(faiss_shard.faiss, "write_index", fwrite_fails)
+    monkeypatch.setattr(storage, "free_bytes", lambda path: free)
+    with pytest.raises(grpc.RpcError) as err:
+        graphed.admin.CreateSnapshot(admin.CreateSnapshotRequest())
+    assert error_of(err.value)[:2] == (grpc.StatusCode.RESOURCE_EXHAUSTED, "STORAGE_FULL")
+    assert retry_delay_s(err.value) > 0
+    assert not any((tmp_path / "data" / "index").glob(".tmp-*"))  # the partial snapshot is gone
+    monkeypatch.undo()
+    assert graphed.admin.CreateSnapshot(admin.CreateSnapshotRequest()).revision > 0
+
+
+def test_a_snapshot_failing_inside_faiss_with_space_left_stays_internal(
+    graphed: RunningServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(faiss_shard.faiss, "write_index", fwrite_fails)
+    monkeypatch.setattr(storage, "free_bytes", lambda path: 10 << 30)
+    with pytest.raises(grpc.RpcError) as err:
+        graphed.admin.CreateSnapshot(admin.CreateSnapshotRequest())
+    assert err.value.code() == grpc.StatusCode.INTERNAL
+
+
+def test_a_background_snapshot_on_a_full_disk_is_logged_and_retried(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    settings = make_settings(tmp_path / "data", index={"ann_threshold": 1, "snapshot_interval_s": 0.05})
+    monkeypatch.setattr(faiss_shard.faiss, "write_index", fwrite_fails)
+    monkeypatch.setattr(storage, "free_bytes", lambda path: 0)
+    caplog.set_level(logging.INFO, logger="mnemo.app")
+    running = start_server(settings, HashEmbedder())
+    try:
+        for content in ("one", "two", "three"):
+            create(running, content)
+        deadline = time.monotonic() + 10
+        while "snapshot failed (STORAGE_FULL); will retry" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        assert not [r for r in caplog.records if "snapshot failed" in r.getMessage() and r.exc_info]
+        create(running, "still writing")  # the server goes on
+        monkeypatch.undo()
+        while "index snapshot at revision" not in caplog.text:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+    finally:
+        running.stop()
