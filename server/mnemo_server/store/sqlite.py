@@ -138,14 +138,36 @@ class SqliteStore(RecordStore):
             raise RuntimeError("the store is closed")
         holder: _Reader | None = getattr(self._local, "reader", None)
         if holder is None:
-            conn = self._connect()
-            conn.execute("PRAGMA query_only = ON")
-            conn.execute(f"PRAGMA mmap_size = {_READER_MMAP_BYTES}")
+            conn = self._connect_reader()
             holder = _Reader(conn)
             self._local.reader = holder
             with self._readers_lock:
                 self._readers.add(holder)
         return holder.conn
+
+    def _connect_reader(self) -> sqlite3.Connection:
+        conn = self._connect_again()
+        try:
+            conn.execute("PRAGMA query_only = ON")
+            conn.execute(f"PRAGMA mmap_size = {_READER_MMAP_BYTES}")
+        except BaseException:
+            conn.close()
+            raise
+        return conn
+
+    def _connect_again(self) -> sqlite3.Connection:
+        """A connection opened after the start (readers, exports). It opens
+        the file by its path: once the data directory is lost, that would
+        fail (INTERNAL) or, in a directory put in its place, create an empty
+        database and answer from it; DataDirectoryLostError says why instead."""
+        if self._guard is not None:
+            self._guard()
+        try:
+            return self._connect()
+        except sqlite3.Error:
+            if self._guard is not None:
+                self._guard()  # lost between the check and the open
+            raise
 
     @property
     def checkpoint_failures(self) -> int:
@@ -645,7 +667,7 @@ class SqliteStore(RecordStore):
         # Its own connection in one read transaction: WAL gives it a stable
         # snapshot however long the export streams, and the batches may be
         # fetched from different worker threads.
-        conn = self._connect()
+        conn = self._connect_again()
         # A client that cancels the export makes the servicer leave the
         # snapshot while a worker thread may still be fetching a batch:
         # closing a connection under a running statement crashes the process

@@ -11,8 +11,10 @@ from __future__ import annotations
 import errno
 import logging
 import sqlite3
+import threading
 import time
 from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -28,9 +30,11 @@ from mnemo.v1 import memory_service_pb2 as pb
 from mnemo_server import storage
 from mnemo_server.app import build_index, build_store
 from mnemo_server.config import load_settings
+from mnemo_server.errors import DataDirectoryLostError
 from mnemo_server.index import faiss_shard, snapshot
 from mnemo_server.models import Principal, Scope
 from mnemo_server.service import MemoryDraft, MemoryService, SearchQuery, WriteOp
+from mnemo_server.storage import DataDirectoryWatch
 from mnemo_server.store import sqlite_checkpoint
 from mnemo_server.store.sqlite import SqliteStore
 from mnemo_server.store.sqlite_checkpoint import Checkpointer
@@ -419,3 +423,43 @@ def test_a_background_snapshot_on_a_full_disk_is_logged_and_retried(
             time.sleep(0.05)
     finally:
         running.stop()
+
+
+# -- reads after the data directory is lost --------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["deleted", "replaced"])
+def test_a_first_read_on_a_new_thread_after_the_loss_is_data_directory_lost(tmp_path: Path, how: str) -> None:
+    data_dir = tmp_path / "data"
+    data_dir.mkdir()
+    watch = DataDirectoryWatch(data_dir)
+    store = SqliteStore(data_dir / "mnemo.db", guard=watch.check)
+    watch.track(data_dir / "mnemo.db")
+    try:
+        assert store.get("t", "m") is None  # this thread's reader is open
+        data_dir.rename(tmp_path / "moved-away")
+        if how == "replaced":
+            data_dir.mkdir()
+        assert store.get("t", "m") is None  # an open reader reads on
+        with ThreadPoolExecutor(1) as pool:
+            with pytest.raises(DataDirectoryLostError):
+                pool.submit(store.get, "t", "m").result()
+            with pytest.raises(DataDirectoryLostError):
+                pool.submit(store.count).result()
+        if how == "replaced":
+            assert list(data_dir.iterdir()) == []  # no empty database made in its place
+    finally:
+        store.close()
+
+
+def test_a_read_after_the_loss_on_a_thread_new_to_the_store_is_unavailable(
+    running: RunningServer, tmp_path: Path
+) -> None:
+    kept = create(running, "before")
+    (tmp_path / "data").rename(tmp_path / "moved-away")
+    store = running.app.service.store  # type: ignore[union-attr]
+    assert isinstance(store, SqliteStore)
+    store._local = threading.local()  # as if every worker thread were new
+    with pytest.raises(grpc.RpcError) as err:
+        running.memory.GetMemory(pb.GetMemoryRequest(id=kept.id))
+    assert error_of(err.value)[:2] == (grpc.StatusCode.UNAVAILABLE, "DATA_DIRECTORY_LOST")
