@@ -4,14 +4,17 @@ deleted or replaced under the running server.
 A full disk shows up as SQLite's SQLITE_FULL ("database or disk is full") or
 an OSError ENOSPC/EDQUOT from a file write. `disk_full_as_error()` turns
 those into `StorageFullError` (RESOURCE_EXHAUSTED / STORAGE_FULL with a retry
-delay): nothing was written, reads keep working, and writes work again once
-the operator frees space, without a restart.
+delay); a failure without an errno (FAISS's RuntimeError) is told apart by
+`out_of_space()`, the free space statvfs reports. Nothing was written,
+reads keep working, and writes work again once the operator frees space,
+without a restart.
 
 A deleted data directory does not stop SQLite: its open file descriptors
 keep working on unlinked files, so writes would be acknowledged and then
 vanish at the next restart. `DataDirectoryWatch` remembers the device and
 inode of the directory and of the files the server keeps open, and
-`check()` (before each write commits, and periodically from the app) raises
+`check()` (before each write commits, before a new connection opens the
+database by its path, and periodically from the app) raises
 `DataDirectoryLostError` once either is gone or replaced. Lost is final: the
 server refuses writes and reports NOT_SERVING until it is restarted.
 """
