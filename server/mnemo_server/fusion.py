@@ -10,10 +10,11 @@ live on unrelated scales (Cormack, Clarke and Buettcher, SIGIR 2009).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from typing import Final
 
-from mnemo_server.models import Memory, SearchHit
+from mnemo_server.models import HitExplanation, Memory, SearchHit
 
 DEFAULT_RRF_K: Final = 60
 MAX_RRF_K: Final = 10_000
@@ -40,3 +41,30 @@ def fuse(rankings: Sequence[Sequence[SearchHit]], *, k: int, top_k: int) -> list
             scores[key] = scores.get(key, 0.0) + 1.0 / (k + rank)
             memories.setdefault(key, hit.memory)
     return ranked([SearchHit(memories[key], score) for key, score in scores.items()])[:top_k]
+
+
+def explain(
+    hits: Sequence[SearchHit],
+    *,
+    vector: Sequence[SearchHit] | None,
+    keyword: Sequence[SearchHit] | None,
+    fused: bool,
+) -> list[SearchHit]:
+    """`hits` with their explanations: each half's score and rank in its
+    ranking (`ranked`, as given to `fuse`), for the halves that ran (not
+    None) and found the hit, and with `fused` the hit's score as fused."""
+    vector_at = {h.memory.key: (rank, h.score) for rank, h in enumerate(vector or (), start=1)}
+    keyword_at = {h.memory.key: (rank, h.score) for rank, h in enumerate(keyword or (), start=1)}
+    out = []
+    for hit in hits:
+        v = vector_at.get(hit.memory.key)
+        w = keyword_at.get(hit.memory.key)
+        explanation = HitExplanation(
+            vector_score=None if v is None else v[1],
+            vector_rank=None if v is None else v[0],
+            keyword_score=None if w is None else w[1],
+            keyword_rank=None if w is None else w[0],
+            fused_score=hit.score if fused else None,
+        )
+        out.append(dataclasses.replace(hit, explanation=explanation))
+    return out

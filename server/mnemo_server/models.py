@@ -120,12 +120,26 @@ class Memory:
 
 
 @dataclass(frozen=True, slots=True)
+class HitExplanation:
+    """How a hit was ranked (fusion.explain): each half's score and rank
+    (from 1), None where that half did not find the hit or did not run, and
+    the fused score in hybrid mode."""
+
+    vector_score: float | None = None
+    vector_rank: int | None = None
+    keyword_score: float | None = None
+    keyword_rank: int | None = None
+    fused_score: float | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class SearchHit:
     """A memory and how well it matches the query: cosine similarity,
     BM25 or RRF score by search mode (fusion.py)."""
 
     memory: Memory
     score: float
+    explanation: HitExplanation | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -169,6 +169,8 @@ class SearchQuery:
     field: str = ""
     mode: SearchMode = SearchMode.VECTOR
     rrf_k: int | None = None
+    #: Give each hit its HitExplanation; never served from or stored in the result cache.
+    explain: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -528,15 +530,17 @@ class MemoryService:
         if self.caches is not None:
             # Before any data read: a write that lands after this lookup bumps
             # the generation the result would be stored under.
+            # Explained searches are always computed (the cache keeps no explanations).
+            cacheable = [i for i, q in enumerate(queries) if not q.explain]
             with telemetry.span("cache.search"):
                 found = (
                     list(lookups_done)
                     if lookups_done is not None
                     else self.caches.search.lookup(
-                        principal.tenant, [(c.scope, c.fingerprint) for c in checked]
+                        principal.tenant, [(checked[i].scope, checked[i].fingerprint) for i in cacheable]
                     )
                 )
-            for i, lookup in enumerate(found):
+            for i, lookup in zip(cacheable, found, strict=True):
                 lookups[i] = lookup
                 if lookup.hits is not None:
                     results[i] = self._from_cache(principal, queries[i], lookup, now)
@@ -569,7 +573,7 @@ class MemoryService:
     def cached_lookup(self, principal: Principal, q: SearchQuery) -> SearchLookup | None:
         """A result-cache hit found on the caller's thread, or None (then call
         `search`). Only worth it when the caches are in-process."""
-        if not self.inline_cache_hits or self.caches is None:
+        if not self.inline_cache_hits or self.caches is None or q.explain:
             return None
         self.confine(principal, q.scope)
         checked = self._check_query(q)
@@ -689,11 +693,22 @@ class MemoryService:
                 memory = usable(h.key)
                 if memory is not None:
                     by_words.append(SearchHit(memory, h.score))
+            vector_ranking = None if c.mode is SearchMode.KEYWORD else fusion.ranked(by_vector)
+            keyword_ranking = None if c.mode is SearchMode.VECTOR else fusion.ranked(by_words)
             if c.mode is SearchMode.HYBRID:
-                rankings = [fusion.ranked(by_vector), fusion.ranked(by_words)]
-                hits = fusion.fuse(rankings, k=c.rrf_k, top_k=c.top_k)
+                assert vector_ranking is not None and keyword_ranking is not None
+                hits = fusion.fuse([vector_ranking, keyword_ranking], k=c.rrf_k, top_k=c.top_k)
             else:
-                hits = fusion.ranked(by_words if c.mode is SearchMode.KEYWORD else by_vector)[: c.top_k]
+                ranking = keyword_ranking if c.mode is SearchMode.KEYWORD else vector_ranking
+                assert ranking is not None
+                hits = ranking[: c.top_k]
+            if q.explain:
+                hits = fusion.explain(
+                    hits,
+                    vector=vector_ranking,
+                    keyword=keyword_ranking,
+                    fused=c.mode is SearchMode.HYBRID,
+                )
             results.append(SearchResult(hits, self._model_of(q)))
         return results
 
@@ -757,6 +772,7 @@ class MemoryService:
             min_score=q.min_score,
             mode=q.mode.value,
             rrf_k=rrf_k if q.mode is SearchMode.HYBRID else 0,
+            explain=q.explain,
         )
         depth = fusion.candidate_depth(top_k) if q.mode is SearchMode.HYBRID else top_k
         return _Checked(vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth)

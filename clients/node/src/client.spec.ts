@@ -225,6 +225,27 @@ describe("search", () => {
     );
   });
 
+  test("explained hits carry each half's rank and score", async () => {
+    assert.equal((await client.search("peanuts", { userId: uid, mode: "hybrid" })).hits[0]?.explanation, null);
+    const hybrid = await client.search("peanuts", { userId: uid, mode: "hybrid", rrfK: 1, explain: true });
+    const top = hybrid.hits[0]!.explanation!;
+    assert.deepEqual([top.vectorRank, top.keywordRank, top.fusedScore], [1, 1, 1]);
+    assert.ok(top.vectorScore! > 0 && top.keywordScore! > 0);
+    for (const hit of hybrid.hits) {
+      const e = hit.explanation!;
+      const fused = [e.vectorRank, e.keywordRank].reduce((sum: number, r) => (r === null ? sum : sum + 1 / (1 + r)), 0);
+      assert.ok(Math.abs(e.fusedScore! - fused) < 1e-6 && e.fusedScore === hit.score);
+    }
+    const keyword = (await client.search("peanuts", { userId: uid, mode: "keyword", explain: true })).hits[0]!;
+    assert.deepEqual(keyword.explanation, {
+      vectorScore: null,
+      vectorRank: null,
+      keywordScore: keyword.score,
+      keywordRank: 1,
+      fusedScore: null,
+    });
+  });
+
   test("a vector search, with embeddings returned", async () => {
     const [peanuts] = (await client.search("peanuts", { userId: uid, topK: 1, includeEmbedding: true })).hits;
     assert.equal(peanuts?.memory.embedding?.length, 384);

@@ -208,11 +208,26 @@ export function deleteResult(r: pb.DeleteMemoryResponse): t.DeleteResult {
   return { revision: num(r.revision), raw: r };
 }
 
+function explanation(h: pb.SearchHit): t.HitExplanation | null {
+  const e = h.explanation;
+  if (e === undefined) {
+    return null;
+  }
+  return {
+    vectorScore: e.vectorScore ?? null,
+    vectorRank: e.vectorRank ?? null,
+    keywordScore: e.keywordScore ?? null,
+    keywordRank: e.keywordRank ?? null,
+    fusedScore: e.fusedScore ?? null,
+  };
+}
+
 export function searchResult(r: pb.SearchMemoriesResponse): t.SearchResult {
   return {
     hits: r.hits.map((h) => ({
       memory: memory(h.memory ?? create(memPb.MemorySchema)),
       score: h.score,
+      explanation: explanation(h),
       raw: h,
     })),
     embeddingModel: r.embeddingModel,

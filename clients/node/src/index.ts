@@ -41,6 +41,7 @@ export type {
   EnumLike,
   ExportHeader,
   HistoryPage,
+  HitExplanation,
   ImportFailure,
   ImportResult,
   Inconsistency,

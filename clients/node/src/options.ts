@@ -136,6 +136,9 @@ export interface SearchDefaults extends ScopeOptions, CallOptions {
   rrfK?: number | null;
   /** Return each hit's vector. */
   includeEmbedding?: boolean;
+  /** Give each hit an `explanation` of how it was ranked (each half's score
+   * and rank, the fused score); such a search is never served from cache. */
+  explain?: boolean;
 }
 
 /** Options of `search`. */

@@ -134,6 +134,10 @@ describe("requests", () => {
     assert.deepEqual([hybrid.mode, hybrid.rrfK], [3, 7]);
     assert.equal(r.searchMemories("q", { mode: "SEARCH_MODE_KEYWORD" }).mode, 2);
     assert.equal(r.searchMemories("q").rrfK, undefined);
+    assert.equal(r.searchMemories("q").explain, false);
+    assert.equal(r.searchMemories("q", { explain: true }).explain, true);
+    const explained = r.batchSearchMemories(["a", { query: "b", explain: false }], { explain: true });
+    assert.deepEqual(explained.requests.map((q) => q.explain), [true, false]);
     assert.throws(() => r.searchMemories("q", { mode: "fuzzy" }), /SearchMode/);
     const modes = r.batchSearchMemories(["a", { query: "b", mode: "vector" }], { mode: "keyword" });
     assert.deepEqual(modes.requests.map((q) => q.mode), [2, 1]);

@@ -190,6 +190,7 @@ export function searchMemories(
     filter: o.filter ?? "",
     topK: o.topK ?? 0,
     includeEmbedding: Boolean(o.includeEmbedding),
+    explain: Boolean(o.explain),
   });
   if (o.minScore != null) {
     request.minScore = o.minScore;
@@ -215,6 +216,7 @@ const QUERY_FIELDS = [
   "mode",
   "rrfK",
   "includeEmbedding",
+  "explain",
   "queryId",
 ] as const;
 
@@ -243,6 +245,7 @@ export function searchFromQuery(q: SearchQuery): pb.SearchMemoriesRequest {
     mode: q.mode,
     rrfK: q.rrfK,
     includeEmbedding: q.includeEmbedding ?? false,
+    explain: q.explain ?? false,
   });
 }
 
@@ -258,6 +261,7 @@ export function searchDefaults(o: Fields<SearchOptions>): Record<string, unknown
     mode: o.mode,
     rrfK: o.rrfK,
     includeEmbedding: o.includeEmbedding ?? false,
+    explain: o.explain ?? false,
   };
 }
 

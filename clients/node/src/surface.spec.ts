@@ -22,7 +22,7 @@ function same<T extends true>(): T | void {}
 
 const CALL = ["timeoutMs", "signal", "headers"] as const;
 const SCOPE = ["userId", "agentId", "runId"] as const;
-const SEARCH = [...SCOPE, "filter", "topK", "minScore", "mode", "rrfK", "includeEmbedding", ...CALL] as const;
+const SEARCH = [...SCOPE, "filter", "topK", "minScore", "mode", "rrfK", "includeEmbedding", "explain", ...CALL] as const;
 
 /** Each method: its positional arguments, then the keys of its options object. */
 const METHODS = {
@@ -105,6 +105,7 @@ same<Equal<keyof api.ClientOptions, (typeof CLIENT_OPTIONS)[number]>>();
 type Exported = [
   api.ApiKey, api.ApiKeyPage, api.BatchWriteResult, api.CacheStats, api.ConsistencyReport, api.CreatedApiKey,
   api.CreateResult, api.DedupPolicy, api.DeleteMemoriesResult, api.DeleteResult, api.ExportHeader, api.HistoryPage,
+  api.HitExplanation,
   api.ImportFailure, api.ImportResult, api.Inconsistency, api.IndexShardStats, api.Memory, api.MemoryEvent,
   api.MemoryLink, api.MemoryPage, api.MemoryVersion, api.ReembedProgress, api.RetentionPolicy, api.ScopeCount,
   api.SearchHit, api.SearchQuery, api.SearchResult, api.Snapshot, api.Stats, api.StreamSearchResult,
@@ -115,7 +116,8 @@ type Exported = [
 ];
 const TYPES = [
   "ApiKey", "ApiKeyPage", "BatchWriteResult", "CacheStats", "ConsistencyReport", "CreatedApiKey", "CreateResult",
-  "DedupPolicy", "DeleteMemoriesResult", "DeleteResult", "ExportHeader", "HistoryPage", "ImportFailure",
+  "DedupPolicy", "DeleteMemoriesResult", "DeleteResult", "ExportHeader", "HistoryPage", "HitExplanation",
+  "ImportFailure",
   "ImportResult", "Inconsistency", "IndexShardStats", "Memory", "MemoryEvent", "MemoryLink", "MemoryPage",
   "MemoryVersion", "ReembedProgress", "RetentionPolicy", "ScopeCount", "SearchHit", "SearchQuery", "SearchResult",
   "Snapshot", "Stats", "StreamSearchResult", "TenantStats", "WriteResult",

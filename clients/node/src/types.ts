@@ -172,6 +172,7 @@ export interface SearchQuery {
   readonly mode?: EnumLike<SearchMode> | null;
   readonly rrfK?: number | null;
   readonly includeEmbedding?: boolean | null;
+  readonly explain?: boolean | null;
   readonly queryId?: string | null;
 }
 
@@ -230,7 +231,21 @@ export interface MemoryPage {
 export interface SearchHit {
   readonly memory: Memory;
   readonly score: number;
+  /** How the hit was ranked, when the search asked to `explain`; else null. */
+  readonly explanation: HitExplanation | null;
   readonly raw: pb.SearchHit;
+}
+
+/** How a search hit was ranked: the vector half's cosine similarity and rank
+ * (from 1), the keyword half's BM25 score and rank, and in hybrid mode the
+ * fused score, the sum of 1 / (rrfK + rank) over the ranks given. A part is
+ * null when its half did not find the hit or did not run. */
+export interface HitExplanation {
+  readonly vectorScore: number | null;
+  readonly vectorRank: number | null;
+  readonly keywordScore: number | null;
+  readonly keywordRank: number | null;
+  readonly fusedScore: number | null;
 }
 
 /** The hits of one search, best first. */

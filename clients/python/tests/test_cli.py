@@ -148,6 +148,15 @@ def test_search_modes(mnemo: Any, client: MnemoClient, user: str) -> None:
     hybrid = mnemo("search", "A-7731", "-u", user, "--mode", "hybrid", "--rrf-k", "1", "--json")
     assert hybrid.json["hits"][0]["memory"]["content"] == "Order A-7731 shipped"
     assert hybrid.json["hits"][0]["score"] == 1.0  # first in both rankings: 1/2 + 1/2
+    explained = mnemo("search", "A-7731", "-u", user, "--mode", "hybrid", "--json", "--explain")
+    assert explained.json["hits"][0]["explanation"]["vectorRank"] == 1
+    assert explained.json["hits"][0]["explanation"]["keywordRank"] == 1
+    assert "explanation" not in hybrid.json["hits"][0]
+    table = mnemo("search", "A-7731", "-u", user, "--mode", "hybrid", "--rrf-k", "1", "--explain")
+    header, first, *rest = table.out.splitlines()
+    assert header.split()[:3] == ["SCORE", "VECTOR", "KEYWORD"]
+    assert first.split()[:5] == ["1.0000", "#1", first.split()[2], "#1", first.split()[4]]
+    assert any(" - " in line for line in rest), "a hit without the query's words has no keyword part"
     assert mnemo("search", "x", "--mode", "fuzzy").code == 2
     bad = mnemo("search", "x", "--mode", "keyword", "--min-score", "0.5")
     assert bad.code == 1 and bad.err.splitlines()[1].startswith("  min_score: ")

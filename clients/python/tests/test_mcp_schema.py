@@ -123,6 +123,19 @@ def test_descriptions_are_the_proto_comments() -> None:
     assert "A fact or preference" in kind["description"]
 
 
+def test_search_takes_the_retrieval_modes() -> None:
+    search = next(t for t in TOOLS if t.name == "search_memories")
+    props = search.schema(Scope())["properties"]
+    assert props["mode"]["type"] == "string"
+    assert props["mode"]["enum"] == ["vector", "keyword", "hybrid"]
+    assert "reciprocal rank fusion" in props["mode"]["description"]
+    assert props["rrf_k"]["type"] == "integer"
+    assert "Must lie in [1, 10000]" in props["rrf_k"]["description"]
+    assert "mode" not in search.schema(Scope())["required"]
+    request = _requests.search_memories("x", mode="hybrid", rrf_k=5)
+    assert request.mode == 3 and request.rrf_k == 5
+
+
 def test_a_fixed_scope_is_no_parameter() -> None:
     fixed = Scope(user_id="alice", agent_id="bot")
     for tool in TOOLS:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import socket
 import uuid
 from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from conftest import KeepOpen, Server, start_server
@@ -99,12 +100,20 @@ async def test_a_search_through_mcp_equals_the_same_search_through_grpc(
         await aclient.create(fact, user_id=user)
     for i in range(8):
         await aclient.create(f"Alice visited city number {i}", user_id=user, tags=["place"])
-    queries = [("what does alice drink?", None), ("travel", 'tags:"place"'), ("family", "NOT tags:place")]
+    queries: list[tuple[str, str | None, dict[str, Any]]] = [
+        ("what does alice drink?", None, {}),
+        ("travel", 'tags:"place"', {}),
+        ("family", "NOT tags:place", {}),
+        ("city number 3", None, {"mode": "keyword"}),
+        ("alice city 5", None, {"mode": "hybrid"}),
+        ("alice city 5", None, {"mode": "hybrid", "rrf_k": 1}),
+    ]
     async with stdio(server.address) as c:
-        for query, filter in queries:
+        for query, filter, options in queries:
             args = {"query": query, "user_id": user, "top_k": 6, **({"filter": filter} if filter else {})}
-            over_mcp = (await call(c, "search_memories", **args))["hits"]
-            over_grpc = (await aclient.search(query, user_id=user, filter=filter, top_k=6)).hits
+            over_mcp = (await call(c, "search_memories", **args, **options))["hits"]
+            over_grpc = (await aclient.search(query, user_id=user, filter=filter, top_k=6, **options)).hits
+            assert over_mcp, (query, options)
             assert [h["id"] for h in over_mcp] == [h.memory.id for h in over_grpc]
             assert [h["score"] for h in over_mcp] == [round(h.score, 4) for h in over_grpc]
 

@@ -116,3 +116,10 @@ async def test_search_modes(aclient: AsyncMnemoClient, user: str) -> None:
     assert batch.hits == keyword.hits
     answers = [a async for a in aclient.stream_search(["B-12"], user_id=user, mode="keyword")]
     assert answers[0].result is not None and answers[0].result.hits == keyword.hits
+    explained = await aclient.search("B-12", user_id=user, mode="hybrid", rrf_k=1, explain=True)
+    e = explained.hits[0].explanation
+    assert e is not None and (e.vector_rank, e.keyword_rank, e.fused_score) == (1, 1, 1.0)
+    [batch] = await aclient.batch_search(["B-12"], user_id=user, mode="keyword", explain=True)
+    assert batch.hits[0].explanation is not None and batch.hits[0].explanation.keyword_rank == 1
+    answers = [a async for a in aclient.stream_search(["B-12"], user_id=user, explain=True)]
+    assert answers[0].result is not None and answers[0].result.hits[0].explanation is not None

@@ -109,6 +109,29 @@ def test_keyword_and_hybrid_modes(client: MnemoClient, user: str) -> None:
         client.search("x", mode="fuzzy")
 
 
+def test_explained_hits_carry_each_halfs_rank_and_score(client: MnemoClient, user: str) -> None:
+    seed(client, user, [*FACTS, "Flight LH440 departs at 10:05", "Ticket A-7731 is closed"])
+    plain = client.search("Ticket A-7731", user_id=user, mode="hybrid", top_k=3)
+    assert all(h.explanation is None for h in plain.hits)
+    hybrid = client.search("Ticket A-7731", user_id=user, mode="hybrid", rrf_k=10, top_k=3, explain=True)
+    top = hybrid.hits[0]
+    assert top.memory.content == "Ticket A-7731 is closed" and top.explanation is not None
+    assert (top.explanation.vector_rank, top.explanation.keyword_rank) == (1, 1)
+    assert top.explanation.fused_score == top.score == pytest.approx(2 / 11)
+    for hit in hybrid.hits:
+        e = hit.explanation
+        assert e is not None and e.fused_score == pytest.approx(
+            sum(1 / (10 + r) for r in (e.vector_rank, e.keyword_rank) if r is not None)
+        )
+    keyword = client.search("LH440", user_id=user, mode="keyword", explain=True).hits[0].explanation
+    assert keyword is not None and keyword.keyword_rank == 1 and keyword.keyword_score
+    assert (keyword.vector_rank, keyword.vector_score, keyword.fused_score) == (None, None, None)
+    [batch] = client.batch_search([SearchQuery(query="LH440", explain=True)], user_id=user, top_k=1)
+    assert batch.hits[0].explanation is not None and batch.hits[0].explanation.vector_rank == 1
+    [answer] = client.stream_search(["LH440"], user_id=user, top_k=1, explain=True)
+    assert answer.result is not None and answer.result.hits[0].explanation is not None
+
+
 def test_batch_write_reports_each_operation(client: MnemoClient, user: str) -> None:
     keep, gone = seed(client, user, ["kept memory", "deleted memory"])
     result = client.batch_write(

@@ -46,6 +46,7 @@ EXPORTED = [
     "ExportHeader",
     "ExportStream",
     "HistoryPage",
+    "HitExplanation",
     "ImportConflictPolicy",
     "ImportFailure",
     "ImportResult",
@@ -105,8 +106,8 @@ ERRORS = [
 
 SCOPE = "user_id=None, agent_id=None, run_id=None"
 SEARCH = (
-    f"{SCOPE}, filter=None, top_k=None, min_score=None, mode=None, rrf_k=None, include_embedding=False, "
-    "timeout=None"
+    f"{SCOPE}, filter=None, top_k=None, min_score=None, mode=None, rrf_k=None, explain=False, "
+    "include_embedding=False, timeout=None"
 )
 METHODS = {
     "batch_search": f"queries, *, {SEARCH}",
@@ -309,9 +310,11 @@ def test_search_list_watch_and_admin_requests() -> None:
         mode="hybrid",
         rrf_k=7,
         include_embedding=True,
+        explain=True,
     )
-    assert (search.mode, search.rrf_k) == (memory_service_pb2.SEARCH_MODE_HYBRID, 7)
+    assert (search.mode, search.rrf_k, search.explain) == (memory_service_pb2.SEARCH_MODE_HYBRID, 7, True)
     assert not _requests.search_memories("q").HasField("rrf_k")
+    assert not _requests.search_memories("q").explain
     assert (search.query, search.scope.user_id, search.scope.run_id, search.filter, search.top_k) == (
         "q",
         "u",

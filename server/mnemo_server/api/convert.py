@@ -17,7 +17,16 @@ from mnemo.v1 import memory_pb2 as pb
 from mnemo.v1 import memory_service_pb2 as svc_pb
 from mnemo_server.errors import invalid
 from mnemo_server.feed import FeedEvent
-from mnemo_server.models import ChangeType, Link, Memory, MemoryKind, Scope, SearchHit, Vector
+from mnemo_server.models import (
+    ChangeType,
+    HitExplanation,
+    Link,
+    Memory,
+    MemoryKind,
+    Scope,
+    SearchHit,
+    Vector,
+)
 from mnemo_server.service import (
     DedupMode,
     DedupPolicy,
@@ -319,6 +328,7 @@ def search_from_proto(request: svc_pb.SearchMemoriesRequest, field: str) -> Sear
         field=field,
         mode=mode,
         rrf_k=request.rrf_k if request.HasField("rrf_k") else None,
+        explain=request.explain,
     )
 
 
@@ -329,7 +339,23 @@ def search_result_to_proto(
     for hit in hits:
         out = response.hits.add(score=hit.score)
         memory_to_proto(hit.memory, out.memory, embedding=include_embedding)
+        if hit.explanation is not None:
+            explanation_to_proto(hit.explanation, out.explanation)
     return response
+
+
+def explanation_to_proto(explanation: HitExplanation, out: svc_pb.HitExplanation) -> None:
+    out.SetInParent()  # present even when no part is set
+    if explanation.vector_score is not None:
+        out.vector_score = explanation.vector_score
+    if explanation.vector_rank is not None:
+        out.vector_rank = explanation.vector_rank
+    if explanation.keyword_score is not None:
+        out.keyword_score = explanation.keyword_score
+    if explanation.keyword_rank is not None:
+        out.keyword_rank = explanation.keyword_rank
+    if explanation.fused_score is not None:
+        out.fused_score = explanation.fused_score
 
 
 def version_to_proto(record: VersionRecord, out: svc_pb.MemoryVersion) -> None:

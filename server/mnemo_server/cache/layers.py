@@ -225,12 +225,14 @@ def search_fingerprint(
     min_score: float | None = None,
     mode: str = "vector",
     rrf_k: int = 0,
+    explain: bool = False,
 ) -> bytes:
     """The request part of a result-cache key: everything but tenant and scope
     that decides the hits. Give the filter in canonical form
     (filters.format_filter) so that spellings of one filter share entries,
     top_k after defaults are applied, and rrf_k as used (0 when the mode
-    uses none). Vector searches keep the keys they had before modes existed."""
+    uses none). Vector searches keep the keys they had before modes existed,
+    and searches without explanations the keys they had before those."""
     h = hashlib.blake2b(digest_size=16)
     if vector is not None:
         h.update(b"v\0")
@@ -247,6 +249,8 @@ def search_fingerprint(
         h.update(b"\0m\0")
         h.update(mode.encode("ascii"))
         h.update(struct.pack("<q", rrf_k))
+    if explain:
+        h.update(b"\0x\0")
     return h.digest()
 
 

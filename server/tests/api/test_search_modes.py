@@ -314,3 +314,101 @@ def test_keyword_search_on_the_shared_server_sees_only_the_user(server: RunningS
             pb.SearchMemoriesRequest(query=f"Q-{bob}", mode=mode, scope=m.Scope(user_id=alice), top_k=50)
         ).hits
         assert [h.memory.user_id for h in hits] == [alice] * len(hits) and len(hits) <= 1
+
+
+def explained(server: RunningServer, query: str, mode: int, **fields: object) -> list[pb.SearchHit]:
+    request = pb.SearchMemoriesRequest(query=query, mode=mode, explain=True, **fields)  # type: ignore[arg-type]
+    return list(server.memory.SearchMemories(request).hits)
+
+
+@pytest.mark.parametrize("query", QUERIES)
+@pytest.mark.parametrize("rrf_k", [None, 1, 200])
+def test_hybrid_explanations_are_the_fusion_formula(
+    fresh: RunningServer, corpus: Corpus, query: str, rrf_k: int | None
+) -> None:
+    scope = m.Scope(user_id="alice")
+    k = 60 if rrf_k is None else rrf_k
+    extra = {} if rrf_k is None else {"rrf_k": rrf_k}
+    by_vector = search(fresh, query, pb.SEARCH_MODE_VECTOR, scope=scope, top_k=50)
+    by_words = search(fresh, query, pb.SEARCH_MODE_KEYWORD, scope=scope, top_k=50)
+    vector_at = {i: (rank, s) for rank, (i, s) in enumerate(by_vector, start=1)}
+    words_at = {i: (rank, s) for rank, (i, s) in enumerate(by_words, start=1)}
+    hits = explained(fresh, query, pb.SEARCH_MODE_HYBRID, scope=scope, top_k=6, **extra)
+    plain = search(fresh, query, pb.SEARCH_MODE_HYBRID, scope=scope, top_k=6, **extra)
+    assert [(h.memory.id, h.score) for h in hits] == plain, "explaining changes no ranking"
+    assert hits
+    for hit in hits:
+        e = hit.explanation
+        assert e.HasField("fused_score") and e.fused_score == hit.score
+        fused = 0.0
+        if hit.memory.id in vector_at:
+            rank, score = vector_at[hit.memory.id]
+            assert (e.vector_rank, e.vector_score) == (rank, pytest.approx(score, abs=1e-6))
+            fused += 1 / (k + e.vector_rank)
+        else:
+            assert not e.HasField("vector_rank") and not e.HasField("vector_score")
+        if hit.memory.id in words_at:
+            rank, score = words_at[hit.memory.id]
+            assert (e.keyword_rank, e.keyword_score) == (rank, pytest.approx(score, rel=1e-5))
+            fused += 1 / (k + e.keyword_rank)
+        else:
+            assert not e.HasField("keyword_rank") and not e.HasField("keyword_score")
+        assert e.fused_score == pytest.approx(fused, rel=1e-6)
+
+
+def test_a_half_that_misses_a_hit_leaves_its_parts_unset(fresh: RunningServer, corpus: Corpus) -> None:
+    scope = m.Scope(user_id="alice")
+    # min_score 0.99 empties the vector half: every hit is the keyword half's alone.
+    hits = explained(fresh, "A-7731", pb.SEARCH_MODE_HYBRID, scope=scope, min_score=0.99)
+    assert hits
+    for rank, hit in enumerate(hits, start=1):
+        e = hit.explanation
+        assert not e.HasField("vector_score") and not e.HasField("vector_rank")
+        assert e.keyword_rank == rank and e.fused_score == pytest.approx(1 / (60 + rank))
+    # A memory without the query's words is the vector half's alone.
+    hits = explained(fresh, "peanut allergy", pb.SEARCH_MODE_HYBRID, scope=scope, top_k=10)
+    alone = [h for h in hits if not h.explanation.HasField("keyword_rank")]
+    assert alone and all(h.explanation.HasField("vector_rank") for h in alone)
+    for h in alone:
+        assert not h.explanation.HasField("keyword_score")
+        assert h.explanation.fused_score == pytest.approx(1 / (60 + h.explanation.vector_rank))
+
+
+@pytest.mark.parametrize(
+    ("mode", "half"), [(pb.SEARCH_MODE_VECTOR, "vector"), (pb.SEARCH_MODE_KEYWORD, "keyword")]
+)
+def test_one_mode_explains_its_own_ranking(
+    fresh: RunningServer, corpus: Corpus, mode: int, half: str
+) -> None:
+    scope = m.Scope(user_id="alice")
+    hits = explained(fresh, "flight LH440", mode, scope=scope, top_k=5)
+    assert [(h.memory.id, h.score) for h in hits] == search(fresh, "flight LH440", mode, scope=scope, top_k=5)
+    other = "keyword" if half == "vector" else "vector"
+    for rank, hit in enumerate(hits, start=1):
+        e = hit.explanation
+        assert getattr(e, f"{half}_rank") == rank and getattr(e, f"{half}_score") == hit.score
+        assert not e.HasField(f"{other}_rank") and not e.HasField(f"{other}_score")
+        assert not e.HasField("fused_score")
+
+
+def test_explanations_only_when_asked_and_never_from_the_cache(fresh: RunningServer, corpus: Corpus) -> None:
+    scope = m.Scope(user_id="alice")
+    for _ in range(2):  # the second plain round is served from the result cache
+        plain = fresh.memory.SearchMemories(
+            pb.SearchMemoriesRequest(query="LH440", mode=pb.SEARCH_MODE_HYBRID, scope=scope)
+        )
+        assert not any(h.HasField("explanation") for h in plain.hits)
+        hits = explained(fresh, "LH440", pb.SEARCH_MODE_HYBRID, scope=scope)
+        assert [h.memory.id for h in hits] == [h.memory.id for h in plain.hits]
+        assert all(h.explanation.HasField("fused_score") for h in hits)
+    request = pb.SearchMemoriesRequest(query="LH440", mode=pb.SEARCH_MODE_KEYWORD, scope=scope, explain=True)
+    batch = fresh.memory.BatchSearchMemories(
+        pb.BatchSearchMemoriesRequest(requests=[request, request])
+    ).results
+    stream = list(
+        fresh.memory.StreamSearchMemories(
+            iter([pb.StreamSearchMemoriesRequest(query_id="a", search=request)])
+        )
+    )
+    for result in [*batch, stream[0].result]:
+        assert [h.explanation.keyword_rank for h in result.hits] == list(range(1, len(result.hits) + 1))

@@ -306,3 +306,14 @@ def test_stats_report_each_cache_in_the_getstats_shape(caches: Caches) -> None:
     assert set(rows[1]) == {"name", "backend", "hits", "misses", "errors", "hit_rate", "bytes", "state"}
     assert (rows[1]["misses"], rows[1]["hits"], rows[1]["state"]) == (1, 0, "ok")
     assert caches.stats()[1].latency.count == 1
+
+
+def test_explain_is_part_of_the_key_and_plain_keys_are_unchanged() -> None:
+    for mode, rrf_k in (("vector", 0), ("keyword", 0), ("hybrid", 60)):
+        plain = search_fingerprint(model_id="m", text="q", top_k=10, mode=mode, rrf_k=rrf_k)
+        assert plain == search_fingerprint(
+            model_id="m", text="q", top_k=10, mode=mode, rrf_k=rrf_k, explain=False
+        )
+        assert plain != search_fingerprint(
+            model_id="m", text="q", top_k=10, mode=mode, rrf_k=rrf_k, explain=True
+        )

@@ -175,9 +175,25 @@ def create_result(r: pb.CreateMemoryResponse) -> types.CreateResult:
     )
 
 
+def explanation(h: pb.SearchHit) -> types.HitExplanation | None:
+    if not h.HasField("explanation"):
+        return None
+    e = h.explanation
+    return types.HitExplanation(
+        vector_score=e.vector_score if e.HasField("vector_score") else None,
+        vector_rank=e.vector_rank if e.HasField("vector_rank") else None,
+        keyword_score=e.keyword_score if e.HasField("keyword_score") else None,
+        keyword_rank=e.keyword_rank if e.HasField("keyword_rank") else None,
+        fused_score=e.fused_score if e.HasField("fused_score") else None,
+    )
+
+
 def search_result(r: pb.SearchMemoriesResponse) -> types.SearchResult:
     return types.SearchResult(
-        hits=tuple(types.SearchHit(memory=memory(h.memory), score=h.score, raw=h) for h in r.hits),
+        hits=tuple(
+            types.SearchHit(memory=memory(h.memory), score=h.score, explanation=explanation(h), raw=h)
+            for h in r.hits
+        ),
         embedding_model=r.embedding_model,
         raw=r,
     )

@@ -210,6 +210,7 @@ def search_memories(
     mode: types.SearchMode | str | None = None,
     rrf_k: int | None = None,
     include_embedding: bool | None = None,
+    explain: bool | None = None,
 ) -> pb.SearchMemoriesRequest:
     request = pb.SearchMemoriesRequest(
         query=query or "",
@@ -218,6 +219,7 @@ def search_memories(
         filter=filter or "",
         top_k=top_k or 0,
         include_embedding=bool(include_embedding),
+        explain=bool(explain),
     )
     if min_score is not None:
         request.min_score = min_score
@@ -251,6 +253,7 @@ def search_from_query(q: types.SearchQuery) -> pb.SearchMemoriesRequest:
         mode=q.mode,
         rrf_k=q.rrf_k,
         include_embedding=q.include_embedding,
+        explain=q.explain,
     )
 
 

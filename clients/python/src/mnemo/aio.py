@@ -409,6 +409,7 @@ class AsyncMnemoClient:
         min_score: float | None = None,
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
+        explain: bool = False,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> t.SearchResult:
@@ -424,6 +425,7 @@ class AsyncMnemoClient:
             min_score=min_score,
             mode=mode,
             rrf_k=rrf_k,
+            explain=explain,
             include_embedding=include_embedding,
         )
         return _convert.search_result(await self._unary(self._stub.SearchMemories, request, timeout))
@@ -440,6 +442,7 @@ class AsyncMnemoClient:
         min_score: float | None = None,
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
+        explain: bool = False,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
@@ -455,6 +458,7 @@ class AsyncMnemoClient:
                 min_score=min_score,
                 mode=mode,
                 rrf_k=rrf_k,
+                explain=explain,
                 include_embedding=include_embedding,
             ),
         )
@@ -473,6 +477,7 @@ class AsyncMnemoClient:
         min_score: float | None = None,
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
+        explain: bool = False,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[t.StreamSearchResult]:
@@ -487,6 +492,7 @@ class AsyncMnemoClient:
             min_score=min_score,
             mode=mode,
             rrf_k=rrf_k,
+            explain=explain,
             include_embedding=include_embedding,
         )
 

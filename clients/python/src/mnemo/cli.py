@@ -262,6 +262,9 @@ def parser() -> argparse.ArgumentParser:
         help="by meaning, by words and identifiers (BM25), or both fused [vector]",
     )
     p.add_argument("--rrf-k", type=int, help="hybrid mode's fusion constant [60]")
+    p.add_argument(
+        "--explain", action="store_true", help="show each hit's rank and score in each ranking"
+    )
 
     p = command("history", "show the versions of a memory", cmd_history)
     p.add_argument("id")
@@ -492,9 +495,28 @@ def cmd_search(ctx: Context) -> int:
         min_score=a.min_score,
         mode=a.mode,
         rrf_k=a.rrf_k,
+        explain=a.explain,
     )
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
+    elif a.explain:
+        table(
+            ("SCORE", "VECTOR", "KEYWORD", "ID", "USER", "KIND", "CONTENT"),
+            (
+                (
+                    f"{h.score:.4f}",
+                    _ranked(h.explanation.vector_rank, h.explanation.vector_score),
+                    _ranked(h.explanation.keyword_rank, h.explanation.keyword_score),
+                    h.memory.id,
+                    h.memory.user_id or "-",
+                    h.memory.kind.value.lower(),
+                    shorten(h.memory.content),
+                )
+                for h in result.hits
+                if h.explanation is not None
+            ),
+            ctx.out,
+        )
     else:
         table(
             ("SCORE", "ID", "USER", "KIND", "CONTENT"),
@@ -511,6 +533,11 @@ def cmd_search(ctx: Context) -> int:
             ctx.out,
         )
     return EXIT_OK
+
+
+def _ranked(rank: int | None, score: float | None) -> str:
+    """One ranking's part of an explanation: "#rank score", or "-" when it did not find the hit."""
+    return "-" if rank is None or score is None else f"#{rank} {score:.3f}"
 
 
 def cmd_history(ctx: Context) -> int:

@@ -469,6 +469,7 @@ class MnemoClient:
         min_score: float | None = None,
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
+        explain: bool = False,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> t.SearchResult:
@@ -485,6 +486,8 @@ class MnemoClient:
                 identifiers, BM25) or "hybrid" (both, fused by reciprocal rank
                 fusion); keyword and hybrid need `query` text (docs/retrieval.md).
             rrf_k: Hybrid mode's fusion constant, 1 to 10000; the server's default is 60.
+            explain: Give each hit an `explanation` of how it was ranked (each
+                half's score and rank, the fused score); never served from cache.
             include_embedding: Return each hit's vector.
 
         Example:
@@ -505,6 +508,7 @@ class MnemoClient:
             min_score=min_score,
             mode=mode,
             rrf_k=rrf_k,
+            explain=explain,
             include_embedding=include_embedding,
         )
         return _convert.search_result(self._unary(self._stub.SearchMemories, request, timeout))
@@ -521,6 +525,7 @@ class MnemoClient:
         min_score: float | None = None,
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
+        explain: bool = False,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
@@ -540,6 +545,7 @@ class MnemoClient:
                 min_score=min_score,
                 mode=mode,
                 rrf_k=rrf_k,
+                explain=explain,
                 include_embedding=include_embedding,
             ),
         )
@@ -558,6 +564,7 @@ class MnemoClient:
         min_score: float | None = None,
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
+        explain: bool = False,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> Iterator[t.StreamSearchResult]:
@@ -577,6 +584,7 @@ class MnemoClient:
             min_score=min_score,
             mode=mode,
             rrf_k=rrf_k,
+            explain=explain,
             include_embedding=include_embedding,
         )
         requests = (_requests.stream_search_memories(q, defaults, i) for i, q in enumerate(queries))

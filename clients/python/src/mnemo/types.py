@@ -36,6 +36,7 @@ __all__ = [
     "EvictionOrder",
     "ExportHeader",
     "HistoryPage",
+    "HitExplanation",
     "ImportConflictPolicy",
     "ImportFailure",
     "ImportResult",
@@ -203,6 +204,7 @@ class SearchQuery:
     mode: SearchMode | str | None = None
     rrf_k: int | None = None
     include_embedding: bool | None = None
+    explain: bool | None = None
     query_id: str | None = None
 
 
@@ -271,7 +273,23 @@ class SearchHit:
 
     memory: Memory
     score: float
+    #: How the hit was ranked, when the search asked to `explain`.
+    explanation: HitExplanation | None = None
     raw: Any = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HitExplanation:
+    """How a search hit was ranked: the vector half's cosine similarity and
+    rank (from 1), the keyword half's BM25 score and rank, and in hybrid mode
+    the fused score, sum of 1 / (rrf_k + rank) over the ranks given. A part
+    is None when its half did not find the hit or did not run."""
+
+    vector_score: float | None = None
+    vector_rank: int | None = None
+    keyword_score: float | None = None
+    keyword_rank: int | None = None
+    fused_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -141,10 +141,16 @@ TOOLS: tuple[ToolSpec, ...] = (
             Param("filter", "filter"),
             Param("top_k", "top_k"),
             Param("min_score", "min_score"),
+            Param("mode", "mode"),
+            Param("rrf_k", "rrf_k"),
             *REQUEST_SCOPE,
         ),
         lambda r, _: results.search(r),
-        note="Hits come best first with their cosine similarity as `score`.",
+        note=(
+            "Hits come best first with their `score`: cosine similarity in vector mode, BM25 in "
+            "keyword mode, the fused rank score in hybrid mode. Use keyword for identifiers, "
+            "numbers, names and dates; hybrid when unsure."
+        ),
         read_only=True,
     ),
     ToolSpec(

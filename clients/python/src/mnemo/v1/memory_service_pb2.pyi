@@ -178,7 +178,7 @@ class ListMemoriesResponse(_message.Message):
     def __init__(self, memories: _Optional[_Iterable[_Union[_memory_pb2.Memory, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchMemoriesRequest(_message.Message):
-    __slots__ = ("query", "vector", "scope", "filter", "top_k", "min_score", "include_embedding", "mode", "rrf_k")
+    __slots__ = ("query", "vector", "scope", "filter", "top_k", "min_score", "include_embedding", "mode", "rrf_k", "explain")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -188,6 +188,7 @@ class SearchMemoriesRequest(_message.Message):
     INCLUDE_EMBEDDING_FIELD_NUMBER: _ClassVar[int]
     MODE_FIELD_NUMBER: _ClassVar[int]
     RRF_K_FIELD_NUMBER: _ClassVar[int]
+    EXPLAIN_FIELD_NUMBER: _ClassVar[int]
     query: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     scope: _memory_pb2.Scope
@@ -197,15 +198,32 @@ class SearchMemoriesRequest(_message.Message):
     include_embedding: bool
     mode: SearchMode
     rrf_k: int
-    def __init__(self, query: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., include_embedding: _Optional[bool] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., rrf_k: _Optional[int] = ...) -> None: ...
+    explain: bool
+    def __init__(self, query: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., include_embedding: _Optional[bool] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., rrf_k: _Optional[int] = ..., explain: _Optional[bool] = ...) -> None: ...
 
 class SearchHit(_message.Message):
-    __slots__ = ("memory", "score")
+    __slots__ = ("memory", "score", "explanation")
     MEMORY_FIELD_NUMBER: _ClassVar[int]
     SCORE_FIELD_NUMBER: _ClassVar[int]
+    EXPLANATION_FIELD_NUMBER: _ClassVar[int]
     memory: _memory_pb2.Memory
     score: float
-    def __init__(self, memory: _Optional[_Union[_memory_pb2.Memory, _Mapping]] = ..., score: _Optional[float] = ...) -> None: ...
+    explanation: HitExplanation
+    def __init__(self, memory: _Optional[_Union[_memory_pb2.Memory, _Mapping]] = ..., score: _Optional[float] = ..., explanation: _Optional[_Union[HitExplanation, _Mapping]] = ...) -> None: ...
+
+class HitExplanation(_message.Message):
+    __slots__ = ("vector_score", "vector_rank", "keyword_score", "keyword_rank", "fused_score")
+    VECTOR_SCORE_FIELD_NUMBER: _ClassVar[int]
+    VECTOR_RANK_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_SCORE_FIELD_NUMBER: _ClassVar[int]
+    KEYWORD_RANK_FIELD_NUMBER: _ClassVar[int]
+    FUSED_SCORE_FIELD_NUMBER: _ClassVar[int]
+    vector_score: float
+    vector_rank: int
+    keyword_score: float
+    keyword_rank: int
+    fused_score: float
+    def __init__(self, vector_score: _Optional[float] = ..., vector_rank: _Optional[int] = ..., keyword_score: _Optional[float] = ..., keyword_rank: _Optional[int] = ..., fused_score: _Optional[float] = ...) -> None: ...
 
 class SearchMemoriesResponse(_message.Message):
     __slots__ = ("hits", "embedding_model")

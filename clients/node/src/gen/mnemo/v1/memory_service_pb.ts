@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mnemo/v1/memory_service.proto.
  */
 export const file_mnemo_v1_memory_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tbmVtby92MS9tZW1vcnlfc2VydmljZS5wcm90bxIIbW5lbW8udjEiXQoLRGVkdXBQb2xpY3kSIQoEbW9kZRgBIAEoDjITLm1uZW1vLnYxLkRlZHVwTW9kZRIcChRzaW1pbGFyaXR5X3RocmVzaG9sZBgCIAEoAhINCgVtZXJnZRgDIAEoCCKZAQoTQ3JlYXRlTWVtb3J5UmVxdWVzdBIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSEgoKcmVxdWVzdF9pZBgCIAEoCRIkCgVkZWR1cBgDIAEoCzIVLm1uZW1vLnYxLkRlZHVwUG9saWN5EiYKA3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJiChRDcmVhdGVNZW1vcnlSZXNwb25zZRIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSFAoMZGVkdXBsaWNhdGVkGAIgASgIEhIKCnNpbWlsYXJpdHkYAyABKAIiTQoQR2V0TWVtb3J5UmVxdWVzdBIKCgJpZBgBIAEoCRItCglyZWFkX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjUKEUdldE1lbW9yeVJlc3BvbnNlEiAKBm1lbW9yeRgBIAEoCzIQLm1uZW1vLnYxLk1lbW9yeSKyAQoTVXBkYXRlTWVtb3J5UmVxdWVzdBIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEgwKBGV0YWcYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCRImCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOAoUVXBkYXRlTWVtb3J5UmVzcG9uc2USIAoGbWVtb3J5GAEgASgLMhAubW5lbW8udjEuTWVtb3J5IkMKE0RlbGV0ZU1lbW9yeVJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIigKFERlbGV0ZU1lbW9yeVJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIq0BChNMaXN0TWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEhAKCG9yZGVyX2J5GAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEi0KCXJlYWRfbWFzaxgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUwoUTGlzdE1lbW9yaWVzUmVzcG9uc2USIgoIbWVtb3JpZXMYASADKAsyEC5tbmVtby52MS5NZW1vcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIvgBChVTZWFyY2hNZW1vcmllc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSDgoGdmVjdG9yGAIgAygCEh4KBXNjb3BlGAMgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAQgASgJEg0KBXRvcF9rGAUgASgFEhYKCW1pbl9zY29yZRgGIAEoAkgAiAEBEhkKEWluY2x1ZGVfZW1iZWRkaW5nGAcgASgIEiIKBG1vZGUYCCABKA4yFC5tbmVtby52MS5TZWFyY2hNb2RlEhIKBXJyZl9rGAkgASgFSAGIAQFCDAoKX21pbl9zY29yZUIICgZfcnJmX2siPAoJU2VhcmNoSGl0EiAKBm1lbW9yeRgBIAEoCzIQLm1uZW1vLnYxLk1lbW9yeRINCgVzY29yZRgCIAEoAiJUChZTZWFyY2hNZW1vcmllc1Jlc3BvbnNlEiEKBGhpdHMYASADKAsyEy5tbmVtby52MS5TZWFyY2hIaXQSFwoPZW1iZWRkaW5nX21vZGVsGAIgASgJIk8KGkJhdGNoU2VhcmNoTWVtb3JpZXNSZXF1ZXN0EjEKCHJlcXVlc3RzGAEgAygLMh8ubW5lbW8udjEuU2VhcmNoTWVtb3JpZXNSZXF1ZXN0IlAKG0JhdGNoU2VhcmNoTWVtb3JpZXNSZXNwb25zZRIxCgdyZXN1bHRzGAEgAygLMiAubW5lbW8udjEuU2VhcmNoTWVtb3JpZXNSZXNwb25zZSJgChtTdHJlYW1TZWFyY2hNZW1vcmllc1JlcXVlc3QSEAoIcXVlcnlfaWQYASABKAkSLwoGc2VhcmNoGAIgASgLMh8ubW5lbW8udjEuU2VhcmNoTWVtb3JpZXNSZXF1ZXN0IpQBChxTdHJlYW1TZWFyY2hNZW1vcmllc1Jlc3BvbnNlEhAKCHF1ZXJ5X2lkGAEgASgJEjIKBnJlc3VsdBgCIAEoCzIgLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVzcG9uc2VIABIjCgVlcnJvchgDIAEoCzISLmdvb2dsZS5ycGMuU3RhdHVzSABCCQoHb3V0Y29tZSKwAQoOV3JpdGVPcGVyYXRpb24SLwoGY3JlYXRlGAEgASgLMh0ubW5lbW8udjEuQ3JlYXRlTWVtb3J5UmVxdWVzdEgAEi8KBnVwZGF0ZRgCIAEoCzIdLm1uZW1vLnYxLlVwZGF0ZU1lbW9yeVJlcXVlc3RIABIvCgZkZWxldGUYAyABKAsyHS5tbmVtby52MS5EZWxldGVNZW1vcnlSZXF1ZXN0SABCCwoJb3BlcmF0aW9uItMBCgtXcml0ZVJlc3VsdBIiCgZzdGF0dXMYASABKAsyEi5nb29nbGUucnBjLlN0YXR1cxIwCgZjcmVhdGUYAiABKAsyHi5tbmVtby52MS5DcmVhdGVNZW1vcnlSZXNwb25zZUgAEjAKBnVwZGF0ZRgDIAEoCzIeLm1uZW1vLnYxLlVwZGF0ZU1lbW9yeVJlc3BvbnNlSAASMAoGZGVsZXRlGAQgASgLMh4ubW5lbW8udjEuRGVsZXRlTWVtb3J5UmVzcG9uc2VIAEIKCghyZXNwb25zZSJtChlCYXRjaFdyaXRlTWVtb3JpZXNSZXF1ZXN0EiwKCm9wZXJhdGlvbnMYASADKAsyGC5tbmVtby52MS5Xcml0ZU9wZXJhdGlvbhIOCgZhdG9taWMYAiABKAgSEgoKcmVxdWVzdF9pZBgDIAEoCSJWChpCYXRjaFdyaXRlTWVtb3JpZXNSZXNwb25zZRImCgdyZXN1bHRzGAEgAygLMhUubW5lbW8udjEuV3JpdGVSZXN1bHQSEAoIcmV2aXNpb24YAiABKAMilQEKDEV4cG9ydEhlYWRlchIWCg5mb3JtYXRfdmVyc2lvbhgBIAEoBRIXCg9lbWJlZGRpbmdfbW9kZWwYAiABKAkSEQoJZGltZW5zaW9uGAMgASgFEi8KC2V4cG9ydF90aW1lGAQgASgLMhouZ29vZ2xlLnByb3RvYnVmLlRpbWVzdGFtcBIQCghyZXZpc2lvbhgFIAEoAyJgChVFeHBvcnRNZW1vcmllc1JlcXVlc3QSHgoFc2NvcGUYASABKAsyDy5tbmVtby52MS5TY29wZRIOCgZmaWx0ZXIYAiABKAkSFwoPb21pdF9lbWJlZGRpbmdzGAMgASgIIm4KFkV4cG9ydE1lbW9yaWVzUmVzcG9uc2USKAoGaGVhZGVyGAEgASgLMhYubW5lbW8udjEuRXhwb3J0SGVhZGVySAASIgoGbWVtb3J5GAIgASgLMhAubW5lbW8udjEuTWVtb3J5SABCBgoEaXRlbSJbCg1JbXBvcnRPcHRpb25zEjMKC29uX2NvbmZsaWN0GAEgASgOMh4ubW5lbW8udjEuSW1wb3J0Q29uZmxpY3RQb2xpY3kSFQoNZm9yY2VfcmVlbWJlZBgCIAEoCCKZAQoVSW1wb3J0TWVtb3JpZXNSZXF1ZXN0EioKB29wdGlvbnMYASABKAsyFy5tbmVtby52MS5JbXBvcnRPcHRpb25zSAASKAoGaGVhZGVyGAIgASgLMhYubW5lbW8udjEuRXhwb3J0SGVhZGVySAASIgoGbWVtb3J5GAMgASgLMhAubW5lbW8udjEuTWVtb3J5SABCBgoEaXRlbSJVCg1JbXBvcnRGYWlsdXJlEg0KBWluZGV4GAEgASgDEhEKCW1lbW9yeV9pZBgCIAEoCRIiCgZzdGF0dXMYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1cyKiAQoWSW1wb3J0TWVtb3JpZXNSZXNwb25zZRIWCg5pbXBvcnRlZF9jb3VudBgBIAEoAxIVCg1za2lwcGVkX2NvdW50GAIgASgDEhgKEHJlZW1iZWRkZWRfY291bnQYAyABKAMSKQoIZmFpbHVyZXMYBCADKAsyFy5tbmVtby52MS5JbXBvcnRGYWlsdXJlEhQKDGZhaWxlZF9jb3VudBgFIAEoAyJsChVEZWxldGVNZW1vcmllc1JlcXVlc3QSHgoFc2NvcGUYASABKAsyDy5tbmVtby52MS5TY29wZRIOCgZmaWx0ZXIYAiABKAkSDwoHZHJ5X3J1bhgDIAEoCBISCgpyZXF1ZXN0X2lkGAQgASgJIlUKFkRlbGV0ZU1lbW9yaWVzUmVzcG9uc2USFQoNZGVsZXRlZF9jb3VudBgBIAEoAxISCgptZW1vcnlfaWRzGAIgAygJEhAKCHJldmlzaW9uGAMgASgDIqwCCg1NZW1vcnlWZXJzaW9uEhEKCW1lbW9yeV9pZBgBIAEoCRIPCgd2ZXJzaW9uGAIgASgDEhAKCHJldmlzaW9uGAMgASgDEikKC2NoYW5nZV90eXBlGAQgASgOMhQubW5lbW8udjEuQ2hhbmdlVHlwZRIvCgtjaGFuZ2VfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEgoKYXBpX2tleV9pZBgGIAEoCRIgCgZiZWZvcmUYByABKAsyEC5tbmVtby52MS5NZW1vcnkSHwoFYWZ0ZXIYCCABKAsyEC5tbmVtby52MS5NZW1vcnkSMgoOY2hhbmdlZF9maWVsZHMYCSABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIkwKF0dldE1lbW9yeUhpc3RvcnlSZXF1ZXN0EgoKAmlkGAEgASgJEhEKCXBhZ2Vfc2l6ZRgCIAEoBRISCgpwYWdlX3Rva2VuGAMgASgJIl4KGEdldE1lbW9yeUhpc3RvcnlSZXNwb25zZRIpCgh2ZXJzaW9ucxgBIAMoCzIXLm1uZW1vLnYxLk1lbW9yeVZlcnNpb24SFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIqcBCgtNZW1vcnlFdmVudBIhCgR0eXBlGAEgASgOMhMubW5lbW8udjEuRXZlbnRUeXBlEhAKCHJldmlzaW9uGAIgASgDEhEKCW1lbW9yeV9pZBgDIAEoCRIgCgZtZW1vcnkYBCABKAsyEC5tbmVtby52MS5NZW1vcnkSLgoKZXZlbnRfdGltZRgFIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXAi1gEKFFdhdGNoTWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEhsKDnN0YXJ0X3JldmlzaW9uGAMgASgDSACIAQESKAoLZXZlbnRfdHlwZXMYBCADKA4yEy5tbmVtby52MS5FdmVudFR5cGUSNAoRcHJvZ3Jlc3NfaW50ZXJ2YWwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb25CEQoPX3N0YXJ0X3JldmlzaW9uIm8KFVdhdGNoTWVtb3JpZXNSZXNwb25zZRIlCgZldmVudHMYASADKAsyFS5tbmVtby52MS5NZW1vcnlFdmVudBIQCghyZXZpc2lvbhgCIAEoAxIdChVwcm9ncmVzc19ub3RpZmljYXRpb24YAyABKAgqawoJRGVkdXBNb2RlEhoKFkRFRFVQX01PREVfVU5TUEVDSUZJRUQQABITCg9ERURVUF9NT0RFX05PTkUQARIUChBERURVUF9NT0RFX0VYQUNUEAISFwoTREVEVVBfTU9ERV9TRU1BTlRJQxADKnIKClNlYXJjaE1vZGUSGwoXU0VBUkNIX01PREVfVU5TUEVDSUZJRUQQABIWChJTRUFSQ0hfTU9ERV9WRUNUT1IQARIXChNTRUFSQ0hfTU9ERV9LRVlXT1JEEAISFgoSU0VBUkNIX01PREVfSFlCUklEEAMqpgEKFEltcG9ydENvbmZsaWN0UG9saWN5EiYKIklNUE9SVF9DT05GTElDVF9QT0xJQ1lfVU5TUEVDSUZJRUQQABIfChtJTVBPUlRfQ09ORkxJQ1RfUE9MSUNZX1NLSVAQARIkCiBJTVBPUlRfQ09ORkxJQ1RfUE9MSUNZX09WRVJXUklURRACEh8KG0lNUE9SVF9DT05GTElDVF9QT0xJQ1lfRkFJTBADKokBCgpDaGFuZ2VUeXBlEhsKF0NIQU5HRV9UWVBFX1VOU1BFQ0lGSUVEEAASFgoSQ0hBTkdFX1RZUEVfQ1JFQVRFEAESFgoSQ0hBTkdFX1RZUEVfVVBEQVRFEAISFgoSQ0hBTkdFX1RZUEVfREVMRVRFEAMSFgoSQ0hBTkdFX1RZUEVfRVhQSVJFEAQqagoJRXZlbnRUeXBlEhoKFkVWRU5UX1RZUEVfVU5TUEVDSUZJRUQQABISCg5FVkVOVF9UWVBFX1BVVBABEhUKEUVWRU5UX1RZUEVfREVMRVRFEAISFgoSRVZFTlRfVFlQRV9FWFBJUkVEEAMyyAkKDU1lbW9yeVNlcnZpY2USTQoMQ3JlYXRlTWVtb3J5Eh0ubW5lbW8udjEuQ3JlYXRlTWVtb3J5UmVxdWVzdBoeLm1uZW1vLnYxLkNyZWF0ZU1lbW9yeVJlc3BvbnNlEkQKCUdldE1lbW9yeRIaLm1uZW1vLnYxLkdldE1lbW9yeVJlcXVlc3QaGy5tbmVtby52MS5HZXRNZW1vcnlSZXNwb25zZRJNCgxVcGRhdGVNZW1vcnkSHS5tbmVtby52MS5VcGRhdGVNZW1vcnlSZXF1ZXN0Gh4ubW5lbW8udjEuVXBkYXRlTWVtb3J5UmVzcG9uc2USTQoMRGVsZXRlTWVtb3J5Eh0ubW5lbW8udjEuRGVsZXRlTWVtb3J5UmVxdWVzdBoeLm1uZW1vLnYxLkRlbGV0ZU1lbW9yeVJlc3BvbnNlEk0KDExpc3RNZW1vcmllcxIdLm1uZW1vLnYxLkxpc3RNZW1vcmllc1JlcXVlc3QaHi5tbmVtby52MS5MaXN0TWVtb3JpZXNSZXNwb25zZRJTCg5TZWFyY2hNZW1vcmllcxIfLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVxdWVzdBogLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVzcG9uc2USYgoTQmF0Y2hTZWFyY2hNZW1vcmllcxIkLm1uZW1vLnYxLkJhdGNoU2VhcmNoTWVtb3JpZXNSZXF1ZXN0GiUubW5lbW8udjEuQmF0Y2hTZWFyY2hNZW1vcmllc1Jlc3BvbnNlEmkKFFN0cmVhbVNlYXJjaE1lbW9yaWVzEiUubW5lbW8udjEuU3RyZWFtU2VhcmNoTWVtb3JpZXNSZXF1ZXN0GiYubW5lbW8udjEuU3RyZWFtU2VhcmNoTWVtb3JpZXNSZXNwb25zZSgBMAESXwoSQmF0Y2hXcml0ZU1lbW9yaWVzEiMubW5lbW8udjEuQmF0Y2hXcml0ZU1lbW9yaWVzUmVxdWVzdBokLm1uZW1vLnYxLkJhdGNoV3JpdGVNZW1vcmllc1Jlc3BvbnNlElUKDkltcG9ydE1lbW9yaWVzEh8ubW5lbW8udjEuSW1wb3J0TWVtb3JpZXNSZXF1ZXN0GiAubW5lbW8udjEuSW1wb3J0TWVtb3JpZXNSZXNwb25zZSgBElUKDkV4cG9ydE1lbW9yaWVzEh8ubW5lbW8udjEuRXhwb3J0TWVtb3JpZXNSZXF1ZXN0GiAubW5lbW8udjEuRXhwb3J0TWVtb3JpZXNSZXNwb25zZTABElMKDkRlbGV0ZU1lbW9yaWVzEh8ubW5lbW8udjEuRGVsZXRlTWVtb3JpZXNSZXF1ZXN0GiAubW5lbW8udjEuRGVsZXRlTWVtb3JpZXNSZXNwb25zZRJZChBHZXRNZW1vcnlIaXN0b3J5EiEubW5lbW8udjEuR2V0TWVtb3J5SGlzdG9yeVJlcXVlc3QaIi5tbmVtby52MS5HZXRNZW1vcnlIaXN0b3J5UmVzcG9uc2USUgoNV2F0Y2hNZW1vcmllcxIeLm1uZW1vLnYxLldhdGNoTWVtb3JpZXNSZXF1ZXN0Gh8ubW5lbW8udjEuV2F0Y2hNZW1vcmllc1Jlc3BvbnNlMAFiBnByb3RvMw", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_rpc_status, file_mnemo_v1_memory]);
+  fileDesc("Ch1tbmVtby92MS9tZW1vcnlfc2VydmljZS5wcm90bxIIbW5lbW8udjEiXQoLRGVkdXBQb2xpY3kSIQoEbW9kZRgBIAEoDjITLm1uZW1vLnYxLkRlZHVwTW9kZRIcChRzaW1pbGFyaXR5X3RocmVzaG9sZBgCIAEoAhINCgVtZXJnZRgDIAEoCCKZAQoTQ3JlYXRlTWVtb3J5UmVxdWVzdBIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSEgoKcmVxdWVzdF9pZBgCIAEoCRIkCgVkZWR1cBgDIAEoCzIVLm1uZW1vLnYxLkRlZHVwUG9saWN5EiYKA3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJiChRDcmVhdGVNZW1vcnlSZXNwb25zZRIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSFAoMZGVkdXBsaWNhdGVkGAIgASgIEhIKCnNpbWlsYXJpdHkYAyABKAIiTQoQR2V0TWVtb3J5UmVxdWVzdBIKCgJpZBgBIAEoCRItCglyZWFkX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjUKEUdldE1lbW9yeVJlc3BvbnNlEiAKBm1lbW9yeRgBIAEoCzIQLm1uZW1vLnYxLk1lbW9yeSKyAQoTVXBkYXRlTWVtb3J5UmVxdWVzdBIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEgwKBGV0YWcYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCRImCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOAoUVXBkYXRlTWVtb3J5UmVzcG9uc2USIAoGbWVtb3J5GAEgASgLMhAubW5lbW8udjEuTWVtb3J5IkMKE0RlbGV0ZU1lbW9yeVJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIigKFERlbGV0ZU1lbW9yeVJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIq0BChNMaXN0TWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEhAKCG9yZGVyX2J5GAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEi0KCXJlYWRfbWFzaxgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUwoUTGlzdE1lbW9yaWVzUmVzcG9uc2USIgoIbWVtb3JpZXMYASADKAsyEC5tbmVtby52MS5NZW1vcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIokCChVTZWFyY2hNZW1vcmllc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSDgoGdmVjdG9yGAIgAygCEh4KBXNjb3BlGAMgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAQgASgJEg0KBXRvcF9rGAUgASgFEhYKCW1pbl9zY29yZRgGIAEoAkgAiAEBEhkKEWluY2x1ZGVfZW1iZWRkaW5nGAcgASgIEiIKBG1vZGUYCCABKA4yFC5tbmVtby52MS5TZWFyY2hNb2RlEhIKBXJyZl9rGAkgASgFSAGIAQESDwoHZXhwbGFpbhgKIAEoCEIMCgpfbWluX3Njb3JlQggKBl9ycmZfayJrCglTZWFyY2hIaXQSIAoGbWVtb3J5GAEgASgLMhAubW5lbW8udjEuTWVtb3J5Eg0KBXNjb3JlGAIgASgCEi0KC2V4cGxhbmF0aW9uGAMgASgLMhgubW5lbW8udjEuSGl0RXhwbGFuYXRpb24i6gEKDkhpdEV4cGxhbmF0aW9uEhkKDHZlY3Rvcl9zY29yZRgBIAEoAkgAiAEBEhgKC3ZlY3Rvcl9yYW5rGAIgASgFSAGIAQESGgoNa2V5d29yZF9zY29yZRgDIAEoAkgCiAEBEhkKDGtleXdvcmRfcmFuaxgEIAEoBUgDiAEBEhgKC2Z1c2VkX3Njb3JlGAUgASgCSASIAQFCDwoNX3ZlY3Rvcl9zY29yZUIOCgxfdmVjdG9yX3JhbmtCEAoOX2tleXdvcmRfc2NvcmVCDwoNX2tleXdvcmRfcmFua0IOCgxfZnVzZWRfc2NvcmUiVAoWU2VhcmNoTWVtb3JpZXNSZXNwb25zZRIhCgRoaXRzGAEgAygLMhMubW5lbW8udjEuU2VhcmNoSGl0EhcKD2VtYmVkZGluZ19tb2RlbBgCIAEoCSJPChpCYXRjaFNlYXJjaE1lbW9yaWVzUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVxdWVzdCJQChtCYXRjaFNlYXJjaE1lbW9yaWVzUmVzcG9uc2USMQoHcmVzdWx0cxgBIAMoCzIgLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVzcG9uc2UiYAobU3RyZWFtU2VhcmNoTWVtb3JpZXNSZXF1ZXN0EhAKCHF1ZXJ5X2lkGAEgASgJEi8KBnNlYXJjaBgCIAEoCzIfLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVxdWVzdCKUAQocU3RyZWFtU2VhcmNoTWVtb3JpZXNSZXNwb25zZRIQCghxdWVyeV9pZBgBIAEoCRIyCgZyZXN1bHQYAiABKAsyIC5tbmVtby52MS5TZWFyY2hNZW1vcmllc1Jlc3BvbnNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQgkKB291dGNvbWUisAEKDldyaXRlT3BlcmF0aW9uEi8KBmNyZWF0ZRgBIAEoCzIdLm1uZW1vLnYxLkNyZWF0ZU1lbW9yeVJlcXVlc3RIABIvCgZ1cGRhdGUYAiABKAsyHS5tbmVtby52MS5VcGRhdGVNZW1vcnlSZXF1ZXN0SAASLwoGZGVsZXRlGAMgASgLMh0ubW5lbW8udjEuRGVsZXRlTWVtb3J5UmVxdWVzdEgAQgsKCW9wZXJhdGlvbiLTAQoLV3JpdGVSZXN1bHQSIgoGc3RhdHVzGAEgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSMAoGY3JlYXRlGAIgASgLMh4ubW5lbW8udjEuQ3JlYXRlTWVtb3J5UmVzcG9uc2VIABIwCgZ1cGRhdGUYAyABKAsyHi5tbmVtby52MS5VcGRhdGVNZW1vcnlSZXNwb25zZUgAEjAKBmRlbGV0ZRgEIAEoCzIeLm1uZW1vLnYxLkRlbGV0ZU1lbW9yeVJlc3BvbnNlSABCCgoIcmVzcG9uc2UibQoZQmF0Y2hXcml0ZU1lbW9yaWVzUmVxdWVzdBIsCgpvcGVyYXRpb25zGAEgAygLMhgubW5lbW8udjEuV3JpdGVPcGVyYXRpb24SDgoGYXRvbWljGAIgASgIEhIKCnJlcXVlc3RfaWQYAyABKAkiVgoaQmF0Y2hXcml0ZU1lbW9yaWVzUmVzcG9uc2USJgoHcmVzdWx0cxgBIAMoCzIVLm1uZW1vLnYxLldyaXRlUmVzdWx0EhAKCHJldmlzaW9uGAIgASgDIpUBCgxFeHBvcnRIZWFkZXISFgoOZm9ybWF0X3ZlcnNpb24YASABKAUSFwoPZW1iZWRkaW5nX21vZGVsGAIgASgJEhEKCWRpbWVuc2lvbhgDIAEoBRIvCgtleHBvcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YBSABKAMiYAoVRXhwb3J0TWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEhcKD29taXRfZW1iZWRkaW5ncxgDIAEoCCJuChZFeHBvcnRNZW1vcmllc1Jlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIWLm1uZW1vLnYxLkV4cG9ydEhlYWRlckgAEiIKBm1lbW9yeRgCIAEoCzIQLm1uZW1vLnYxLk1lbW9yeUgAQgYKBGl0ZW0iWwoNSW1wb3J0T3B0aW9ucxIzCgtvbl9jb25mbGljdBgBIAEoDjIeLm1uZW1vLnYxLkltcG9ydENvbmZsaWN0UG9saWN5EhUKDWZvcmNlX3JlZW1iZWQYAiABKAgimQEKFUltcG9ydE1lbW9yaWVzUmVxdWVzdBIqCgdvcHRpb25zGAEgASgLMhcubW5lbW8udjEuSW1wb3J0T3B0aW9uc0gAEigKBmhlYWRlchgCIAEoCzIWLm1uZW1vLnYxLkV4cG9ydEhlYWRlckgAEiIKBm1lbW9yeRgDIAEoCzIQLm1uZW1vLnYxLk1lbW9yeUgAQgYKBGl0ZW0iVQoNSW1wb3J0RmFpbHVyZRINCgVpbmRleBgBIAEoAxIRCgltZW1vcnlfaWQYAiABKAkSIgoGc3RhdHVzGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiogEKFkltcG9ydE1lbW9yaWVzUmVzcG9uc2USFgoOaW1wb3J0ZWRfY291bnQYASABKAMSFQoNc2tpcHBlZF9jb3VudBgCIAEoAxIYChByZWVtYmVkZGVkX2NvdW50GAMgASgDEikKCGZhaWx1cmVzGAQgAygLMhcubW5lbW8udjEuSW1wb3J0RmFpbHVyZRIUCgxmYWlsZWRfY291bnQYBSABKAMibAoVRGVsZXRlTWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEg8KB2RyeV9ydW4YAyABKAgSEgoKcmVxdWVzdF9pZBgEIAEoCSJVChZEZWxldGVNZW1vcmllc1Jlc3BvbnNlEhUKDWRlbGV0ZWRfY291bnQYASABKAMSEgoKbWVtb3J5X2lkcxgCIAMoCRIQCghyZXZpc2lvbhgDIAEoAyKsAgoNTWVtb3J5VmVyc2lvbhIRCgltZW1vcnlfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIQCghyZXZpc2lvbhgDIAEoAxIpCgtjaGFuZ2VfdHlwZRgEIAEoDjIULm1uZW1vLnYxLkNoYW5nZVR5cGUSLwoLY2hhbmdlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwaV9rZXlfaWQYBiABKAkSIAoGYmVmb3JlGAcgASgLMhAubW5lbW8udjEuTWVtb3J5Eh8KBWFmdGVyGAggASgLMhAubW5lbW8udjEuTWVtb3J5EjIKDmNoYW5nZWRfZmllbGRzGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJMChdHZXRNZW1vcnlIaXN0b3J5UmVxdWVzdBIKCgJpZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJeChhHZXRNZW1vcnlIaXN0b3J5UmVzcG9uc2USKQoIdmVyc2lvbnMYASADKAsyFy5tbmVtby52MS5NZW1vcnlWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKnAQoLTWVtb3J5RXZlbnQSIQoEdHlwZRgBIAEoDjITLm1uZW1vLnYxLkV2ZW50VHlwZRIQCghyZXZpc2lvbhgCIAEoAxIRCgltZW1vcnlfaWQYAyABKAkSIAoGbWVtb3J5GAQgASgLMhAubW5lbW8udjEuTWVtb3J5Ei4KCmV2ZW50X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItYBChRXYXRjaE1lbW9yaWVzUmVxdWVzdBIeCgVzY29wZRgBIAEoCzIPLm1uZW1vLnYxLlNjb3BlEg4KBmZpbHRlchgCIAEoCRIbCg5zdGFydF9yZXZpc2lvbhgDIAEoA0gAiAEBEigKC2V2ZW50X3R5cGVzGAQgAygOMhMubW5lbW8udjEuRXZlbnRUeXBlEjQKEXByb2dyZXNzX2ludGVydmFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQhEKD19zdGFydF9yZXZpc2lvbiJvChVXYXRjaE1lbW9yaWVzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUubW5lbW8udjEuTWVtb3J5RXZlbnQSEAoIcmV2aXNpb24YAiABKAMSHQoVcHJvZ3Jlc3Nfbm90aWZpY2F0aW9uGAMgASgIKmsKCURlZHVwTW9kZRIaChZERURVUF9NT0RFX1VOU1BFQ0lGSUVEEAASEwoPREVEVVBfTU9ERV9OT05FEAESFAoQREVEVVBfTU9ERV9FWEFDVBACEhcKE0RFRFVQX01PREVfU0VNQU5USUMQAypyCgpTZWFyY2hNb2RlEhsKF1NFQVJDSF9NT0RFX1VOU1BFQ0lGSUVEEAASFgoSU0VBUkNIX01PREVfVkVDVE9SEAESFwoTU0VBUkNIX01PREVfS0VZV09SRBACEhYKElNFQVJDSF9NT0RFX0hZQlJJRBADKqYBChRJbXBvcnRDb25mbGljdFBvbGljeRImCiJJTVBPUlRfQ09ORkxJQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHwobSU1QT1JUX0NPTkZMSUNUX1BPTElDWV9TS0lQEAESJAogSU1QT1JUX0NPTkZMSUNUX1BPTElDWV9PVkVSV1JJVEUQAhIfChtJTVBPUlRfQ09ORkxJQ1RfUE9MSUNZX0ZBSUwQAyqJAQoKQ2hhbmdlVHlwZRIbChdDSEFOR0VfVFlQRV9VTlNQRUNJRklFRBAAEhYKEkNIQU5HRV9UWVBFX0NSRUFURRABEhYKEkNIQU5HRV9UWVBFX1VQREFURRACEhYKEkNIQU5HRV9UWVBFX0RFTEVURRADEhYKEkNIQU5HRV9UWVBFX0VYUElSRRAEKmoKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASEgoORVZFTlRfVFlQRV9QVVQQARIVChFFVkVOVF9UWVBFX0RFTEVURRACEhYKEkVWRU5UX1RZUEVfRVhQSVJFRBADMsgJCg1NZW1vcnlTZXJ2aWNlEk0KDENyZWF0ZU1lbW9yeRIdLm1uZW1vLnYxLkNyZWF0ZU1lbW9yeVJlcXVlc3QaHi5tbmVtby52MS5DcmVhdGVNZW1vcnlSZXNwb25zZRJECglHZXRNZW1vcnkSGi5tbmVtby52MS5HZXRNZW1vcnlSZXF1ZXN0GhsubW5lbW8udjEuR2V0TWVtb3J5UmVzcG9uc2USTQoMVXBkYXRlTWVtb3J5Eh0ubW5lbW8udjEuVXBkYXRlTWVtb3J5UmVxdWVzdBoeLm1uZW1vLnYxLlVwZGF0ZU1lbW9yeVJlc3BvbnNlEk0KDERlbGV0ZU1lbW9yeRIdLm1uZW1vLnYxLkRlbGV0ZU1lbW9yeVJlcXVlc3QaHi5tbmVtby52MS5EZWxldGVNZW1vcnlSZXNwb25zZRJNCgxMaXN0TWVtb3JpZXMSHS5tbmVtby52MS5MaXN0TWVtb3JpZXNSZXF1ZXN0Gh4ubW5lbW8udjEuTGlzdE1lbW9yaWVzUmVzcG9uc2USUwoOU2VhcmNoTWVtb3JpZXMSHy5tbmVtby52MS5TZWFyY2hNZW1vcmllc1JlcXVlc3QaIC5tbmVtby52MS5TZWFyY2hNZW1vcmllc1Jlc3BvbnNlEmIKE0JhdGNoU2VhcmNoTWVtb3JpZXMSJC5tbmVtby52MS5CYXRjaFNlYXJjaE1lbW9yaWVzUmVxdWVzdBolLm1uZW1vLnYxLkJhdGNoU2VhcmNoTWVtb3JpZXNSZXNwb25zZRJpChRTdHJlYW1TZWFyY2hNZW1vcmllcxIlLm1uZW1vLnYxLlN0cmVhbVNlYXJjaE1lbW9yaWVzUmVxdWVzdBomLm1uZW1vLnYxLlN0cmVhbVNlYXJjaE1lbW9yaWVzUmVzcG9uc2UoATABEl8KEkJhdGNoV3JpdGVNZW1vcmllcxIjLm1uZW1vLnYxLkJhdGNoV3JpdGVNZW1vcmllc1JlcXVlc3QaJC5tbmVtby52MS5CYXRjaFdyaXRlTWVtb3JpZXNSZXNwb25zZRJVCg5JbXBvcnRNZW1vcmllcxIfLm1uZW1vLnYxLkltcG9ydE1lbW9yaWVzUmVxdWVzdBogLm1uZW1vLnYxLkltcG9ydE1lbW9yaWVzUmVzcG9uc2UoARJVCg5FeHBvcnRNZW1vcmllcxIfLm1uZW1vLnYxLkV4cG9ydE1lbW9yaWVzUmVxdWVzdBogLm1uZW1vLnYxLkV4cG9ydE1lbW9yaWVzUmVzcG9uc2UwARJTCg5EZWxldGVNZW1vcmllcxIfLm1uZW1vLnYxLkRlbGV0ZU1lbW9yaWVzUmVxdWVzdBogLm1uZW1vLnYxLkRlbGV0ZU1lbW9yaWVzUmVzcG9uc2USWQoQR2V0TWVtb3J5SGlzdG9yeRIhLm1uZW1vLnYxLkdldE1lbW9yeUhpc3RvcnlSZXF1ZXN0GiIubW5lbW8udjEuR2V0TWVtb3J5SGlzdG9yeVJlc3BvbnNlElIKDVdhdGNoTWVtb3JpZXMSHi5tbmVtby52MS5XYXRjaE1lbW9yaWVzUmVxdWVzdBofLm1uZW1vLnYxLldhdGNoTWVtb3JpZXNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_rpc_status, file_mnemo_v1_memory]);
 
 /**
  * How a create treats a memory that already exists in the same scope.
@@ -485,6 +485,14 @@ export type SearchMemoriesRequest = Message<"mnemo.v1.SearchMemoriesRequest"> & 
    * @generated from field: optional int32 rrf_k = 9;
    */
   rrfK?: number | undefined;
+
+  /**
+   * Optional. Give each hit an `explanation` of how it was ranked. Such a
+   * search is always computed, never answered from the result cache.
+   *
+   * @generated from field: bool explain = 10;
+   */
+  explain: boolean;
 };
 
 /**
@@ -516,6 +524,14 @@ export type SearchHit = Message<"mnemo.v1.SearchHit"> & {
    * @generated from field: float score = 2;
    */
   score: number;
+
+  /**
+   * Output only. How the hit was ranked; set only when the request asked
+   * to `explain`.
+   *
+   * @generated from field: mnemo.v1.HitExplanation explanation = 3;
+   */
+  explanation?: HitExplanation | undefined;
 };
 
 /**
@@ -524,6 +540,58 @@ export type SearchHit = Message<"mnemo.v1.SearchHit"> & {
  */
 export const SearchHitSchema: GenMessage<SearchHit> = /*@__PURE__*/
   messageDesc(file_mnemo_v1_memory_service, 12);
+
+/**
+ * How a search hit was ranked. The parts of a half that did not find the
+ * hit (or did not run, in vector and keyword mode) are unset. In hybrid mode
+ * `fused_score` is the sum of 1 / (rrf_k + rank) over the ranks that are set.
+ *
+ * @generated from message mnemo.v1.HitExplanation
+ */
+export type HitExplanation = Message<"mnemo.v1.HitExplanation"> & {
+  /**
+   * Output only. The cosine similarity of the memory to the query.
+   *
+   * @generated from field: optional float vector_score = 1;
+   */
+  vectorScore?: number | undefined;
+
+  /**
+   * Output only. The hit's rank in the vector ranking, from 1.
+   *
+   * @generated from field: optional int32 vector_rank = 2;
+   */
+  vectorRank?: number | undefined;
+
+  /**
+   * Output only. The BM25 relevance of the memory to the query.
+   *
+   * @generated from field: optional float keyword_score = 3;
+   */
+  keywordScore?: number | undefined;
+
+  /**
+   * Output only. The hit's rank in the keyword ranking, from 1.
+   *
+   * @generated from field: optional int32 keyword_rank = 4;
+   */
+  keywordRank?: number | undefined;
+
+  /**
+   * Output only. The reciprocal rank fusion score (hybrid mode only), equal
+   * to the hit's `score`.
+   *
+   * @generated from field: optional float fused_score = 5;
+   */
+  fusedScore?: number | undefined;
+};
+
+/**
+ * Describes the message mnemo.v1.HitExplanation.
+ * Use `create(HitExplanationSchema)` to create a new message.
+ */
+export const HitExplanationSchema: GenMessage<HitExplanation> = /*@__PURE__*/
+  messageDesc(file_mnemo_v1_memory_service, 13);
 
 /**
  * The response of SearchMemories.
@@ -552,7 +620,7 @@ export type SearchMemoriesResponse = Message<"mnemo.v1.SearchMemoriesResponse"> 
  * Use `create(SearchMemoriesResponseSchema)` to create a new message.
  */
 export const SearchMemoriesResponseSchema: GenMessage<SearchMemoriesResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 13);
+  messageDesc(file_mnemo_v1_memory_service, 14);
 
 /**
  * The request of BatchSearchMemories.
@@ -573,7 +641,7 @@ export type BatchSearchMemoriesRequest = Message<"mnemo.v1.BatchSearchMemoriesRe
  * Use `create(BatchSearchMemoriesRequestSchema)` to create a new message.
  */
 export const BatchSearchMemoriesRequestSchema: GenMessage<BatchSearchMemoriesRequest> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 14);
+  messageDesc(file_mnemo_v1_memory_service, 15);
 
 /**
  * The response of BatchSearchMemories.
@@ -594,7 +662,7 @@ export type BatchSearchMemoriesResponse = Message<"mnemo.v1.BatchSearchMemoriesR
  * Use `create(BatchSearchMemoriesResponseSchema)` to create a new message.
  */
 export const BatchSearchMemoriesResponseSchema: GenMessage<BatchSearchMemoriesResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 15);
+  messageDesc(file_mnemo_v1_memory_service, 16);
 
 /**
  * One message of the StreamSearchMemories request stream.
@@ -623,7 +691,7 @@ export type StreamSearchMemoriesRequest = Message<"mnemo.v1.StreamSearchMemories
  * Use `create(StreamSearchMemoriesRequestSchema)` to create a new message.
  */
 export const StreamSearchMemoriesRequestSchema: GenMessage<StreamSearchMemoriesRequest> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 16);
+  messageDesc(file_mnemo_v1_memory_service, 17);
 
 /**
  * One message of the StreamSearchMemories response stream.
@@ -667,7 +735,7 @@ export type StreamSearchMemoriesResponse = Message<"mnemo.v1.StreamSearchMemorie
  * Use `create(StreamSearchMemoriesResponseSchema)` to create a new message.
  */
 export const StreamSearchMemoriesResponseSchema: GenMessage<StreamSearchMemoriesResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 17);
+  messageDesc(file_mnemo_v1_memory_service, 18);
 
 /**
  * One operation of a batch write.
@@ -712,7 +780,7 @@ export type WriteOperation = Message<"mnemo.v1.WriteOperation"> & {
  * Use `create(WriteOperationSchema)` to create a new message.
  */
 export const WriteOperationSchema: GenMessage<WriteOperation> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 18);
+  messageDesc(file_mnemo_v1_memory_service, 19);
 
 /**
  * The outcome of one operation of a batch write.
@@ -764,7 +832,7 @@ export type WriteResult = Message<"mnemo.v1.WriteResult"> & {
  * Use `create(WriteResultSchema)` to create a new message.
  */
 export const WriteResultSchema: GenMessage<WriteResult> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 19);
+  messageDesc(file_mnemo_v1_memory_service, 20);
 
 /**
  * The request of BatchWriteMemories.
@@ -801,7 +869,7 @@ export type BatchWriteMemoriesRequest = Message<"mnemo.v1.BatchWriteMemoriesRequ
  * Use `create(BatchWriteMemoriesRequestSchema)` to create a new message.
  */
 export const BatchWriteMemoriesRequestSchema: GenMessage<BatchWriteMemoriesRequest> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 20);
+  messageDesc(file_mnemo_v1_memory_service, 21);
 
 /**
  * The response of BatchWriteMemories.
@@ -830,7 +898,7 @@ export type BatchWriteMemoriesResponse = Message<"mnemo.v1.BatchWriteMemoriesRes
  * Use `create(BatchWriteMemoriesResponseSchema)` to create a new message.
  */
 export const BatchWriteMemoriesResponseSchema: GenMessage<BatchWriteMemoriesResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 21);
+  messageDesc(file_mnemo_v1_memory_service, 22);
 
 /**
  * The header of an export: the first message of an export stream and of an
@@ -882,7 +950,7 @@ export type ExportHeader = Message<"mnemo.v1.ExportHeader"> & {
  * Use `create(ExportHeaderSchema)` to create a new message.
  */
 export const ExportHeaderSchema: GenMessage<ExportHeader> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 22);
+  messageDesc(file_mnemo_v1_memory_service, 23);
 
 /**
  * The request of ExportMemories.
@@ -918,7 +986,7 @@ export type ExportMemoriesRequest = Message<"mnemo.v1.ExportMemoriesRequest"> & 
  * Use `create(ExportMemoriesRequestSchema)` to create a new message.
  */
 export const ExportMemoriesRequestSchema: GenMessage<ExportMemoriesRequest> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 23);
+  messageDesc(file_mnemo_v1_memory_service, 24);
 
 /**
  * One message of the ExportMemories stream.
@@ -955,7 +1023,7 @@ export type ExportMemoriesResponse = Message<"mnemo.v1.ExportMemoriesResponse"> 
  * Use `create(ExportMemoriesResponseSchema)` to create a new message.
  */
 export const ExportMemoriesResponseSchema: GenMessage<ExportMemoriesResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 24);
+  messageDesc(file_mnemo_v1_memory_service, 25);
 
 /**
  * Options of an import.
@@ -984,7 +1052,7 @@ export type ImportOptions = Message<"mnemo.v1.ImportOptions"> & {
  * Use `create(ImportOptionsSchema)` to create a new message.
  */
 export const ImportOptionsSchema: GenMessage<ImportOptions> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 25);
+  messageDesc(file_mnemo_v1_memory_service, 26);
 
 /**
  * One message of the ImportMemories stream.
@@ -1029,7 +1097,7 @@ export type ImportMemoriesRequest = Message<"mnemo.v1.ImportMemoriesRequest"> & 
  * Use `create(ImportMemoriesRequestSchema)` to create a new message.
  */
 export const ImportMemoriesRequestSchema: GenMessage<ImportMemoriesRequest> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 26);
+  messageDesc(file_mnemo_v1_memory_service, 27);
 
 /**
  * One memory an import did not store.
@@ -1065,7 +1133,7 @@ export type ImportFailure = Message<"mnemo.v1.ImportFailure"> & {
  * Use `create(ImportFailureSchema)` to create a new message.
  */
 export const ImportFailureSchema: GenMessage<ImportFailure> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 27);
+  messageDesc(file_mnemo_v1_memory_service, 28);
 
 /**
  * The response of ImportMemories.
@@ -1115,7 +1183,7 @@ export type ImportMemoriesResponse = Message<"mnemo.v1.ImportMemoriesResponse"> 
  * Use `create(ImportMemoriesResponseSchema)` to create a new message.
  */
 export const ImportMemoriesResponseSchema: GenMessage<ImportMemoriesResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 28);
+  messageDesc(file_mnemo_v1_memory_service, 29);
 
 /**
  * The request of DeleteMemories.
@@ -1157,7 +1225,7 @@ export type DeleteMemoriesRequest = Message<"mnemo.v1.DeleteMemoriesRequest"> & 
  * Use `create(DeleteMemoriesRequestSchema)` to create a new message.
  */
 export const DeleteMemoriesRequestSchema: GenMessage<DeleteMemoriesRequest> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 29);
+  messageDesc(file_mnemo_v1_memory_service, 30);
 
 /**
  * The response of DeleteMemories.
@@ -1193,7 +1261,7 @@ export type DeleteMemoriesResponse = Message<"mnemo.v1.DeleteMemoriesResponse"> 
  * Use `create(DeleteMemoriesResponseSchema)` to create a new message.
  */
 export const DeleteMemoriesResponseSchema: GenMessage<DeleteMemoriesResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 30);
+  messageDesc(file_mnemo_v1_memory_service, 31);
 
 /**
  * One version of a memory: a change and its effect.
@@ -1271,7 +1339,7 @@ export type MemoryVersion = Message<"mnemo.v1.MemoryVersion"> & {
  * Use `create(MemoryVersionSchema)` to create a new message.
  */
 export const MemoryVersionSchema: GenMessage<MemoryVersion> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 31);
+  messageDesc(file_mnemo_v1_memory_service, 32);
 
 /**
  * The request of GetMemoryHistory.
@@ -1307,7 +1375,7 @@ export type GetMemoryHistoryRequest = Message<"mnemo.v1.GetMemoryHistoryRequest"
  * Use `create(GetMemoryHistoryRequestSchema)` to create a new message.
  */
 export const GetMemoryHistoryRequestSchema: GenMessage<GetMemoryHistoryRequest> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 32);
+  messageDesc(file_mnemo_v1_memory_service, 33);
 
 /**
  * The response of GetMemoryHistory.
@@ -1335,7 +1403,7 @@ export type GetMemoryHistoryResponse = Message<"mnemo.v1.GetMemoryHistoryRespons
  * Use `create(GetMemoryHistoryResponseSchema)` to create a new message.
  */
 export const GetMemoryHistoryResponseSchema: GenMessage<GetMemoryHistoryResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 33);
+  messageDesc(file_mnemo_v1_memory_service, 34);
 
 /**
  * One change to one memory, as the change feed reports it.
@@ -1385,7 +1453,7 @@ export type MemoryEvent = Message<"mnemo.v1.MemoryEvent"> & {
  * Use `create(MemoryEventSchema)` to create a new message.
  */
 export const MemoryEventSchema: GenMessage<MemoryEvent> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 34);
+  messageDesc(file_mnemo_v1_memory_service, 35);
 
 /**
  * The request of WatchMemories.
@@ -1437,7 +1505,7 @@ export type WatchMemoriesRequest = Message<"mnemo.v1.WatchMemoriesRequest"> & {
  * Use `create(WatchMemoriesRequestSchema)` to create a new message.
  */
 export const WatchMemoriesRequestSchema: GenMessage<WatchMemoriesRequest> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 35);
+  messageDesc(file_mnemo_v1_memory_service, 36);
 
 /**
  * One message of the WatchMemories stream.
@@ -1473,7 +1541,7 @@ export type WatchMemoriesResponse = Message<"mnemo.v1.WatchMemoriesResponse"> & 
  * Use `create(WatchMemoriesResponseSchema)` to create a new message.
  */
 export const WatchMemoriesResponseSchema: GenMessage<WatchMemoriesResponse> = /*@__PURE__*/
-  messageDesc(file_mnemo_v1_memory_service, 36);
+  messageDesc(file_mnemo_v1_memory_service, 37);
 
 /**
  * The kinds of deduplication.
