@@ -16,9 +16,10 @@ added to the proto is served over HTTP with no change here.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import logging
-from collections.abc import AsyncIterator, Iterable, Mapping
+from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
 from typing import Any, Final
 
 import grpc
@@ -195,13 +196,8 @@ def _endpoint(method: MethodDescriptor, forward: Forwarder) -> Any:
         unary = forward.channel.unary_unary(path, request_serializer=encode, response_deserializer=decode)
 
         async def call_unary(request: Any, ctx: RequestContext[Any, Any]) -> Any:
-            try:
+            with _translating(path):
                 return await unary(request, metadata=forward.metadata(ctx), timeout=forward.timeout(ctx))
-            except grpc.aio.AioRpcError as exc:
-                raise error_of(exc) from None
-            except Exception:
-                log.exception("forwarding %s failed", path)
-                raise _internal() from None
 
         return Endpoint.unary(info, call_unary)
     if kind is StreamType.SERVER_STREAM:
@@ -221,17 +217,10 @@ def _endpoint(method: MethodDescriptor, forward: Forwarder) -> Any:
         )
 
         async def call_client_stream(requests: AsyncIterator[Any], ctx: RequestContext[Any, Any]) -> Any:
-            try:
+            with _translating(path):
                 return await client_stream(
                     requests, metadata=forward.metadata(ctx), timeout=forward.timeout(ctx)
                 )
-            except grpc.aio.AioRpcError as exc:
-                raise error_of(exc) from None
-            except ConnectError:
-                raise
-            except Exception:
-                log.exception("forwarding %s failed", path)
-                raise _internal() from None
 
         return Endpoint.client_stream(info, call_client_stream)
     bidi = forward.channel.stream_stream(path, request_serializer=encode, response_deserializer=decode)
@@ -248,8 +237,20 @@ async def _relay(call: Any, path: str) -> AsyncIterator[Any]:
     """The messages of a streaming gRPC call; cancels it when the HTTP
     client goes away."""
     try:
-        async for item in call:
-            yield item
+        with _translating(path):
+            async for item in call:
+                yield item
+    finally:
+        call.cancel()
+
+
+@contextlib.contextmanager
+def _translating(path: str) -> Iterator[None]:
+    """Turns a forwarded call's failure into the Connect error the HTTP
+    client gets: a gRPC status keeps its code and details, anything else is
+    logged and answered as INTERNAL."""
+    try:
+        yield
     except grpc.aio.AioRpcError as exc:
         raise error_of(exc) from None
     except ConnectError:
@@ -257,8 +258,6 @@ async def _relay(call: Any, path: str) -> AsyncIterator[Any]:
     except Exception:
         log.exception("forwarding %s failed", path)
         raise _internal() from None
-    finally:
-        call.cancel()
 
 
 class ServiceApp(ConnectASGIApplication[Forwarder]):
