@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import tempfile
 import threading
 import uuid
 from collections.abc import AsyncIterator, Iterator, Sequence
@@ -19,6 +20,9 @@ import pytest
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+# mem0 reads these on import: no telemetry calls out, and its ~/.mem0 state stays out of $HOME.
+os.environ.setdefault("MEM0_TELEMETRY", "False")
+os.environ.setdefault("MEM0_DIR", tempfile.mkdtemp(prefix="mnemo-mem0-"))
 
 from mnemo import AsyncMnemoClient, MnemoClient
 from mnemo_server.app import App, build_embedder

@@ -1,0 +1,1 @@
+"""Optional integrations of the Mnemo SDK with other libraries, each behind its own extra."""
