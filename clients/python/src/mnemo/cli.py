@@ -26,7 +26,7 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from mnemo import __version__, _jsonl, types
+from mnemo import __version__, _jsonl, cli_mem0, types
 from mnemo._convert import clamped
 from mnemo._plainjson import to_plain
 from mnemo._progress import Progress
@@ -292,8 +292,9 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--omit-embeddings", action="store_true", help="leave embeddings out")
     p.add_argument("--output", "-o", default="-", help='the file to write ("-" for stdout) [-]')
 
-    p = command("import", "import a JSON Lines export", cmd_import)
-    p.add_argument("file", help='an export file ("-" for stdin)')
+    p = command("import", "import a JSON Lines export, or a mem0 store (--from-mem0)", cmd_import)
+    p.add_argument("file", nargs="?", help='an export file ("-" for stdin)')
+    cli_mem0.add_arguments(p)
     p.add_argument("--on-conflict", choices=["skip", "overwrite", "fail"], help="for ids that exist [skip]")
     p.add_argument("--force-reembed", action="store_true", help="re-embed every memory")
 
@@ -621,6 +622,10 @@ def _memory_message(memory: types.Memory) -> Any:
 
 def cmd_import(ctx: Context) -> int:
     a = ctx.args
+    if a.from_mem0 is not None:
+        return cli_mem0.run(ctx)
+    if a.file is None:
+        raise UsageError("import needs FILE (an export) or --from-mem0 CONFIG")
     if a.file == "-":
         stdin = io.StringIO(sys.stdin.read())  # checked whole first: a bad line imports nothing
         _jsonl.validate(stdin)
