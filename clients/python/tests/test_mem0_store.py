@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mem0 import Memory
+from mem0 import AsyncMemory, Memory
 from mem0_helpers import LlmServer, llm_server, mem0_config
 
 import mnemo.integrations.mem0 as mnemo_mem0
@@ -228,3 +228,36 @@ def test_registration_is_what_the_user_writes(server: Any, llm: LlmServer, tmp_p
     )
     with pytest.raises(ValueError, match="unknown_key"):
         Memory.from_config(config)
+
+
+def test_awkward_keys_and_values_match_exactly(memory: Memory, store: MnemoVectorStore, user: str) -> None:
+    tricky = 'said "hi" \\ then\nleft'
+    payloads = [
+        {"data": "one", "user_id": user, "favourite food": "pho", "note": tricky},
+        {"data": "two", "user_id": user, "favourite food": "pho!", "note": "said hi"},
+    ]
+    store.insert([vector(memory, "one"), vector(memory, "two")], payloads=payloads)
+    q = vector(memory, "one")
+    [hit] = store.search("", q, top_k=5, filters={"user_id": user, "favourite food": "pho"})
+    assert hit.payload == payloads[0]  # the payload round-trips exactly
+    [hit] = store.search("", q, top_k=5, filters={"user_id": user, "note": tricky})
+    assert hit.payload["data"] == "one"
+    assert store.search("", q, filters={"user_id": user, "note": "said"}) == []
+    with pytest.raises(UnsupportedFilterError, match="quotes"):
+        store.search("", q, filters={"user_id": user, 'bad"key': 1})
+    # An empty scope id is an exact match on "no user", never "any user".
+    assert store.search("", q, filters={"user_id": ""}) == []
+
+
+async def test_async_memory_uses_the_same_store(
+    server: Any, llm: LlmServer, collection: str, tmp_path: Path, user: str
+) -> None:
+    block = {"provider": "mnemo", "config": {"address": server.address, "collection_name": collection}}
+    m = AsyncMemory.from_config(mem0_config(block, llm.base_url, tmp_path / "async.db"))
+    try:
+        added = (await m.add("I enjoy chess", user_id=user))["results"]
+        assert [r["memory"] for r in added] == ["Enjoys playing chess online"]
+        hits = (await m.search("board games", filters={"user_id": user}))["results"]
+        assert hits[0]["id"] == added[0]["id"]
+    finally:
+        m.vector_store.close()
