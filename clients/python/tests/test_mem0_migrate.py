@@ -158,6 +158,7 @@ def test_other_model_is_reembedded_and_usage_errors(
     tmp_path: Path,
     server: Any,
     monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
 ) -> None:
     collection = f"r{uuid.uuid4().hex[:8]}"
     block = {
@@ -173,8 +174,9 @@ def test_other_model_is_reembedded_and_usage_errors(
     memory.add("Collects vinyl records", user_id=user, infer=False)
     memory.close()
 
-    report = migrate(config, client, embedding_model="text-embedding-3-small")
+    report = migrate(config, client, embedding_model="text-embedding-3-small", progress=True)
     assert (report.imported, report.reembedded) == (1, 1)
+    assert "imported" in capsys.readouterr().err  # the progress bar
     [stored] = client.iter_memories(user_id=user)
     assert stored.embedding_model == "all-MiniLM-L6-v2"
 
