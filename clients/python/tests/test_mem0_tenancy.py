@@ -13,11 +13,11 @@ from conftest import KeepOpen, Server, start_server
 from mcp_helpers import BOOTSTRAP_KEY
 from mem0 import Memory
 from mem0_helpers import LlmServer, llm_server, mem0_config
-from mnemo_server.embed.base import Embedder
 
 import mnemo.integrations.mem0  # noqa: F401  (registers the provider)
 from mnemo import MnemoClient
 from mnemo.errors import PermissionDeniedError
+from mnemo_server.embed.base import Embedder
 
 
 @pytest.fixture(scope="module")
