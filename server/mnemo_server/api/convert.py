@@ -1,5 +1,7 @@
-"""proto <-> domain. The only module besides the servicers that touches
-generated messages; no validation beyond what decoding itself needs."""
+"""proto <-> domain: every *_to_proto and *_from_proto. Besides this module
+only the servicers (api/memory.py, streams.py, admin.py, stream_search.py)
+and api/server.py touch generated messages; no validation beyond what
+decoding itself needs."""
 
 from __future__ import annotations
 
@@ -37,7 +39,7 @@ from mnemo_server.service import (
     Stats,
     WriteOp,
 )
-from mnemo_server.store.base import VersionRecord
+from mnemo_server.store.base import ApiKeyRecord, VersionRecord
 from mnemo_server.validation import MAX_DURATION_S, check_time_us
 
 #: Fields of Memory that a read mask may name.
@@ -418,6 +420,25 @@ def shard_to_proto(shard: ShardStats) -> admin_pb.IndexShardStats:
 
 
 # -- lifecycle ------------------------------------------------------------------
+
+
+def api_key_to_proto(record: ApiKeyRecord, out: admin_pb.ApiKey) -> None:
+    """An API key without its secret or hash."""
+    out.id = record.id
+    out.tenant = record.tenant
+    out.role = admin_pb.ApiKeyRole.Value(f"API_KEY_ROLE_{record.role.upper()}")  # type: ignore[assignment]
+    out.user_ids.extend(record.user_ids)
+    out.agent_ids.extend(record.agent_ids)
+    out.display_name = record.display_name
+    us_to_timestamp(record.create_time_us, out.create_time)
+    for value, stamp in (
+        (record.expire_time_us, out.expire_time),
+        (record.revoke_time_us, out.revoke_time),
+        (record.last_use_time_us, out.last_use_time),
+    ):
+        if value is not None:
+            us_to_timestamp(value, stamp)
+
 
 EVENT_TYPES = {
     ChangeType.CREATE: svc_pb.EVENT_TYPE_PUT,
