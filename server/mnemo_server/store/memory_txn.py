@@ -27,8 +27,6 @@ from mnemo_server.store.memory_state import (
     tokenize,
 )
 
-#: Meta names the store keeps itself (as the SQLite store does).
-RESERVED_META = frozenset({"schema_version", "revision", "compacted_revision"})
 
 
 class MemoryWriteTxn(WriteTxn):
