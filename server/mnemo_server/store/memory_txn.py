@@ -28,7 +28,6 @@ from mnemo_server.store.memory_state import (
 )
 
 
-
 class MemoryWriteTxn(WriteTxn):
     """A write transaction over a private copy of the state."""
 
