@@ -27,7 +27,7 @@ from mnemo_server.models import (
     SearchHit,
     Vector,
 )
-from mnemo_server.service import (
+from mnemo_server.service.types import (
     DedupMode,
     DedupPolicy,
     MemoryDraft,
