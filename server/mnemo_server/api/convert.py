@@ -26,6 +26,7 @@ from mnemo_server.models import (
     Scope,
     SearchHit,
     Vector,
+    VersionRecord,
 )
 from mnemo_server.service.types import (
     DedupMode,
@@ -37,7 +38,6 @@ from mnemo_server.service.types import (
     Stats,
     WriteOp,
 )
-from mnemo_server.store.base import VersionRecord
 from mnemo_server.validation import MAX_DURATION_S, check_time_us
 
 #: Fields of Memory that a read mask may name.

@@ -38,10 +38,9 @@ from mnemo_server.errors import (
     invalid,
 )
 from mnemo_server.feed import FeedEvent
-from mnemo_server.models import Principal, Scope
+from mnemo_server.models import ApiKeyRecord, Principal, Scope
 from mnemo_server.service import MemoryService
 from mnemo_server.service.types import ImportReport, WriteOutcome
-from mnemo_server.store.base import ApiKeyRecord
 
 log = logging.getLogger("mnemo.api")
 T = TypeVar("T")

@@ -14,10 +14,10 @@ from typing import Any
 from mnemo_server import filters, validation
 from mnemo_server.errors import NotFoundError, OutOfRangeError, invalid
 from mnemo_server.feed import FeedEvent
-from mnemo_server.models import Memory, Principal, Scope
+from mnemo_server.models import Memory, Principal, Scope, VersionRecord
 from mnemo_server.pagination import decode_token, encode_token, fingerprint
 from mnemo_server.service.state import ServiceState
-from mnemo_server.store.base import ORDER_FIELDS, OrderTerm, VersionRecord
+from mnemo_server.store.base import ORDER_FIELDS, OrderTerm
 
 
 class Reads(ServiceState):
