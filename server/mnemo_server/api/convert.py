@@ -390,7 +390,16 @@ def stats_to_proto(stats: Stats) -> admin_pb.GetStatsResponse:
     for shard in stats.shards:
         response.shards.append(shard_to_proto(shard))
     for cache in stats.caches:
-        response.caches.add(**cache)
+        response.caches.add(
+            name=cache.name,
+            backend=cache.backend,
+            hits=cache.hits,
+            misses=cache.misses,
+            errors=cache.errors,
+            hit_rate=cache.hit_rate,
+            bytes=cache.bytes,
+            state=cache.state,
+        )
     for rule in stats.retention:
         policy = response.retention_policies.add(
             tenant=rule.tenant,

@@ -42,7 +42,7 @@ class Statistics(ServiceState):
         return Stats(
             tenants=tenants,
             shards=shards,
-            caches=self.caches.proto_stats() if self.caches is not None else [],
+            caches=self.caches.stats() if self.caches is not None else [],
             revision=self.store.current_revision(),
             oldest_revision=self.store.compacted_revision(),
             embedding_model=self.embedder.model_id,

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mnemo_server.cache import LayerStats
 from mnemo_server.errors import MnemoError
 from mnemo_server.index.base import IndexKind
 from mnemo_server.models import Link, Memory, MemoryKind, Scope, SearchHit, Vector
@@ -173,7 +174,7 @@ class TenantStats:
 class Stats:
     tenants: list[TenantStats]
     shards: list[ShardStats]
-    caches: list[dict[str, Any]]
+    caches: list[LayerStats]
     revision: int
     oldest_revision: int
     embedding_model: str
