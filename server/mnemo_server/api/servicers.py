@@ -2,7 +2,8 @@
 
 Every handler runs inside `_call`, which gates on readiness, finds the
 request id and principal, and turns every exception into a status through
-api/status.py. Blocking work never runs on the event loop.
+api/status.py. Blocking work never runs on the event loop: a search is
+answered there only from in-process caches (service/search.py).
 """
 
 from __future__ import annotations
