@@ -20,6 +20,7 @@ from mnemo.v1 import memory_service_pb2 as svc_pb
 from mnemo_server.errors import invalid
 from mnemo_server.feed import FeedEvent
 from mnemo_server.models import (
+    ApiKeyRecord,
     ChangeType,
     HitExplanation,
     Link,
@@ -28,8 +29,9 @@ from mnemo_server.models import (
     Scope,
     SearchHit,
     Vector,
+    VersionRecord,
 )
-from mnemo_server.service import (
+from mnemo_server.service.types import (
     DedupMode,
     DedupPolicy,
     MemoryDraft,
@@ -39,7 +41,6 @@ from mnemo_server.service import (
     Stats,
     WriteOp,
 )
-from mnemo_server.store.base import ApiKeyRecord, VersionRecord
 from mnemo_server.validation import MAX_DURATION_S, check_time_us
 
 #: Fields of Memory that a read mask may name.
@@ -392,7 +393,16 @@ def stats_to_proto(stats: Stats) -> admin_pb.GetStatsResponse:
     for shard in stats.shards:
         response.shards.append(shard_to_proto(shard))
     for cache in stats.caches:
-        response.caches.add(**cache)
+        response.caches.add(
+            name=cache.name,
+            backend=cache.backend,
+            hits=cache.hits,
+            misses=cache.misses,
+            errors=cache.errors,
+            hit_rate=cache.hit_rate,
+            bytes=cache.bytes,
+            state=cache.state,
+        )
     for rule in stats.retention:
         policy = response.retention_policies.add(
             tenant=rule.tenant,

@@ -15,7 +15,8 @@ Around it, the same envelope for each kind:
 
 Metrics, deadlines and rate limits are the interceptors' (telemetry_grpc.py,
 api/interceptors.py). Blocking work never runs on the event loop: handlers
-call `Servicer.run`, which runs it in the worker pool.
+call `Servicer.run`, which runs it in the worker pool; a search is answered
+on the loop only from in-process caches (service/search.py).
 """
 
 from __future__ import annotations

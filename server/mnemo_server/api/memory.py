@@ -18,7 +18,8 @@ from mnemo_server.api.status import OK, status_of
 from mnemo_server.api.streams import MemoryStreams
 from mnemo_server.errors import AbortedError, InvalidArgumentError, MnemoError, invalid
 from mnemo_server.models import Principal
-from mnemo_server.service import MemoryService, WriteOutcome
+from mnemo_server.service import MemoryService
+from mnemo_server.service.types import WriteOutcome
 
 #: Rendered responses of result-cache hits kept (see MemoryServicer._rendered).
 RENDERED_RESPONSES = 4096
@@ -114,17 +115,24 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
         self, request: pb.SearchMemoriesRequest, principal: Principal, context: Any
     ) -> Any:
         query = convert.search_from_proto(request, "")
-        lookup = self.service.cached_lookup(principal, query)
-        if lookup is None or lookup.hits is None:
-            done = None if lookup is None else [lookup]
-            result = (await self.run(self.service.search, principal, [query], lookups_done=done))[0]
-            return convert.search_result_to_proto(
-                result.hits, result.embedding_model, include_embedding=query.include_embedding
-            )
-        return self._rendered(principal, query, lookup)
+        # Validated and fingerprinted once, here; answered here only from
+        # in-process caches, else in a worker thread with what was looked up.
+        prepared = self.service.prepare(principal, [query])
+        hit = self.service.look_up_inline(prepared)
+        if hit is not None:
+            rendered = self._rendered(principal, query, hit[0], prepared)
+            if rendered is not None:
+                return rendered
+        result = (await self.run(self.service.search, principal, prepared))[0]
+        return convert.search_result_to_proto(
+            result.hits, result.embedding_model, include_embedding=query.include_embedding
+        )
 
-    def _rendered(self, principal: Principal, query: Any, lookup: Any) -> pb.SearchMemoriesResponse:
-        """A result-cache hit as a response, rendered once per cache entry.
+    def _rendered(
+        self, principal: Principal, query: Any, lookup: Any, prepared: Any
+    ) -> pb.SearchMemoriesResponse | None:
+        """A result-cache hit as a response, rendered once per cache entry;
+        None when a memory it shows is not in the record cache.
 
         The entry's stamp holds the generations it was computed under, and any
         change to a memory it shows bumps them, so the same stamp means the
@@ -137,7 +145,10 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
             self._responses.move_to_end(key)
             self.service.note_retrieved(found[2])
             return found[0]
-        result = self.service.cached_search(principal, query, lookup)
+        answered = self.service.answer_inline(prepared)
+        if answered is None:
+            return None
+        result = answered[0]
         response = convert.search_result_to_proto(
             result.hits, result.embedding_model, include_embedding=query.include_embedding
         )

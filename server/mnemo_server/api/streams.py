@@ -20,7 +20,7 @@ from mnemo_server.api.stream_search import StreamSearch
 from mnemo_server.errors import AbortedError, MnemoError, UnavailableError, invalid
 from mnemo_server.feed import FeedEvent
 from mnemo_server.models import Principal, Scope
-from mnemo_server.service import ImportReport
+from mnemo_server.service.types import ImportReport
 
 EXPORT_FORMAT_VERSION = 1
 IMPORT_BATCH = 500

@@ -26,7 +26,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any
 
 from mnemo_server.filters import Expr
-from mnemo_server.models import Change, Memory, Scope
+from mnemo_server.models import Change, Memory, Scope, VersionRecord
 from mnemo_server.store.base import (
     FeedEntry,
     IdempotentRecord,
@@ -36,7 +36,6 @@ from mnemo_server.store.base import (
     ScopeCountRow,
     TenantCountRow,
     VectorRow,
-    VersionRecord,
     WriteTxn,
 )
 from mnemo_server.store.keywords import query_phrases

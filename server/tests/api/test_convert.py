@@ -33,13 +33,26 @@ from mnemo.v1 import admin_service_pb2 as admin_pb
 from mnemo.v1 import memory_pb2 as pb
 from mnemo.v1 import memory_service_pb2 as svc_pb
 from mnemo_server.api import convert
+from mnemo_server.cache.base import LatencySnapshot
+from mnemo_server.cache.layers import LayerStats
 from mnemo_server.config import RetentionRule
 from mnemo_server.errors import MnemoError
 from mnemo_server.feed import FeedEvent
 from mnemo_server.index.base import IndexKind
-from mnemo_server.models import Change, ChangeType, HitExplanation, Link, Memory, MemoryKind, Scope, SearchHit
+from mnemo_server.models import (
+    ApiKeyRecord,
+    Change,
+    ChangeType,
+    HitExplanation,
+    Link,
+    Memory,
+    MemoryKind,
+    Scope,
+    SearchHit,
+    VersionRecord,
+)
 from mnemo_server.service import ShardStats, Stats, TenantStats
-from mnemo_server.store.base import ApiKeyRecord, ScopeCountRow, VersionRecord
+from mnemo_server.store.base import ScopeCountRow
 from mnemo_server.validation import MAX_TIME_US, MIN_TIME_US
 
 T = 1_767_225_600_123_456  # 2026-01-01T00:00:00.123456Z
@@ -357,10 +370,7 @@ def encoded() -> list[Message]:
         Stats(
             tenants=[TenantStats("t1", 2, 30, [ScopeCountRow("t1", Scope("alice", "bot", "run-1"), 2)])],
             shards=[ShardStats("t1/0", IndexKind.HNSW, 2, 8, 4096, 7, "above ann_threshold")],
-            caches=[
-                {"name": "search", "backend": "local", "hits": 3, "misses": 1, "errors": 1, "hit_rate": 0.75}
-                | {"bytes": 100, "state": "ok"}
-            ],
+            caches=[LayerStats("search", "local", "ok", 3, 1, 1, 100, LatencySnapshot(0, 0.0, ()))],
             revision=8,
             oldest_revision=1,
             embedding_model="model-x",
