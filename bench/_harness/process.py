@@ -30,7 +30,7 @@ from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = [sys.executable, "-m", "mnemo_server"]
-PORT_LINE = re.compile(r"\(port (\d+)\)")
+PORT_LINE = re.compile(r"listening on \S+ \(port (\d+)\)")  # the gRPC port, not HTTP's
 
 
 def free_port() -> int:

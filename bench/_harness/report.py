@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from .process import ROOT
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def pct(samples_ns: Sequence[int] | npt.NDArray[np.int64], q: float) -> float:
