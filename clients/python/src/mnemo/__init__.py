@@ -15,8 +15,8 @@ server imports them from too.
 """
 
 from mnemo import errors
-from mnemo._requests import UNSET, WriteOp
-from mnemo._retry import RetryPolicy
+from mnemo._core.requests import UNSET, WriteOp
+from mnemo._core.retry import RetryPolicy
 from mnemo.aio import AsyncExportStream, AsyncMnemoClient, AsyncWatch
 from mnemo.client import ExportStream, MnemoClient, Watch
 from mnemo.errors import MnemoError

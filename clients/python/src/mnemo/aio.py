@@ -26,11 +26,12 @@ from typing import Any, TypeVar
 
 import grpc
 
-from mnemo import _convert, _jsonl, _requests
 from mnemo import types as t
-from mnemo._base import Deadline, PathLike, Settings, call_timeout, request_id
-from mnemo._progress import Progress
-from mnemo._requests import (
+from mnemo._core import conversions as _convert
+from mnemo._core import jsonl as _jsonl
+from mnemo._core import requests as _requests
+from mnemo._core.progress import Progress
+from mnemo._core.requests import (
     UNSET,
     DedupLike,
     HeaderLike,
@@ -40,7 +41,8 @@ from mnemo._requests import (
     WriteOp,
     _Unset,
 )
-from mnemo._retry import RetryPolicy
+from mnemo._core.retry import RetryPolicy
+from mnemo._core.settings import Deadline, PathLike, Settings, call_timeout, request_id
 from mnemo.client import resume_revision
 from mnemo.errors import MnemoError, from_rpc_error
 from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc

@@ -26,11 +26,12 @@ from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TextIO
 
-from mnemo import __version__, _jsonl, types
-from mnemo._convert import clamped
-from mnemo._plainjson import to_plain
-from mnemo._progress import Progress
-from mnemo._requests import UNSET, _Unset
+from mnemo import __version__, types
+from mnemo._core import jsonl as _jsonl
+from mnemo._core.conversions import clamped
+from mnemo._core.plainjson import to_plain
+from mnemo._core.progress import Progress
+from mnemo._core.requests import UNSET, _Unset
 from mnemo.client import MnemoClient
 from mnemo.errors import MnemoError, UnavailableError
 from mnemo.v1 import memory_pb2
