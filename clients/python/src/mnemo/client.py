@@ -1,19 +1,21 @@
-"""`MnemoClient`: the blocking client, one method per RPC of MemoryService and AdminService."""
+"""`MnemoClient`: the blocking client, one method per RPC of MemoryService and AdminService.
+
+This is the source of `mnemo.aio` (`AsyncMnemoClient`), which
+clients/python/scripts/gen_aio.py generates from it: change this file, then run
+`bash .ci/generate`.
+"""
 
 from __future__ import annotations
 
 import builtins
-import contextlib
-import logging
-import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
 from mnemo import types as t
+from mnemo._calls import Calls
 from mnemo._core import conversions as _convert
 from mnemo._core import jsonl as _jsonl
 from mnemo._core import requests as _requests
@@ -28,16 +30,12 @@ from mnemo._core.requests import (
     WriteOp,
     _Unset,
 )
-from mnemo._core.retry import RetryPolicy
-from mnemo._core.settings import Deadline, PathLike, Settings, call_timeout, request_id
-from mnemo.errors import MnemoError, from_rpc_error
-from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
-
-log = logging.getLogger("mnemo")
-R = TypeVar("R")
+from mnemo._core.settings import PathLike, call_timeout
+from mnemo._streams import ExportStream, Watch
+from mnemo.errors import from_rpc_error
 
 
-class MnemoClient:
+class MnemoClient(Calls):
     """A blocking client of a Mnemo server.
 
     Args:
@@ -69,151 +67,6 @@ class MnemoClient:
         ...     c.create("Alice prefers green tea", user_id="doc-alice").memory.content
         'Alice prefers green tea'
     """
-
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        api_key: str | None = None,
-        tls: bool | None = None,
-        ca_file: PathLike | None = None,
-        cert_file: PathLike | None = None,
-        key_file: PathLike | None = None,
-        tls_server_name: str | None = None,
-        timeout: float | None = 30.0,
-        gzip: bool = False,
-        keepalive_time: float | None = None,
-        keepalive_timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-        auto_request_id: bool = True,
-        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-        channel_options: Sequence[tuple[str, Any]] | None = None,
-    ) -> None:
-        self._settings = Settings.resolve(
-            address,
-            api_key=api_key,
-            tls=tls,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-            tls_server_name=tls_server_name,
-            timeout=timeout,
-            gzip=gzip,
-            keepalive_time=keepalive_time,
-            keepalive_timeout=keepalive_timeout,
-            retry=retry,
-            auto_request_id=auto_request_id,
-            metadata=metadata,
-            channel_options=channel_options,
-        )
-        s = self._settings
-        credentials = s.credentials()
-        if credentials is None:
-            self._channel = grpc.insecure_channel(s.address, options=s.options(), compression=s.compression())
-        else:
-            self._channel = grpc.secure_channel(
-                s.address, credentials, options=s.options(), compression=s.compression()
-            )
-        # The generated stubs are untyped; `stub` and `admin_stub` say what they are.
-        self._stub: memory_service_pb2_grpc.MemoryServiceStub = memory_service_pb2_grpc.MemoryServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
-            self._channel
-        )
-        self._admin: admin_service_pb2_grpc.AdminServiceStub = admin_service_pb2_grpc.AdminServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
-            self._channel
-        )
-
-    # -- plumbing -----------------------------------------------------------------
-
-    @property
-    def address(self) -> str:
-        """The server address this client talks to."""
-        return self._settings.address
-
-    @property
-    def channel(self) -> grpc.Channel:
-        """The underlying gRPC channel."""
-        return self._channel
-
-    @property
-    def stub(self) -> memory_service_pb2_grpc.MemoryServiceStub:
-        """The raw mnemo.v1.MemoryService stub, as an escape hatch (pass `metadata` yourself)."""
-        return self._stub
-
-    @property
-    def admin_stub(self) -> admin_service_pb2_grpc.AdminServiceStub:
-        """The raw mnemo.v1.AdminService stub."""
-        return self._admin
-
-    def close(self) -> None:
-        """Closes the channel; calls in flight are cancelled."""
-        self._channel.close()
-
-    def __enter__(self) -> MnemoClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"MnemoClient({self._settings.address!r})"
-
-    def _unary(
-        self, method: Callable[..., Any], request: Any, timeout: float | None, *, retry: bool = True
-    ) -> Any:
-        """Calls a unary method, retrying per the policy within one deadline."""
-        deadline = Deadline(call_timeout(self._settings, timeout))
-        policy = self._settings.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return method(request, timeout=deadline.remaining(), metadata=self._settings.call_metadata())
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            delay = policy.delay(attempt, error) if retry else None
-            if delay is None or not deadline.allows(delay):
-                raise error from None
-            log.debug("retrying in %.2fs after %s", delay, error)
-            time.sleep(delay)
-
-    def _server_stream(
-        self, method: Callable[..., Any], request: Any, timeout: float | None, *, retry: bool = True
-    ) -> Iterator[Any]:
-        """Yields a server stream's messages; retries only before the first one arrived."""
-        deadline = Deadline(call_timeout(self._settings, timeout, stream=True))
-        policy = self._settings.retry
-        attempt = 0
-        received = False
-        while True:
-            attempt += 1
-            call = method(request, timeout=deadline.remaining(), metadata=self._settings.call_metadata())
-            try:
-                for message in call:
-                    received = True
-                    yield message
-                return
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            finally:
-                call.cancel()
-            delay = policy.delay(attempt, error) if retry and not received else None
-            if delay is None or not deadline.allows(delay):
-                raise error from None
-            time.sleep(delay)
-
-    def _pages(self, fetch: Callable[[str], Any], items: Callable[[Any], Iterable[R]]) -> Iterator[R]:
-        token = ""
-        while True:
-            page = fetch(token)
-            yield from items(page)
-            token = page.next_page_token
-            if not token:
-                return
 
     # -- MemoryService --------------------------------------------------------------
 
@@ -589,9 +442,13 @@ class MnemoClient:
             explain=explain,
             include_embedding=include_embedding,
         )
-        requests = (_requests.stream_search_memories(q, defaults, i) for i, q in enumerate(queries))
+
+        def requests() -> Iterator[Any]:
+            for position, query in enumerate(queries):
+                yield _requests.stream_search_memories(query, defaults, position)
+
         call = self._stub.StreamSearchMemories(
-            requests,
+            requests(),
             timeout=call_timeout(self._settings, timeout, stream=True),
             metadata=self._settings.call_metadata(),
         )
@@ -1045,135 +902,3 @@ class MnemoClient:
         response = self._unary(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
         name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         return name
-
-    def _request_id(self, given: str | None) -> str | None:
-        return request_id(self._settings, given)
-
-
-class ExportStream(Iterator[t.Memory]):
-    """The memories of an export, in order; `header` is the export's header."""
-
-    def __init__(self, messages: Iterator[Any]) -> None:
-        self._messages = messages
-        self._header: t.ExportHeader | None = None
-        self._pending: Any = None
-        self._started = False
-
-    @property
-    def header(self) -> t.ExportHeader:
-        """The export's header (reads it from the stream if needed)."""
-        self._start()
-        if self._header is None:
-            raise MnemoError("the export stream ended without a header", code="DATA_LOSS")
-        return self._header
-
-    def _start(self) -> None:
-        if not self._started:
-            self._started = True
-            first = next(self._messages, None)
-            if first is not None and first.WhichOneof("item") == "header":
-                self._header = _convert.export_header(first.header)
-            elif first is not None:
-                self._pending = first
-
-    def __next__(self) -> t.Memory:
-        self._start()
-        message = self._pending if self._pending is not None else next(self._messages)
-        self._pending = None
-        return _convert.memory(message.memory)
-
-    def close(self) -> None:
-        """Stops the export; the call is cancelled."""
-        close = getattr(self._messages, "close", None)
-        if close is not None:
-            close()
-
-
-class Watch(Iterator[t.MemoryEvent]):
-    """The change feed, as an iterator of `MemoryEvent`s that reconnects by itself.
-
-    Attributes:
-        revision: The revision to resume from: the watcher has seen every change
-            up to it. Save it to resume later with `watch(start_revision=...)`.
-    """
-
-    def __init__(
-        self,
-        open_call: Callable[[int | None], Any],
-        *,
-        start_revision: int | None,
-        reconnect: bool,
-        retry: RetryPolicy,
-    ) -> None:
-        self.revision = start_revision
-        self._open_call = open_call
-        self._reconnect = reconnect
-        self._retry = retry
-        self._closed = False
-        self._call: Any = None
-        self._events = self._run()
-
-    def __next__(self) -> t.MemoryEvent:
-        return next(self._events)
-
-    def _run(self) -> Generator[t.MemoryEvent, None, None]:
-        failures = 0
-        while not self._closed:
-            call = self._call = self._open_call(self.revision)
-            error: MnemoError | None = None
-            try:
-                for response in call:
-                    failures = 0
-                    for event in response.events:
-                        self.revision = max(self.revision or 0, event.revision)
-                        yield _convert.memory_event(event)
-                    self.revision = max(self.revision or 0, response.revision)
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            finally:
-                call.cancel()
-            if self._closed:
-                return
-            if error is not None:
-                resume = resume_revision(error)
-                if resume is not None:
-                    self.revision = resume
-                if not self._reconnect or (resume is None and not self._retry.retryable(error)):
-                    raise error
-            elif not self._reconnect:
-                return
-            failures += 1
-            delay = self._retry.backoff(failures, error)
-            log.info(
-                "watch disconnected (%s); resuming after revision %d in %.2fs",
-                error,
-                self.revision,
-                delay,
-            )
-            time.sleep(delay)
-
-    def close(self) -> None:
-        """Stops watching; the call is cancelled."""
-        self._closed = True
-        if self._call is not None:
-            self._call.cancel()
-        with contextlib.suppress(ValueError):  # iterated in another thread: the cancel ends it
-            self._events.close()
-
-    def __enter__(self) -> Watch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def resume_revision(error: MnemoError) -> int | None:
-    """The revision an error of a watch says to resume from (ErrorInfo metadata
-    "resume_revision", as WATCH_TOO_SLOW and SERVER_DRAINING carry), if any."""
-    value = error.metadata.get("resume_revision", "")
-    return int(value) if value.isdigit() else None

@@ -58,3 +58,9 @@ class RetryPolicy:
 
 
 DEFAULT_RETRY = RetryPolicy()
+
+def resume_revision(error: MnemoError) -> int | None:
+    """The revision an error of a watch says to resume from (ErrorInfo metadata
+    "resume_revision", as WATCH_TOO_SLOW and SERVER_DRAINING carry), if any."""
+    value = error.metadata.get("resume_revision", "")
+    return int(value) if value.isdigit() else None
