@@ -43,10 +43,18 @@ PACKAGE = ROOT / "clients/python/src/mnemo"
 RUFF = ROOT / ".venv/bin/ruff"
 
 #: source module -> generated module, in the package.
-MODULES = {"_calls.py": "_acalls.py", "_streams.py": "_astreams.py", "client.py": "aio.py"}
+MODULES = {
+    "_calls.py": "_acalls.py",
+    "_streams.py": "_astreams.py",
+    "_transfer.py": "_atransfer.py",
+    "_keys.py": "_akeys.py",
+    "client.py": "aio.py",
+}
 
 RENAMES = {
     "Calls": "AsyncCalls",
+    "Transfer": "AsyncTransfer",
+    "Keys": "AsyncKeys",
     "MnemoClient": "AsyncMnemoClient",
     "ExportStream": "AsyncExportStream",
     "Watch": "AsyncWatch",
@@ -59,6 +67,8 @@ RENAMES = {
     "time": "asyncio",
     "_calls": "_acalls",
     "_streams": "_astreams",
+    "_transfer": "_atransfer",
+    "_keys": "_akeys",
 }
 #: Renames inside these classes only.
 CLASS_RENAMES = {"ExportStream": {"close": "aclose"}, "Watch": {"close": "aclose"}}
@@ -67,8 +77,8 @@ ALWAYS_ASYNC = {"__enter__", "__exit__", "__next__", "close"}
 #: Parameters that are awaitable callables, by the function that calls them.
 AWAITED_PARAMETERS = {"_unary": {"method"}, "_pages": {"fetch"}}
 STREAM_CALLS = {"call"}
-#: Classes whose methods call each other's through `self`: a class and its base.
-CLASS_GROUPS = {"MnemoClient": "Calls"}
+#: Classes whose methods call each other's through `self`: the client and its bases.
+CLASS_GROUPS = {"MnemoClient": "Calls", "Transfer": "Calls", "Keys": "Calls"}
 EXTRA_IMPORTS = (
     "from collections.abc import AsyncIterable\nfrom mnemo._core.streams import aenumerate, aiter_any\n"
 )
@@ -99,6 +109,10 @@ instead of being awaited.
     ("_acalls.py", ""): '''\
 """`AsyncCalls`: the plumbing of `AsyncMnemoClient` (see `mnemo._calls`).
 """''',
+    ("_atransfer.py", ""): '''\
+"""`AsyncTransfer`: `AsyncMnemoClient`'s import and export methods (see `mnemo._transfer`)."""''',
+    ("_akeys.py", ""): '''\
+"""`AsyncKeys`: `AsyncMnemoClient`'s API key methods (see `mnemo._keys`)."""''',
     ("_astreams.py", ""): '''\
 """The two streams the asyncio client returns: `AsyncExportStream` and `AsyncWatch`.
 """''',
