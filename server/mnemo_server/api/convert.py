@@ -14,6 +14,7 @@ from typing import Any
 import numpy as np
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
+from mnemo._core import values
 from mnemo.v1 import admin_service_pb2 as admin_pb
 from mnemo.v1 import memory_pb2 as pb
 from mnemo.v1 import memory_service_pb2 as svc_pb
@@ -51,39 +52,16 @@ MEMORY_FIELDS = frozenset(pb.Memory.DESCRIPTOR.fields_by_name)
 
 
 def value_to_python(value: pb.Value, field: str) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind is None or kind == "null_value":
-        return None
-    if kind == "list_value":
-        return [value_to_python(v, f"{field}[{i}]") for i, v in enumerate(value.list_value.values)]
-    if kind == "struct_value":
-        return {k: value_to_python(v, f"{field}.{k}") for k, v in value.struct_value.fields.items()}
-    if kind == "double_value" and not math.isfinite(value.double_value):
-        raise invalid("INVALID_ARGUMENT", field, "numbers must be finite")
-    return getattr(value, kind)
+    """A client's metadata value; INVALID_ARGUMENT on `field` where the shared codec
+    (mnemo._core.values, also the SDK's) refuses it."""
+    try:
+        return values.from_value(value, path=field)
+    except values.MetadataValueError as exc:
+        raise invalid("INVALID_ARGUMENT", exc.field, exc.description) from None
 
 
 def python_to_value(obj: Any, out: pb.Value) -> None:
-    if obj is None:
-        out.null_value = pb.NULL_VALUE_UNSPECIFIED
-    elif isinstance(obj, bool):
-        out.bool_value = obj
-    elif isinstance(obj, int):
-        out.int_value = obj
-    elif isinstance(obj, float):
-        out.double_value = obj
-    elif isinstance(obj, str):
-        out.string_value = obj
-    elif isinstance(obj, list):
-        out.list_value.SetInParent()
-        for item in obj:
-            python_to_value(item, out.list_value.values.add())
-    elif isinstance(obj, dict):
-        out.struct_value.SetInParent()
-        for key, item in obj.items():
-            python_to_value(item, out.struct_value.fields[key])
-    else:  # pragma: no cover - the store only holds JSON-like values
-        raise TypeError(f"not a metadata value: {type(obj).__name__}")
+    values.to_value(obj, out)
 
 
 def metadata_from_proto(metadata: Mapping[str, pb.Value], field: str) -> dict[str, Any]:

@@ -15,10 +15,12 @@ server imports them from too.
 """
 
 from mnemo import errors
-from mnemo._requests import UNSET, WriteOp
-from mnemo._retry import RetryPolicy
-from mnemo.aio import AsyncExportStream, AsyncMnemoClient, AsyncWatch
-from mnemo.client import ExportStream, MnemoClient, Watch
+from mnemo._astreams import AsyncExportStream, AsyncWatch
+from mnemo._core.requests import UNSET, WriteOp
+from mnemo._core.retry import RetryPolicy
+from mnemo._streams import ExportStream, Watch
+from mnemo.aio import AsyncMnemoClient
+from mnemo.client import MnemoClient
 from mnemo.errors import MnemoError
 from mnemo.types import (
     ApiKey,
