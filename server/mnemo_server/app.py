@@ -25,8 +25,16 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from mnemo.v1 import admin_service_pb2, admin_service_pb2_grpc, memory_service_pb2, memory_service_pb2_grpc
+from mnemo.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    extraction_service_pb2,
+    extraction_service_pb2_grpc,
+    memory_service_pb2,
+    memory_service_pb2_grpc,
+)
 from mnemo_server.api import decoding
+from mnemo_server.api.extraction import ExtractionServicer
 from mnemo_server.api.interceptors import build_security
 from mnemo_server.api.servicers import AdminServicer, Gate, MemoryServicer
 from mnemo_server.cache import Caches
@@ -51,6 +59,7 @@ MAX_SEND_BYTES = 64 * 1024 * 1024
 SERVICE_NAMES = (
     memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    extraction_service_pb2.DESCRIPTOR.services_by_name["ExtractionService"].full_name,
 )
 
 
@@ -202,6 +211,7 @@ class App:
         self._components: list[Any] = []
         self._servicers: list[MemoryServicer | AdminServicer] = []
         self.storage: DataDirectoryWatch | None = None
+        self.extraction = ExtractionServicer(self.executor, self.gate, settings)
 
     async def start(self) -> int:
         """Opens the port (health NOT_SERVING) and starts loading; returns the
@@ -240,6 +250,8 @@ class App:
         add_memory = memory_service_pb2_grpc.add_MemoryServiceServicer_to_server
         decoding.add_servicer(add_memory, memory, self.server)
         decoding.add_servicer(admin_service_pb2_grpc.add_AdminServiceServicer_to_server, admin, self.server)
+        add_extraction = extraction_service_pb2_grpc.add_ExtractionServiceServicer_to_server
+        decoding.add_servicer(add_extraction, self.extraction, self.server)
         health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
         reflection.enable_server_reflection(
             (
@@ -266,6 +278,7 @@ class App:
             services = [
                 memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"],
                 admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+                extraction_service_pb2.DESCRIPTOR.services_by_name["ExtractionService"],
             ]
             self.http_port = await self.web.start(services=services, max_send_bytes=MAX_SEND_BYTES)
         log.info("listening on %s (port %d); loading", cfg.address, self.port)
@@ -283,6 +296,7 @@ class App:
         self.service = service
         for servicer in self._servicers:
             servicer.service = service
+        await self._start_extraction(service)
         self.gate.ready = True
         for name in ("", *SERVICE_NAMES):
             await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
@@ -292,6 +306,27 @@ class App:
             self._tasks.append(asyncio.create_task(self._snapshot_loop()))
         self._loaded.set()
         log.info("serving")
+
+    async def _start_extraction(self, service: MemoryService) -> None:
+        """Opens the job table, and runs jobs when an LLM is configured (docs/extraction.md)."""
+        from mnemo_server.extraction.jobs import SqliteJobStore
+        from mnemo_server.extraction.runner import build_runner
+
+        loop = asyncio.get_running_loop()
+        path = self.settings.server.data_dir / "mnemo.db"
+        guard = self.storage.check if self.storage is not None else None
+        jobs = await loop.run_in_executor(self.executor, lambda: SqliteJobStore(path, guard=guard))
+        self._components.append(jobs)
+        self.extraction.service, self.extraction.jobs = service, jobs
+        if self.settings.extraction.enabled:
+            runner = await loop.run_in_executor(
+                self.executor,
+                lambda: build_runner(
+                    self.settings.extraction, service=service, jobs=jobs, executor=self.executor
+                ),
+            )
+            self.extraction.runner = runner
+            await runner.start()
 
     def _build_service(self) -> MemoryService:
         from mnemo_server.embed.cached import CachingEmbedder
@@ -420,6 +455,8 @@ class App:
             # The HTTP side's open calls run on the gRPC server: both drain at once.
             web = self.web.stop() if self.web is not None else asyncio.sleep(0)
             await asyncio.gather(self.server.stop(grace), web)
+        if self.extraction.runner is not None:
+            await self.extraction.runner.stop()  # unfinished jobs run again at the next start
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

@@ -480,6 +480,51 @@ class AuditSettings:
 
 
 @dataclass(frozen=True)
+class ExtractionSettings:
+    provider: str = _doc(
+        "The LLM provider of ExtractMemories, a mem0ai LlmFactory name (openai, ollama, lmstudio, "
+        "vllm, ...; any OpenAI-compatible server with openai and base_url); empty: extraction off.",
+        default="",
+    )
+    model: str = _doc("The LLM's model name; empty for mem0ai's default of the provider.", default="")
+    base_url: str = _doc("Base URL of the LLM's API; empty for the provider's default.", default="")
+    api_key_env: str = _doc(
+        "The environment variable holding the LLM's API key (read at start, never logged).", default=""
+    )
+    api_key_file: str = _doc("A file whose first line is the LLM's API key (never logged).", default="")
+    timeout_s: float = _doc("Timeout of one LLM call.", default=60.0)
+    retries: int = _doc("Retries of a failed or timed-out LLM call before the job fails.", default=3)
+    retry_backoff_s: float = _doc("First retry's delay; each next one doubles it.", default=1.0)
+    concurrency: int = _doc("Scopes whose jobs run at once (jobs of one scope run in order).", default=8)
+    max_messages: int = _doc("Most messages per conversation.", default=100)
+    max_conversation_bytes: int = _doc(
+        "Largest conversation, UTF-8 bytes of all its contents.", default=64 * 1024
+    )
+    candidates: int = _doc("Stored memories shown to the LLM per fact (RECONCILE) or per job.", default=10)
+
+    def validate(self) -> None:
+        if self.api_key_env and self.api_key_file:
+            raise ConfigError("extraction.api_key_env and extraction.api_key_file: give one, not both")
+        if self.api_key_file and not Path(self.api_key_file).expanduser().is_file():
+            raise ConfigError(f"extraction.api_key_file: cannot read {self.api_key_file}")
+        for name in ("timeout_s", "concurrency", "max_messages", "max_conversation_bytes", "candidates"):
+            _positive(f"extraction.{name}", getattr(self, name))
+        if self.retries < 0 or self.retry_backoff_s < 0:
+            raise ConfigError("extraction.retries and extraction.retry_backoff_s: must not be negative")
+
+    @property
+    def enabled(self) -> bool:
+        return bool(self.provider)
+
+    def api_key(self) -> str:
+        """The LLM's key, from the named variable or the file's first line; empty for none."""
+        if self.api_key_file:
+            lines = Path(self.api_key_file).expanduser().read_text().splitlines()
+            return lines[0].strip() if lines else ""
+        return os.environ.get(self.api_key_env, "") if self.api_key_env else ""
+
+
+@dataclass(frozen=True)
 class Settings:
     server: ServerSettings = field(default_factory=ServerSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
@@ -496,6 +541,7 @@ class Settings:
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
@@ -545,6 +591,7 @@ _SECTION_TYPES = {
     "quota": QuotaSettings,
     "audit": AuditSettings,
     "http": HttpSettings,
+    "extraction": ExtractionSettings,
 }
 
 
