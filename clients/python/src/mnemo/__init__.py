@@ -20,6 +20,15 @@ from mnemo._retry import RetryPolicy
 from mnemo.aio import AsyncExportStream, AsyncMnemoClient, AsyncWatch
 from mnemo.client import ExportStream, MnemoClient, Watch
 from mnemo.errors import MnemoError
+from mnemo.extraction import (
+    ConversationMessage,
+    ExtractionMode,
+    FactEvent,
+    FactOutcome,
+    Operation,
+    OperationPage,
+    OperationState,
+)
 from mnemo.types import (
     ApiKey,
     ApiKeyPage,
@@ -80,6 +89,7 @@ __all__ = [
     "CacheStats",
     "ChangeType",
     "ConsistencyReport",
+    "ConversationMessage",
     "CreateResult",
     "CreatedApiKey",
     "DedupMode",
@@ -90,6 +100,9 @@ __all__ = [
     "EvictionOrder",
     "ExportHeader",
     "ExportStream",
+    "ExtractionMode",
+    "FactEvent",
+    "FactOutcome",
     "HistoryPage",
     "HitExplanation",
     "ImportConflictPolicy",
@@ -107,6 +120,9 @@ __all__ = [
     "MemoryVersion",
     "MnemoClient",
     "MnemoError",
+    "Operation",
+    "OperationPage",
+    "OperationState",
     "ReembedProgress",
     "RetentionPolicy",
     "RetryPolicy",

@@ -27,6 +27,7 @@ from typing import Any, TypeVar
 import grpc
 
 from mnemo import _convert, _jsonl, _requests
+from mnemo import extraction as x
 from mnemo import types as t
 from mnemo._base import Deadline, PathLike, Settings, call_timeout, request_id
 from mnemo._progress import Progress
@@ -43,7 +44,7 @@ from mnemo._requests import (
 from mnemo._retry import RetryPolicy
 from mnemo.client import resume_revision
 from mnemo.errors import MnemoError, from_rpc_error
-from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
+from mnemo.v1 import admin_service_pb2_grpc, extraction_service_pb2_grpc, memory_service_pb2_grpc
 
 log = logging.getLogger("mnemo")
 R = TypeVar("R")
@@ -127,6 +128,9 @@ class AsyncMnemoClient:
         self._admin: admin_service_pb2_grpc.AdminServiceStub = admin_service_pb2_grpc.AdminServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
             self._channel
         )
+        self._extraction: extraction_service_pb2_grpc.ExtractionServiceStub = (
+            extraction_service_pb2_grpc.ExtractionServiceStub(self._channel)  # type: ignore[no-untyped-call, unused-ignore]
+        )
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -149,6 +153,11 @@ class AsyncMnemoClient:
     def admin_stub(self) -> admin_service_pb2_grpc.AdminServiceStub:
         """The raw mnemo.v1.AdminService stub (on a grpc.aio channel)."""
         return self._admin
+
+    @property
+    def extraction_stub(self) -> extraction_service_pb2_grpc.ExtractionServiceStub:
+        """The raw mnemo.v1.ExtractionService stub (on a grpc.aio channel)."""
+        return self._extraction
 
     async def close(self) -> None:
         """Closes the channel; calls in flight are cancelled."""
@@ -841,6 +850,98 @@ class AsyncMnemoClient:
             self._admin.RevokeApiKey, _requests.revoke_api_key(id), timeout, retry=False
         )
         return _convert.api_key(response.api_key)
+
+    # -- ExtractionService ----------------------------------------------------------
+
+    async def extract(
+        self,
+        messages: Sequence[x.MessageLike],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        mode: x.ExtractionMode | str | None = None,
+        request_id: str | None = None,
+        wait: bool = False,
+        timeout: float | None = None,
+    ) -> x.Operation:
+        """Hands the server a conversation to turn into memories with its LLM
+        (ExtractMemories) and returns the job's Operation: at once, or with `wait`
+        once it has finished (or the deadline is near).
+
+        Args:
+            messages: `ConversationMessage`s or mappings with "role" ("user",
+                "assistant", "system"), "content", and optionally "name" and "time".
+            mode: "additive" (mem0 2.x, the default) or "reconcile" (ADD/UPDATE/DELETE/NONE
+                against the scope's nearest memories).
+            request_id: An idempotency key: a retry returns the first call's Operation.
+        """
+        request = x.extract_memories(
+            messages,
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            metadata=metadata,
+            mode=mode,
+            request_id=self._request_id(request_id),
+            wait=wait,
+        )
+        # Retried only under a request id: then a retry returns the first call's Operation.
+        retry = bool(request.request_id)
+        response = await self._unary(self._extraction.ExtractMemories, request, timeout, retry=retry)
+        return x.operation(response.operation)
+
+    async def get_operation(self, id: str, *, timeout: float | None = None) -> x.Operation:
+        """Returns one extraction Operation (GetOperation)."""
+        response = await self._unary(self._extraction.GetOperation, x.get_operation(id), timeout)
+        return x.operation(response.operation)
+
+    async def list_operations(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        state: x.OperationState | str | None = None,
+        page_size: int | None = None,
+        page_token: str | None = None,
+        timeout: float | None = None,
+    ) -> x.OperationPage:
+        """Returns one page of the caller's extraction Operations, newest first (ListOperations)."""
+        request = x.list_operations(
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            state=state,
+            page_size=page_size,
+            page_token=page_token,
+        )
+        return x.operation_page(await self._unary(self._extraction.ListOperations, request, timeout))
+
+    def iter_operations(
+        self,
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        state: x.OperationState | str | None = None,
+        page_size: int | None = None,
+        timeout: float | None = None,
+    ) -> AsyncIterator[x.Operation]:
+        """Iterates over all the caller's extraction Operations, fetching pages as needed."""
+        return self._pages(
+            lambda token: self.list_operations(
+                user_id=user_id,
+                agent_id=agent_id,
+                run_id=run_id,
+                state=state,
+                page_size=page_size,
+                page_token=token,
+                timeout=timeout,
+            ),
+            lambda page: page.operations,
+        )
 
     async def health(self, service: str = "", *, timeout: float | None = None) -> str:
         """The server's health (grpc.health.v1 Check); see `MnemoClient.health`."""

@@ -353,6 +353,10 @@ def parser() -> argparse.ArgumentParser:
         help="require an Authorization: Bearer API key per request: auto is on unless HOST is loopback",
     )
 
+    from mnemo import cli_extract  # after this module is loaded: it imports helpers from here
+
+    cli_extract.register(command)
+
     p = command("health", "check that the server is serving", cmd_health)
     p.add_argument("--service", default="", help='a service name, e.g. "mnemo.v1.MemoryService"')
     return root
