@@ -315,7 +315,10 @@ class App:
         loop = asyncio.get_running_loop()
         path = self.settings.server.data_dir / "mnemo.db"
         guard = self.storage.check if self.storage is not None else None
-        jobs = await loop.run_in_executor(self.executor, lambda: SqliteJobStore(path, guard=guard))
+        sync = self.settings.store.synchronous.upper()
+        jobs = await loop.run_in_executor(
+            self.executor, lambda: SqliteJobStore(path, guard=guard, synchronous=sync)
+        )
         self._components.append(jobs)
         self.extraction.service, self.extraction.jobs = service, jobs
         if self.settings.extraction.enabled:

@@ -495,7 +495,10 @@ class ExtractionSettings:
     timeout_s: float = _doc("Timeout of one LLM call.", default=60.0)
     retries: int = _doc("Retries of a failed or timed-out LLM call before the job fails.", default=3)
     retry_backoff_s: float = _doc("First retry's delay; each next one doubles it.", default=1.0)
-    concurrency: int = _doc("Scopes whose jobs run at once (jobs of one scope run in order).", default=8)
+    concurrency: int = _doc(
+        "Scopes whose jobs run at once (jobs of one scope run in order); LLM calls wait on the network.",
+        default=32,
+    )
     max_messages: int = _doc("Most messages per conversation.", default=100)
     max_conversation_bytes: int = _doc(
         "Largest conversation, UTF-8 bytes of all its contents.", default=64 * 1024

@@ -42,15 +42,28 @@ _BUSY_TIMEOUT_MS: Final = 10_000
 
 
 class SqliteJobStore:
-    def __init__(self, path: Path, *, guard: Callable[[], None] | None = None) -> None:
+    def __init__(
+        self, path: Path, *, guard: Callable[[], None] | None = None, synchronous: str = "FULL"
+    ) -> None:
         """Opens the job table of the database file at `path` (open the store first).
 
         Args:
             guard: called before each write; raises to refuse it (a lost data directory).
+            synchronous: SQLite's synchronous mode, the store's (store.synchronous).
         """
+        if synchronous not in ("FULL", "NORMAL"):
+            raise ValueError(f"synchronous: FULL or NORMAL, not {synchronous!r}")
         self._guard = guard
+        self._synchronous = synchronous
         self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
         self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
+        # A job's progress (RUNNING, its plan, its outcome) is committed without
+        # an fsync of its own: WAL frames are appended in order, so the fsync of
+        # the job's write through the store (store.synchronous) makes the plan
+        # before it durable too, and an outcome lost to a power cut only makes
+        # the job replay that write. Creating a job, which the client is told
+        # about, is committed with the store's mode.
+        self._conn.execute("PRAGMA synchronous = NORMAL")
         self._lock = threading.Lock()
         try:
             ensure_schema(self._conn)
@@ -69,44 +82,51 @@ class SqliteJobStore:
     def create(self, job: Job) -> tuple[Job, bool]:
         """Stores a new job, or returns the job already stored under its
         request id (False then: nothing was stored)."""
-        p, s = job.principal, job.spec
         with self._writing("the extraction job") as conn:
-            if s.request_id:
-                row = conn.execute(
-                    f"SELECT {_COLUMNS} FROM extraction_jobs WHERE tenant = ? AND request_id = ?",
-                    (p.tenant, s.request_id),
-                ).fetchone()
-                if row is not None:
-                    return _job(row), False
-            cursor = conn.execute(
-                f"INSERT INTO extraction_jobs ({_COLUMNS.removeprefix('seq, ')})"
-                " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                (
-                    job.id,
-                    p.tenant,
-                    p.api_key_id,
-                    json.dumps(list(p.user_ids)),
-                    json.dumps(list(p.agent_ids)),
-                    s.scope.user_id,
-                    s.scope.agent_id,
-                    s.scope.run_id,
-                    s.mode.value,
-                    s.request_id,
-                    job.fingerprint,
-                    json.dumps([m.to_json() for m in s.messages]),
-                    json.dumps(s.metadata),
-                    job.state.value,
-                    job.attempts,
-                    None,
-                    None,
-                    0,
-                    "",
-                    "",
-                    job.create_time_us,
-                    job.update_time_us,
-                ),
-            )
-            job.seq = int(cursor.lastrowid or 0)
+            conn.execute(f"PRAGMA synchronous = {self._synchronous}")
+            try:
+                return self._create(conn, job)
+            finally:
+                conn.execute("PRAGMA synchronous = NORMAL")
+
+    def _create(self, conn: sqlite3.Connection, job: Job) -> tuple[Job, bool]:
+        p, s = job.principal, job.spec
+        if s.request_id:
+            row = conn.execute(
+                f"SELECT {_COLUMNS} FROM extraction_jobs WHERE tenant = ? AND request_id = ?",
+                (p.tenant, s.request_id),
+            ).fetchone()
+            if row is not None:
+                return _job(row), False
+        cursor = conn.execute(
+            f"INSERT INTO extraction_jobs ({_COLUMNS.removeprefix('seq, ')})"
+            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            (
+                job.id,
+                p.tenant,
+                p.api_key_id,
+                json.dumps(list(p.user_ids)),
+                json.dumps(list(p.agent_ids)),
+                s.scope.user_id,
+                s.scope.agent_id,
+                s.scope.run_id,
+                s.mode.value,
+                s.request_id,
+                job.fingerprint,
+                json.dumps([m.to_json() for m in s.messages]),
+                json.dumps(s.metadata),
+                job.state.value,
+                job.attempts,
+                None,
+                None,
+                0,
+                "",
+                "",
+                job.create_time_us,
+                job.update_time_us,
+            ),
+        )
+        job.seq = int(cursor.lastrowid or 0)
         return job, True
 
     def get(self, tenant: str, job_id: str) -> Job | None:

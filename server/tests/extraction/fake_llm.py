@@ -124,8 +124,11 @@ class FakeLlm:
                 except OSError:  # the client gave up (a timeout test)
                     pass
 
+        class Server(ThreadingHTTPServer):
+            request_queue_size = 256  # many jobs at once must not find the port refusing
+
         self._lock = threading.Lock()
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = Server(("127.0.0.1", 0), Handler)
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
         self.thread.start()
