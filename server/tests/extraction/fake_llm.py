@@ -26,6 +26,8 @@ class Reply:
     status: int = 200
     delay_s: float = 0.0
     block: threading.Event | None = None
+    #: A whole recorded chat.completion answered as is (content is then ignored).
+    completion: dict[str, Any] | None = None
 
 
 @dataclass
@@ -112,6 +114,8 @@ class FakeLlm:
                     time.sleep(reply.delay_s)
                 if reply.status != 200:
                     data = json.dumps({"error": {"message": "scripted failure", "type": "server_error"}})
+                elif reply.completion is not None:
+                    data = json.dumps(reply.completion)
                 else:
                     data = json.dumps(completion(reply.content, body.get("model", "fake")))
                 raw = data.encode()

@@ -62,7 +62,8 @@ class ConversationMessage:
     role: str
     content: str
     name: str = ""
-    time: datetime | None = None
+    #: When it was said: an aware datetime or an RFC 3339 string.
+    time: datetime | str | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -145,7 +146,15 @@ def extract_memories(
     for given in messages:
         message = given if isinstance(given, ConversationMessage) else ConversationMessage(**dict(given))
         out = request.messages.add(role=message.role, content=message.content, name=message.name)
-        if message.time is not None:
+        if isinstance(message.time, str):
+            try:
+                when = datetime.fromisoformat(message.time.replace("Z", "+00:00"))
+            except ValueError:
+                raise ValueError(
+                    f"messages[{len(request.messages) - 1}].time: not RFC 3339: {message.time!r}"
+                ) from None
+            _convert.time_to_proto(when, out.time, name="time")
+        elif message.time is not None:
             _convert.time_to_proto(message.time, out.time, name="time")
     if metadata:
         fill_struct(metadata, request.metadata)
