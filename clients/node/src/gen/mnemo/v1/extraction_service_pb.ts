@@ -230,7 +230,7 @@ export const ListOperationsRequestSchema: GenMessage<ListOperationsRequest> = /*
  */
 export type ListOperationsResponse = Message<"mnemo.v1.ListOperationsResponse"> & {
   /**
-   * The operations of this page, newest first.
+   * Output only. The operations of this page, newest first.
    *
    * @generated from field: repeated mnemo.v1.Operation operations = 1;
    */
