@@ -28,6 +28,7 @@ from grpc_health.v1._async import HealthServicer
 
 from mnemo_server.api.admin import AdminServicer
 from mnemo_server.api.envelope import Gate
+from mnemo_server.api.extraction import ExtractionServicer
 from mnemo_server.api.interceptors import build_security
 from mnemo_server.api.memory import MemoryServicer
 from mnemo_server.api.server import MAX_SEND_BYTES, SERVICES, add_services, bind, build_server, set_health
@@ -182,6 +183,7 @@ class App:
         self.storage: DataDirectoryWatch | None = None
         #: The background loops, once the service has loaded.
         self.runtime: Runtime | None = None
+        self.extraction = ExtractionServicer(self.executor, self.gate, settings)
 
     async def start(self) -> int:
         """Opens the port (health NOT_SERVING) and starts loading; returns the
@@ -201,7 +203,7 @@ class App:
         admin = AdminServicer(None, self.executor, self.gate)
         admin.api_keys = self.security.keys
         self._servicers = [memory, admin]
-        add_services(self.server, memory, admin, self.health)
+        add_services(self.server, memory, admin, self.extraction, self.health)
         self.port = bind(self.server, self.settings)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {cfg.address}")
@@ -232,6 +234,7 @@ class App:
         self.service = service
         for servicer in self._servicers:
             servicer.service = service
+        await self._start_extraction(service)
         self.gate.ready = True
         await set_health(self.health, serving=True)
         self.runtime = Runtime(
@@ -240,6 +243,30 @@ class App:
         self.runtime.start()
         self._loaded.set()
         log.info("serving")
+
+    async def _start_extraction(self, service: MemoryService) -> None:
+        """Opens the job table, and runs jobs when an LLM is configured (docs/extraction.md)."""
+        from mnemo_server.extraction.jobs import SqliteJobStore
+        from mnemo_server.extraction.runner import build_runner
+
+        loop = asyncio.get_running_loop()
+        path = self.settings.server.data_dir / "mnemo.db"
+        guard = self.storage.check if self.storage is not None else None
+        sync = self.settings.store.synchronous.upper()
+        jobs = await loop.run_in_executor(
+            self.executor, lambda: SqliteJobStore(path, guard=guard, synchronous=sync)
+        )
+        self._components.append(jobs)
+        self.extraction.service, self.extraction.jobs = service, jobs
+        if self.settings.extraction.enabled:
+            runner = await loop.run_in_executor(
+                self.executor,
+                lambda: build_runner(
+                    self.settings.extraction, service=service, jobs=jobs, executor=self.executor
+                ),
+            )
+            self.extraction.runner = runner
+            await runner.start()
 
     def _build_service(self) -> MemoryService:
         from mnemo_server.embed.cached import CachingEmbedder
@@ -329,6 +356,8 @@ class App:
             # The HTTP side's open calls run on the gRPC server: both drain at once.
             web = self.web.stop() if self.web is not None else asyncio.sleep(0)
             await asyncio.gather(self.server.stop(grace), web)
+        if self.extraction.runner is not None:
+            await self.extraction.runner.stop()  # unfinished jobs run again at the next start
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:

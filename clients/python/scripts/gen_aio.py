@@ -48,6 +48,7 @@ MODULES = {
     "_streams.py": "_astreams.py",
     "_transfer.py": "_atransfer.py",
     "_keys.py": "_akeys.py",
+    "_extract.py": "_aextract.py",
     "client.py": "aio.py",
 }
 
@@ -55,6 +56,7 @@ RENAMES = {
     "Calls": "AsyncCalls",
     "Transfer": "AsyncTransfer",
     "Keys": "AsyncKeys",
+    "Extraction": "AsyncExtraction",
     "MnemoClient": "AsyncMnemoClient",
     "ExportStream": "AsyncExportStream",
     "Watch": "AsyncWatch",
@@ -69,6 +71,7 @@ RENAMES = {
     "_streams": "_astreams",
     "_transfer": "_atransfer",
     "_keys": "_akeys",
+    "_extract": "_aextract",
 }
 #: Renames inside these classes only.
 CLASS_RENAMES = {"ExportStream": {"close": "aclose"}, "Watch": {"close": "aclose"}}
@@ -78,7 +81,7 @@ ALWAYS_ASYNC = {"__enter__", "__exit__", "__next__", "close"}
 AWAITED_PARAMETERS = {"_unary": {"method"}, "_pages": {"fetch"}}
 STREAM_CALLS = {"call"}
 #: Classes whose methods call each other's through `self`: the client and its bases.
-CLASS_GROUPS = {"MnemoClient": "Calls", "Transfer": "Calls", "Keys": "Calls"}
+CLASS_GROUPS = {"MnemoClient": "Calls", "Transfer": "Calls", "Keys": "Calls", "Extraction": "Calls"}
 EXTRA_IMPORTS = (
     "from collections.abc import AsyncIterable\nfrom mnemo._core.streams import aenumerate, aiter_any\n"
 )
@@ -113,6 +116,8 @@ instead of being awaited.
 """`AsyncTransfer`: `AsyncMnemoClient`'s import and export methods (see `mnemo._transfer`)."""''',
     ("_akeys.py", ""): '''\
 """`AsyncKeys`: `AsyncMnemoClient`'s API key methods (see `mnemo._keys`)."""''',
+    ("_aextract.py", ""): '''\
+"""`AsyncExtraction`: `AsyncMnemoClient`'s ExtractionService methods (see `mnemo._extract`)."""''',
     ("_astreams.py", ""): '''\
 """The two streams the asyncio client returns: `AsyncExportStream` and `AsyncWatch`.
 """''',

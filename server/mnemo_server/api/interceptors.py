@@ -49,6 +49,8 @@ READER_RPCS: Final = frozenset(
         "WatchMemories",
         "ExportMemories",
         "GetMemoryHistory",
+        "GetOperation",
+        "ListOperations",
     }
 )
 WRITER_RPCS: Final = frozenset(
@@ -59,6 +61,7 @@ WRITER_RPCS: Final = frozenset(
         "BatchWriteMemories",
         "ImportMemories",
         "DeleteMemories",
+        "ExtractMemories",
     }
 )
 SYSTEM_RPCS: Final = frozenset({"CheckConsistency", "CreateSnapshot"})

@@ -1,5 +1,5 @@
 """The gRPC server itself: its options, the services it carries (MemoryService,
-AdminService, health, reflection), the port it binds (TLS when configured)
+AdminService, ExtractionService, health, reflection), the port it binds (TLS when configured)
 and the health status it reports. The App (app.py) decides when.
 """
 
@@ -13,9 +13,17 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
 from grpc_reflection.v1alpha import reflection
 
-from mnemo.v1 import admin_service_pb2, admin_service_pb2_grpc, memory_service_pb2, memory_service_pb2_grpc
+from mnemo.v1 import (
+    admin_service_pb2,
+    admin_service_pb2_grpc,
+    extraction_service_pb2,
+    extraction_service_pb2_grpc,
+    memory_service_pb2,
+    memory_service_pb2_grpc,
+)
 from mnemo_server.api import decoding
 from mnemo_server.api.admin import AdminServicer
+from mnemo_server.api.extraction import ExtractionServicer
 from mnemo_server.api.memory import MemoryServicer
 from mnemo_server.config import ServerSettings, Settings
 
@@ -25,12 +33,14 @@ MAX_SEND_BYTES = 64 * 1024 * 1024
 SERVICE_NAMES = (
     memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
+    extraction_service_pb2.DESCRIPTOR.services_by_name["ExtractionService"].full_name,
 )
 
 #: The services the HTTP side (api/web.py) forwards.
 SERVICES = (
     memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"],
     admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
+    extraction_service_pb2.DESCRIPTOR.services_by_name["ExtractionService"],
 )
 
 
@@ -61,13 +71,19 @@ def build_server(settings: Settings, interceptors: Sequence[grpc.aio.ServerInter
 
 
 def add_services(
-    server: grpc.aio.Server, memory: MemoryServicer, admin: AdminServicer, health: HealthServicer
+    server: grpc.aio.Server,
+    memory: MemoryServicer,
+    admin: AdminServicer,
+    extraction: ExtractionServicer,
+    health: HealthServicer,
 ) -> None:
     """Registers the servicers, health and reflection."""
     # Requests that do not decode get REQUEST_UNDECODABLE, not grpc's UNKNOWN.
     add_memory = memory_service_pb2_grpc.add_MemoryServiceServicer_to_server
     decoding.add_servicer(add_memory, memory, server)
     decoding.add_servicer(admin_service_pb2_grpc.add_AdminServiceServicer_to_server, admin, server)
+    add_extraction = extraction_service_pb2_grpc.add_ExtractionServiceServicer_to_server
+    decoding.add_servicer(add_extraction, extraction, server)
     health_pb2_grpc.add_HealthServicer_to_server(health, server)
     reflection.enable_server_reflection(
         (

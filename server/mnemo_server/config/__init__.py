@@ -15,6 +15,7 @@ setting_names), loading.py (load_settings, replace).
 """
 
 from mnemo_server.config.checks import ConfigError, is_loopback
+from mnemo_server.config.extraction import ExtractionSettings
 from mnemo_server.config.loading import load_settings, replace
 from mnemo_server.config.observability import DEFAULT_SERVICE_NAME, MetricsSettings, TracingSettings
 from mnemo_server.config.sections import (
@@ -44,6 +45,7 @@ __all__ = [
     "CacheSettings",
     "ConfigError",
     "EmbedderSettings",
+    "ExtractionSettings",
     "HttpSettings",
     "IndexSettings",
     "LifecycleSettings",

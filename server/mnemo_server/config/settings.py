@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from mnemo_server.config.checks import ConfigError, is_loopback
+from mnemo_server.config.extraction import ExtractionSettings
 from mnemo_server.config.observability import MetricsSettings, TracingSettings
 from mnemo_server.config.sections import (
     CacheSettings,
@@ -44,6 +45,7 @@ class Settings:
     quota: QuotaSettings = field(default_factory=QuotaSettings)
     audit: AuditSettings = field(default_factory=AuditSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
+    extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
@@ -88,6 +90,7 @@ SECTION_TYPES = {
     "quota": QuotaSettings,
     "audit": AuditSettings,
     "http": HttpSettings,
+    "extraction": ExtractionSettings,
 }
 
 

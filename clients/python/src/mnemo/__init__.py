@@ -16,6 +16,15 @@ server imports them from too.
 
 from mnemo import errors
 from mnemo._astreams import AsyncExportStream, AsyncWatch
+from mnemo._core.extraction import (
+    ConversationMessage,
+    ExtractionMode,
+    FactEvent,
+    FactOutcome,
+    Operation,
+    OperationPage,
+    OperationState,
+)
 from mnemo._core.requests import UNSET, WriteOp
 from mnemo._core.retry import RetryPolicy
 from mnemo._streams import ExportStream, Watch
@@ -82,6 +91,7 @@ __all__ = [
     "CacheStats",
     "ChangeType",
     "ConsistencyReport",
+    "ConversationMessage",
     "CreateResult",
     "CreatedApiKey",
     "DedupMode",
@@ -92,6 +102,9 @@ __all__ = [
     "EvictionOrder",
     "ExportHeader",
     "ExportStream",
+    "ExtractionMode",
+    "FactEvent",
+    "FactOutcome",
     "HistoryPage",
     "HitExplanation",
     "ImportConflictPolicy",
@@ -109,6 +122,9 @@ __all__ = [
     "MemoryVersion",
     "MnemoClient",
     "MnemoError",
+    "Operation",
+    "OperationPage",
+    "OperationState",
     "ReembedProgress",
     "RetentionPolicy",
     "RetryPolicy",

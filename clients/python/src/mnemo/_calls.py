@@ -18,7 +18,7 @@ import grpc
 from mnemo._core.retry import RetryPolicy
 from mnemo._core.settings import Deadline, PathLike, Settings, call_timeout, request_id
 from mnemo.errors import from_rpc_error
-from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
+from mnemo.v1 import admin_service_pb2_grpc, extraction_service_pb2_grpc, memory_service_pb2_grpc
 
 log = logging.getLogger("mnemo")
 R = TypeVar("R")
@@ -79,6 +79,9 @@ class Calls:
         self._admin: admin_service_pb2_grpc.AdminServiceStub = admin_service_pb2_grpc.AdminServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
             self._channel
         )
+        self._extraction: extraction_service_pb2_grpc.ExtractionServiceStub = (
+            extraction_service_pb2_grpc.ExtractionServiceStub(self._channel)  # type: ignore[no-untyped-call, unused-ignore]
+        )
 
     # -- plumbing -----------------------------------------------------------------
 
@@ -101,6 +104,11 @@ class Calls:
     def admin_stub(self) -> admin_service_pb2_grpc.AdminServiceStub:
         """The raw mnemo.v1.AdminService stub."""
         return self._admin
+
+    @property
+    def extraction_stub(self) -> extraction_service_pb2_grpc.ExtractionServiceStub:
+        """The raw mnemo.v1.ExtractionService stub."""
+        return self._extraction
 
     def close(self) -> None:
         """Closes the channel; calls in flight are cancelled."""

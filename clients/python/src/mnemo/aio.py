@@ -16,6 +16,7 @@ from typing import Any
 import grpc
 
 from mnemo import types as t
+from mnemo._aextract import AsyncExtraction
 from mnemo._akeys import AsyncKeys
 from mnemo._astreams import AsyncWatch
 from mnemo._atransfer import AsyncTransfer
@@ -34,7 +35,7 @@ from mnemo._core.streams import aenumerate
 from mnemo.errors import from_rpc_error
 
 
-class AsyncMnemoClient(AsyncTransfer, AsyncKeys):
+class AsyncMnemoClient(AsyncTransfer, AsyncKeys, AsyncExtraction):
     """An asyncio client of a Mnemo server; the arguments are those of `MnemoClient`.
 
     Make it inside a running event loop, and close it with `await client.close()`

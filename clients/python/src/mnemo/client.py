@@ -26,13 +26,14 @@ from mnemo._core.requests import (
     _Unset,
 )
 from mnemo._core.settings import call_timeout
+from mnemo._extract import Extraction
 from mnemo._keys import Keys
 from mnemo._streams import Watch
 from mnemo._transfer import Transfer
 from mnemo.errors import from_rpc_error
 
 
-class MnemoClient(Transfer, Keys):
+class MnemoClient(Transfer, Keys, Extraction):
     """A blocking client of a Mnemo server.
 
     Args:

@@ -6,6 +6,7 @@ import argparse
 from collections.abc import Callable
 
 from mnemo import __version__
+from mnemo.cli import extract
 from mnemo.cli.admin import cmd_check, cmd_health, cmd_reembed, cmd_snapshot, cmd_stats
 from mnemo.cli.keys import cmd_keys_create, cmd_keys_list, cmd_keys_revoke
 from mnemo.cli.mcp import cmd_mcp
@@ -188,6 +189,8 @@ def parser() -> argparse.ArgumentParser:
         default="auto",
         help="require an Authorization: Bearer API key per request: auto is on unless HOST is loopback",
     )
+
+    extract.register(command)
 
     p = command("health", "check that the server is serving", cmd_health)
     p.add_argument("--service", default="", help='a service name, e.g. "mnemo.v1.MemoryService"')
