@@ -23,10 +23,10 @@ from typing import Any
 from mem0.configs.base import MemoryConfig
 from mem0.utils.factory import VectorStoreFactory
 
-from mnemo import _requests
-from mnemo._convert import time_to_proto
-from mnemo._progress import Progress
-from mnemo._values import fill_struct
+from mnemo._core import requests as _requests
+from mnemo._core.conversions import time_to_proto
+from mnemo._core.progress import Progress
+from mnemo._core.values import fill_struct
 from mnemo.client import MnemoClient
 from mnemo.integrations.mem0.payload import PayloadError, content_of, metadata_of, parse_time, scope_of
 from mnemo.v1 import memory_pb2

@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 from mem0.vector_stores.base import VectorStoreBase
 
 from mnemo import types
-from mnemo._requests import WriteOp
+from mnemo._core.requests import WriteOp
 from mnemo.client import MnemoClient
 from mnemo.errors import NotFoundError
 from mnemo.integrations.mem0.filters import COLLECTION_KEY, Translated, translate
