@@ -24,7 +24,7 @@ export class RpcError extends Error {
   describe() {
     const lines = [];
     if (this.reason === "ETAG_MISMATCH") {
-      lines.push("This memory changed since you opened it (its etag no longer matches): nothing was written. Reopen it to see the latest version.");
+      lines.push("This memory changed since you opened it (its etag no longer matches): nothing was written. Reload it to see the latest version.");
     } else if (this.code === "permission_denied") {
       lines.push("Your key may not do this: the server refused it.");
     } else if (this.code === "unauthenticated") {

@@ -130,6 +130,7 @@ async function remove() {
 export function init() {
   $("edit-form").addEventListener("submit", save);
   $("detail-close").addEventListener("click", close);
+  $("detail-reload").addEventListener("click", () => open($("detail-id").textContent));
   $("detail-delete").addEventListener("click", () => {
     $("detail-delete-confirm").hidden = false;
   });
