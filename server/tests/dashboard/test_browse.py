@@ -65,7 +65,9 @@ def test_a_bad_filter_shows_the_servers_error_inline_and_a_good_one_filters(dash
     alice = user()
     dash.writer.memory.CreateMemory(
         pb.CreateMemoryRequest(
-            memory=m.Memory(user_id=alice, content="Alice likes jazz", tags=["music"], kind=m.MEMORY_KIND_SEMANTIC)
+            memory=m.Memory(
+                user_id=alice, content="Alice likes jazz", tags=["music"], kind=m.MEMORY_KIND_SEMANTIC
+            )
         )
     )
     create(dash.writer, "Alice went to Rome", user_id=alice)

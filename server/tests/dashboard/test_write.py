@@ -35,7 +35,9 @@ def test_an_edit_with_a_stale_etag_is_refused_clearly_and_writes_nothing(dash: D
     open_memory(page, memory.id, alice)
     # Someone else changes it meanwhile, through gRPC.
     dash.writer.memory.UpdateMemory(
-        pb.UpdateMemoryRequest(memory=m.Memory(id=memory.id, content="Alice drinks coffee"), update_mask={"paths": ["content"]})
+        pb.UpdateMemoryRequest(
+            memory=m.Memory(id=memory.id, content="Alice drinks coffee"), update_mask={"paths": ["content"]}
+        )
     )
     page.fill("#edit-form [name=content]", "Alice drinks water")
     page.click("#edit-form button[type=submit]")
@@ -65,7 +67,7 @@ def test_an_edit_with_a_stale_etag_is_refused_clearly_and_writes_nothing(dash: D
     page.click("#detail-delete")
     page.click("#detail-delete-confirm")
     expect(page.locator("#detail-fields")).to_have_text("Deleted.")
-    code, reason = fails(lambda: dash.writer.memory.GetMemory(pb.GetMemoryRequest(id=memory.id)))
+    _, reason = fails(lambda: dash.writer.memory.GetMemory(pb.GetMemoryRequest(id=memory.id)))
     assert reason == "MEMORY_NOT_FOUND"
 
 
