@@ -35,6 +35,7 @@ def test_the_overview_shows_stats_metrics_and_settings_without_secrets(dash: Das
     expect(stats).to_contain_text("hit rate")
     expect(page.locator("#ov-metrics")).to_contain_text("MemoryService/CreateMemory")
     expect(page.locator("#ov-metrics")).to_contain_text("ms")
+    page.click("#ov-settings-box summary")
     settings = page.locator("#ov-settings")
     expect(settings).to_contain_text("auth.bootstrap_key")
     row = page.locator("#ov-settings tr", has_text="auth.bootstrap_key").first
