@@ -9,6 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
+import httpx
 from prometheus_client import CollectorRegistry, Counter, Histogram
 
 from mnemo_server.config import load_settings
@@ -16,6 +17,9 @@ from mnemo_server.dashboard import sessions as sessions_module
 from mnemo_server.dashboard.app import load_static
 from mnemo_server.dashboard.overview import REDACTED, redacted_settings, request_metrics
 from mnemo_server.dashboard.sessions import Sessions, csrf_ok
+from mnemo_server.embed.base import Embedder
+
+from ..conftest import make_settings, start_server
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -101,3 +105,35 @@ def test_the_page_is_in_the_package_and_in_its_wheel(tmp_path: Path) -> None:
     names = zipfile.ZipFile(wheel).namelist()
     for name in static:
         assert f"mnemo_server/dashboard/static/{name}" in names
+
+
+def test_without_api_keys_an_empty_key_signs_in_and_the_dashboard_can_be_off(
+    tmp_path: Path, embedder: Embedder
+) -> None:
+    open_server = start_server(make_settings(tmp_path / "open", http={"address": "127.0.0.1:0"}), embedder)
+    try:
+        origin = f"http://127.0.0.1:{open_server.app.http_port}"
+        signed = httpx.post(f"{origin}/dashboard/api/session", json={"key": ""}, headers={"origin": origin})
+        assert signed.status_code == 200 and signed.json()["admin"] is True
+        headers = {
+            "cookie": signed.headers["set-cookie"].split(";")[0],
+            "origin": origin,
+            "x-csrf-token": signed.json()["csrfToken"],
+        }
+        listed = httpx.post(
+            f"{origin}/dashboard/api/rpc/mnemo.v1.MemoryService/ListMemories", json={}, headers=headers
+        )
+        assert listed.status_code == 200
+        # Another host name (DNS rebinding) is refused before the dashboard sees it.
+        rebound = httpx.get(f"{origin}/dashboard/", headers={"host": "evil.example"})
+        assert rebound.status_code == 403
+    finally:
+        open_server.stop()
+    off = start_server(
+        make_settings(tmp_path / "off", http={"address": "127.0.0.1:0", "dashboard": False}), embedder
+    )
+    try:
+        assert httpx.get(f"http://127.0.0.1:{off.app.http_port}/dashboard/").status_code == 404
+        assert httpx.get(f"http://127.0.0.1:{off.app.http_port}/healthz").status_code == 200
+    finally:
+        off.stop()
