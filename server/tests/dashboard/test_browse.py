@@ -80,10 +80,12 @@ def test_a_bad_filter_shows_the_servers_error_inline_and_a_good_one_filters(dash
     error = page.locator("#browse-error")
     expect(error).to_contain_text("INVALID_FILTER")
     expect(error).to_contain_text("filter: expected a value after kind =")
+    expect(page.locator("#browse-form [name=filter]")).to_have_attribute("aria-invalid", "true")
     page.fill("#browse-form [name=filter]", 'kind = SEMANTIC AND tags:"music"')
     page.click("#browse-form button[type=submit]")
     expect(error).to_be_hidden()
     expect(page.locator("#browse-results td.content")).to_have_text(["Alice likes jazz"])
+    expect(page.locator("#browse-form [name=filter]")).not_to_have_attribute("aria-invalid", "true")
 
 
 def test_search_with_every_option_and_an_explanation(dash: Dash, tab: Tab) -> None:
@@ -115,6 +117,7 @@ def test_search_with_every_option_and_an_explanation(dash: Dash, tab: Tab) -> No
     page.fill(f"{form} [name=minScore]", "0.5")
     page.click(f"{form} button[type=submit]")
     expect(page.locator("#search-error")).to_contain_text("invalid_argument")
+    expect(page.locator(f"{form} [name=minScore]")).to_have_attribute("aria-invalid", "true")
     page.fill(f"{form} [name=minScore]", "")
     page.fill(f"{form} [name=query]", "peanuts")
     page.click(f"{form} button[type=submit]")

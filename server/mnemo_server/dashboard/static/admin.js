@@ -2,7 +2,7 @@
 // forgetting a scope (a dry run first, then the same request for real) and
 // export (ExportMemories streamed into a JSON-lines download).
 import { rpc, stream } from "./api.js";
-import { $, clear, el, list, scopeOf, showError, table, values, when } from "./dom.js";
+import { $, clear, el, list, markInvalid, scopeOf, showError, table, values, when } from "./dom.js";
 
 let forgetRequest = null;
 
@@ -97,6 +97,7 @@ async function dryRun(event) {
   const request = { scope: scopeOf(v), filter: v.filter || undefined };
   try {
     const answer = await rpc("MemoryService", "DeleteMemories", { ...request, dryRun: true });
+    markInvalid($("forget-form"), null);
     const count = Number(answer.deletedCount || 0);
     const ids = answer.memoryIds || [];
     clear($("forget-result")).append(
@@ -108,6 +109,7 @@ async function dryRun(event) {
     $("forget-confirm").hidden = !count;
   } catch (error) {
     showError($("forget-error"), error);
+    markInvalid($("forget-form"), error);
   }
 }
 

@@ -73,3 +73,18 @@ export function showError(node, error) {
 export function kindName(kind) {
   return (kind || "MEMORY_KIND_EPISODIC").replace("MEMORY_KIND_", "").toLowerCase();
 }
+
+/** Marks the form fields an error's field violations name ("filter",
+ * "top_k", "scope.user_id") with aria-invalid; clears the others. */
+export function markInvalid(form, error) {
+  const named = new Set(
+    (error && error.violations ? error.violations : []).map((v) =>
+      v.field.split(".").pop().replace(/_([a-z])/g, (_, c) => c.toUpperCase()),
+    ),
+  );
+  for (const field of form.elements) {
+    if (!field.name) continue;
+    if (named.has(field.name)) field.setAttribute("aria-invalid", "true");
+    else field.removeAttribute("aria-invalid");
+  }
+}

@@ -1,6 +1,6 @@
 // Browsing memories: scope, filter (its errors inline), order, pages.
 import { rpc } from "./api.js";
-import { $, clear, el, kindName, scopeOf, short, showError, table, values, when } from "./dom.js";
+import { $, clear, el, kindName, markInvalid, scopeOf, short, showError, table, values, when } from "./dom.js";
 import { open } from "./detail.js";
 
 let request = null;
@@ -29,6 +29,7 @@ async function list(pageToken) {
   };
   try {
     const answer = await rpc("MemoryService", "ListMemories", request);
+    markInvalid($("browse-form"), null);
     const memories = answer.memories || [];
     const results = clear($("browse-results"));
     results.append(
@@ -40,6 +41,7 @@ async function list(pageToken) {
     clear($("browse-results"));
     $("browse-next").hidden = true;
     showError($("browse-error"), error);
+    markInvalid($("browse-form"), error);
   }
 }
 

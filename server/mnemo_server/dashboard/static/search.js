@@ -1,7 +1,7 @@
 // Searching with every retrieval option of SearchMemoriesRequest: query or
 // vector, scope, filter, mode, top_k, min_score, rrf_k, explain, embeddings.
 import { rpc } from "./api.js";
-import { $, clear, el, scopeOf, short, showError, table, values } from "./dom.js";
+import { $, clear, el, markInvalid, scopeOf, short, showError, table, values } from "./dom.js";
 import { open } from "./detail.js";
 
 function number(text) {
@@ -41,6 +41,7 @@ async function search(event) {
   const v = values($("search-form"));
   try {
     const answer = await rpc("MemoryService", "SearchMemories", requestOf(v));
+    markInvalid($("search-form"), null);
     const hits = answer.hits || [];
     const columns = [
       ["score", (h) => (h.score ?? 0).toFixed(4)],
@@ -56,6 +57,7 @@ async function search(event) {
     );
   } catch (error) {
     showError($("search-error"), error);
+    markInvalid($("search-form"), error);
   }
 }
 
