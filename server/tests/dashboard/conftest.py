@@ -64,8 +64,10 @@ def dash(dash_server: RunningServer) -> Dash:
     )
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Any]:
+    """Per module, not per session: Playwright's sync API runs an event loop
+    in this thread while it is open, which later asyncio tests cannot share."""
     from playwright.sync_api import sync_playwright
 
     if not shutil.which(CHROMIUM):
