@@ -20,12 +20,10 @@ search; result-cache hit p50 within 0.2 ms of the empty call.
 from __future__ import annotations
 
 import argparse
-import os
-import re
 import shutil
+import signal
 import socket
 import subprocess
-import sys
 import tempfile
 import time
 from collections.abc import Callable
@@ -35,13 +33,10 @@ import grpc
 import numpy as np
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from _harness import load
+from _harness.process import ServerProcess, free_port
+from _harness.report import pct
 from mnemo.v1 import memory_pb2, memory_service_pb2, memory_service_pb2_grpc
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
@@ -73,48 +68,8 @@ def start_redis(directory: Path) -> tuple[subprocess.Popen[bytes], str]:
     raise RuntimeError("redis-server did not start")
 
 
-def start_server(data: Path, *extra: str) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnemo_server",
-            "--address",
-            "127.0.0.1:0",
-            "--data-dir",
-            str(data),
-            "--index-snapshot-interval-s",
-            "0",
-            *extra,
-        ],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert proc.stderr is not None
-    port = 0
-    for line in proc.stderr:
-        found = re.search(r"\(port (\d+)\)", line)
-        if found:
-            port = int(found.group(1))
-        if port and "serving" in line:
-            return proc, f"127.0.0.1:{port}"
-    raise RuntimeError("the server did not start")
-
-
 def timed(call: Callable[[int], object], count: int) -> np.ndarray:
-    for i in range(20):
-        call(i)
-    samples = np.empty(count, dtype=np.int64)
-    for i in range(count):
-        started = time.perf_counter_ns()
-        call(i)
-        samples[i] = time.perf_counter_ns() - started
-    return samples
-
-
-def ms(samples: np.ndarray, q: float) -> float:
-    return float(np.percentile(samples, q)) / 1e6
+    return load.timed(call, count, warmup=20)[0]
 
 
 def run(label: str, address: str, memories: int, calls: int) -> list[tuple[str, np.ndarray]]:
@@ -204,12 +159,11 @@ def main() -> None:
         redis, url = start_redis(Path(tmp))
         try:
             for label, extra in (("redis", ("--redis-url", url)), ("in-process", ())):
-                server, address = start_server(Path(tmp) / label, *extra)
+                server = ServerProcess(Path(tmp) / label, *extra)
                 try:
-                    results += run(label, address, args.memories, args.calls)
+                    results += run(label, server.target, args.memories, args.calls)
                 finally:
-                    server.terminate()
-                    server.wait(60)
+                    server.kill(signal.SIGTERM)
         finally:
             redis.terminate()
             redis.wait(10)
@@ -217,8 +171,8 @@ def main() -> None:
     print("| operation | p50 ms | p99 ms |")
     print("| --- | ---: | ---: |")
     for name, samples in results:
-        print(f"| {name} | {ms(samples, 50):.3f} | {ms(samples, 99):.3f} |")
-    by = {name: ms(s, 50) for name, s in results}
+        print(f"| {name} | {pct(samples, 50):.3f} | {pct(samples, 99):.3f} |")
+    by = {name: pct(s, 50) for name, s in results}
     print()
     for label in ("redis", "in-process"):
         empty, vector = (

@@ -30,11 +30,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
-import re
 import signal
-import subprocess
 import sys
 import tempfile
 import threading
@@ -45,8 +42,8 @@ from typing import Any
 
 import grpc
 
+from _harness.process import ServerProcess
 from mnemo.v1 import admin_service_pb2 as apb
-from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
 from mnemo.v1 import memory_service_pb2 as pb
 
 DIMENSION = 8
@@ -70,64 +67,27 @@ class Totals:
     problems: list[str] = field(default_factory=list)
 
 
-class Server:
-    """One mnemo-server process; stderr goes to a file so it never blocks."""
+class Server(ServerProcess):
+    """One mnemo-server process on client-supplied vectors only (no model to
+    load, so a start takes a second), taking index snapshots every 0.2 s and
+    committing with synchronous=FULL; its log goes to `log_path` too."""
 
     def __init__(self, data_dir: Path, log_path: Path) -> None:
-        self.log_path = log_path
-        self.log = open(log_path, "w")  # noqa: SIM115 - closed in kill()
-        env = {**os.environ, "HF_HUB_OFFLINE": "1", "PYTHONUNBUFFERED": "1"}
-        self.popen = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "mnemo_server",
-                "--address",
-                "127.0.0.1:0",
-                "--data-dir",
-                str(data_dir),
-                # Client-supplied vectors only: no model to load, so a start takes a second.
-                "--embedder-provider",
-                "http",
-                "--embedder-url",
-                "http://127.0.0.1:9",
-                "--embedder-dimension",
-                str(DIMENSION),
-                "--index-snapshot-interval-s",
-                "0.2",
-                "--store-synchronous",
-                "FULL",
-            ],
-            stderr=self.log,
-            env=env,
+        super().__init__(
+            data_dir,
+            "--embedder-provider",
+            "http",
+            "--embedder-url",
+            "http://127.0.0.1:9",
+            "--embedder-dimension",
+            str(DIMENSION),
+            "--index-snapshot-interval-s",
+            "0.2",
+            "--store-synchronous",
+            "FULL",
+            log_path=log_path,
+            timeout=60,
         )
-        self.port = self._wait_serving()
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        self.memory = memory_service_pb2_grpc.MemoryServiceStub(self.channel)
-        self.admin = admin_service_pb2_grpc.AdminServiceStub(self.channel)
-
-    def _wait_serving(self) -> int:
-        deadline = time.monotonic() + 60
-        port = 0
-        while time.monotonic() < deadline:
-            text = self.log_path.read_text()
-            found = re.search(r"\(port (\d+)\)", text)
-            port = int(found.group(1)) if found else 0
-            if port and "serving" in text:
-                return port
-            if self.popen.poll() is not None:
-                break
-            time.sleep(0.02)
-        self.kill()
-        raise RuntimeError(f"server did not start:\n{self.log_path.read_text()[-4000:]}")
-
-    def kill(self, sig: int = signal.SIGKILL) -> None:
-        if self.popen.poll() is None:
-            self.popen.send_signal(sig)
-        self.popen.wait(60)
-        if hasattr(self, "channel"):
-            self.channel.close()
-        self.log.close()
 
 
 class Workload:

@@ -105,9 +105,7 @@ def concurrent(embed: Callable[[list[str]], object], callers: int, seconds: floa
     return len(samples) / elapsed, samples, 1.0
 
 
-def batched(
-    model: SentenceTransformerEmbedder, wait_ms: float, callers: int, seconds: float
-) -> Measurement:
+def batched(model: SentenceTransformerEmbedder, wait_ms: float, callers: int, seconds: float) -> Measurement:
     batcher = MicroBatchingEmbedder(model, max_batch=32, max_wait_ms=wait_ms)
     rate, samples, _ = concurrent(batcher.embed, callers, seconds)
     mean_batch = batcher.stats().mean_batch_size

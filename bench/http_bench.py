@@ -21,35 +21,23 @@ to its gRPC server, so the difference is the price of that hop plus JSON.
 from __future__ import annotations
 
 import argparse
-import os
 import shutil
-import socket
-import subprocess
-import sys
+import signal
 import tempfile
 import time
 from collections.abc import Callable
 from pathlib import Path
 
-import grpc
 import httpx
 import numpy as np
 from google.protobuf import json_format
-from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_health.v1 import health_pb2
 
-from mnemo.v1 import memory_pb2, memory_service_pb2, memory_service_pb2_grpc
+from _harness.process import ServerProcess, free_port
+from _harness.report import pct
+from mnemo.v1 import memory_pb2, memory_service_pb2
 
 DIM = 384
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def percentile_ms(samples: list[int], q: float) -> float:
-    return float(np.percentile(np.array(samples), q)) / 1e6
 
 
 def unit(rng: np.random.Generator, n: int) -> np.ndarray:
@@ -64,23 +52,9 @@ def main() -> None:
     args = parser.parse_args()
 
     data = Path(tempfile.mkdtemp(prefix="mnemo-http-bench-"))
-    grpc_port, http_port = free_port(), free_port()
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "mnemo_server",
-            "--data-dir",
-            str(data),
-            "--address",
-            f"127.0.0.1:{grpc_port}",
-            "--http-address",
-            f"127.0.0.1:{http_port}",
-            "--log-level",
-            "warning",
-        ],
-        env={**os.environ, "MNEMO_INDEX_SNAPSHOT_INTERVAL_S": "0"},
-    )
+    http_port = free_port()
+    # The gRPC port is the server's pick; the JSON one must be given.
+    server = ServerProcess(data, "--http-address", f"127.0.0.1:{http_port}", until="port")
     base = f"http://127.0.0.1:{http_port}"
     try:
         http = httpx.Client(base_url=base, timeout=60, headers={"content-type": "application/json"})
@@ -91,12 +65,10 @@ def main() -> None:
                     break
             except httpx.TransportError:
                 pass
-            if time.monotonic() > deadline or server.poll() is not None:
+            if time.monotonic() > deadline or server.popen.poll() is not None:
                 raise SystemExit("the server did not start")
             time.sleep(0.2)
-        channel = grpc.insecure_channel(f"127.0.0.1:{grpc_port}")
-        stub = memory_service_pb2_grpc.MemoryServiceStub(channel)
-        health = health_pb2_grpc.HealthStub(channel)
+        stub, health = server.memory, server.health
 
         rng = np.random.default_rng(7)
         vectors = unit(rng, args.memories)
@@ -162,14 +134,12 @@ def main() -> None:
                         times[label].append(time.perf_counter_ns() - started)
             g, h = times["grpc"], times["http"]
             print(
-                f"| {name} | {percentile_ms(g, 50):.2f} ms | {percentile_ms(g, 99):.2f} ms "
-                f"| {percentile_ms(h, 50):.2f} ms | {percentile_ms(h, 99):.2f} ms |"
+                f"| {name} | {pct(g, 50):.2f} ms | {pct(g, 99):.2f} ms "
+                f"| {pct(h, 50):.2f} ms | {pct(h, 99):.2f} ms |"
             )
-        channel.close()
         http.close()
     finally:
-        server.terminate()
-        server.wait(60)
+        server.kill(signal.SIGTERM)
         shutil.rmtree(data, ignore_errors=True)
 
 

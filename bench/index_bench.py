@@ -39,6 +39,8 @@ import numpy.typing as npt
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "server"))
 
+from _harness.load import timed
+from _harness.report import pct
 from mnemo_server.index.base import IndexEntry, IndexQuery
 from mnemo_server.index.sharded import ShardedFaissIndex
 from mnemo_server.models import Scope
@@ -80,20 +82,8 @@ def make_vectors(rng: np.random.Generator, n: int, d: int, kind: str) -> Matrix:
 
 def latencies(fn: Callable[[int], object], count: int) -> tuple[float, float, float]:
     """p50 ms, p99 ms and calls/s of fn(i) for i in range(count) (after 3 warm-ups)."""
-    for i in range(min(3, count)):
-        fn(i)
-    times = np.empty(count)
-    start = time.perf_counter()
-    for i in range(count):
-        t = time.perf_counter_ns()
-        fn(i)
-        times[i] = time.perf_counter_ns() - t
-    total = time.perf_counter() - start
-    return (
-        float(np.percentile(times, 50) / 1e6),
-        float(np.percentile(times, 99) / 1e6),
-        count / total,
-    )
+    samples, rate = timed(fn, count, warmup=3)
+    return pct(samples, 50), pct(samples, 99), rate
 
 
 def exact_truth(data: Matrix, rows: npt.NDArray[np.int64] | None, queries: Matrix) -> list[set[int]]:

@@ -14,6 +14,7 @@ import argparse
 import asyncio
 import os
 import re
+import signal
 import subprocess
 import sys
 import tempfile
@@ -27,29 +28,11 @@ from mcp import Client, StdioServerParameters
 from mcp.client.stdio import stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
+from _harness.process import ServerProcess
 from mnemo import AsyncMnemoClient
 
 MNEMO = str(Path(sys.executable).parent / "mnemo")
 USER = "bench-user"
-
-
-def start_server(data: Path) -> tuple[subprocess.Popen[str], str]:
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "mnemo_server", "--address", "127.0.0.1:0", "--data-dir", str(data),
-         "--index-snapshot-interval-s", "0"],
-        stderr=subprocess.PIPE,
-        text=True,
-        env={**os.environ, "HF_HUB_OFFLINE": "1"},
-    )
-    assert proc.stderr is not None
-    port = 0
-    for line in proc.stderr:
-        found = re.search(r"\(port (\d+)\)", line)
-        if found:
-            port = int(found.group(1))
-        if port and "serving" in line:
-            return proc, f"127.0.0.1:{port}"
-    raise RuntimeError("the server did not start")
 
 
 def start_http(address: str) -> tuple[subprocess.Popen[str], str]:
@@ -127,12 +110,11 @@ def main() -> None:
     parser.add_argument("--calls", type=int, default=200)
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
-        proc, address = start_server(Path(tmp))
+        server = ServerProcess(Path(tmp))
         try:
-            rows = asyncio.run(run(address, args.memories, args.calls))
+            rows = asyncio.run(run(server.target, args.memories, args.calls))
         finally:
-            proc.terminate()
-            proc.wait(30)
+            server.kill(signal.SIGTERM)
     base = rows["SDK (gRPC, baseline)"]
     print(f"{args.calls} calls each, {args.memories + 1} memories, one user\n")
     print("| path | get p50 ms | get p90 ms | search p50 ms | search p90 ms | added p50 ms (get / search) |")

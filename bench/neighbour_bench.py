@@ -16,8 +16,8 @@ then again while one client floods the server with:
 from __future__ import annotations
 
 import contextlib
+import signal
 import statistics
-import sys
 import tempfile
 import threading
 import time
@@ -27,12 +27,10 @@ from pathlib import Path
 import grpc
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from server_bench import Server
-
+from _harness.process import ServerProcess
 from mnemo.v1 import memory_pb2 as m
 from mnemo.v1 import memory_service_pb2 as pb
+from server_scenarios.settings import CHANNEL_OPTIONS
 
 
 def latencies(call: Callable[[], object], n: int) -> list[float]:
@@ -53,7 +51,7 @@ def row(name: str, values: list[float]) -> str:
 def main() -> None:
     rng = np.random.default_rng(7)
     with tempfile.TemporaryDirectory() as tmp:
-        server = Server(Path(tmp), [], {})
+        server = ServerProcess(Path(tmp), until="port", timeout=900, channel_options=CHANNEL_OPTIONS)
         try:
             server.wait_serving()
             memory = server.memory
@@ -113,8 +111,7 @@ def main() -> None:
                 stop.set()
                 thread.join(120)
         finally:
-            server.popen.terminate()
-            server.popen.wait(30)
+            server.kill(signal.SIGTERM)
 
 
 if __name__ == "__main__":

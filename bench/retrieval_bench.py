@@ -41,7 +41,6 @@ sys.path.insert(0, str(ROOT / "bench"))
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 import retrieval_set  # noqa: E402
-
 from mnemo_server.app import build_embedder, build_index, build_store  # noqa: E402
 from mnemo_server.config import load_settings  # noqa: E402
 from mnemo_server.embed.base import Embedder  # noqa: E402

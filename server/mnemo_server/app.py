@@ -7,6 +7,10 @@ worker thread; health turns SERVING. On SIGTERM, `drain` first: health
 NOT_SERVING while calls are still served for `shutdown_drain_s`. Then stop:
 new calls are refused, in-flight calls get `shutdown_grace_s` to finish, the
 index is snapshotted, and everything is closed.
+
+The gRPC server's own parts (options, services, TLS, health) are in
+api/server.py; the loops a loaded server runs, and their stop order, in
+runtime.py.
 """
 
 from __future__ import annotations
@@ -17,23 +21,22 @@ import logging
 import os
 import uuid
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_health.v1._async import HealthServicer
-from grpc_reflection.v1alpha import reflection
 
-from mnemo.v1 import admin_service_pb2, admin_service_pb2_grpc, memory_service_pb2, memory_service_pb2_grpc
-from mnemo_server.api import decoding
+from mnemo_server.api.admin import AdminServicer
+from mnemo_server.api.envelope import Gate
+from mnemo_server.api.extraction import ExtractionServicer
 from mnemo_server.api.interceptors import build_security
-from mnemo_server.api.servicers import AdminServicer, Gate, MemoryServicer
+from mnemo_server.api.memory import MemoryServicer
+from mnemo_server.api.server import MAX_SEND_BYTES, SERVICES, add_services, bind, build_server, set_health
 from mnemo_server.cache import Caches
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
-from mnemo_server.errors import MnemoError
 from mnemo_server.index.base import VectorIndex
+from mnemo_server.runtime import Runtime, close_components
 from mnemo_server.service import SERVER_VERSION, MemoryService
 from mnemo_server.storage import DataDirectoryWatch
 from mnemo_server.store.base import KeyStore, RecordStore
@@ -44,14 +47,6 @@ if TYPE_CHECKING:
     from mnemo_server.api.web import WebServer
 
 log = logging.getLogger("mnemo.app")
-
-#: Largest response message: bounded by the request limits (top_k, page sizes), not by clients.
-MAX_SEND_BYTES = 64 * 1024 * 1024
-
-SERVICE_NAMES = (
-    memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"].full_name,
-    admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"].full_name,
-)
 
 
 def build_embedder(
@@ -133,22 +128,6 @@ def build_key_store(settings: Settings, *, guard: Callable[[], None] | None = No
     return SqliteKeyStore(settings.server.data_dir / "mnemo.db", guard=guard)
 
 
-def bind(server: grpc.aio.Server, settings: Settings) -> int:
-    """Opens the port: TLS only when a certificate is configured (then
-    plaintext is refused), requiring client certificates when a client CA is."""
-    tls = settings.tls
-    address = settings.server.address
-    if not tls.enabled:
-        return int(server.add_insecure_port(address))
-    client_ca = Path(tls.client_ca_file).expanduser().read_bytes() if tls.client_ca_file else None
-    credentials = grpc.ssl_server_credentials(
-        [(Path(tls.key_file).expanduser().read_bytes(), Path(tls.cert_file).expanduser().read_bytes())],
-        root_certificates=client_ca,
-        require_client_auth=client_ca is not None,
-    )
-    return int(server.add_secure_port(address, credentials))
-
-
 def build_index(settings: Settings, dimension: int) -> VectorIndex:
     from mnemo_server.index.sharded import ShardedFaissIndex
 
@@ -202,6 +181,9 @@ class App:
         self._components: list[Any] = []
         self._servicers: list[MemoryServicer | AdminServicer] = []
         self.storage: DataDirectoryWatch | None = None
+        #: The background loops, once the service has loaded.
+        self.runtime: Runtime | None = None
+        self.extraction = ExtractionServicer(self.executor, self.gate, settings)
 
     async def start(self) -> int:
         """Opens the port (health NOT_SERVING) and starts loading; returns the
@@ -209,46 +191,19 @@ class App:
         cfg = self.settings.server
         os.makedirs(cfg.data_dir, exist_ok=True)
         self.telemetry.start()
-        keepalive_ms = int(cfg.keepalive_time_s * 1000)
-        options = [
-            ("grpc.max_receive_message_length", cfg.max_message_bytes),
-            ("grpc.max_send_message_length", max(cfg.max_message_bytes, MAX_SEND_BYTES)),
-            # Long watch and search streams: ping idle connections, and let
-            # clients ping us as often as every 10 s without being cut off.
-            ("grpc.keepalive_time_ms", keepalive_ms),
-            ("grpc.keepalive_timeout_ms", int(cfg.keepalive_timeout_s * 1000)),
-            ("grpc.keepalive_permit_without_calls", 1),
-            ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
-            ("grpc.http2.max_pings_without_data", 0),
-            ("grpc.so_reuseport", 0),
-        ]
-        self.server = grpc.aio.server(
-            options=options,
-            compression=grpc.Compression.NoCompression,
+        self.server = build_server(
+            self.settings,
             # Telemetry first: it sees every call as the client does.
-            interceptors=(*self.telemetry.interceptors, *self._extra_interceptors, self.security),
+            (*self.telemetry.interceptors, *self._extra_interceptors, self.security),
         )
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
+        await set_health(self.health, serving=False)
         # Servicers must exist before the server starts; they get the service
         # once it has loaded, and until then the gate answers SERVER_NOT_READY.
         memory = MemoryServicer(None, self.executor, self.gate)
         admin = AdminServicer(None, self.executor, self.gate)
         admin.api_keys = self.security.keys
         self._servicers = [memory, admin]
-        # Requests that do not decode get REQUEST_UNDECODABLE, not grpc's UNKNOWN.
-        add_memory = memory_service_pb2_grpc.add_MemoryServiceServicer_to_server
-        decoding.add_servicer(add_memory, memory, self.server)
-        decoding.add_servicer(admin_service_pb2_grpc.add_AdminServiceServicer_to_server, admin, self.server)
-        health_pb2_grpc.add_HealthServicer_to_server(self.health, self.server)
-        reflection.enable_server_reflection(
-            (
-                *SERVICE_NAMES,
-                health_pb2.DESCRIPTOR.services_by_name["Health"].full_name,
-                reflection.SERVICE_NAME,
-            ),
-            self.server,
-        )
+        add_services(self.server, memory, admin, self.extraction, self.health)
         self.port = bind(self.server, self.settings)
         if self.port == 0:
             raise RuntimeError(f"cannot listen on {cfg.address}")
@@ -265,11 +220,7 @@ class App:
             self.web.attach(self.server)
         await self.server.start()
         if self.web is not None:
-            services = [
-                memory_service_pb2.DESCRIPTOR.services_by_name["MemoryService"],
-                admin_service_pb2.DESCRIPTOR.services_by_name["AdminService"],
-            ]
-            self.http_port = await self.web.start(services=services, max_send_bytes=MAX_SEND_BYTES)
+            self.http_port = await self.web.start(services=list(SERVICES), max_send_bytes=MAX_SEND_BYTES)
         log.info("listening on %s (port %d); loading", cfg.address, self.port)
         self._tasks.append(asyncio.create_task(self._load()))
         return self.port
@@ -285,15 +236,39 @@ class App:
         self.service = service
         for servicer in self._servicers:
             servicer.service = service
+        await self._start_extraction(service)
         self.gate.ready = True
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.SERVING)
-        self._tasks.append(asyncio.create_task(self._sweep_loop()))
-        self._tasks.append(asyncio.create_task(self._storage_loop()))
-        if self.settings.index.snapshot_interval_s > 0:
-            self._tasks.append(asyncio.create_task(self._snapshot_loop()))
+        await set_health(self.health, serving=True)
+        self.runtime = Runtime(
+            self.settings, self.executor, service, self.storage, on_storage_lost=self._storage_lost
+        )
+        self.runtime.start()
         self._loaded.set()
         log.info("serving")
+
+    async def _start_extraction(self, service: MemoryService) -> None:
+        """Opens the job table, and runs jobs when an LLM is configured (docs/extraction.md)."""
+        from mnemo_server.extraction.jobs import SqliteJobStore
+        from mnemo_server.extraction.runner import build_runner
+
+        loop = asyncio.get_running_loop()
+        path = self.settings.server.data_dir / "mnemo.db"
+        guard = self.storage.check if self.storage is not None else None
+        sync = self.settings.store.synchronous.upper()
+        jobs = await loop.run_in_executor(
+            self.executor, lambda: SqliteJobStore(path, guard=guard, synchronous=sync)
+        )
+        self._components.append(jobs)
+        self.extraction.service, self.extraction.jobs = service, jobs
+        if self.settings.extraction.enabled:
+            runner = await loop.run_in_executor(
+                self.executor,
+                lambda: build_runner(
+                    self.settings.extraction, service=service, jobs=jobs, executor=self.executor
+                ),
+            )
+            self.extraction.runner = runner
+            await runner.start()
 
     def _build_service(self) -> MemoryService:
         from mnemo_server.embed.cached import CachingEmbedder
@@ -359,48 +334,9 @@ class App:
         if not self._loaded.is_set():
             raise TimeoutError("server did not become ready")
 
-    async def _sweep_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        while True:
-            await asyncio.sleep(self.settings.server.sweep_interval_s)
-            try:
-                assert self.service is not None
-                done = await loop.run_in_executor(self.executor, self.service.upkeep)
-                if any(done.values()):
-                    log.info("upkeep: %s", ", ".join(f"{k} {v}" for k, v in done.items() if v))
-            except Exception:
-                log.exception("upkeep failed; will retry")
-
-    async def _storage_loop(self) -> None:
-        """Turns health NOT_SERVING for good once the data directory is lost
-        (writes refuse themselves at the store)."""
-        loop = asyncio.get_running_loop()
-        assert self.storage is not None
-        while await loop.run_in_executor(self.executor, self.storage.poll) is None:
-            await asyncio.sleep(self.settings.server.storage_check_interval_s)
-        for name in ("", *SERVICE_NAMES):
-            await self.health.set(name, health_pb2.HealthCheckResponse.NOT_SERVING)
-
-    def _storage_lost(self) -> bool:
-        return self.storage is not None and self.storage.lost is not None
-
-    async def _snapshot_loop(self) -> None:
-        loop = asyncio.get_running_loop()
-        last = -1
-        while True:
-            await asyncio.sleep(self.settings.index.snapshot_interval_s)
-            try:
-                assert self.service is not None
-                if self._storage_lost():
-                    return
-                if self.service.store.current_revision() != last:
-                    info = await loop.run_in_executor(self.executor, self.service.snapshot)
-                    last = info.revision
-                    log.info("index snapshot at revision %d (%d bytes)", info.revision, info.bytes)
-            except MnemoError as exc:  # a full disk: said once by storage, no traceback needed
-                log.warning("snapshot failed (%s); will retry", exc.reason)
-            except Exception:
-                log.exception("snapshot failed; will retry")
+    async def _storage_lost(self) -> None:
+        """Health NOT_SERVING for good: the data directory is gone."""
+        await set_health(self.health, serving=False)
 
     async def drain(self, seconds: float, cut_short: asyncio.Event) -> None:
         """Turns health NOT_SERVING but keeps serving for `seconds` (or until
@@ -422,22 +358,17 @@ class App:
             # The HTTP side's open calls run on the gRPC server: both drain at once.
             web = self.web.stop() if self.web is not None else asyncio.sleep(0)
             await asyncio.gather(self.server.stop(grace), web)
+        if self.extraction.runner is not None:
+            await self.extraction.runner.stop()  # unfinished jobs run again at the next start
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(BaseException):
                 await task
-        loop = asyncio.get_running_loop()
-        if self._storage_lost():
-            log.warning("no final index snapshot: the data directory is lost")
-        elif self.service is not None:
-            try:
-                await loop.run_in_executor(self.executor, self.service.snapshot)
-            except Exception:
-                log.exception("final snapshot failed; the next start replays the revision log")
-        for component in self._components:
-            with contextlib.suppress(Exception):
-                await loop.run_in_executor(self.executor, component.close)
+        if self.runtime is not None:
+            await self.runtime.stop_loops()
+            await self.runtime.final_snapshot()
+        await close_components(self.executor, self._components)
         with contextlib.suppress(Exception):
             await self.security.aclose()
         self.telemetry.close()

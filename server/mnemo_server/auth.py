@@ -44,9 +44,9 @@ from mnemo_server.errors import (
     UnavailableError,
     invalid,
 )
-from mnemo_server.models import Principal, now_us
+from mnemo_server.models import ApiKeyRecord, Principal, now_us
 from mnemo_server.pagination import decode_token, encode_token, fingerprint
-from mnemo_server.store.base import ApiKeyRecord, KeyStore
+from mnemo_server.store.base import KeyStore
 
 log = logging.getLogger("mnemo.auth")
 

@@ -1,10 +1,10 @@
 """The domain error tree. Imports no grpc: `api/status.py` alone maps these to
 gRPC statuses with google.rpc details.
 
-    MnemoError                      (INTERNAL / INTERNAL)
+    MnemoError                      (INTERNAL / INTERNAL, LLM_OUTPUT_INVALID)
     ├── InvalidArgumentError        (INVALID_ARGUMENT / reason given per raise: INVALID_ID,
     │                                INVALID_TIME, REQUEST_UNDECODABLE, ...)
-    ├── NotFoundError               (NOT_FOUND / MEMORY_NOT_FOUND, API_KEY_NOT_FOUND)
+    ├── NotFoundError               (NOT_FOUND / MEMORY_NOT_FOUND, API_KEY_NOT_FOUND, OPERATION_NOT_FOUND)
     ├── AlreadyExistsError          (ALREADY_EXISTS / MEMORY_ALREADY_EXISTS)
     ├── FailedPreconditionError     (FAILED_PRECONDITION / ETAG_MISMATCH, REQUEST_ID_REUSED, ...)
     ├── OutOfRangeError             (OUT_OF_RANGE / REVISION_COMPACTED, REVISION_AHEAD)
@@ -13,8 +13,10 @@ gRPC statuses with google.rpc details.
     │   └── StorageFullError        (RESOURCE_EXHAUSTED / STORAGE_FULL)
     ├── UnauthenticatedError        (UNAUTHENTICATED / API_KEY_MISSING, API_KEY_INVALID)
     ├── PermissionDeniedError       (PERMISSION_DENIED / ROLE_FORBIDDEN, SCOPE_FORBIDDEN, MEMORY_ID_FORBIDDEN)
-    ├── UnavailableError            (UNAVAILABLE / SERVER_NOT_READY, SERVER_DRAINING, EMBEDDER_UNAVAILABLE)
+    ├── UnavailableError            (UNAVAILABLE / SERVER_NOT_READY, SERVER_DRAINING, EMBEDDER_UNAVAILABLE,
+    │   │                            LLM_UNAVAILABLE)
     │   └── DataDirectoryLostError  (UNAVAILABLE / DATA_DIRECTORY_LOST)
+    ├── DeadlineExceededError       (DEADLINE_EXCEEDED / LLM_TIMEOUT)
     └── UnimplementedError          (UNIMPLEMENTED / NOT_IMPLEMENTED)
 
 Reasons are public API: each is a value of mnemo.v1.ErrorReason (without its
@@ -134,6 +136,13 @@ class DataDirectoryLostError(UnavailableError):
     """The data directory was deleted or replaced under the running server."""
 
     default_reason = "DATA_DIRECTORY_LOST"
+
+
+class DeadlineExceededError(MnemoError):
+    """Something the server waited for (the extraction LLM) took too long."""
+
+    code = "DEADLINE_EXCEEDED"
+    default_reason = "LLM_TIMEOUT"
 
 
 class UnimplementedError(MnemoError):

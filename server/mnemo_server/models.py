@@ -175,3 +175,37 @@ class Change:
     change_type: ChangeType
     scope: Scope
     time_us: int
+
+
+@dataclass(frozen=True, slots=True)
+class VersionRecord:
+    """One entry of a memory's history."""
+
+    memory_id: str
+    version: int
+    revision: int
+    change_type: ChangeType
+    time_us: int
+    api_key_id: str
+    before: Memory | None
+    after: Memory | None
+    changed_fields: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class ApiKeyRecord:
+    """An API key as stored: never its secret, only a salted hash of it.
+    Times are microseconds since the epoch; `role` is reader, writer or admin."""
+
+    id: str
+    tenant: str
+    role: str
+    user_ids: tuple[str, ...]
+    agent_ids: tuple[str, ...]
+    display_name: str
+    create_time_us: int
+    salt: bytes
+    secret_hash: bytes
+    expire_time_us: int | None = None
+    revoke_time_us: int | None = None
+    last_use_time_us: int | None = None

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import Any, Final
 
 from mnemo_server.errors import ResourceExhaustedError
+from mnemo_server.redis_url import cluster_url
 
 log = logging.getLogger("mnemo.ratelimit")
 
@@ -106,11 +107,9 @@ class RedisBuckets:
     """Token buckets in Redis, shared by every replica using the same namespace."""
 
     def __init__(self, url: str, *, namespace: str, rate: float, burst: int, timeout_s: float) -> None:
-        from mnemo_server.cache.redis import _cluster_url
-
         self.rate = rate
         self.burst = _burst(rate, burst)
-        self._url, self._cluster = _cluster_url(url, None)
+        self._url, self._cluster = cluster_url(url, None)
         self._prefix = f"{namespace}:ratelimit:"
         self._timeout_s = timeout_s
         self._client: Any = None

@@ -25,7 +25,7 @@ import pytest
 import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
-from mnemo_server.app import SERVICE_NAMES
+from mnemo_server.api.server import SERVICE_NAMES
 from mnemo_server.config import setting_names
 
 ROOT = Path(__file__).resolve().parents[2]

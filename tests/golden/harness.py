@@ -45,6 +45,7 @@ class Server:
     loop: asyncio.AbstractEventLoop
     thread: threading.Thread
     data: tempfile.TemporaryDirectory[str]
+    llm: Any
 
     def stop(self) -> None:
         asyncio.run_coroutine_threadsafe(self.app.stop(grace=1), self.loop).result(60)
@@ -52,10 +53,46 @@ class Server:
         self.thread.join(30)
         self.loop.close()
         self.data.cleanup()
+        self.llm.close()
+
+
+def _fake_llm_module() -> Any:
+    """server/tests/extraction/fake_llm.py, loaded by path (it belongs to another test package)."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(
+        "golden_fake_llm", ROOT / "server/tests/extraction/fake_llm.py"
+    )
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["golden_fake_llm"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+LLM_KEY_ENV = "MNEMO_GOLDEN_LLM_KEY"
+
+
+def replay_llm() -> Any:
+    """The extraction LLM of golden servers: recorded chat.completion answers
+    (llm_replies.json), chosen by a text the prompt contains; an unrecorded
+    prompt gets HTTP 500."""
+    fake = _fake_llm_module()
+    recorded = json.loads((HERE / "llm_replies.json").read_text())["replies"]
+
+    def script(call: Any) -> Any:
+        for entry in recorded:
+            if entry["match"] in call.user:
+                return fake.Reply(completion=entry["completion"])
+        return fake.Reply(status=500)
+
+    os.environ[LLM_KEY_ENV] = fake.KEY
+    return fake.FakeLlm(script)
 
 
 def start_server(embedder: Any = None) -> Server:
     data = tempfile.TemporaryDirectory(prefix="mnemo-golden-")
+    llm = replay_llm()
     settings = load_settings(
         env={},
         overrides={
@@ -63,6 +100,11 @@ def start_server(embedder: Any = None) -> Server:
             "server.data_dir": data.name,
             "index.snapshot_interval_s": 0,
             "server.sweep_interval_s": 0.1,
+            "extraction.provider": "openai",
+            "extraction.model": "golden-model",
+            "extraction.base_url": llm.base_url,
+            "extraction.api_key_env": LLM_KEY_ENV,
+            "extraction.retries": 0,
         },
     )
     recorder = RequestRecorder()
@@ -77,7 +119,7 @@ def start_server(embedder: Any = None) -> Server:
         return port
 
     port = asyncio.run_coroutine_threadsafe(boot(), loop).result(180)
-    return Server(app, f"127.0.0.1:{port}", recorder, loop, thread, data)
+    return Server(app, f"127.0.0.1:{port}", recorder, loop, thread, data, llm)
 
 
 def run_python(cases: list[dict[str, Any]], address: str) -> dict[str, Any]:

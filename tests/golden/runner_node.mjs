@@ -78,7 +78,7 @@ const POSITIONAL = {
   create: "content", get: "id", update: "id", delete: "id", search: "query",
   batch_search: "queries", stream_search: "queries", batch_write: "operations",
   import_memories: "memories", history: "id", iter_history: "id", revoke_api_key: "id",
-  create_api_key: "role",
+  create_api_key: "role", extract: "messages", get_operation: "id",
 };
 
 function toJson(result) {

@@ -94,6 +94,8 @@ POSITIONAL = {
     "iter_history": "id",
     "revoke_api_key": "id",
     "create_api_key": "role",
+    "extract": "messages",
+    "get_operation": "id",
 }
 
 

@@ -34,7 +34,7 @@ from harness import (
 )
 
 from mnemo import MnemoClient
-from mnemo.v1 import admin_service_pb2, memory_service_pb2
+from mnemo.v1 import admin_service_pb2, extraction_service_pb2, memory_service_pb2
 
 TOPICS = topics()
 
@@ -61,6 +61,9 @@ METHODS = {
     "CreateApiKey": "create_api_key",
     "ListApiKeys": "list_api_keys",
     "RevokeApiKey": "revoke_api_key",
+    "ExtractMemories": "extract",
+    "GetOperation": "get_operation",
+    "ListOperations": "list_operations",
 }
 #: Per-call options of the Node SDK that Python spells as `timeout=` (or client-wide metadata).
 NODE_CALL_OPTIONS = {"timeoutMs", "signal", "headers"}
@@ -126,7 +129,11 @@ def node_surface() -> dict[str, dict[str, list[str]]]:
 def test_every_rpc_has_a_method_in_both_sdks() -> None:
     rpcs = {
         m.name
-        for module, name in ((memory_service_pb2, "MemoryService"), (admin_service_pb2, "AdminService"))
+        for module, name in (
+            (memory_service_pb2, "MemoryService"),
+            (admin_service_pb2, "AdminService"),
+            (extraction_service_pb2, "ExtractionService"),
+        )
         for m in module.DESCRIPTOR.services_by_name[name].methods
     }
     assert rpcs == set(METHODS), "an RPC without an SDK method (or a stale entry in METHODS)"
@@ -147,7 +154,8 @@ def python_options(method: str) -> tuple[list[str], set[str]]:
 @pytest.mark.parametrize(
     "method",
     sorted(
-        {m for m in dir(MnemoClient) if not m.startswith("_")} - {"stub", "admin_stub", "channel", "address"}
+        {m for m in dir(MnemoClient) if not m.startswith("_")}
+        - {"stub", "admin_stub", "extraction_stub", "channel", "address"}
     ),
 )
 def test_option_names_match_up_to_case(method: str) -> None:

@@ -625,6 +625,14 @@ const ELSEWHERE: Partial<Record<keyof typeof ErrorReason, string>> = {
   TOO_MANY_STREAMS: "auth.spec.ts (a server with a stream limit)",
   INTERNAL: "transport.spec.ts (the server has no way to fail on purpose)",
   NOT_IMPLEMENTED: "transport.spec.ts (the server implements every call now)",
+  // A failed Operation's reasons travel in the Operation (extraction.spec.ts reads one);
+  // each failure mode: server/tests/extraction/test_extract_api.py.
+  LLM_UNAVAILABLE: "extraction.spec.ts (an LLM answering HTTP 503)",
+  LLM_OUTPUT_INVALID: "server/tests/extraction/test_extract_api.py (Python: an LLM answering non-JSON)",
+  LLM_TIMEOUT: "server/tests/extraction/test_extract_api.py (Python: an LLM slower than the timeout)",
+  EXTRACTION_NOT_CONFIGURED: "extraction.spec.ts (a server without an LLM)",
+  OPERATION_NOT_FOUND: "extraction.spec.ts",
+  CONVERSATION_INVALID: "extraction.spec.ts",
 };
 
 /** Not a reason: the enum's zero value. */

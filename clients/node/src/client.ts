@@ -8,6 +8,9 @@ import { createClient, type Client, type Transport } from "@connectrpc/connect";
 import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
 import * as convert from "./convert.js";
 import { callError, MnemoError } from "./errors.js";
+import * as extraction from "./extraction.js";
+import type { ConversationMessage, ExtractOptions, IterOperationsOptions, ListOperationsOptions } from "./extraction.js";
+import { ExtractionService } from "./gen/mnemo/v1/extraction_service_pb.js";
 import { AdminService, ApiKeySchema } from "./gen/mnemo/v1/admin_service_pb.js";
 import { MemorySchema } from "./gen/mnemo/v1/memory_pb.js";
 import { MemoryService } from "./gen/mnemo/v1/memory_service_pb.js";
@@ -86,6 +89,7 @@ export class MnemoClient {
   readonly #transport: Transport;
   readonly #memory: Client<typeof MemoryService>;
   readonly #admin: Client<typeof AdminService>;
+  readonly #extraction: Client<typeof ExtractionService>;
   readonly #closing = new AbortController();
 
   /**
@@ -116,6 +120,7 @@ export class MnemoClient {
     this.#transport = createGrpcTransport({ ...transport, sessionManager: this.#sessions });
     this.#memory = createClient(MemoryService, this.#transport);
     this.#admin = createClient(AdminService, this.#transport);
+    this.#extraction = createClient(ExtractionService, this.#transport);
   }
 
   // -- plumbing -----------------------------------------------------------------
@@ -140,6 +145,11 @@ export class MnemoClient {
   /** The raw mnemo.v1.AdminService client. */
   get adminStub(): Client<typeof AdminService> {
     return this.#admin;
+  }
+
+  /** The raw mnemo.v1.ExtractionService client. */
+  get extractionStub(): Client<typeof ExtractionService> {
+    return this.#extraction;
   }
 
   /** Closes the connection; calls in flight are cancelled. */
@@ -649,6 +659,56 @@ export class MnemoClient {
       false,
     );
     return convert.apiKey(response.apiKey ?? create(ApiKeySchema));
+  }
+
+  // -- ExtractionService ----------------------------------------------------------
+
+  /**
+   * Hands the server a conversation to turn into memories with its LLM
+   * (ExtractMemories); returns the job's Operation at once, or with `wait`
+   * once it has finished (or the deadline is near).
+   *
+   * @example
+   *   const op = await client.extract([{ role: "user", content: "I moved to Lyon" }],
+   *     { userId: "alice", mode: "reconcile", wait: true });
+   */
+  async extract(messages: readonly ConversationMessage[], options: ExtractOptions = {}): Promise<extraction.Operation> {
+    const request = extraction.extractMemories(messages, { ...options, requestId: this.#requestId(options.requestId) });
+    const response = await this.#unary(
+      (r, c) => this.#extraction.extractMemories(r, c),
+      request,
+      options,
+      request.requestId !== "",
+    );
+    return extraction.operation(response.operation ?? create(extraction.OperationSchema));
+  }
+
+  /** Returns one extraction Operation (GetOperation). */
+  async getOperation(id: string, options: CallOptions = {}): Promise<extraction.Operation> {
+    const response = await this.#unary(
+      (r, c) => this.#extraction.getOperation(r, c),
+      extraction.getOperation(id),
+      options,
+    );
+    return extraction.operation(response.operation ?? create(extraction.OperationSchema));
+  }
+
+  /** Returns one page of the caller's extraction Operations, newest first (ListOperations). */
+  async listOperations(options: ListOperationsOptions = {}): Promise<extraction.OperationPage> {
+    const response = await this.#unary(
+      (r, c) => this.#extraction.listOperations(r, c),
+      extraction.listOperations(options),
+      options,
+    );
+    return extraction.operationPage(response);
+  }
+
+  /** Iterates over all the caller's extraction Operations, fetching pages as needed. */
+  iterOperations(options: IterOperationsOptions = {}): AsyncGenerator<extraction.Operation, undefined> {
+    return this.#pages(
+      (token) => this.listOperations({ ...options, pageToken: token }),
+      (page) => page.operations,
+    );
   }
 
   // -- grpc.health.v1 -----------------------------------------------------------

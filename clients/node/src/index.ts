@@ -65,6 +65,16 @@ export type {
   TenantStats,
   WriteResult,
 } from "./types.js";
+export { ExtractionMode, FactEvent, OperationState } from "./extraction.js";
+export type {
+  ConversationMessage,
+  ExtractOptions,
+  FactOutcome,
+  IterOperationsOptions,
+  ListOperationsOptions,
+  Operation,
+  OperationPage,
+} from "./extraction.js";
 export { double, MetadataDouble } from "./values.js";
 export { VERSION as version } from "./version.js";
 export * as v1 from "./v1.js";

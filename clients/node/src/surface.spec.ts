@@ -12,6 +12,7 @@ import * as pkg from "./index.js";
 import { ExportStream, MnemoClient, Watch } from "./index.js";
 import type * as api from "./index.js";
 import { AdminService } from "./gen/mnemo/v1/admin_service_pb.js";
+import { ExtractionService } from "./gen/mnemo/v1/extraction_service_pb.js";
 import { MemoryService } from "./gen/mnemo/v1/memory_service_pb.js";
 import { PYTHON, REPO_ROOT } from "./testing/server.js";
 
@@ -40,6 +41,10 @@ const METHODS = {
   delete: [["id"], ["etag", "requestId", ...CALL]],
   deleteMemories: [[], [...SCOPE, "filter", "dryRun", "requestId", ...CALL]],
   export: [[], [...SCOPE, "filter", "omitEmbeddings", ...CALL]],
+  extract: [["messages"], [...SCOPE, "metadata", "mode", "requestId", "wait", ...CALL]],
+  getOperation: [["id"], CALL],
+  iterOperations: [[], [...SCOPE, "state", "pageSize", ...CALL]],
+  listOperations: [[], [...SCOPE, "state", "pageSize", "pageToken", ...CALL]],
   exportJsonl: [["path"], [...SCOPE, "filter", "omitEmbeddings", "progress", ...CALL]],
   get: [["id"], ["readMask", ...CALL]],
   getStats: [[], [...SCOPE, "scopeLimit", ...CALL]],
@@ -74,6 +79,9 @@ same<Equal<keyof api.DeleteOptions, Opts<"delete">>>();
 same<Equal<keyof api.DeleteMemoriesOptions, Opts<"deleteMemories">>>();
 same<Equal<keyof api.ExportOptions, Opts<"export">>>();
 same<Equal<keyof api.ExportJsonlOptions, Opts<"exportJsonl">>>();
+same<Equal<keyof api.ExtractOptions, Opts<"extract">>>();
+same<Equal<keyof api.IterOperationsOptions, Opts<"iterOperations">>>();
+same<Equal<keyof api.ListOperationsOptions, Opts<"listOperations">>>();
 same<Equal<keyof api.GetOptions, Opts<"get">>>();
 same<Equal<keyof api.GetStatsOptions, Opts<"getStats">>>();
 same<Equal<keyof api.HistoryOptions, Opts<"history">>>();
@@ -112,7 +120,8 @@ type Exported = [
   api.TenantStats, api.WriteResult, api.FieldViolation, api.MnemoErrorCode, api.MetadataValue, api.MetadataInput,
   api.MemoryKind, api.DedupMode, api.SearchMode, api.ChangeType, api.EventType, api.ImportConflictPolicy, api.ApiKeyRole,
   api.IndexKind, api.InconsistencyKind, api.EvictionOrder, api.ExportStream, api.Watch, api.WriteOp,
-  api.RetryPolicy, api.MnemoClient, api.MnemoError,
+  api.RetryPolicy, api.MnemoClient, api.MnemoError, api.ConversationMessage, api.FactOutcome, api.Operation,
+  api.OperationPage, api.ExtractionMode, api.FactEvent, api.OperationState,
 ];
 const TYPES = [
   "ApiKey", "ApiKeyPage", "BatchWriteResult", "CacheStats", "ConsistencyReport", "CreatedApiKey", "CreateResult",
@@ -120,7 +129,8 @@ const TYPES = [
   "ImportFailure",
   "ImportResult", "Inconsistency", "IndexShardStats", "Memory", "MemoryEvent", "MemoryLink", "MemoryPage",
   "MemoryVersion", "ReembedProgress", "RetentionPolicy", "ScopeCount", "SearchHit", "SearchQuery", "SearchResult",
-  "Snapshot", "Stats", "StreamSearchResult", "TenantStats", "WriteResult",
+  "Snapshot", "Stats", "StreamSearchResult", "TenantStats", "WriteResult", "ConversationMessage", "FactOutcome",
+  "Operation", "OperationPage",
 ];
 void (null as unknown as Exported);
 
@@ -128,7 +138,7 @@ void (null as unknown as Exported);
 
 const RUNTIME_EXPORTS = [
   "ApiKeyRole", "ChangeType", "DOMAIN", "DedupMode", "EventType", "EvictionOrder", "ExportStream",
-  "ImportConflictPolicy", "InconsistencyKind", "IndexKind", "MemoryKind", "MetadataDouble", "MnemoClient",
+  "ExtractionMode", "FactEvent", "OperationState", "ImportConflictPolicy", "InconsistencyKind", "IndexKind", "MemoryKind", "MetadataDouble", "MnemoClient",
   "MnemoError", "RetryPolicy", "SearchMode", "Watch", "WriteOp", "double", "v1", "version",
 ];
 
@@ -160,7 +170,7 @@ test("MnemoClient has exactly these methods and properties", () => {
   const properties = members(MnemoClient).filter(
     (n) => Object.getOwnPropertyDescriptor(MnemoClient.prototype, n)?.get !== undefined,
   );
-  assert.deepEqual(properties, ["address", "adminStub", "channel", "stub"]);
+  assert.deepEqual(properties, ["address", "adminStub", "channel", "extractionStub", "stub"]);
   const methods = members(MnemoClient).filter((n) => !properties.includes(n) && n !== "toString");
   assert.deepEqual(methods, Object.keys(METHODS).sort());
   assert.deepEqual(members(ExportStream), ["close", "header", "next", "return"]);
@@ -180,8 +190,10 @@ test("every RPC of the contract has a method", () => {
     "AdminService.CreateSnapshot": "createSnapshot", "AdminService.ReembedMemories": "reembed",
     "AdminService.CreateApiKey": "createApiKey", "AdminService.ListApiKeys": "listApiKeys",
     "AdminService.RevokeApiKey": "revokeApiKey",
+    "ExtractionService.ExtractMemories": "extract", "ExtractionService.GetOperation": "getOperation",
+    "ExtractionService.ListOperations": "listOperations",
   };
-  const contract = [MemoryService, AdminService].flatMap((s) => s.methods.map((m) => `${s.name}.${m.name}`));
+  const contract = [MemoryService, AdminService, ExtractionService].flatMap((s) => s.methods.map((m) => `${s.name}.${m.name}`));
   assert.deepEqual(Object.keys(rpcs).sort(), contract.sort());
   for (const method of Object.values(rpcs)) {
     assert.ok(method in METHODS, method);
@@ -236,7 +248,7 @@ test("every Python method has a camelCase twin with the same arguments and optio
   const properties = Object.entries(py.methods)
     .filter(([, v]) => v === "property")
     .map(([k]) => camel(k));
-  assert.deepEqual(properties.sort(), ["address", "adminStub", "channel", "stub"]);
+  assert.deepEqual(properties.sort(), ["address", "adminStub", "channel", "extractionStub", "stub"]);
   const expected: Record<string, [string[], string[]]> = {};
   for (const [name, params] of Object.entries(py.methods)) {
     if (params === "property") continue;

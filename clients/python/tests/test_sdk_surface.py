@@ -21,7 +21,7 @@ from mnemo import (
     _requests,
     errors,
 )
-from mnemo.v1 import admin_service_pb2, memory_service_pb2
+from mnemo.v1 import admin_service_pb2, extraction_service_pb2, memory_service_pb2
 
 EXPORTED = [
     "UNSET",
@@ -35,6 +35,7 @@ EXPORTED = [
     "CacheStats",
     "ChangeType",
     "ConsistencyReport",
+    "ConversationMessage",
     "CreateResult",
     "CreatedApiKey",
     "DedupMode",
@@ -45,6 +46,9 @@ EXPORTED = [
     "EvictionOrder",
     "ExportHeader",
     "ExportStream",
+    "ExtractionMode",
+    "FactEvent",
+    "FactOutcome",
     "HistoryPage",
     "HitExplanation",
     "ImportConflictPolicy",
@@ -62,6 +66,9 @@ EXPORTED = [
     "MemoryVersion",
     "MnemoClient",
     "MnemoError",
+    "Operation",
+    "OperationPage",
+    "OperationState",
     "ReembedProgress",
     "RetentionPolicy",
     "RetryPolicy",
@@ -123,6 +130,10 @@ METHODS = {
     "delete": "id, *, etag=None, request_id=None, timeout=None",
     "delete_memories": f"*, {SCOPE}, filter=None, dry_run=False, request_id=None, timeout=None",
     "export": f"*, {SCOPE}, filter=None, omit_embeddings=False, timeout=None",
+    "extract": f"messages, *, {SCOPE}, metadata=None, mode=None, request_id=None, wait=False, timeout=None",
+    "get_operation": "id, *, timeout=None",
+    "iter_operations": f"*, {SCOPE}, state=None, page_size=None, timeout=None",
+    "list_operations": f"*, {SCOPE}, state=None, page_size=None, page_token=None, timeout=None",
     "export_jsonl": f"path, *, {SCOPE}, filter=None, omit_embeddings=False, progress=False, timeout=None",
     "get": "id, *, read_mask=None, timeout=None",
     "get_stats": f"*, {SCOPE}, scope_limit=None, timeout=None",
@@ -146,7 +157,7 @@ METHODS = {
     "watch": f"*, {SCOPE}, filter=None, start_revision=None, event_types=None, progress_interval=None, "
     "reconnect=True",
 }
-PROPERTIES = {"address", "admin_stub", "channel", "stub"}
+PROPERTIES = {"address", "admin_stub", "channel", "extraction_stub", "stub"}
 
 # Each RPC of the contract and the method that calls it.
 RPCS = {
@@ -171,6 +182,9 @@ RPCS = {
     "AdminService.CreateApiKey": "create_api_key",
     "AdminService.ListApiKeys": "list_api_keys",
     "AdminService.RevokeApiKey": "revoke_api_key",
+    "ExtractionService.ExtractMemories": "extract",
+    "ExtractionService.GetOperation": "get_operation",
+    "ExtractionService.ListOperations": "list_operations",
 }
 
 
@@ -222,7 +236,7 @@ def test_the_async_client_mirrors_the_blocking_one() -> None:
 def test_every_rpc_of_the_contract_has_a_method() -> None:
     contract = {
         f"{service.name}.{method.name}"
-        for module in (memory_service_pb2, admin_service_pb2)
+        for module in (memory_service_pb2, admin_service_pb2, extraction_service_pb2)
         for service in module.DESCRIPTOR.services_by_name.values()
         for method in service.methods
     }

@@ -1,5 +1,7 @@
-"""proto <-> domain. The only module besides the servicers that touches
-generated messages; no validation beyond what decoding itself needs."""
+"""proto <-> domain: every *_to_proto and *_from_proto. Besides this module
+only the servicers (api/memory.py, streams.py, admin.py, stream_search.py)
+and api/server.py touch generated messages; no validation beyond what
+decoding itself needs."""
 
 from __future__ import annotations
 
@@ -12,12 +14,14 @@ from typing import Any
 import numpy as np
 from google.protobuf import duration_pb2, field_mask_pb2, timestamp_pb2
 
+from mnemo._core import values
 from mnemo.v1 import admin_service_pb2 as admin_pb
 from mnemo.v1 import memory_pb2 as pb
 from mnemo.v1 import memory_service_pb2 as svc_pb
 from mnemo_server.errors import invalid
 from mnemo_server.feed import FeedEvent
 from mnemo_server.models import (
+    ApiKeyRecord,
     ChangeType,
     HitExplanation,
     Link,
@@ -26,8 +30,9 @@ from mnemo_server.models import (
     Scope,
     SearchHit,
     Vector,
+    VersionRecord,
 )
-from mnemo_server.service import (
+from mnemo_server.service.types import (
     DedupMode,
     DedupPolicy,
     MemoryDraft,
@@ -37,7 +42,6 @@ from mnemo_server.service import (
     Stats,
     WriteOp,
 )
-from mnemo_server.store.base import VersionRecord
 from mnemo_server.validation import MAX_DURATION_S, check_time_us
 
 #: Fields of Memory that a read mask may name.
@@ -48,39 +52,16 @@ MEMORY_FIELDS = frozenset(pb.Memory.DESCRIPTOR.fields_by_name)
 
 
 def value_to_python(value: pb.Value, field: str) -> Any:
-    kind = value.WhichOneof("kind")
-    if kind is None or kind == "null_value":
-        return None
-    if kind == "list_value":
-        return [value_to_python(v, f"{field}[{i}]") for i, v in enumerate(value.list_value.values)]
-    if kind == "struct_value":
-        return {k: value_to_python(v, f"{field}.{k}") for k, v in value.struct_value.fields.items()}
-    if kind == "double_value" and not math.isfinite(value.double_value):
-        raise invalid("INVALID_ARGUMENT", field, "numbers must be finite")
-    return getattr(value, kind)
+    """A client's metadata value; INVALID_ARGUMENT on `field` where the shared codec
+    (mnemo._core.values, also the SDK's) refuses it."""
+    try:
+        return values.from_value(value, path=field)
+    except values.MetadataValueError as exc:
+        raise invalid("INVALID_ARGUMENT", exc.field, exc.description) from None
 
 
 def python_to_value(obj: Any, out: pb.Value) -> None:
-    if obj is None:
-        out.null_value = pb.NULL_VALUE_UNSPECIFIED
-    elif isinstance(obj, bool):
-        out.bool_value = obj
-    elif isinstance(obj, int):
-        out.int_value = obj
-    elif isinstance(obj, float):
-        out.double_value = obj
-    elif isinstance(obj, str):
-        out.string_value = obj
-    elif isinstance(obj, list):
-        out.list_value.SetInParent()
-        for item in obj:
-            python_to_value(item, out.list_value.values.add())
-    elif isinstance(obj, dict):
-        out.struct_value.SetInParent()
-        for key, item in obj.items():
-            python_to_value(item, out.struct_value.fields[key])
-    else:  # pragma: no cover - the store only holds JSON-like values
-        raise TypeError(f"not a metadata value: {type(obj).__name__}")
+    values.to_value(obj, out)
 
 
 def metadata_from_proto(metadata: Mapping[str, pb.Value], field: str) -> dict[str, Any]:
@@ -390,7 +371,16 @@ def stats_to_proto(stats: Stats) -> admin_pb.GetStatsResponse:
     for shard in stats.shards:
         response.shards.append(shard_to_proto(shard))
     for cache in stats.caches:
-        response.caches.add(**cache)
+        response.caches.add(
+            name=cache.name,
+            backend=cache.backend,
+            hits=cache.hits,
+            misses=cache.misses,
+            errors=cache.errors,
+            hit_rate=cache.hit_rate,
+            bytes=cache.bytes,
+            state=cache.state,
+        )
     for rule in stats.retention:
         policy = response.retention_policies.add(
             tenant=rule.tenant,
@@ -418,6 +408,25 @@ def shard_to_proto(shard: ShardStats) -> admin_pb.IndexShardStats:
 
 
 # -- lifecycle ------------------------------------------------------------------
+
+
+def api_key_to_proto(record: ApiKeyRecord, out: admin_pb.ApiKey) -> None:
+    """An API key without its secret or hash."""
+    out.id = record.id
+    out.tenant = record.tenant
+    out.role = admin_pb.ApiKeyRole.Value(f"API_KEY_ROLE_{record.role.upper()}")  # type: ignore[assignment]
+    out.user_ids.extend(record.user_ids)
+    out.agent_ids.extend(record.agent_ids)
+    out.display_name = record.display_name
+    us_to_timestamp(record.create_time_us, out.create_time)
+    for value, stamp in (
+        (record.expire_time_us, out.expire_time),
+        (record.revoke_time_us, out.revoke_time),
+        (record.last_use_time_us, out.last_use_time),
+    ):
+        if value is not None:
+            us_to_timestamp(value, stamp)
+
 
 EVENT_TYPES = {
     ChangeType.CREATE: svc_pb.EVENT_TYPE_PUT,

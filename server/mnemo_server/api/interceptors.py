@@ -2,9 +2,9 @@
 limits, audit records. Health and reflection pass untouched.
 
 Every call to a mnemo.v1 service gets a `CallState` in a context variable
-before its handler runs; `principal_of` (servicers.py) reads the principal
-from it and `_Base.fail` notes the error it reports, so the audit record has
-the code and reason the client saw.
+before its handler runs; `principal_of` (api/envelope.py) reads the principal
+from it and `Servicer.fail` notes the error it reports, so the audit record
+has the code and reason the client saw.
 
 Roles: READER_RPCS need a reader key, WRITER_RPCS a writer, everything else
 (AdminService, and any RPC added without being listed here) an admin.
@@ -49,6 +49,8 @@ READER_RPCS: Final = frozenset(
         "WatchMemories",
         "ExportMemories",
         "GetMemoryHistory",
+        "GetOperation",
+        "ListOperations",
     }
 )
 WRITER_RPCS: Final = frozenset(
@@ -59,6 +61,7 @@ WRITER_RPCS: Final = frozenset(
         "BatchWriteMemories",
         "ImportMemories",
         "DeleteMemories",
+        "ExtractMemories",
     }
 )
 SYSTEM_RPCS: Final = frozenset({"CheckConsistency", "CreateSnapshot"})

@@ -32,7 +32,7 @@ import threading
 import time
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Final
 
 import numpy as np
 
@@ -86,19 +86,6 @@ class LayerStats:
     def hit_rate(self) -> float:
         lookups = self.hits + self.misses
         return self.hits / lookups if lookups else 0.0
-
-    def to_proto_fields(self) -> dict[str, Any]:
-        """The fields of mnemo.v1.CacheStats."""
-        return {
-            "name": self.name,
-            "backend": self.backend,
-            "hits": self.hits,
-            "misses": self.misses,
-            "errors": self.errors,
-            "hit_rate": self.hit_rate,
-            "bytes": self.bytes,
-            "state": self.state,
-        }
 
 
 class _Counters:
@@ -573,10 +560,6 @@ class Caches:
 
     def stats(self) -> list[LayerStats]:
         return [self.embeddings.stats(), self.search.stats(), self.records.stats()]
-
-    def proto_stats(self) -> list[dict[str, Any]]:
-        """GetStats' caches: a dict of mnemo.v1.CacheStats fields per cache."""
-        return [s.to_proto_fields() for s in self.stats()]
 
     def close(self) -> None:
         for backend in self._backends:

@@ -30,7 +30,7 @@ import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import Any, Final, TypeVar
-from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
+from urllib.parse import urlsplit, urlunsplit
 
 import redis
 from redis.backoff import NoBackoff
@@ -51,6 +51,7 @@ from mnemo_server.cache.base import (
     check_ttl,
 )
 from mnemo_server.cache.breaker import CLOSED, HALF_OPEN, CircuitBreaker
+from mnemo_server.redis_url import cluster_url as _cluster_url
 
 log = logging.getLogger("mnemo.cache")
 
@@ -425,33 +426,6 @@ def _pinger(node_name: str) -> Callable[[Any], Any]:
 
 def _ms(ttl_s: float) -> int:
     return max(1, round(ttl_s * 1000))
-
-
-def _cluster_url(url: str, cluster: bool | None) -> tuple[str, bool]:
-    """The URL redis-py understands, and whether it names a cluster."""
-    parts = urlsplit(url)
-    scheme = parts.scheme
-    if scheme not in ("redis", "rediss", "unix", "redis+cluster", "rediss+cluster"):
-        raise ValueError(f"a Redis URL starts with redis://, rediss:// or unix://, got {url!r}")
-    if "+cluster" not in scheme and "cluster=" not in parts.query:
-        if cluster and scheme == "unix":
-            raise ValueError("Redis Cluster is reached over TCP, not a unix socket")
-        return url, bool(cluster)
-    is_cluster = scheme.endswith("+cluster")
-    if is_cluster:
-        scheme = scheme.removesuffix("+cluster")
-    query = parse_qsl(parts.query, keep_blank_values=True)
-    kept = []
-    for name, value in query:
-        if name == "cluster":
-            is_cluster = value.lower() in ("1", "true", "yes", "on")
-        else:
-            kept.append((name, value))
-    if cluster is not None:
-        is_cluster = cluster
-    if is_cluster and scheme == "unix":
-        raise ValueError("Redis Cluster is reached over TCP, not a unix socket")
-    return urlunsplit((scheme, parts.netloc, parts.path, urlencode(kept), parts.fragment)), is_cluster
 
 
 def _redact(url: str) -> str:

@@ -15,7 +15,10 @@ from contextlib import AbstractContextManager
 from dataclasses import dataclass
 
 from mnemo_server.filters import Expr
-from mnemo_server.models import Change, ChangeType, Memory, Scope, Vector
+
+# History entries and API keys are domain types (models.py): the API layer
+# hands them out, the stores fill them.
+from mnemo_server.models import ApiKeyRecord, Change, ChangeType, Memory, Scope, Vector, VersionRecord
 
 #: ORDER BY fields a listing accepts, mapped by the store to columns.
 ORDER_FIELDS = ("create_time", "update_time", "id")
@@ -25,21 +28,6 @@ ORDER_FIELDS = ("create_time", "update_time", "id")
 class OrderTerm:
     field: str  # one of ORDER_FIELDS
     descending: bool = False
-
-
-@dataclass(frozen=True, slots=True)
-class VersionRecord:
-    """One entry of a memory's history."""
-
-    memory_id: str
-    version: int
-    revision: int
-    change_type: ChangeType
-    time_us: int
-    api_key_id: str
-    before: Memory | None
-    after: Memory | None
-    changed_fields: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -355,25 +343,6 @@ class RecordStore(ABC):
 
     @abstractmethod
     def close(self) -> None: ...
-
-
-@dataclass(frozen=True, slots=True)
-class ApiKeyRecord:
-    """An API key as stored: never its secret, only a salted hash of it.
-    Times are microseconds since the epoch; `role` is reader, writer or admin."""
-
-    id: str
-    tenant: str
-    role: str
-    user_ids: tuple[str, ...]
-    agent_ids: tuple[str, ...]
-    display_name: str
-    create_time_us: int
-    salt: bytes
-    secret_hash: bytes
-    expire_time_us: int | None = None
-    revoke_time_us: int | None = None
-    last_use_time_us: int | None = None
 
 
 class KeyStore(ABC):

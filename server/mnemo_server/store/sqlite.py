@@ -32,7 +32,7 @@ import numpy as np
 
 from mnemo_server import storage
 from mnemo_server.filters import Expr
-from mnemo_server.models import Change, ChangeType, Memory, Scope
+from mnemo_server.models import Change, ChangeType, Memory, Scope, VersionRecord
 from mnemo_server.store import sqlite_codec as codec
 from mnemo_server.store import sqlite_fts
 from mnemo_server.store.base import (
@@ -44,7 +44,6 @@ from mnemo_server.store.base import (
     ScopeCountRow,
     TenantCountRow,
     VectorRow,
-    VersionRecord,
     WriteTxn,
 )
 from mnemo_server.store.order import sort_terms

@@ -3,7 +3,7 @@
 JSON columns use the json module both ways, so ints stay ints (exact to 64
 bits), floats stay floats and strings keep every character. Keys are written
 unescaped (ensure_ascii=False) because SQLite's JSON paths match the raw
-text of a stored key (see filters._check_key). Embeddings are little-endian
+text of a stored key (see filters/literals.check_key). Embeddings are little-endian
 float32 bytes.
 """
 

@@ -22,7 +22,8 @@ from pathlib import Path
 from typing import Any, Final
 
 from mnemo_server import storage
-from mnemo_server.store.base import ApiKeyRecord, KeyStore
+from mnemo_server.models import ApiKeyRecord
+from mnemo_server.store.base import KeyStore
 from mnemo_server.store.sqlite_schema import ensure_schema
 
 _COLUMNS: Final = (

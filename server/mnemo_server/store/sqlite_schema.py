@@ -13,7 +13,44 @@ from mnemo_server import errors
 from mnemo_server.store import sqlite_fts
 
 #: 2: the keyword index (sqlite_fts.py), added to version 1 files on open.
-SCHEMA_VERSION: Final = 2
+#: 3: extraction jobs (extraction/jobs.py), added to version 2 files on open.
+SCHEMA_VERSION: Final = 3
+
+#: Extraction jobs: seq orders them (per scope, and newest first in listings).
+_JOBS_DDL: Final = (
+    """
+    CREATE TABLE extraction_jobs (
+        seq            INTEGER PRIMARY KEY AUTOINCREMENT,
+        id             TEXT    NOT NULL UNIQUE,
+        tenant         TEXT    NOT NULL,
+        api_key_id     TEXT    NOT NULL,
+        key_user_ids   TEXT    NOT NULL,
+        key_agent_ids  TEXT    NOT NULL,
+        user_id        TEXT    NOT NULL,
+        agent_id       TEXT    NOT NULL,
+        run_id         TEXT    NOT NULL,
+        mode           TEXT    NOT NULL,
+        request_id     TEXT    NOT NULL,
+        fingerprint    TEXT    NOT NULL,
+        messages       TEXT    NOT NULL,
+        metadata       TEXT    NOT NULL,
+        state          TEXT    NOT NULL,
+        attempts       INTEGER NOT NULL,
+        plan           TEXT,
+        result         TEXT,
+        revision       INTEGER NOT NULL,
+        error_reason   TEXT    NOT NULL,
+        error_message  TEXT    NOT NULL,
+        create_time_us INTEGER NOT NULL,
+        update_time_us INTEGER NOT NULL
+    )
+    """,
+    "CREATE INDEX extraction_jobs_tenant ON extraction_jobs (tenant, seq)",
+    "CREATE INDEX extraction_jobs_unfinished ON extraction_jobs (state)"
+    " WHERE state IN ('pending', 'running')",
+    "CREATE UNIQUE INDEX extraction_jobs_request ON extraction_jobs (tenant, request_id)"
+    " WHERE request_id != ''",
+)
 
 _DDL: Final = (
     """
@@ -182,7 +219,7 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
     try:
         exists = conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'meta'").fetchone()
         if exists is None:
-            for statement in _DDL:
+            for statement in (*_DDL, *_JOBS_DDL):
                 conn.execute(statement)
             sqlite_fts.create(conn, populate=False)
             conn.executemany(
@@ -194,6 +231,9 @@ def ensure_schema(conn: sqlite3.Connection) -> None:
             found = row[0] if row else None
             if found == "1":
                 _migrate_1_to_2(conn)
+                found = "2"
+            if found == "2":
+                _migrate_2_to_3(conn)
                 found = str(SCHEMA_VERSION)
             if found != str(SCHEMA_VERSION):
                 raise errors.MnemoError(
@@ -211,3 +251,10 @@ def _migrate_1_to_2(conn: sqlite3.Connection) -> None:
     caller's transaction: a crash leaves the file at version 1, intact."""
     sqlite_fts.create(conn, populate=True)
     conn.execute("UPDATE meta SET value = '2' WHERE name = 'schema_version'")
+
+
+def _migrate_2_to_3(conn: sqlite3.Connection) -> None:
+    """Adds the extraction job table, in the caller's transaction."""
+    for statement in _JOBS_DDL:
+        conn.execute(statement)
+    conn.execute("UPDATE meta SET value = '3' WHERE name = 'schema_version'")

@@ -79,9 +79,9 @@ def test_a_stopped_redis_costs_no_latency_and_the_cache_recovers_by_itself(
     # 99th percentile, so that one scheduler hiccup on a busy machine is no failure.
     durations.sort()
     assert durations[197] < 0.05, durations[-5:]
-    rows = {r["name"]: r for r in caches.proto_stats()}
-    assert rows["search"]["state"] in ("down", "degraded")
-    assert rows["search"]["errors"] >= 200
+    rows = {r.name: r for r in caches.stats()}
+    assert rows["search"].state in ("down", "degraded")
+    assert rows["search"].errors >= 200
     assert caches.pending_invalidations > 0
 
     own_redis.start()
@@ -89,7 +89,7 @@ def test_a_stopped_redis_costs_no_latency_and_the_cache_recovers_by_itself(
     warm(caches)
 
     assert caches.pending_invalidations == 0
-    assert {r["state"] for r in caches.proto_stats()} == {"ok"}
+    assert {r.state for r in caches.stats()} == {"ok"}
     # Once per change of state, not per request: down, restarted (a new run_id), back.
     expected = [
         ("WARNING", f"cache backend {cache.name} failed"),

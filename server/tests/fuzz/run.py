@@ -38,7 +38,7 @@ from typing import Any
 import grpc
 import numpy as np
 
-from mnemo import _convert as sdk
+from mnemo._core import conversions as sdk
 from mnemo.v1 import admin_service_pb2 as admin_pb
 from mnemo.v1 import memory_pb2 as m
 from mnemo.v1 import memory_service_pb2 as pb

@@ -4,14 +4,11 @@ nothing acknowledged (docs/testing.md has the 1,000-cycle run)."""
 from __future__ import annotations
 
 import random
-import sys
 from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[3] / "bench"))
-
-import crash_harness
+import crash_harness  # bench/, on sys.path through pyproject.toml
 
 
 @pytest.mark.timeout(180)

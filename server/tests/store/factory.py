@@ -2,6 +2,8 @@
 
 IMPLEMENTATIONS lists every RecordStore the contract tests run against; a
 PostgresStore joins by adding one entry (an opener taking the test's tmp dir).
+Opening the same directory again reopens the same data: SqliteStore's file,
+MemoryStore's MemoryData (kept per directory here, as a file would be).
 """
 
 from __future__ import annotations
@@ -17,6 +19,8 @@ import pytest
 
 from mnemo_server.models import Memory, MemoryKind, Scope, content_hash
 from mnemo_server.store.base import RecordStore
+from mnemo_server.store.memory import MemoryStore
+from mnemo_server.store.memory_state import MemoryData
 from mnemo_server.store.sqlite import SqliteStore
 
 DIM = 8
@@ -25,8 +29,16 @@ T0 = 1_767_225_600_000_000  # 2026-01-01T00:00:00Z in microseconds
 
 Opener = Callable[[Path], RecordStore]
 
+_MEMORY_DATA: dict[Path, MemoryData] = {}
+
+
+def open_memory_store(path: Path) -> MemoryStore:
+    return MemoryStore(_MEMORY_DATA.setdefault(path, MemoryData()))
+
+
 IMPLEMENTATIONS = [
     pytest.param(lambda path: SqliteStore(path / "mnemo.db"), id="sqlite"),
+    pytest.param(open_memory_store, id="memory"),
 ]
 
 

@@ -33,7 +33,7 @@ def test_file_is_wal_with_a_versioned_schema(tmp_path: Path) -> None:
     try:
         assert conn.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         meta = dict(conn.execute("SELECT name, value FROM meta").fetchall())
-        assert meta["schema_version"] == "2" and meta["revision"] == "1"
+        assert meta["schema_version"] == "3" and meta["revision"] == "1"
         indexes = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'index'")}
         assert {
             "memories_user",

@@ -311,6 +311,16 @@ class TestRevisions:
         revisions = [c.revision for c in store.changes_since(0, limit=10)]
         assert store.current_revision() >= max(revisions)
 
+    def test_revisions_taken_in_a_rolled_back_savepoint_stay_taken(self, store: RecordStore) -> None:
+        with store.write() as txn:
+            with pytest.raises(KeyError), txn.savepoint():
+                inner = txn.next_revision()
+                raise KeyError("undo")
+            outer = txn.next_revision()
+            txn.insert(dataclasses.replace(memory("m1"), revision=outer))
+        assert outer > inner
+        assert store.current_revision() == outer
+
     def test_revision_must_come_from_the_transaction(self, store: RecordStore) -> None:
         with pytest.raises(ValueError), store.write() as txn:
             txn.insert(dataclasses.replace(memory("m1"), revision=store.current_revision() + 5))

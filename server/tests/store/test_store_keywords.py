@@ -224,12 +224,13 @@ def test_a_version_1_file_gets_its_keyword_index(tmp_path: Path) -> None:
     for trigger in ("memories_fts_insert", "memories_fts_delete", "memories_fts_update"):
         conn.execute(f"DROP TRIGGER {trigger}")
     conn.execute("DROP TABLE memories_fts")
+    conn.execute("DROP TABLE extraction_jobs")  # version 3's
     conn.execute("UPDATE meta SET value = '1' WHERE name = 'schema_version'")
     conn.commit()
     conn.close()
     store = SqliteStore(path)
     try:
-        assert store.get_meta("schema_version") == "2"
+        assert store.get_meta("schema_version") == "3"
         store.check_keyword_index()
         assert search(store, "A-7731") == [keys["m2"]]
     finally:

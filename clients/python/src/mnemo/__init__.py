@@ -15,10 +15,21 @@ server imports them from too.
 """
 
 from mnemo import errors
-from mnemo._requests import UNSET, WriteOp
-from mnemo._retry import RetryPolicy
-from mnemo.aio import AsyncExportStream, AsyncMnemoClient, AsyncWatch
-from mnemo.client import ExportStream, MnemoClient, Watch
+from mnemo._astreams import AsyncExportStream, AsyncWatch
+from mnemo._core.extraction import (
+    ConversationMessage,
+    ExtractionMode,
+    FactEvent,
+    FactOutcome,
+    Operation,
+    OperationPage,
+    OperationState,
+)
+from mnemo._core.requests import UNSET, WriteOp
+from mnemo._core.retry import RetryPolicy
+from mnemo._streams import ExportStream, Watch
+from mnemo.aio import AsyncMnemoClient
+from mnemo.client import MnemoClient
 from mnemo.errors import MnemoError
 from mnemo.types import (
     ApiKey,
@@ -80,6 +91,7 @@ __all__ = [
     "CacheStats",
     "ChangeType",
     "ConsistencyReport",
+    "ConversationMessage",
     "CreateResult",
     "CreatedApiKey",
     "DedupMode",
@@ -90,6 +102,9 @@ __all__ = [
     "EvictionOrder",
     "ExportHeader",
     "ExportStream",
+    "ExtractionMode",
+    "FactEvent",
+    "FactOutcome",
     "HistoryPage",
     "HitExplanation",
     "ImportConflictPolicy",
@@ -107,6 +122,9 @@ __all__ = [
     "MemoryVersion",
     "MnemoClient",
     "MnemoError",
+    "Operation",
+    "OperationPage",
+    "OperationState",
     "ReembedProgress",
     "RetentionPolicy",
     "RetryPolicy",

@@ -1,3 +1,4 @@
+# Generated from mnemo/client.py by clients/python/scripts/gen_aio.py; do not edit.
 """`AsyncMnemoClient`: the asyncio client, with the methods of `MnemoClient` as coroutines.
 
 Methods that stream (`iter_memories`, `iter_history`, `iter_api_keys`,
@@ -7,58 +8,34 @@ instead of being awaited.
 
 from __future__ import annotations
 
-import asyncio
 import builtins
-import logging
-from collections.abc import (
-    AsyncGenerator,
-    AsyncIterable,
-    AsyncIterator,
-    Awaitable,
-    Callable,
-    Iterable,
-    Mapping,
-    Sequence,
-)
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
-from mnemo import _convert, _jsonl, _requests
 from mnemo import types as t
-from mnemo._base import Deadline, PathLike, Settings, call_timeout, request_id
-from mnemo._progress import Progress
-from mnemo._requests import (
+from mnemo._aextract import AsyncExtraction
+from mnemo._akeys import AsyncKeys
+from mnemo._astreams import AsyncWatch
+from mnemo._atransfer import AsyncTransfer
+from mnemo._core import conversions as _convert
+from mnemo._core import requests as _requests
+from mnemo._core.requests import (
     UNSET,
     DedupLike,
-    HeaderLike,
     LinkLike,
-    MemoryLike,
     Seconds,
     WriteOp,
     _Unset,
 )
-from mnemo._retry import RetryPolicy
-from mnemo.client import resume_revision
-from mnemo.errors import MnemoError, from_rpc_error
-from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
-
-log = logging.getLogger("mnemo")
-R = TypeVar("R")
+from mnemo._core.settings import call_timeout
+from mnemo._core.streams import aenumerate
+from mnemo.errors import from_rpc_error
 
 
-async def _aiter(items: Iterable[R] | AsyncIterable[R]) -> AsyncIterator[R]:
-    if isinstance(items, AsyncIterable):
-        async for item in items:
-            yield item
-    else:
-        for item in items:
-            yield item
-
-
-class AsyncMnemoClient:
+class AsyncMnemoClient(AsyncTransfer, AsyncKeys, AsyncExtraction):
     """An asyncio client of a Mnemo server; the arguments are those of `MnemoClient`.
 
     Make it inside a running event loop, and close it with `await client.close()`
@@ -73,164 +50,6 @@ class AsyncMnemoClient:
         >>> asyncio.run(main())
         'Carol works in Oslo'
     """
-
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        api_key: str | None = None,
-        tls: bool | None = None,
-        ca_file: PathLike | None = None,
-        cert_file: PathLike | None = None,
-        key_file: PathLike | None = None,
-        tls_server_name: str | None = None,
-        timeout: float | None = 30.0,
-        gzip: bool = False,
-        keepalive_time: float | None = None,
-        keepalive_timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-        auto_request_id: bool = True,
-        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-        channel_options: Sequence[tuple[str, Any]] | None = None,
-    ) -> None:
-        self._settings = Settings.resolve(
-            address,
-            api_key=api_key,
-            tls=tls,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-            tls_server_name=tls_server_name,
-            timeout=timeout,
-            gzip=gzip,
-            keepalive_time=keepalive_time,
-            keepalive_timeout=keepalive_timeout,
-            retry=retry,
-            auto_request_id=auto_request_id,
-            metadata=metadata,
-            channel_options=channel_options,
-        )
-        s = self._settings
-        credentials = s.credentials()
-        if credentials is None:
-            self._channel = grpc.aio.insecure_channel(
-                s.address, options=s.options(), compression=s.compression()
-            )
-        else:
-            self._channel = grpc.aio.secure_channel(
-                s.address, credentials, options=s.options(), compression=s.compression()
-            )
-        # The generated stubs are untyped; `stub` and `admin_stub` say what they are.
-        self._stub: memory_service_pb2_grpc.MemoryServiceStub = memory_service_pb2_grpc.MemoryServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
-            self._channel
-        )
-        self._admin: admin_service_pb2_grpc.AdminServiceStub = admin_service_pb2_grpc.AdminServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
-            self._channel
-        )
-
-    # -- plumbing -----------------------------------------------------------------
-
-    @property
-    def address(self) -> str:
-        """The server address this client talks to."""
-        return self._settings.address
-
-    @property
-    def channel(self) -> grpc.aio.Channel:
-        """The underlying grpc.aio channel."""
-        return self._channel
-
-    @property
-    def stub(self) -> memory_service_pb2_grpc.MemoryServiceStub:
-        """The raw mnemo.v1.MemoryService stub (on a grpc.aio channel)."""
-        return self._stub
-
-    @property
-    def admin_stub(self) -> admin_service_pb2_grpc.AdminServiceStub:
-        """The raw mnemo.v1.AdminService stub (on a grpc.aio channel)."""
-        return self._admin
-
-    async def close(self) -> None:
-        """Closes the channel; calls in flight are cancelled."""
-        await self._channel.close()
-
-    async def __aenter__(self) -> AsyncMnemoClient:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.close()
-
-    def __repr__(self) -> str:
-        return f"AsyncMnemoClient({self._settings.address!r})"
-
-    async def _unary(
-        self,
-        method: Callable[..., Awaitable[Any]],
-        request: Any,
-        timeout: float | None,
-        *,
-        retry: bool = True,
-    ) -> Any:
-        deadline = Deadline(call_timeout(self._settings, timeout))
-        policy = self._settings.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return await method(
-                    request, timeout=deadline.remaining(), metadata=self._settings.call_metadata()
-                )
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            delay = policy.delay(attempt, error) if retry else None
-            if delay is None or not deadline.allows(delay):
-                raise error from None
-            log.debug("retrying in %.2fs after %s", delay, error)
-            await asyncio.sleep(delay)
-
-    async def _server_stream(
-        self, method: Callable[..., Any], request: Any, timeout: float | None, *, retry: bool = True
-    ) -> AsyncIterator[Any]:
-        deadline = Deadline(call_timeout(self._settings, timeout, stream=True))
-        policy = self._settings.retry
-        attempt = 0
-        received = False
-        while True:
-            attempt += 1
-            call = method(request, timeout=deadline.remaining(), metadata=self._settings.call_metadata())
-            try:
-                async for message in call:
-                    received = True
-                    yield message
-                return
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            finally:
-                call.cancel()
-            delay = policy.delay(attempt, error) if retry and not received else None
-            if delay is None or not deadline.allows(delay):
-                raise error from None
-            await asyncio.sleep(delay)
-
-    async def _pages(
-        self, fetch: Callable[[str], Awaitable[Any]], items: Callable[[Any], Iterable[R]]
-    ) -> AsyncIterator[R]:
-        token = ""
-        while True:
-            page = await fetch(token)
-            for item in items(page):
-                yield item
-            token = page.next_page_token
-            if not token:
-                return
-
-    def _request_id(self, given: str | None) -> str | None:
-        return request_id(self._settings, given)
 
     # -- MemoryService --------------------------------------------------------------
 
@@ -255,7 +74,30 @@ class AsyncMnemoClient:
         pinned: bool | None = None,
         timeout: float | None = None,
     ) -> t.CreateResult:
-        """Creates a memory (CreateMemory); see `MnemoClient.create`."""
+        """Creates a memory (CreateMemory).
+
+        Args:
+            content: The text of the memory.
+            user_id: The user it belongs to; one of user_id, agent_id and run_id is required.
+            agent_id: The agent it belongs to.
+            run_id: The run (conversation, session, task) it belongs to.
+            kind: "episodic" (the default), "semantic" or "procedural".
+            tags: Free-form labels.
+            metadata: JSON-like metadata; ints are kept exact to 64 bits.
+            id: A client-chosen id; the server makes one when not given.
+            request_id: Idempotency key; a fresh one is made when not given (see `auto_request_id`).
+            dedup: "exact", "semantic" or a `DedupPolicy`: return an existing duplicate instead.
+            ttl: Seconds (or a timedelta) the memory lives; not with expire_time.
+            expire_time: When the memory expires (timezone-aware).
+            embedding: A vector to use instead of embedding `content` on the server.
+            embedding_model: The name of the model that made `embedding`.
+            links: `MemoryLink`s to other memories.
+            pinned: Exempt the memory from retention policies.
+            timeout: Deadline in seconds.
+
+        Returns:
+            The memory created, or with `deduplicated` the existing one matched.
+        """
         request = _requests.create_memory(
             content,
             user_id=user_id,
@@ -282,7 +124,13 @@ class AsyncMnemoClient:
     async def get(
         self, id: str, *, read_mask: Sequence[str] | None = None, timeout: float | None = None
     ) -> t.Memory:
-        """Returns one memory (GetMemory); see `MnemoClient.get`."""
+        """Returns one memory (GetMemory).
+
+        Args:
+            id: The memory's id.
+            read_mask: The fields to return (all but "embedding" by default; name
+                "embedding" to get the vector).
+        """
         response = await self._unary(
             self._stub.GetMemory, _requests.get_memory(id, read_mask=read_mask), timeout
         )
@@ -306,7 +154,29 @@ class AsyncMnemoClient:
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> t.Memory:
-        """Changes the fields given, and only those (UpdateMemory); see `MnemoClient.update`."""
+        """Changes the fields given, and only those (UpdateMemory).
+
+        The update mask is made from the keyword arguments passed; passing None
+        clears a field (for example `expire_time=None` makes the memory never expire).
+
+        Args:
+            id: The memory's id.
+            content: New text; the memory is re-embedded.
+            kind: New kind.
+            tags: New tags (replacing the old ones).
+            metadata: New metadata (replacing the old).
+            embedding: A new client-supplied vector.
+            expire_time: New expiry time, or None for never.
+            links: New links (replacing the old).
+            pinned: New pinned flag.
+            embedding_model: The model that made `embedding`.
+            ttl: New lifetime from now, in seconds; not with expire_time.
+            etag: Apply only if the memory's etag still equals this (else ETAG_MISMATCH).
+            request_id: Idempotency key; a fresh one is made when not given.
+
+        Returns:
+            The memory after the update.
+        """
         request = _requests.update_memory(
             id,
             content=content,
@@ -335,7 +205,7 @@ class AsyncMnemoClient:
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> t.DeleteResult:
-        """Deletes a memory (DeleteMemory); see `MnemoClient.delete`."""
+        """Deletes a memory, optionally only if its etag still matches (DeleteMemory)."""
         request = _requests.delete_memory(id, etag=etag, request_id=self._request_id(request_id))
         response = await self._unary(
             self._stub.DeleteMemory, request, timeout, retry=bool(request.request_id)
@@ -355,7 +225,14 @@ class AsyncMnemoClient:
         read_mask: Sequence[str] | None = None,
         timeout: float | None = None,
     ) -> t.MemoryPage:
-        """Returns one page of memories (ListMemories); see `MnemoClient.list`."""
+        """Returns one page of memories in a scope (ListMemories); see `iter_memories`.
+
+        Args:
+            filter: A filter expression (docs/filters.md), such as 'tags:"pref"'.
+            order_by: "create_time desc" (the default), "update_time", "id", ...
+            page_size: 1 to 1000; the server's default is 100.
+            page_token: The `next_page_token` of the previous page.
+        """
         request = _requests.list_memories(
             user_id=user_id,
             agent_id=agent_id,
@@ -380,7 +257,10 @@ class AsyncMnemoClient:
         read_mask: Sequence[str] | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[t.Memory]:
-        """Iterates over every memory of a scope; see `MnemoClient.iter_memories`."""
+        """Iterates over every memory of a scope, fetching pages as needed.
+
+        `timeout` applies to each page.
+        """
         return self._pages(
             lambda token: self.list(
                 user_id=user_id,
@@ -413,7 +293,23 @@ class AsyncMnemoClient:
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> t.SearchResult:
-        """Finds memories by meaning, by words or both (SearchMemories); see `MnemoClient.search`."""
+        """Finds memories by meaning, by words or both (SearchMemories; see `mode`).
+
+        Args:
+            query: The text to search for; exactly one of query and vector is required.
+            vector: A vector of the server's dimension.
+            filter: A filter expression (docs/filters.md).
+            top_k: How many hits, 1 to 1000; the server's default is 10.
+            min_score: Only hits at least this similar (cosine), in [-1, 1]; hybrid
+                mode applies it to its vector half, keyword mode refuses it.
+            mode: "vector" (by meaning, the default), "keyword" (by words and
+                identifiers, BM25) or "hybrid" (both, fused by reciprocal rank
+                fusion); keyword and hybrid need `query` text (docs/retrieval.md).
+            rrf_k: Hybrid mode's fusion constant, 1 to 10000; the server's default is 60.
+            explain: Give each hit an `explanation` of how it was ranked (each
+                half's score and rank, the fused score); never served from cache.
+            include_embedding: Return each hit's vector.
+        """
         request = _requests.search_memories(
             query,
             vector=vector,
@@ -446,7 +342,11 @@ class AsyncMnemoClient:
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
-        """Runs many searches in one call (BatchSearchMemories); see `MnemoClient.batch_search`."""
+        """Runs many searches in one call (BatchSearchMemories); results in query order.
+
+        Each query is a text or a `SearchQuery`; the keyword arguments are the
+        defaults of the queries that leave them unset.
+        """
         request = _requests.batch_search_memories(
             queries,
             dict(
@@ -481,8 +381,13 @@ class AsyncMnemoClient:
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[t.StreamSearchResult]:
-        """Searches over one stream (StreamSearchMemories); see `MnemoClient.stream_search`.
-        `queries` may be an async iterable."""
+        """Searches over one stream (StreamSearchMemories): queries go out as `queries`
+        yields them and answers come back as soon as they are ready, in any order.
+
+        Each answer carries the `query_id` of its query: the `SearchQuery`'s own,
+        else the query's position ("0", "1", ...). A failed query yields an answer
+        with `error` set and the stream goes on.
+        """
         defaults = dict(
             user_id=user_id,
             agent_id=agent_id,
@@ -497,10 +402,8 @@ class AsyncMnemoClient:
         )
 
         async def requests() -> AsyncIterator[Any]:
-            position = 0
-            async for query in _aiter(queries):
+            async for position, query in aenumerate(queries):
                 yield _requests.stream_search_memories(query, defaults, position)
-                position += 1
 
         call = self._stub.StreamSearchMemories(
             requests(),
@@ -523,7 +426,17 @@ class AsyncMnemoClient:
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> t.BatchWriteResult:
-        """Applies many writes in one call (BatchWriteMemories); see `MnemoClient.batch_write`."""
+        """Applies many creates, updates and deletes in one call (BatchWriteMemories).
+
+        Args:
+            operations: `WriteOp.create(...)`, `WriteOp.update(...)`, `WriteOp.delete(...)`.
+            atomic: Apply all or none.
+            request_id: Idempotency key of the whole batch; a fresh one is made when not given.
+
+        Returns:
+            One `WriteResult` per operation, in order; a failed operation has `error`
+            set and does not raise.
+        """
         request = _requests.batch_write_memories(
             operations, atomic=atomic, request_id=self._request_id(request_id)
         )
@@ -531,118 +444,6 @@ class AsyncMnemoClient:
             self._stub.BatchWriteMemories, request, timeout, retry=bool(request.request_id)
         )
         return _convert.batch_write_result(response)
-
-    async def import_memories(
-        self,
-        memories: Iterable[MemoryLike] | AsyncIterable[MemoryLike],
-        *,
-        header: HeaderLike | None = None,
-        on_conflict: t.ImportConflictPolicy | str | None = None,
-        force_reembed: bool = False,
-        timeout: float | None = None,
-    ) -> t.ImportResult:
-        """Loads memories over one stream (ImportMemories); see `MnemoClient.import_memories`.
-        `memories` may be an async iterable."""
-        head = _requests.import_memories_head(
-            header=header, on_conflict=on_conflict, force_reembed=force_reembed
-        )
-        return await self._import(head, memories, timeout, None)
-
-    async def _import(
-        self,
-        head: builtins.list[Any],
-        memories: Iterable[MemoryLike] | AsyncIterable[MemoryLike],
-        timeout: float | None,
-        progress: Progress | None,
-    ) -> t.ImportResult:
-        async def requests() -> AsyncIterator[Any]:
-            for message in head:
-                yield message
-            async for memory in _aiter(memories):
-                yield _requests.import_memories_item(memory)
-                if progress is not None:
-                    progress.advance()
-
-        try:
-            response = await self._stub.ImportMemories(
-                requests(),
-                timeout=call_timeout(self._settings, timeout, stream=True),
-                metadata=self._settings.call_metadata(),
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
-        return _convert.import_result(response)
-
-    async def import_jsonl(
-        self,
-        path: PathLike,
-        *,
-        on_conflict: t.ImportConflictPolicy | str | None = None,
-        force_reembed: bool = False,
-        progress: bool | None = False,
-        timeout: float | None = None,
-    ) -> t.ImportResult:
-        """Imports a JSON Lines export file; see `MnemoClient.import_jsonl`."""
-        with open(path, encoding="utf-8") as stream:
-            total = _jsonl.validate(stream)  # a bad line imports nothing
-            header, memories = _jsonl.read(stream)
-            head = _requests.import_memories_head(
-                header=header, on_conflict=on_conflict, force_reembed=force_reembed
-            )
-            with Progress("imported", total=total, enabled=progress) as bar:
-                return await self._import(head, memories, timeout, bar)
-
-    def export(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filter: str | None = None,
-        omit_embeddings: bool = False,
-        timeout: float | None = None,
-    ) -> AsyncExportStream:
-        """Streams memories in the export format (ExportMemories); see `MnemoClient.export`."""
-        request = _requests.export_memories(
-            user_id=user_id,
-            agent_id=agent_id,
-            run_id=run_id,
-            filter=filter,
-            omit_embeddings=omit_embeddings,
-        )
-        return AsyncExportStream(self._server_stream(self._stub.ExportMemories, request, timeout))
-
-    async def export_jsonl(
-        self,
-        path: PathLike,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filter: str | None = None,
-        omit_embeddings: bool = False,
-        progress: bool | None = False,
-        timeout: float | None = None,
-    ) -> int:
-        """Writes an export to a JSON Lines file; see `MnemoClient.export_jsonl`."""
-        request = _requests.export_memories(
-            user_id=user_id,
-            agent_id=agent_id,
-            run_id=run_id,
-            filter=filter,
-            omit_embeddings=omit_embeddings,
-        )
-        count = 0
-        with (
-            open(path, "w", encoding="utf-8") as out,
-            Progress("exported", enabled=progress) as bar,
-        ):
-            async for message in self._server_stream(self._stub.ExportMemories, request, timeout):
-                out.write(_jsonl.line(message) + "\n")
-                if message.WhichOneof("item") == "memory":
-                    count += 1
-                    bar.advance()
-        return count
 
     async def delete_memories(
         self,
@@ -655,7 +456,13 @@ class AsyncMnemoClient:
         request_id: str | None = None,
         timeout: float | None = None,
     ) -> t.DeleteMemoriesResult:
-        """Deletes every memory of a scope or filter (DeleteMemories); see `MnemoClient.delete_memories`."""
+        """Deletes every memory of a scope or filter with its history (DeleteMemories):
+        a user's right to be forgotten. A scope or a filter is required.
+
+        Args:
+            dry_run: Report what would be deleted and delete nothing.
+            request_id: Idempotency key; a fresh one is made when not given.
+        """
         request = _requests.delete_memories(
             user_id=user_id,
             agent_id=agent_id,
@@ -677,14 +484,14 @@ class AsyncMnemoClient:
         page_token: str | None = None,
         timeout: float | None = None,
     ) -> t.HistoryPage:
-        """Returns one page of a memory's versions (GetMemoryHistory); see `MnemoClient.history`."""
+        """Returns one page of a memory's versions, newest first (GetMemoryHistory)."""
         request = _requests.get_memory_history(id, page_size=page_size, page_token=page_token)
         return _convert.history_page(await self._unary(self._stub.GetMemoryHistory, request, timeout))
 
     def iter_history(
         self, id: str, *, page_size: int | None = None, timeout: float | None = None
     ) -> AsyncIterator[t.MemoryVersion]:
-        """Iterates over all versions of a memory; see `MnemoClient.iter_history`."""
+        """Iterates over all versions of a memory, newest first, fetching pages as needed."""
         return self._pages(
             lambda token: self.history(id, page_size=page_size, page_token=token, timeout=timeout),
             lambda page: page.versions,
@@ -702,7 +509,26 @@ class AsyncMnemoClient:
         progress_interval: Seconds | None = None,
         reconnect: bool = True,
     ) -> AsyncWatch:
-        """Follows the change feed (WatchMemories); see `MnemoClient.watch`."""
+        """Follows the change feed (WatchMemories).
+
+        Replays every change after `start_revision` (None: from now on; 0: the
+        whole retained log), then goes on
+        live. After a disconnect it reconnects (backing off per the retry policy,
+        for as long as the server is unavailable) and resumes after the last
+        revision seen, so no change is lost or repeated; a watcher the server
+        dropped for being too slow resumes from the revision the server names.
+
+        Args:
+            start_revision: Replay the changes after this revision.
+            event_types: Only these kinds ("put", "delete", "expired").
+            progress_interval: Seconds between the server's progress notifications
+                while idle; they move `Watch.revision` on but are not yielded.
+            reconnect: Reconnect after a disconnect; False raises UnavailableError instead.
+
+        Returns:
+            An iterator of `MemoryEvent`; close it (or use it as a context manager) to stop.
+            Its `revision` is the revision to resume from later.
+        """
 
         def open_call(revision: int | None) -> Any:
             request = _requests.watch_memories(
@@ -734,7 +560,7 @@ class AsyncMnemoClient:
         scope_limit: int | None = None,
         timeout: float | None = None,
     ) -> t.Stats:
-        """Reports statistics (GetStats); see `MnemoClient.get_stats`."""
+        """Reports memory counts, index shards, caches, revisions and retention (GetStats)."""
         request = _requests.get_stats(
             user_id=user_id, agent_id=agent_id, run_id=run_id, scope_limit=scope_limit
         )
@@ -743,7 +569,7 @@ class AsyncMnemoClient:
     async def check_consistency(
         self, *, repair: bool = False, timeout: float | None = None
     ) -> t.ConsistencyReport:
-        """Compares the store, the index and the cache (CheckConsistency)."""
+        """Compares the store, the index and the cache, and optionally repairs (CheckConsistency)."""
         request = _requests.check_consistency(repair=repair)
         return _convert.consistency_report(await self._unary(self._admin.CheckConsistency, request, timeout))
 
@@ -764,7 +590,8 @@ class AsyncMnemoClient:
         dry_run: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[t.ReembedProgress]:
-        """Re-embeds memories, yielding progress (ReembedMemories); see `MnemoClient.reembed`."""
+        """Re-embeds memories with the server's current model, yielding progress until
+        one with `done` (ReembedMemories)."""
         request = _requests.reembed_memories(
             user_id=user_id,
             agent_id=agent_id,
@@ -776,192 +603,17 @@ class AsyncMnemoClient:
         async for message in self._server_stream(self._admin.ReembedMemories, request, timeout, retry=False):
             yield _convert.reembed_progress(message)
 
-    async def create_api_key(
-        self,
-        role: t.ApiKeyRole | str,
-        *,
-        tenant: str | None = None,
-        user_ids: Sequence[str] | None = None,
-        agent_ids: Sequence[str] | None = None,
-        display_name: str | None = None,
-        ttl: Seconds | None = None,
-        timeout: float | None = None,
-    ) -> t.CreatedApiKey:
-        """Creates an API key (CreateApiKey); see `MnemoClient.create_api_key`."""
-        request = _requests.create_api_key(
-            role,
-            tenant=tenant,
-            user_ids=user_ids,
-            agent_ids=agent_ids,
-            display_name=display_name,
-            ttl=ttl,
-        )
-        return _convert.created_api_key(
-            await self._unary(self._admin.CreateApiKey, request, timeout, retry=False)
-        )
-
-    async def list_api_keys(
-        self,
-        *,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        show_revoked: bool = False,
-        tenant: str | None = None,
-        timeout: float | None = None,
-    ) -> t.ApiKeyPage:
-        """Returns one page of API keys (ListApiKeys)."""
-        request = _requests.list_api_keys(
-            page_size=page_size, page_token=page_token, show_revoked=show_revoked, tenant=tenant
-        )
-        return _convert.api_key_page(await self._unary(self._admin.ListApiKeys, request, timeout))
-
-    def iter_api_keys(
-        self,
-        *,
-        page_size: int | None = None,
-        show_revoked: bool = False,
-        tenant: str | None = None,
-        timeout: float | None = None,
-    ) -> AsyncIterator[t.ApiKey]:
-        """Iterates over all the tenant's API keys."""
-        return self._pages(
-            lambda token: self.list_api_keys(
-                page_size=page_size,
-                page_token=token,
-                show_revoked=show_revoked,
-                tenant=tenant,
-                timeout=timeout,
-            ),
-            lambda page: page.api_keys,
-        )
-
-    async def revoke_api_key(self, id: str, *, timeout: float | None = None) -> t.ApiKey:
-        """Revokes an API key (RevokeApiKey)."""
-        response = await self._unary(
-            self._admin.RevokeApiKey, _requests.revoke_api_key(id), timeout, retry=False
-        )
-        return _convert.api_key(response.api_key)
+    # -- grpc.health.v1 -----------------------------------------------------------
 
     async def health(self, service: str = "", *, timeout: float | None = None) -> str:
-        """The server's health (grpc.health.v1 Check); see `MnemoClient.health`."""
+        """The server's health (grpc.health.v1 Check): "SERVING", "NOT_SERVING", ...
+
+        Args:
+            service: A service name such as "mnemo.v1.MemoryService"; "" for the server.
+        """
         from grpc_health.v1 import health_pb2, health_pb2_grpc
 
         stub = health_pb2_grpc.HealthStub(self._channel)
         response = await self._unary(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
         name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         return name
-
-
-class AsyncExportStream(AsyncIterator[t.Memory]):
-    """The memories of an export, in order; `await stream.header()` is the export's header."""
-
-    def __init__(self, messages: AsyncIterator[Any]) -> None:
-        self._messages = messages
-        self._header: t.ExportHeader | None = None
-        self._pending: Any = None
-        self._started = False
-
-    async def header(self) -> t.ExportHeader:
-        """The export's header (reads it from the stream if needed)."""
-        await self._start()
-        if self._header is None:
-            raise MnemoError("the export stream ended without a header", code="DATA_LOSS")
-        return self._header
-
-    async def _start(self) -> None:
-        if not self._started:
-            self._started = True
-            first = await anext(self._messages, None)
-            if first is not None and first.WhichOneof("item") == "header":
-                self._header = _convert.export_header(first.header)
-            elif first is not None:
-                self._pending = first
-
-    async def __anext__(self) -> t.Memory:
-        await self._start()
-        message = self._pending if self._pending is not None else await anext(self._messages)
-        self._pending = None
-        return _convert.memory(message.memory)
-
-    async def aclose(self) -> None:
-        """Stops the export; the call is cancelled."""
-        aclose = getattr(self._messages, "aclose", None)
-        if aclose is not None:
-            await aclose()
-
-
-class AsyncWatch(AsyncIterator[t.MemoryEvent]):
-    """The change feed as an async iterator of `MemoryEvent`s; see `mnemo.Watch`."""
-
-    def __init__(
-        self,
-        open_call: Callable[[int | None], Any],
-        *,
-        start_revision: int | None,
-        reconnect: bool,
-        retry: RetryPolicy,
-    ) -> None:
-        self.revision = start_revision
-        self._open_call = open_call
-        self._reconnect = reconnect
-        self._retry = retry
-        self._closed = False
-        self._call: Any = None
-        self._events = self._run()
-
-    async def __anext__(self) -> t.MemoryEvent:
-        return await anext(self._events)
-
-    async def _run(self) -> AsyncGenerator[t.MemoryEvent, None]:
-        failures = 0
-        while not self._closed:
-            call = self._call = self._open_call(self.revision)
-            error: MnemoError | None = None
-            try:
-                async for response in call:
-                    failures = 0
-                    for event in response.events:
-                        self.revision = max(self.revision or 0, event.revision)
-                        yield _convert.memory_event(event)
-                    self.revision = max(self.revision or 0, response.revision)
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            finally:
-                call.cancel()
-            if self._closed:
-                return
-            if error is not None:
-                resume = resume_revision(error)
-                if resume is not None:
-                    self.revision = resume
-                if not self._reconnect or (resume is None and not self._retry.retryable(error)):
-                    raise error
-            elif not self._reconnect:
-                return
-            failures += 1
-            delay = self._retry.backoff(failures, error)
-            log.info(
-                "watch disconnected (%s); resuming after revision %d in %.2fs",
-                error,
-                self.revision,
-                delay,
-            )
-            await asyncio.sleep(delay)
-
-    async def aclose(self) -> None:
-        """Stops watching; the call is cancelled."""
-        self._closed = True
-        if self._call is not None:
-            self._call.cancel()
-        await self._events.aclose()
-
-    async def __aenter__(self) -> AsyncWatch:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        await self.aclose()

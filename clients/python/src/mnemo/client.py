@@ -1,41 +1,39 @@
-"""`MnemoClient`: the blocking client, one method per RPC of MemoryService and AdminService."""
+"""`MnemoClient`: the blocking client, one method per RPC of MemoryService and AdminService.
+
+This is the source of `mnemo.aio` (`AsyncMnemoClient`), which
+clients/python/scripts/gen_aio.py generates from it: change this file, then run
+`bash .ci/generate`.
+"""
 
 from __future__ import annotations
 
 import builtins
-import contextlib
-import logging
-import time
-from collections.abc import Callable, Generator, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from datetime import datetime
-from types import TracebackType
-from typing import Any, TypeVar
+from typing import Any
 
 import grpc
 
-from mnemo import _convert, _jsonl, _requests
 from mnemo import types as t
-from mnemo._base import Deadline, PathLike, Settings, call_timeout, request_id
-from mnemo._progress import Progress
-from mnemo._requests import (
+from mnemo._core import conversions as _convert
+from mnemo._core import requests as _requests
+from mnemo._core.requests import (
     UNSET,
     DedupLike,
-    HeaderLike,
     LinkLike,
-    MemoryLike,
     Seconds,
     WriteOp,
     _Unset,
 )
-from mnemo._retry import RetryPolicy
-from mnemo.errors import MnemoError, from_rpc_error
-from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
+from mnemo._core.settings import call_timeout
+from mnemo._extract import Extraction
+from mnemo._keys import Keys
+from mnemo._streams import Watch
+from mnemo._transfer import Transfer
+from mnemo.errors import from_rpc_error
 
-log = logging.getLogger("mnemo")
-R = TypeVar("R")
 
-
-class MnemoClient:
+class MnemoClient(Transfer, Keys, Extraction):
     """A blocking client of a Mnemo server.
 
     Args:
@@ -67,151 +65,6 @@ class MnemoClient:
         ...     c.create("Alice prefers green tea", user_id="doc-alice").memory.content
         'Alice prefers green tea'
     """
-
-    def __init__(
-        self,
-        address: str | None = None,
-        *,
-        api_key: str | None = None,
-        tls: bool | None = None,
-        ca_file: PathLike | None = None,
-        cert_file: PathLike | None = None,
-        key_file: PathLike | None = None,
-        tls_server_name: str | None = None,
-        timeout: float | None = 30.0,
-        gzip: bool = False,
-        keepalive_time: float | None = None,
-        keepalive_timeout: float | None = None,
-        retry: RetryPolicy | None = None,
-        auto_request_id: bool = True,
-        metadata: Mapping[str, str] | Sequence[tuple[str, str]] | None = None,
-        channel_options: Sequence[tuple[str, Any]] | None = None,
-    ) -> None:
-        self._settings = Settings.resolve(
-            address,
-            api_key=api_key,
-            tls=tls,
-            ca_file=ca_file,
-            cert_file=cert_file,
-            key_file=key_file,
-            tls_server_name=tls_server_name,
-            timeout=timeout,
-            gzip=gzip,
-            keepalive_time=keepalive_time,
-            keepalive_timeout=keepalive_timeout,
-            retry=retry,
-            auto_request_id=auto_request_id,
-            metadata=metadata,
-            channel_options=channel_options,
-        )
-        s = self._settings
-        credentials = s.credentials()
-        if credentials is None:
-            self._channel = grpc.insecure_channel(s.address, options=s.options(), compression=s.compression())
-        else:
-            self._channel = grpc.secure_channel(
-                s.address, credentials, options=s.options(), compression=s.compression()
-            )
-        # The generated stubs are untyped; `stub` and `admin_stub` say what they are.
-        self._stub: memory_service_pb2_grpc.MemoryServiceStub = memory_service_pb2_grpc.MemoryServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
-            self._channel
-        )
-        self._admin: admin_service_pb2_grpc.AdminServiceStub = admin_service_pb2_grpc.AdminServiceStub(  # type: ignore[no-untyped-call, unused-ignore]
-            self._channel
-        )
-
-    # -- plumbing -----------------------------------------------------------------
-
-    @property
-    def address(self) -> str:
-        """The server address this client talks to."""
-        return self._settings.address
-
-    @property
-    def channel(self) -> grpc.Channel:
-        """The underlying gRPC channel."""
-        return self._channel
-
-    @property
-    def stub(self) -> memory_service_pb2_grpc.MemoryServiceStub:
-        """The raw mnemo.v1.MemoryService stub, as an escape hatch (pass `metadata` yourself)."""
-        return self._stub
-
-    @property
-    def admin_stub(self) -> admin_service_pb2_grpc.AdminServiceStub:
-        """The raw mnemo.v1.AdminService stub."""
-        return self._admin
-
-    def close(self) -> None:
-        """Closes the channel; calls in flight are cancelled."""
-        self._channel.close()
-
-    def __enter__(self) -> MnemoClient:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-    def __repr__(self) -> str:
-        return f"MnemoClient({self._settings.address!r})"
-
-    def _unary(
-        self, method: Callable[..., Any], request: Any, timeout: float | None, *, retry: bool = True
-    ) -> Any:
-        """Calls a unary method, retrying per the policy within one deadline."""
-        deadline = Deadline(call_timeout(self._settings, timeout))
-        policy = self._settings.retry
-        attempt = 0
-        while True:
-            attempt += 1
-            try:
-                return method(request, timeout=deadline.remaining(), metadata=self._settings.call_metadata())
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            delay = policy.delay(attempt, error) if retry else None
-            if delay is None or not deadline.allows(delay):
-                raise error from None
-            log.debug("retrying in %.2fs after %s", delay, error)
-            time.sleep(delay)
-
-    def _server_stream(
-        self, method: Callable[..., Any], request: Any, timeout: float | None, *, retry: bool = True
-    ) -> Iterator[Any]:
-        """Yields a server stream's messages; retries only before the first one arrived."""
-        deadline = Deadline(call_timeout(self._settings, timeout, stream=True))
-        policy = self._settings.retry
-        attempt = 0
-        received = False
-        while True:
-            attempt += 1
-            call = method(request, timeout=deadline.remaining(), metadata=self._settings.call_metadata())
-            try:
-                for message in call:
-                    received = True
-                    yield message
-                return
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            finally:
-                call.cancel()
-            delay = policy.delay(attempt, error) if retry and not received else None
-            if delay is None or not deadline.allows(delay):
-                raise error from None
-            time.sleep(delay)
-
-    def _pages(self, fetch: Callable[[str], Any], items: Callable[[Any], Iterable[R]]) -> Iterator[R]:
-        token = ""
-        while True:
-            page = fetch(token)
-            yield from items(page)
-            token = page.next_page_token
-            if not token:
-                return
 
     # -- MemoryService --------------------------------------------------------------
 
@@ -587,9 +440,13 @@ class MnemoClient:
             explain=explain,
             include_embedding=include_embedding,
         )
-        requests = (_requests.stream_search_memories(q, defaults, i) for i, q in enumerate(queries))
+
+        def requests() -> Iterator[Any]:
+            for position, query in enumerate(queries):
+                yield _requests.stream_search_memories(query, defaults, position)
+
         call = self._stub.StreamSearchMemories(
-            requests,
+            requests(),
             timeout=call_timeout(self._settings, timeout, stream=True),
             metadata=self._settings.call_metadata(),
         )
@@ -637,150 +494,6 @@ class MnemoClient:
             self._stub.BatchWriteMemories, request, timeout, retry=bool(request.request_id)
         )
         return _convert.batch_write_result(response)
-
-    def import_memories(
-        self,
-        memories: Iterable[MemoryLike],
-        *,
-        header: HeaderLike | None = None,
-        on_conflict: t.ImportConflictPolicy | str | None = None,
-        force_reembed: bool = False,
-        timeout: float | None = None,
-    ) -> t.ImportResult:
-        """Loads memories in the export format over one stream (ImportMemories).
-
-        Args:
-            memories: `Memory` objects (as `export` yields them), mnemo.v1.Memory
-                messages or their proto-JSON dicts.
-            header: The export's header (`ExportStream.header`); embeddings are reused
-                when its model is the server's. A version-1 header without a model
-                (so everything is re-embedded) when not given.
-            on_conflict: "skip" (the default), "overwrite" or "fail" for ids that exist.
-            force_reembed: Re-embed even when the models match.
-
-        Per-memory failures are reported in the result, not raised.
-        """
-        return self._import(
-            _requests.import_memories_head(
-                header=header, on_conflict=on_conflict, force_reembed=force_reembed
-            ),
-            memories,
-            timeout,
-            progress=None,
-        )
-
-    def _import(
-        self,
-        head: builtins.list[Any],
-        memories: Iterable[MemoryLike],
-        timeout: float | None,
-        progress: Progress | None,
-    ) -> t.ImportResult:
-        def requests() -> Iterator[Any]:
-            yield from head
-            for memory in memories:
-                yield _requests.import_memories_item(memory)
-                if progress is not None:
-                    progress.advance()
-
-        try:
-            response = self._stub.ImportMemories(
-                requests(),
-                timeout=call_timeout(self._settings, timeout, stream=True),
-                metadata=self._settings.call_metadata(),
-            )
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
-        return _convert.import_result(response)
-
-    def import_jsonl(
-        self,
-        path: PathLike,
-        *,
-        on_conflict: t.ImportConflictPolicy | str | None = None,
-        force_reembed: bool = False,
-        progress: bool | None = False,
-        timeout: float | None = None,
-    ) -> t.ImportResult:
-        """Imports a JSON Lines file written by `export_jsonl` (or `mnemo export`).
-
-        Every line is checked before the first is sent: a malformed file raises
-        ValueError("line N: why") and imports nothing.
-
-        Args:
-            path: The file.
-            on_conflict: As in `import_memories`.
-            force_reembed: As in `import_memories`.
-            progress: Draw a progress bar on stderr; None means when stderr is a terminal.
-        """
-        with open(path, encoding="utf-8") as stream:
-            total = _jsonl.validate(stream)  # a bad line imports nothing
-            header, memories = _jsonl.read(stream)
-            head = _requests.import_memories_head(
-                header=header, on_conflict=on_conflict, force_reembed=force_reembed
-            )
-            with Progress("imported", total=total, enabled=progress) as bar:
-                return self._import(head, memories, timeout, bar)
-
-    def export(
-        self,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filter: str | None = None,
-        omit_embeddings: bool = False,
-        timeout: float | None = None,
-    ) -> ExportStream:
-        """Streams the memories of a scope or filter, or all of them (ExportMemories).
-
-        Returns:
-            An iterable of `Memory`, whose `header` is the export's header.
-        """
-        request = _requests.export_memories(
-            user_id=user_id,
-            agent_id=agent_id,
-            run_id=run_id,
-            filter=filter,
-            omit_embeddings=omit_embeddings,
-        )
-        return ExportStream(self._server_stream(self._stub.ExportMemories, request, timeout))
-
-    def export_jsonl(
-        self,
-        path: PathLike,
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filter: str | None = None,
-        omit_embeddings: bool = False,
-        progress: bool | None = False,
-        timeout: float | None = None,
-    ) -> int:
-        """Writes an export to a JSON Lines file; returns how many memories it holds.
-
-        The file is the export stream as it came: a header line, then one line per
-        memory (see `import_jsonl`).
-        """
-        request = _requests.export_memories(
-            user_id=user_id,
-            agent_id=agent_id,
-            run_id=run_id,
-            filter=filter,
-            omit_embeddings=omit_embeddings,
-        )
-        count = 0
-        with (
-            open(path, "w", encoding="utf-8") as out,
-            Progress("exported", enabled=progress) as bar,
-        ):
-            for message in self._server_stream(self._stub.ExportMemories, request, timeout):
-                out.write(_jsonl.line(message) + "\n")
-                if message.WhichOneof("item") == "memory":
-                    count += 1
-                    bar.advance()
-        return count
 
     def delete_memories(
         self,
@@ -949,82 +662,6 @@ class MnemoClient:
         for message in self._server_stream(self._admin.ReembedMemories, request, timeout, retry=False):
             yield _convert.reembed_progress(message)
 
-    def create_api_key(
-        self,
-        role: t.ApiKeyRole | str,
-        *,
-        tenant: str | None = None,
-        user_ids: Sequence[str] | None = None,
-        agent_ids: Sequence[str] | None = None,
-        display_name: str | None = None,
-        ttl: Seconds | None = None,
-        timeout: float | None = None,
-    ) -> t.CreatedApiKey:
-        """Creates an API key and returns its secret, shown only this once (CreateApiKey).
-
-        Args:
-            role: "reader", "writer" or "admin".
-            tenant: The key's tenant; the caller's when not given.
-            user_ids: Restrict the key to these users.
-            agent_ids: Restrict the key to these agents.
-            display_name: A name for people.
-            ttl: Seconds the key works; until revoked when not given.
-        """
-        request = _requests.create_api_key(
-            role,
-            tenant=tenant,
-            user_ids=user_ids,
-            agent_ids=agent_ids,
-            display_name=display_name,
-            ttl=ttl,
-        )
-        return _convert.created_api_key(self._unary(self._admin.CreateApiKey, request, timeout, retry=False))
-
-    def list_api_keys(
-        self,
-        *,
-        page_size: int | None = None,
-        page_token: str | None = None,
-        show_revoked: bool = False,
-        tenant: str | None = None,
-        timeout: float | None = None,
-    ) -> t.ApiKeyPage:
-        """Returns one page of the tenant's API keys, without secrets (ListApiKeys).
-
-        Args:
-            tenant: Another tenant whose keys to list (an admin key of the system
-                tenant only); the caller's tenant when None.
-        """
-        request = _requests.list_api_keys(
-            page_size=page_size, page_token=page_token, show_revoked=show_revoked, tenant=tenant
-        )
-        return _convert.api_key_page(self._unary(self._admin.ListApiKeys, request, timeout))
-
-    def iter_api_keys(
-        self,
-        *,
-        page_size: int | None = None,
-        show_revoked: bool = False,
-        tenant: str | None = None,
-        timeout: float | None = None,
-    ) -> Iterator[t.ApiKey]:
-        """Iterates over all the tenant's API keys, fetching pages as needed."""
-        return self._pages(
-            lambda token: self.list_api_keys(
-                page_size=page_size,
-                page_token=token,
-                show_revoked=show_revoked,
-                tenant=tenant,
-                timeout=timeout,
-            ),
-            lambda page: page.api_keys,
-        )
-
-    def revoke_api_key(self, id: str, *, timeout: float | None = None) -> t.ApiKey:
-        """Revokes an API key; it stops working at once (RevokeApiKey)."""
-        response = self._unary(self._admin.RevokeApiKey, _requests.revoke_api_key(id), timeout, retry=False)
-        return _convert.api_key(response.api_key)
-
     # -- grpc.health.v1 -----------------------------------------------------------
 
     def health(self, service: str = "", *, timeout: float | None = None) -> str:
@@ -1043,135 +680,3 @@ class MnemoClient:
         response = self._unary(stub.Check, health_pb2.HealthCheckRequest(service=service), timeout)
         name: str = health_pb2.HealthCheckResponse.ServingStatus.Name(response.status)
         return name
-
-    def _request_id(self, given: str | None) -> str | None:
-        return request_id(self._settings, given)
-
-
-class ExportStream(Iterator[t.Memory]):
-    """The memories of an export, in order; `header` is the export's header."""
-
-    def __init__(self, messages: Iterator[Any]) -> None:
-        self._messages = messages
-        self._header: t.ExportHeader | None = None
-        self._pending: Any = None
-        self._started = False
-
-    @property
-    def header(self) -> t.ExportHeader:
-        """The export's header (reads it from the stream if needed)."""
-        self._start()
-        if self._header is None:
-            raise MnemoError("the export stream ended without a header", code="DATA_LOSS")
-        return self._header
-
-    def _start(self) -> None:
-        if not self._started:
-            self._started = True
-            first = next(self._messages, None)
-            if first is not None and first.WhichOneof("item") == "header":
-                self._header = _convert.export_header(first.header)
-            elif first is not None:
-                self._pending = first
-
-    def __next__(self) -> t.Memory:
-        self._start()
-        message = self._pending if self._pending is not None else next(self._messages)
-        self._pending = None
-        return _convert.memory(message.memory)
-
-    def close(self) -> None:
-        """Stops the export; the call is cancelled."""
-        close = getattr(self._messages, "close", None)
-        if close is not None:
-            close()
-
-
-class Watch(Iterator[t.MemoryEvent]):
-    """The change feed, as an iterator of `MemoryEvent`s that reconnects by itself.
-
-    Attributes:
-        revision: The revision to resume from: the watcher has seen every change
-            up to it. Save it to resume later with `watch(start_revision=...)`.
-    """
-
-    def __init__(
-        self,
-        open_call: Callable[[int | None], Any],
-        *,
-        start_revision: int | None,
-        reconnect: bool,
-        retry: RetryPolicy,
-    ) -> None:
-        self.revision = start_revision
-        self._open_call = open_call
-        self._reconnect = reconnect
-        self._retry = retry
-        self._closed = False
-        self._call: Any = None
-        self._events = self._run()
-
-    def __next__(self) -> t.MemoryEvent:
-        return next(self._events)
-
-    def _run(self) -> Generator[t.MemoryEvent, None, None]:
-        failures = 0
-        while not self._closed:
-            call = self._call = self._open_call(self.revision)
-            error: MnemoError | None = None
-            try:
-                for response in call:
-                    failures = 0
-                    for event in response.events:
-                        self.revision = max(self.revision or 0, event.revision)
-                        yield _convert.memory_event(event)
-                    self.revision = max(self.revision or 0, response.revision)
-            except grpc.RpcError as exc:
-                error = from_rpc_error(exc)
-            finally:
-                call.cancel()
-            if self._closed:
-                return
-            if error is not None:
-                resume = resume_revision(error)
-                if resume is not None:
-                    self.revision = resume
-                if not self._reconnect or (resume is None and not self._retry.retryable(error)):
-                    raise error
-            elif not self._reconnect:
-                return
-            failures += 1
-            delay = self._retry.backoff(failures, error)
-            log.info(
-                "watch disconnected (%s); resuming after revision %d in %.2fs",
-                error,
-                self.revision,
-                delay,
-            )
-            time.sleep(delay)
-
-    def close(self) -> None:
-        """Stops watching; the call is cancelled."""
-        self._closed = True
-        if self._call is not None:
-            self._call.cancel()
-        with contextlib.suppress(ValueError):  # iterated in another thread: the cancel ends it
-            self._events.close()
-
-    def __enter__(self) -> Watch:
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
-
-
-def resume_revision(error: MnemoError) -> int | None:
-    """The revision an error of a watch says to resume from (ErrorInfo metadata
-    "resume_revision", as WATCH_TOO_SLOW and SERVER_DRAINING carry), if any."""
-    value = error.metadata.get("resume_revision", "")
-    return int(value) if value.isdigit() else None

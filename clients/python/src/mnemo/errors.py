@@ -41,7 +41,7 @@ from typing import Any
 
 import grpc
 
-from mnemo._pb import Message, error_details_pb2, status_pb2
+from mnemo._core.pb import Message, error_details_pb2, status_pb2
 
 __all__ = [
     "AbortedError",

@@ -2,6 +2,7 @@
 
     schema    tool input schemas and descriptions from the mnemo.v1 descriptors
     tools     the tools: RPC, parameters, fixed scope, results
+    conversation  add_conversation (ExtractMemories), when the server extracts
     results   the compact JSON the tools return
     server    the official `mcp` SDK's server over stdio and streamable HTTP
 
@@ -58,7 +59,9 @@ async def _serve(o: Options) -> None:
         serve_http_check(o.http, o.http_auth)
     pool = ClientPool(connect)
     address = connect_address(o)
-    server = build_server(Tools(o.scope, address=address), pool)
+    from mnemo.mcp.conversation import available
+
+    server = build_server(Tools(o.scope, address=address, extraction=await available(connect)), pool)
     if o.http is None:
         await serve_stdio(server, pool)
     else:

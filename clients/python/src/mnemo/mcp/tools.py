@@ -252,25 +252,32 @@ class Tools:
         secret: The key of the forget tool's confirm tokens (random when not given).
     """
 
-    def __init__(self, scope: Scope, *, address: str, secret: bytes | None = None) -> None:
+    def __init__(
+        self, scope: Scope, *, address: str, secret: bytes | None = None, extraction: bool = False
+    ) -> None:
+        from mnemo.mcp.conversation import CONVERSATION
+
         self.scope = scope
         self.address = address
         self._secret = secret or secrets.token_bytes(32)
+        #: add_conversation, when the server has an extraction LLM (conversation.available).
+        self._specs: tuple[Any, ...] = (*TOOLS, CONVERSATION) if extraction else TOOLS
+        self._by_name = {t.name: t for t in self._specs}
         self._validators = {
-            t.name: jsonschema.Draft202012Validator(t.schema(scope)) for t in TOOLS
+            t.name: jsonschema.Draft202012Validator(t.schema(scope)) for t in self._specs
         }
 
     def specs(self) -> tuple[ToolSpec, ...]:
-        return TOOLS
+        return self._specs
 
     async def call(
         self, name: str, arguments: Mapping[str, Any] | None, client_for: ClientFor, *, key_id: str = ""
     ) -> dict[str, Any]:
         """Runs one tool; returns its JSON. Raises ToolError with the JSON of a failure."""
-        spec = BY_NAME.get(name)
+        spec = self._by_name.get(name)
         if spec is None:
             raise ToolError(
-                results.usage("UNKNOWN_TOOL", f"no tool {name!r}; the tools are {', '.join(BY_NAME)}")
+                results.usage("UNKNOWN_TOOL", f"no tool {name!r}; the tools are {', '.join(self._by_name)}")
             )
         args = dict(arguments or {})
         problems = sorted(self._validators[name].iter_errors(args), key=lambda e: list(e.path))
@@ -285,6 +292,8 @@ class Tools:
             if name == "forget_memories":
                 return await self._forget(client, args, key_id)
             kwargs = {**args, **self._fixed_for(spec)}
+            if spec.sdk == "extract":
+                kwargs["wait"] = True  # the model wants what was remembered, not a job id
             result = await getattr(client, spec.sdk)(**kwargs)
             return spec.shape(result, args)
         except MnemoError as exc:

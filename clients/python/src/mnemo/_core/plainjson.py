@@ -22,8 +22,8 @@ from typing import Any
 from google.protobuf.descriptor import EnumDescriptor, FieldDescriptor
 from google.protobuf.internal import type_checkers
 
-from mnemo import _values
-from mnemo._pb import json_format
+from mnemo._core import values as _values
+from mnemo._core.pb import json_format
 
 _INT_TYPES = {
     FieldDescriptor.TYPE_INT32, FieldDescriptor.TYPE_INT64, FieldDescriptor.TYPE_UINT32,

@@ -14,7 +14,7 @@ from typing import Any
 
 import grpc
 
-from mnemo._retry import DEFAULT_RETRY, RetryPolicy
+from mnemo._core.retry import DEFAULT_RETRY, RetryPolicy
 
 DEFAULT_ADDRESS = "localhost:50051"
 DEFAULT_TIMEOUT = 30.0

@@ -1,0 +1,249 @@
+"""ExtractionRunner: runs durable extraction jobs.
+
+Jobs of one order key (Job.order_key: a user, else an agent, else a run) run
+one at a time in the order they were accepted, so two conversations of one
+user never plan against the same snapshot (no duplicate facts); different
+keys run in parallel, at most `extraction.concurrency` at once. LLM calls run
+in their own threads, never in the service's workers, so a hanging LLM slows
+only extraction.
+
+A job: RUNNING -> the LLM plans (retried with backoff on LLM errors; each
+attempt counted in the row) -> the plan is stored -> one atomic write through
+MemoryService.write with request id "extract-<job id>" -> SUCCEEDED with its
+outcomes, or FAILED with a stable reason and nothing written. After a crash
+every PENDING and RUNNING job runs again: one with a stored plan skips the
+LLM and repeats the same write, which the request id turns into a replay of
+the first one's outcomes, so nothing is written twice.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import functools
+import logging
+import uuid
+from collections import deque
+from collections.abc import Callable
+from concurrent.futures import Executor, ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from mnemo_server.config import ExtractionSettings
+from mnemo_server.errors import DeadlineExceededError, FailedPreconditionError, MnemoError
+from mnemo_server.extraction.jobs import SqliteJobStore
+from mnemo_server.extraction.planner import Planner, first_error
+from mnemo_server.extraction.types import Job, JobSpec, PlannedFact, State
+from mnemo_server.models import Principal, now_us
+from mnemo_server.pagination import fingerprint
+from mnemo_server.service import MemoryService
+
+log = logging.getLogger("mnemo.extraction")
+T = TypeVar("T")
+
+#: Worth another try: the LLM (or the embedder) may answer next time.
+RETRYABLE = frozenset({"LLM_UNAVAILABLE", "LLM_TIMEOUT", "LLM_OUTPUT_INVALID", "EMBEDDER_UNAVAILABLE"})
+#: The write found a memory the LLM saw changed or gone: plan again.
+REPLAN = frozenset({"ETAG_MISMATCH", "MEMORY_NOT_FOUND", "LINK_TARGET_NOT_FOUND"})
+
+
+def spec_fingerprint(spec: JobSpec) -> str:
+    return fingerprint(
+        [m.to_json() for m in spec.messages], spec.scope, spec.metadata, spec.mode.value, spec.request_id
+    )
+
+
+class ExtractionRunner:
+    def __init__(
+        self,
+        *,
+        service: MemoryService,
+        jobs: SqliteJobStore,
+        planner: Planner,
+        settings: ExtractionSettings,
+        executor: Executor,
+        clock: Callable[[], int] = now_us,
+    ) -> None:
+        self.service = service
+        self.jobs = jobs
+        self.planner = planner
+        self.settings = settings
+        self.executor = executor
+        self.clock = clock
+        self._llm_pool = ThreadPoolExecutor(max_workers=settings.concurrency, thread_name_prefix="mnemo-llm")
+        self._queues: dict[tuple[str, ...], deque[Job]] = {}
+        self._drains: dict[tuple[str, ...], asyncio.Task[None]] = {}
+        self._finished: dict[str, asyncio.Event] = {}
+        self._slots = asyncio.Semaphore(settings.concurrency)
+        #: The longest one plan may take, all its LLM calls together (a safety net
+        #: under the clients' own timeouts, for providers without one).
+        self._plan_deadline_s = 2 * settings.timeout_s + 10
+
+    async def _run_in(self, executor: Executor, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
+
+    async def start(self) -> int:
+        """Queues every job a previous run left unfinished; returns how many."""
+        jobs = await self._run_in(self.executor, self.jobs.unfinished)
+        for job in jobs:
+            self._enqueue(job)
+        if jobs:
+            log.info("extraction: resuming %d unfinished jobs", len(jobs))
+        return len(jobs)
+
+    async def submit(self, principal: Principal, spec: JobSpec) -> Job:
+        """Stores a job and queues it; a request id seen before returns its job."""
+        now = self.clock()
+        job = Job(
+            id=uuid.uuid4().hex,
+            principal=principal,
+            spec=spec,
+            fingerprint=spec_fingerprint(spec),
+            state=State.PENDING,
+            create_time_us=now,
+            update_time_us=now,
+        )
+        stored, created = await self._run_in(self.executor, self.jobs.create, job)
+        if not created:
+            if stored.fingerprint != job.fingerprint:
+                raise FailedPreconditionError(
+                    f"request_id {spec.request_id!r} was already used for a different conversation",
+                    reason="REQUEST_ID_REUSED",
+                    metadata={"request_id": spec.request_id},
+                )
+            return stored
+        self._enqueue(stored)
+        return stored
+
+    async def wait(self, job: Job, timeout_s: float) -> Job:
+        """The job once finished, or as it is after `timeout_s`."""
+        event = self._finished.get(job.id)
+        if event is not None:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(event.wait(), max(timeout_s, 0.0))
+        found = await self._run_in(self.executor, self.jobs.get, job.principal.tenant, job.id)
+        return found or job
+
+    async def stop(self) -> None:
+        """Stops running jobs where they are; the next start runs them again."""
+        tasks = list(self._drains.values())
+        for task in tasks:
+            task.cancel()
+        for task in tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._llm_pool.shutdown(wait=False, cancel_futures=True)
+
+    def _enqueue(self, job: Job) -> None:
+        key = job.order_key
+        self._queues.setdefault(key, deque()).append(job)
+        self._finished.setdefault(job.id, asyncio.Event())
+        if key not in self._drains:
+            self._drains[key] = asyncio.create_task(self._drain(key))
+
+    async def _drain(self, key: tuple[str, ...]) -> None:
+        queue = self._queues[key]
+        try:
+            while queue:
+                job = queue[0]
+                async with self._slots:
+                    try:
+                        await self._run(job)
+                    except asyncio.CancelledError:
+                        raise
+                    except Exception as exc:  # a bug, not the LLM: fail the job, keep the runner
+                        log.exception("extraction job %s failed unexpectedly", job.id)
+                        await self._fail(job, MnemoError(f"internal error ({type(exc).__name__})"))
+                queue.popleft()
+                event = self._finished.pop(job.id, None)
+                if event is not None:
+                    event.set()
+        finally:
+            # No await between the empty check and here: an _enqueue cannot slip in.
+            del self._drains[key]
+            if not queue:
+                del self._queues[key]
+
+    async def _run(self, job: Job) -> None:
+        while True:
+            if job.plan is None:
+                plan = await self._plan(job)
+                if plan is None:
+                    return
+                await self._run_in(self.executor, self.jobs.planned, job, plan, self.clock())
+            plan = job.plan
+            assert plan is not None
+            ops = self.planner.ops(job, plan)
+            outcomes = []
+            if ops:
+                try:
+                    outcomes = await self._run_in(
+                        self.executor,
+                        self.service.write,
+                        job.principal,
+                        ops,
+                        atomic=True,
+                        request_id=f"extract-{job.id}",
+                    )
+                except MnemoError as exc:
+                    await self._fail(job, exc)
+                    return
+            error = first_error(outcomes)
+            if error is not None:
+                if error.reason in REPLAN and job.attempts <= self.settings.retries:
+                    log.info("extraction job %s: %s on write; planning again", job.id, error.reason)
+                    await self._run_in(self.executor, self.jobs.planned, job, None, self.clock())
+                    continue
+                await self._fail(job, error)
+                return
+            facts, revision = self.planner.results(plan, outcomes)
+            await self._run_in(self.executor, self.jobs.succeeded, job, facts, revision, self.clock())
+            log.info("extraction job %s: %d facts, revision %d", job.id, len(facts), revision)
+            return
+
+    async def _plan(self, job: Job) -> list[PlannedFact] | None:
+        """The LLM's plan, retried with backoff; None when the job failed."""
+        while True:
+            await self._run_in(self.executor, self.jobs.started, job, self.clock())
+            try:
+                return await asyncio.wait_for(
+                    self._run_in(self._llm_pool, self.planner.plan, job), self._plan_deadline_s
+                )
+            except TimeoutError:
+                error: MnemoError = DeadlineExceededError(
+                    f"the LLM did not answer within {self._plan_deadline_s:g} s", reason="LLM_TIMEOUT"
+                )
+            except MnemoError as exc:
+                error = exc
+            if error.reason not in RETRYABLE or job.attempts > self.settings.retries:
+                await self._fail(job, error)
+                return None
+            delay = self.settings.retry_backoff_s * 2 ** (job.attempts - 1)
+            log.info(
+                "extraction job %s: %s (attempt %d); retrying in %.1f s",
+                job.id,
+                error.reason,
+                job.attempts,
+                delay,
+            )
+            await asyncio.sleep(delay)
+
+    async def _fail(self, job: Job, error: MnemoError) -> None:
+        log.info("extraction job %s failed: %s %s", job.id, error.reason, error.message)
+        await self._run_in(self.executor, self.jobs.failed, job, error.reason, error.message, self.clock())
+
+
+def build_runner(
+    settings: ExtractionSettings, *, service: MemoryService, jobs: SqliteJobStore, executor: Executor
+) -> ExtractionRunner:
+    """The runner of a server whose extraction is configured (mem0ai's client for the LLM)."""
+    from mnemo_server.extraction.llm import Mem0Llm
+
+    model = Mem0Llm(settings, data_dir=service.snapshot_dir.parent)
+    return ExtractionRunner(
+        service=service,
+        jobs=jobs,
+        planner=Planner(service, model, settings),
+        settings=settings,
+        executor=executor,
+    )

@@ -1,0 +1,128 @@
+"""What a loaded server runs in the background, and how it winds down.
+
+Once the service has loaded, `Runtime.start` starts three loops, each a task
+on the event loop that does its blocking work in the worker pool:
+
+- upkeep every `server.sweep_interval_s` (TTL expiry, retention, ... see
+  `MemoryService.upkeep`); a failure is logged and retried next time;
+- the data-directory watch every `server.storage_check_interval_s`: once the
+  directory is lost, health turns NOT_SERVING for good (writes refuse
+  themselves at the store);
+- an index snapshot every `index.snapshot_interval_s` (when above 0) if the
+  store's revision moved; none once the data directory is lost.
+
+The App (app.py) stops them in this order: the gRPC server first (calls
+drain), then `stop_loops`, then `final_snapshot`, then `close` the components
+(embedder, store, caches).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable, Sequence
+from concurrent.futures import Executor
+from typing import Any
+
+from mnemo_server.config import Settings
+from mnemo_server.errors import MnemoError
+from mnemo_server.service import MemoryService
+from mnemo_server.storage import DataDirectoryWatch
+
+log = logging.getLogger("mnemo.app")
+
+
+class Runtime:
+    """The background loops of one loaded service."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        executor: Executor,
+        service: MemoryService,
+        storage: DataDirectoryWatch | None,
+        *,
+        on_storage_lost: Callable[[], Awaitable[None]],
+    ) -> None:
+        self.settings = settings
+        self.executor = executor
+        self.service = service
+        self.storage = storage
+        self._on_storage_lost = on_storage_lost
+        self._tasks: list[asyncio.Task[Any]] = []
+
+    def start(self) -> None:
+        """Starts the loops (in the running event loop)."""
+        self._tasks.append(asyncio.create_task(self._sweep_loop()))
+        self._tasks.append(asyncio.create_task(self._storage_loop()))
+        if self.settings.index.snapshot_interval_s > 0:
+            self._tasks.append(asyncio.create_task(self._snapshot_loop()))
+
+    async def stop_loops(self) -> None:
+        """Cancels the loops and waits until each has ended."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(BaseException):
+                await task
+        self._tasks.clear()
+
+    def storage_lost(self) -> bool:
+        return self.storage is not None and self.storage.lost is not None
+
+    async def final_snapshot(self) -> None:
+        """The index as of now, so the next start need not replay the revision log."""
+        loop = asyncio.get_running_loop()
+        if self.storage_lost():
+            log.warning("no final index snapshot: the data directory is lost")
+            return
+        try:
+            await loop.run_in_executor(self.executor, self.service.snapshot)
+        except Exception:
+            log.exception("final snapshot failed; the next start replays the revision log")
+
+    async def _sweep_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(self.settings.server.sweep_interval_s)
+            try:
+                done = await loop.run_in_executor(self.executor, self.service.upkeep)
+                if any(done.values()):
+                    log.info("upkeep: %s", ", ".join(f"{k} {v}" for k, v in done.items() if v))
+            except Exception:
+                log.exception("upkeep failed; will retry")
+
+    async def _storage_loop(self) -> None:
+        """Calls `on_storage_lost` once the data directory is lost."""
+        loop = asyncio.get_running_loop()
+        if self.storage is None:
+            return
+        while await loop.run_in_executor(self.executor, self.storage.poll) is None:
+            await asyncio.sleep(self.settings.server.storage_check_interval_s)
+        await self._on_storage_lost()
+
+    async def _snapshot_loop(self) -> None:
+        loop = asyncio.get_running_loop()
+        last = -1
+        while True:
+            await asyncio.sleep(self.settings.index.snapshot_interval_s)
+            try:
+                if self.storage_lost():
+                    return
+                if self.service.store.current_revision() != last:
+                    info = await loop.run_in_executor(self.executor, self.service.snapshot)
+                    last = info.revision
+                    log.info("index snapshot at revision %d (%d bytes)", info.revision, info.bytes)
+            except MnemoError as exc:  # a full disk: said once by storage, no traceback needed
+                log.warning("snapshot failed (%s); will retry", exc.reason)
+            except Exception:
+                log.exception("snapshot failed; will retry")
+
+
+async def close_components(executor: Executor, components: Sequence[Any]) -> None:
+    """Closes each component in the worker pool, in order; a failure does not stop the rest."""
+    loop = asyncio.get_running_loop()
+    for component in components:
+        with contextlib.suppress(Exception):
+            await loop.run_in_executor(executor, component.close)

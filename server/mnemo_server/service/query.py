@@ -1,0 +1,128 @@
+"""A search query prepared once: validated, its filter parsed, its cache key computed.
+
+`prepare_query` does no I/O (no store, no index, no cache), so the API layer
+may call it on the event loop. The `PreparedQuery` it returns travels with
+the search from there on: the result-cache lookup and the record-cache
+lookup taken for it are kept on it, so no step is done, or counted, twice.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from mnemo_server import filters, fusion, validation
+from mnemo_server.cache import RecordLookup, SearchLookup, search_fingerprint
+from mnemo_server.config import LimitSettings
+from mnemo_server.embed.vectors import check_vector
+from mnemo_server.errors import InvalidArgumentError, invalid
+from mnemo_server.models import Principal, Scope, Vector
+from mnemo_server.service.types import SearchMode, SearchQuery
+
+
+@dataclass(slots=True)
+class PreparedQuery:
+    """A validated search query, and the cache lookups taken for it so far."""
+
+    query: SearchQuery
+    vector: Vector | None
+    scope: Scope
+    expr: filters.Expr | None
+    matches_nothing: bool
+    top_k: int
+    fingerprint: bytes
+    mode: SearchMode
+    rrf_k: int
+    depth: int  # candidates to rank: top_k, more for each half of a hybrid search
+    #: The result-cache lookup, once taken (never for an explained search).
+    lookup: SearchLookup | None = None
+    #: The record-cache lookup of a result-cache hit's memories, once taken.
+    records: RecordLookup | None = None
+
+    @property
+    def cacheable(self) -> bool:
+        """Explained searches are always computed (the cache keeps no explanations)."""
+        return not self.query.explain
+
+
+@dataclass(slots=True)
+class PreparedSearch:
+    """The queries of one call, prepared for one principal."""
+
+    principal: Principal
+    queries: list[PreparedQuery] = field(default_factory=list)
+    #: Whether the result cache was consulted for every cacheable query.
+    looked_up: bool = False
+
+    def forget_lookups(self) -> None:
+        """Drops lookups taken before a catch-up changed what they would find."""
+        self.looked_up = False
+        for p in self.queries:
+            p.lookup = p.records = None
+
+
+def prepare_query(q: SearchQuery, *, dimension: int, limits: LimitSettings, model_id: str) -> PreparedQuery:
+    """Validates a query; works out its scope, filter and cache fingerprint."""
+    path = q.field
+    if (q.vector is None) == (not q.text):
+        raise invalid(
+            "QUERY_REQUIRED", validation.join(path, "query"), "give exactly one of query and vector"
+        )
+    if q.mode is not SearchMode.VECTOR and q.vector is not None:
+        raise invalid(
+            "QUERY_REQUIRED",
+            validation.join(path, "query"),
+            f"{q.mode.value} search needs query text, not a vector",
+        )
+    if q.mode is SearchMode.KEYWORD and q.min_score is not None:
+        raise invalid(
+            "INVALID_ARGUMENT",
+            validation.join(path, "min_score"),
+            "applies to cosine similarity; keyword search has none",
+        )
+    if q.rrf_k is not None and not 1 <= q.rrf_k <= fusion.MAX_RRF_K:
+        raise invalid(
+            "INVALID_ARGUMENT", validation.join(path, "rrf_k"), f"must lie in [1, {fusion.MAX_RRF_K}]"
+        )
+    vector = None
+    if q.vector is not None:
+        vector = check_vector(q.vector, dimension, validation.join(path, "vector"))
+    else:
+        validation.check_content(q.text, validation.join(path, "query"), limits)
+    if not 0 <= q.top_k <= limits.max_top_k:
+        raise invalid("INVALID_TOP_K", validation.join(path, "top_k"), f"must lie in [0, {limits.max_top_k}]")
+    if q.min_score is not None and not -1.0 <= q.min_score <= 1.0:
+        raise invalid("INVALID_ARGUMENT", validation.join(path, "min_score"), "must lie in [-1, 1]")
+    try:
+        expr = filters.parse_filter(q.filter)
+    except InvalidArgumentError as exc:
+        raise (exc.with_field_prefix(path) if path else exc) from None
+    scope: Scope | None = q.scope
+    if expr is not None:
+        only_scope = filters.scope_of(expr)
+        if only_scope is not None:
+            scope, expr = _merge_scopes(q.scope, only_scope), None
+    top_k = q.top_k or 10
+    rrf_k = fusion.DEFAULT_RRF_K if q.rrf_k is None else q.rrf_k
+    fp = search_fingerprint(
+        model_id=model_id,
+        text=q.text,
+        vector=vector,
+        filter=filters.format_filter(expr) if expr is not None else "",
+        top_k=top_k,
+        min_score=q.min_score,
+        mode=q.mode.value,
+        rrf_k=rrf_k if q.mode is SearchMode.HYBRID else 0,
+        explain=q.explain,
+    )
+    depth = fusion.candidate_depth(top_k) if q.mode is SearchMode.HYBRID else top_k
+    return PreparedQuery(q, vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth)
+
+
+def _merge_scopes(a: Scope, b: Scope) -> Scope | None:
+    merged = []
+    for name in ("user_id", "agent_id", "run_id"):
+        x, y = getattr(a, name), getattr(b, name)
+        if x and y and x != y:
+            return None
+        merged.append(x or y)
+    return Scope(*merged)
