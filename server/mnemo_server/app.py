@@ -214,6 +214,8 @@ class App:
                 self.settings,
                 secret=self.security.forward_secret,
                 healthy=lambda: self.gate.ready and not self.gate.draining,
+                version=SERVER_VERSION,
+                metrics_registry=self.telemetry.metrics.registry if self.telemetry.metrics else None,
             )
             self.web.attach(self.server)
         await self.server.start()

@@ -4,7 +4,8 @@ the Connect protocol (JSON or binary; gRPC-Web too), `/healthz`, CORS.
     /mnemo.v1.MemoryService/<Rpc>   api/connect.py, forwarded to the gRPC server
     /mnemo.v1.AdminService/<Rpc>
     /healthz                        200 once serving, 503 while loading or draining
-    (mounted apps)                  `WebApp.mount(prefix, asgi_app)`, e.g. a dashboard
+    /dashboard/                     the web dashboard (mnemo_server/dashboard; http.dashboard)
+    (mounted apps)                  `WebApp.mount(prefix, asgi_app)`
 
 The gRPC server listens on a private Unix socket (in a directory only this
 user can open) for the forwarded calls; uvicorn serves HTTP/1.1 on the
@@ -179,8 +180,18 @@ class WebServer:
     """The HTTP side of an App: a private gRPC socket, the forwarding channel
     and the uvicorn server."""
 
-    def __init__(self, settings: Settings, *, secret: str, healthy: Callable[[], bool]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        secret: str,
+        healthy: Callable[[], bool],
+        version: str = "",
+        metrics_registry: Any = None,
+    ) -> None:
         self.settings = settings
+        self.version = version
+        self.metrics_registry = metrics_registry
         self.secret = secret
         self.healthy = healthy
         self.port = 0
@@ -217,6 +228,17 @@ class WebServer:
             allowed_origins=cfg.http.origins,
             loopback_only=not cfg.keys_required() and is_loopback(cfg.http.address),
         )
+        if cfg.http.dashboard:
+            from mnemo_server.dashboard.app import DashboardApp
+
+            dashboard = DashboardApp(
+                self.app.services,
+                settings=cfg,
+                version=self.version,
+                healthy=self.healthy,
+                metrics_registry=self.metrics_registry,
+            )
+            self.app.mount("/dashboard", dashboard)
         sock = _listen(cfg.http.address)
         self.port = int(sock.getsockname()[1])
         tls = cfg.tls

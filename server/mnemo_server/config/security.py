@@ -28,6 +28,10 @@ class HttpSettings:
         "(https://app.example.com); * for any (only with API keys on); empty for none.",
         default="",
     )
+    dashboard: bool = doc(
+        "Serve the web dashboard at /dashboard/ on the HTTP endpoint (sign in with an API key).",
+        default=True,
+    )
 
     @property
     def origins(self) -> tuple[str, ...]:
