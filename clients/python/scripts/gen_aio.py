@@ -49,6 +49,7 @@ MODULES = {
     "_transfer.py": "_atransfer.py",
     "_keys.py": "_akeys.py",
     "_extract.py": "_aextract.py",
+    "_search.py": "_asearch.py",
     "client.py": "aio.py",
 }
 
@@ -57,6 +58,7 @@ RENAMES = {
     "Transfer": "AsyncTransfer",
     "Keys": "AsyncKeys",
     "Extraction": "AsyncExtraction",
+    "Search": "AsyncSearch",
     "MnemoClient": "AsyncMnemoClient",
     "ExportStream": "AsyncExportStream",
     "Watch": "AsyncWatch",
@@ -72,6 +74,7 @@ RENAMES = {
     "_transfer": "_atransfer",
     "_keys": "_akeys",
     "_extract": "_aextract",
+    "_search": "_asearch",
 }
 #: Renames inside these classes only.
 CLASS_RENAMES = {"ExportStream": {"close": "aclose"}, "Watch": {"close": "aclose"}}
@@ -81,7 +84,13 @@ ALWAYS_ASYNC = {"__enter__", "__exit__", "__next__", "close"}
 AWAITED_PARAMETERS = {"_unary": {"method"}, "_pages": {"fetch"}}
 STREAM_CALLS = {"call"}
 #: Classes whose methods call each other's through `self`: the client and its bases.
-CLASS_GROUPS = {"MnemoClient": "Calls", "Transfer": "Calls", "Keys": "Calls", "Extraction": "Calls"}
+CLASS_GROUPS = {
+    "MnemoClient": "Calls",
+    "Transfer": "Calls",
+    "Keys": "Calls",
+    "Extraction": "Calls",
+    "Search": "Calls",
+}
 EXTRA_IMPORTS = (
     "from collections.abc import AsyncIterable\nfrom mnemo._core.streams import aenumerate, aiter_any\n"
 )
@@ -118,6 +127,8 @@ instead of being awaited.
 """`AsyncKeys`: `AsyncMnemoClient`'s API key methods (see `mnemo._keys`)."""''',
     ("_aextract.py", ""): '''\
 """`AsyncExtraction`: `AsyncMnemoClient`'s ExtractionService methods (see `mnemo._extract`)."""''',
+    ("_asearch.py", ""): '''\
+"""`AsyncSearch`: `AsyncMnemoClient`'s search methods (see `mnemo._search`)."""''',
     ("_astreams.py", ""): '''\
 """The two streams the asyncio client returns: `AsyncExportStream` and `AsyncWatch`.
 """''',

@@ -10,10 +10,10 @@ from typing import Any
 import pytest
 
 import mnemo
-from mnemo import _requests, _retry, aio, client, errors
+from mnemo import _requests, _retry, _search, aio, client, errors
 
 README = Path(__file__).parents[1] / "README.md"
-MODULES = [mnemo, client, aio, errors, _retry, _requests]
+MODULES = [mnemo, client, _search, aio, errors, _retry, _requests]
 FINDER = doctest.DocTestFinder(exclude_empty=True)
 DOCTESTS = sorted(
     {test.name: test for module in MODULES for test in FINDER.find(module) if test.examples}.values(),
@@ -22,7 +22,9 @@ DOCTESTS = sorted(
 
 
 def test_the_public_methods_have_examples() -> None:
-    names = {test.name.removeprefix("mnemo.client.") for test in DOCTESTS}
+    # The client's methods, whether written in client.py or in a part it inherits (_search.py).
+    names = {test.name.removeprefix("mnemo.client.").removeprefix("mnemo._search.") for test in DOCTESTS}
+    names |= {name.replace("Search.", "MnemoClient.", 1) for name in names}
     for method in [
         "create",
         "get",

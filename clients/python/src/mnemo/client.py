@@ -7,12 +7,9 @@ clients/python/scripts/gen_aio.py generates from it: change this file, then run
 
 from __future__ import annotations
 
-import builtins
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from datetime import datetime
 from typing import Any
-
-import grpc
 
 from mnemo import types as t
 from mnemo._core import conversions as _convert
@@ -25,15 +22,14 @@ from mnemo._core.requests import (
     WriteOp,
     _Unset,
 )
-from mnemo._core.settings import call_timeout
 from mnemo._extract import Extraction
 from mnemo._keys import Keys
+from mnemo._search import Search
 from mnemo._streams import Watch
 from mnemo._transfer import Transfer
-from mnemo.errors import from_rpc_error
 
 
-class MnemoClient(Transfer, Keys, Extraction):
+class MnemoClient(Search, Transfer, Keys, Extraction):
     """A blocking client of a Mnemo server.
 
     Args:
@@ -308,155 +304,6 @@ class MnemoClient(Transfer, Keys, Extraction):
             ),
             lambda page: page.memories,
         )
-
-    def search(
-        self,
-        query: str | None = None,
-        *,
-        vector: Sequence[float] | None = None,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filter: str | None = None,
-        top_k: int | None = None,
-        min_score: float | None = None,
-        mode: t.SearchMode | str | None = None,
-        rrf_k: int | None = None,
-        explain: bool = False,
-        include_embedding: bool = False,
-        timeout: float | None = None,
-    ) -> t.SearchResult:
-        """Finds memories by meaning, by words or both (SearchMemories; see `mode`).
-
-        Args:
-            query: The text to search for; exactly one of query and vector is required.
-            vector: A vector of the server's dimension.
-            filter: A filter expression (docs/filters.md).
-            top_k: How many hits, 1 to 1000; the server's default is 10.
-            min_score: Only hits at least this similar (cosine), in [-1, 1]; hybrid
-                mode applies it to its vector half, keyword mode refuses it.
-            mode: "vector" (by meaning, the default), "keyword" (by words and
-                identifiers, BM25) or "hybrid" (both, fused by reciprocal rank
-                fusion); keyword and hybrid need `query` text (docs/retrieval.md).
-            rrf_k: Hybrid mode's fusion constant, 1 to 10000; the server's default is 60.
-            explain: Give each hit an `explanation` of how it was ranked (each
-                half's score and rank, the fused score); never served from cache.
-            include_embedding: Return each hit's vector.
-
-        Example:
-            >>> _ = client.create("Alice is allergic to peanuts", user_id="doc-search")
-            >>> _ = client.create("Alice's favourite city is Lisbon", user_id="doc-search")
-            >>> hits = client.search("what food must Alice avoid?", user_id="doc-search", top_k=1).hits
-            >>> hits[0].memory.content
-            'Alice is allergic to peanuts'
-        """
-        request = _requests.search_memories(
-            query,
-            vector=vector,
-            user_id=user_id,
-            agent_id=agent_id,
-            run_id=run_id,
-            filter=filter,
-            top_k=top_k,
-            min_score=min_score,
-            mode=mode,
-            rrf_k=rrf_k,
-            explain=explain,
-            include_embedding=include_embedding,
-        )
-        return _convert.search_result(self._unary(self._stub.SearchMemories, request, timeout))
-
-    def batch_search(
-        self,
-        queries: Sequence[str | t.SearchQuery],
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filter: str | None = None,
-        top_k: int | None = None,
-        min_score: float | None = None,
-        mode: t.SearchMode | str | None = None,
-        rrf_k: int | None = None,
-        explain: bool = False,
-        include_embedding: bool = False,
-        timeout: float | None = None,
-    ) -> builtins.list[t.SearchResult]:
-        """Runs many searches in one call (BatchSearchMemories); results in query order.
-
-        Each query is a text or a `SearchQuery`; the keyword arguments are the
-        defaults of the queries that leave them unset.
-        """
-        request = _requests.batch_search_memories(
-            queries,
-            dict(
-                user_id=user_id,
-                agent_id=agent_id,
-                run_id=run_id,
-                filter=filter,
-                top_k=top_k,
-                min_score=min_score,
-                mode=mode,
-                rrf_k=rrf_k,
-                explain=explain,
-                include_embedding=include_embedding,
-            ),
-        )
-        response = self._unary(self._stub.BatchSearchMemories, request, timeout)
-        return [_convert.search_result(r) for r in response.results]
-
-    def stream_search(
-        self,
-        queries: Iterable[str | t.SearchQuery],
-        *,
-        user_id: str | None = None,
-        agent_id: str | None = None,
-        run_id: str | None = None,
-        filter: str | None = None,
-        top_k: int | None = None,
-        min_score: float | None = None,
-        mode: t.SearchMode | str | None = None,
-        rrf_k: int | None = None,
-        explain: bool = False,
-        include_embedding: bool = False,
-        timeout: float | None = None,
-    ) -> Iterator[t.StreamSearchResult]:
-        """Searches over one stream (StreamSearchMemories): queries go out as `queries`
-        yields them and answers come back as soon as they are ready, in any order.
-
-        Each answer carries the `query_id` of its query: the `SearchQuery`'s own,
-        else the query's position ("0", "1", ...). A failed query yields an answer
-        with `error` set and the stream goes on.
-        """
-        defaults = dict(
-            user_id=user_id,
-            agent_id=agent_id,
-            run_id=run_id,
-            filter=filter,
-            top_k=top_k,
-            min_score=min_score,
-            mode=mode,
-            rrf_k=rrf_k,
-            explain=explain,
-            include_embedding=include_embedding,
-        )
-
-        def requests() -> Iterator[Any]:
-            for position, query in enumerate(queries):
-                yield _requests.stream_search_memories(query, defaults, position)
-
-        call = self._stub.StreamSearchMemories(
-            requests(),
-            timeout=call_timeout(self._settings, timeout, stream=True),
-            metadata=self._settings.call_metadata(),
-        )
-        try:
-            for response in call:
-                yield _convert.stream_search_result(response)
-        except grpc.RpcError as exc:
-            raise from_rpc_error(exc) from None
-        finally:
-            call.cancel()
 
     def batch_write(
         self,

@@ -1,0 +1,164 @@
+# Generated from mnemo/_search.py by clients/python/scripts/gen_aio.py; do not edit.
+"""`AsyncSearch`: `AsyncMnemoClient`'s search methods (see `mnemo._search`)."""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import AsyncIterable, AsyncIterator, Iterable, Sequence
+from typing import Any
+
+import grpc
+
+from mnemo import types as t
+from mnemo._acalls import AsyncCalls
+from mnemo._core import conversions as _convert
+from mnemo._core import requests as _requests
+from mnemo._core.settings import call_timeout
+from mnemo._core.streams import aenumerate
+from mnemo.errors import from_rpc_error
+
+
+class AsyncSearch(AsyncCalls):
+    """Search by meaning, by words or both: one query, a batch, or a stream."""
+
+    async def search(
+        self,
+        query: str | None = None,
+        *,
+        vector: Sequence[float] | None = None,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
+        explain: bool = False,
+        include_embedding: bool = False,
+        timeout: float | None = None,
+    ) -> t.SearchResult:
+        """Finds memories by meaning, by words or both (SearchMemories; see `mode`).
+
+        Args:
+            query: The text to search for; exactly one of query and vector is required.
+            vector: A vector of the server's dimension.
+            filter: A filter expression (docs/filters.md).
+            top_k: How many hits, 1 to 1000; the server's default is 10.
+            min_score: Only hits at least this similar (cosine), in [-1, 1]; hybrid
+                mode applies it to its vector half, keyword mode refuses it.
+            mode: "vector" (by meaning, the default), "keyword" (by words and
+                identifiers, BM25) or "hybrid" (both, fused by reciprocal rank
+                fusion); keyword and hybrid need `query` text (docs/retrieval.md).
+            rrf_k: Hybrid mode's fusion constant, 1 to 10000; the server's default is 60.
+            explain: Give each hit an `explanation` of how it was ranked (each
+                half's score and rank, the fused score); never served from cache.
+            include_embedding: Return each hit's vector.
+        """
+        request = _requests.search_memories(
+            query,
+            vector=vector,
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            top_k=top_k,
+            min_score=min_score,
+            mode=mode,
+            rrf_k=rrf_k,
+            explain=explain,
+            include_embedding=include_embedding,
+        )
+        return _convert.search_result(await self._unary(self._stub.SearchMemories, request, timeout))
+
+    async def batch_search(
+        self,
+        queries: Sequence[str | t.SearchQuery],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
+        explain: bool = False,
+        include_embedding: bool = False,
+        timeout: float | None = None,
+    ) -> builtins.list[t.SearchResult]:
+        """Runs many searches in one call (BatchSearchMemories); results in query order.
+
+        Each query is a text or a `SearchQuery`; the keyword arguments are the
+        defaults of the queries that leave them unset.
+        """
+        request = _requests.batch_search_memories(
+            queries,
+            dict(
+                user_id=user_id,
+                agent_id=agent_id,
+                run_id=run_id,
+                filter=filter,
+                top_k=top_k,
+                min_score=min_score,
+                mode=mode,
+                rrf_k=rrf_k,
+                explain=explain,
+                include_embedding=include_embedding,
+            ),
+        )
+        response = await self._unary(self._stub.BatchSearchMemories, request, timeout)
+        return [_convert.search_result(r) for r in response.results]
+
+    async def stream_search(
+        self,
+        queries: Iterable[str | t.SearchQuery] | AsyncIterable[str | t.SearchQuery],
+        *,
+        user_id: str | None = None,
+        agent_id: str | None = None,
+        run_id: str | None = None,
+        filter: str | None = None,
+        top_k: int | None = None,
+        min_score: float | None = None,
+        mode: t.SearchMode | str | None = None,
+        rrf_k: int | None = None,
+        explain: bool = False,
+        include_embedding: bool = False,
+        timeout: float | None = None,
+    ) -> AsyncIterator[t.StreamSearchResult]:
+        """Searches over one stream (StreamSearchMemories): queries go out as `queries`
+        yields them and answers come back as soon as they are ready, in any order.
+
+        Each answer carries the `query_id` of its query: the `SearchQuery`'s own,
+        else the query's position ("0", "1", ...). A failed query yields an answer
+        with `error` set and the stream goes on.
+        """
+        defaults = dict(
+            user_id=user_id,
+            agent_id=agent_id,
+            run_id=run_id,
+            filter=filter,
+            top_k=top_k,
+            min_score=min_score,
+            mode=mode,
+            rrf_k=rrf_k,
+            explain=explain,
+            include_embedding=include_embedding,
+        )
+
+        async def requests() -> AsyncIterator[Any]:
+            async for position, query in aenumerate(queries):
+                yield _requests.stream_search_memories(query, defaults, position)
+
+        call = self._stub.StreamSearchMemories(
+            requests(),
+            timeout=call_timeout(self._settings, timeout, stream=True),
+            metadata=self._settings.call_metadata(),
+        )
+        try:
+            async for response in call:
+                yield _convert.stream_search_result(response)
+        except grpc.RpcError as exc:
+            raise from_rpc_error(exc) from None
+        finally:
+            call.cancel()
