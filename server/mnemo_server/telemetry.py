@@ -179,13 +179,14 @@ class Tracing:
             shutdown_on_exit=False,
         )
         self._files: list[IO[str]] = []
-        if cfg.otlp_endpoint:
+        endpoint = cfg.endpoint()[0]
+        if endpoint:
             from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
 
             self.provider.add_span_processor(
                 BatchSpanProcessor(
                     OTLPSpanExporter(
-                        endpoint=cfg.otlp_endpoint, insecure=cfg.otlp_endpoint.startswith("http://")
+                        endpoint=endpoint, insecure=endpoint.startswith("http://")
                     )
                 )
             )
@@ -201,7 +202,7 @@ class Tracing:
             ", ".join(
                 n
                 for n, on in (
-                    (f"OTLP {cfg.otlp_endpoint}", cfg.otlp_endpoint),
+                    (f"OTLP {endpoint}", endpoint),
                     ("console", cfg.console),
                     (f"file {cfg.file}", cfg.file),
                 )

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 from mnemo_server.config.checks import ConfigError, check_host_port, doc, positive
@@ -35,7 +36,8 @@ DEFAULT_SERVICE_NAME = "mnemo"
 @dataclass(frozen=True)
 class TracingSettings:
     otlp_endpoint: str = doc(
-        "OTLP/gRPC collector for spans (http://host:4317 plaintext, https:// TLS); empty for none.",
+        "OTLP/gRPC collector for spans (http://host:4317 plaintext, https:// TLS); empty: the "
+        "standard OTEL_EXPORTER_OTLP_TRACES_ENDPOINT or OTEL_EXPORTER_OTLP_ENDPOINT, else none.",
         default="",
     )
     console: bool = doc("Print spans to stderr.", default=False)
@@ -48,16 +50,31 @@ class TracingSettings:
         "Share of traces recorded when the caller sent no sampling decision.", default=1.0
     )
 
+    def endpoint(self) -> tuple[str, str]:
+        """The OTLP collector and where it was named: `tracing.otlp_endpoint`, else the
+        OpenTelemetry variables (OTEL_EXPORTER_OTLP_TRACES_ENDPOINT, then
+        OTEL_EXPORTER_OTLP_ENDPOINT), which OTEL_SDK_DISABLED=true or
+        OTEL_TRACES_EXPORTER=none turn off; ("", "") for none."""
+        if self.otlp_endpoint:
+            return self.otlp_endpoint, "tracing.otlp_endpoint"
+        if os.environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
+            return "", ""
+        if os.environ.get("OTEL_TRACES_EXPORTER", "").strip().lower() == "none":
+            return "", ""
+        for name in ("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_EXPORTER_OTLP_ENDPOINT"):
+            value = os.environ.get(name, "").strip()
+            if value:
+                return value, name
+        return "", ""
+
     @property
     def enabled(self) -> bool:
-        return bool(self.otlp_endpoint or self.console or self.file)
+        return bool(self.endpoint()[0] or self.console or self.file)
 
     def validate(self) -> None:
-        if self.otlp_endpoint and not self.otlp_endpoint.startswith(("http://", "https://")):
-            raise ConfigError(
-                f"tracing.otlp_endpoint: expected http://HOST:PORT or https://HOST:PORT, "
-                f"got {self.otlp_endpoint!r}"
-            )
+        endpoint, source = self.endpoint()
+        if endpoint and not endpoint.startswith(("http://", "https://")):
+            raise ConfigError(f"{source}: expected http://HOST:PORT or https://HOST:PORT, got {endpoint!r}")
         if not 0.0 <= self.sample_ratio <= 1.0:
             raise ConfigError(f"tracing.sample_ratio: must lie in [0, 1], got {self.sample_ratio}")
         if not self.service_name:

@@ -239,6 +239,55 @@ def test_spans_reach_an_otlp_collector(tmp_path: Path, embedder: Embedder) -> No
         otlp.stop(0)
 
 
+def test_the_standard_otlp_variable_alone_turns_tracing_on(
+    tmp_path: Path, embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    collector = Collector()
+    otlp = grpc.server(futures.ThreadPoolExecutor(max_workers=2))
+    trace_service_pb2_grpc.add_TraceServiceServicer_to_server(collector, otlp)
+    port = otlp.add_insecure_port("127.0.0.1:0")
+    otlp.start()
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", f"http://127.0.0.1:{port}")
+    try:
+        running = start_server(make_settings(tmp_path), embedder)
+        trace_id = new_trace()
+        try:
+            running.memory.CreateMemory(
+                pb.CreateMemoryRequest(memory=m.Memory(user_id="ola", content="Ola rows at dawn")),
+                metadata=traceparent(trace_id),
+            )
+        finally:
+            running.stop()  # flushes the batch
+        assert "mnemo.v1.MemoryService/CreateMemory" in {
+            s.name for s in collector.spans if s.trace_id.hex() == trace_id
+        }
+    finally:
+        otlp.stop(0)
+
+
+def test_which_otlp_endpoint_is_used(monkeypatch: pytest.MonkeyPatch) -> None:
+    from mnemo_server.config import ConfigError, TracingSettings
+
+    for name in ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "OTEL_SDK_DISABLED"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER", raising=False)
+    assert not TracingSettings().enabled
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_ENDPOINT", "http://collector:4317")
+    assert TracingSettings().endpoint() == ("http://collector:4317", "OTEL_EXPORTER_OTLP_ENDPOINT")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "https://traces:4317")
+    assert TracingSettings().endpoint()[0] == "https://traces:4317"
+    assert TracingSettings(otlp_endpoint="http://mine:4317").endpoint()[0] == "http://mine:4317"
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "none")
+    assert not TracingSettings().enabled
+    monkeypatch.delenv("OTEL_TRACES_EXPORTER")
+    monkeypatch.setenv("OTEL_SDK_DISABLED", "true")
+    assert not TracingSettings().enabled
+    monkeypatch.delenv("OTEL_SDK_DISABLED")
+    monkeypatch.setenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", "traces:4317")
+    with pytest.raises(ConfigError, match="OTEL_EXPORTER_OTLP_TRACES_ENDPOINT: expected http://"):
+        TracingSettings().validate()
+
+
 def test_health_checks_and_reflection_make_no_spans(traced: tuple[RunningServer, Path]) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
     from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
