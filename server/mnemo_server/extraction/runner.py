@@ -22,6 +22,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import threading
 import uuid
 from collections import deque
 from collections.abc import Callable
@@ -73,6 +74,10 @@ class ExtractionRunner:
         self._queues: dict[tuple[str, ...], deque[Job]] = {}
         self._drains: dict[tuple[str, ...], asyncio.Task[None]] = {}
         self._finished: dict[str, asyncio.Event] = {}
+        #: Held while a job is stored and its queueing scheduled, so that jobs are
+        #: queued in the order the store numbered them (seq), even when many
+        #: submits of one scope race in the worker threads.
+        self._submitting = threading.Lock()
         self._slots = asyncio.Semaphore(settings.concurrency)
         #: The longest one plan may take, all its LLM calls together (a safety net
         #: under the clients' own timeouts, for providers without one).
@@ -103,7 +108,17 @@ class ExtractionRunner:
             create_time_us=now,
             update_time_us=now,
         )
-        stored, created = await self._run_in(self.executor, self.jobs.create, job)
+        loop = asyncio.get_running_loop()
+
+        def store_and_queue() -> tuple[Job, bool]:
+            with self._submitting:
+                stored, created = self.jobs.create(job)
+                if created:
+                    # Runs on the loop before this submit resumes (callbacks run in order).
+                    loop.call_soon_threadsafe(self._enqueue, stored)
+            return stored, created
+
+        stored, created = await self._run_in(self.executor, store_and_queue)
         if not created:
             if stored.fingerprint != job.fingerprint:
                 raise FailedPreconditionError(
@@ -112,7 +127,6 @@ class ExtractionRunner:
                     metadata={"request_id": spec.request_id},
                 )
             return stored
-        self._enqueue(stored)
         return stored
 
     async def wait(self, job: Job, timeout_s: float) -> Job:

@@ -7,6 +7,7 @@ import json
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any
 
 import grpc
 import pytest
@@ -290,6 +291,36 @@ def test_one_users_concurrent_conversations_run_in_order_without_duplicates(
     order = [f for f in (by_id[i].result.facts[-1].text for i in accepted)]
     seen = [c.user.split("conversation #", 1)[1][0] for c in llm[0].calls]
     assert [f"Gina read book {n}" for n in seen] == order
+
+
+def test_jobs_of_a_scope_are_queued_in_the_order_they_were_stored(
+    xserver: RunningServer, script: Script, llm: tuple[FakeLlm, Script], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A submit whose store call returns late (the first here) is still queued
+    before the one stored after it: storing and queueing are one step."""
+    runner = xserver.app.extraction.runner
+    assert runner is not None
+    create = runner.jobs.create
+    first = threading.Event()
+
+    def slow_first_create(job: Any) -> Any:
+        result = create(job)
+        if not first.is_set():
+            first.set()
+            time.sleep(0.3)  # the next submit's store call finishes meanwhile, unless it waits
+        return result
+
+    monkeypatch.setattr(runner.jobs, "create", slow_first_create)
+    ines = user()
+    script.reply = lambda call: Reply(memories(f"Ines said {call.user.split('#', 1)[1][0]}"))
+    with ThreadPoolExecutor(2) as pool:
+        one = pool.submit(extract, xserver, ines, "conversation #1")
+        assert first.wait(10)
+        two = pool.submit(extract, xserver, ines, "conversation #2")
+        ops = [one.result(30), two.result(30)]
+    assert all(op.state == ex.OPERATION_STATE_SUCCEEDED for op in ops), [op.error for op in ops]
+    seen = [c.user.split("conversation #", 1)[1][0] for c in llm[0].calls]
+    assert seen == ["1", "2"]
 
 
 def test_conversations_of_different_users_run_in_parallel(xserver: RunningServer, script: Script) -> None:
