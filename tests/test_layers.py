@@ -73,6 +73,11 @@ WRONG = {
         "from mnemo_server.store import base as _wrong",
         "mnemo_server.index.base -> mnemo_server.store.base",
     ),
+    "embed imports cache": (
+        "mnemo_server/embed/cached.py",
+        "from mnemo_server.cache import layers as _wrong",
+        "mnemo_server.embed.cached -> mnemo_server.cache.layers",
+    ),
     "store imports generated code": (
         "mnemo_server/store/base.py",
         "from mnemo.v1 import memory_pb2 as _wrong",
