@@ -2,8 +2,10 @@
 
 Every change has a row in `revlog` (one counter, in commit order) and, with
 its before/after images, in `history`. The log feeds index recovery
-(changes_since), WatchMemories (feed_since), GetMemoryHistory (history), and
-is compacted by age (compact_log); the history is kept.
+(changes_since), WatchMemories (feed_since) and GetMemoryHistory (history).
+compact_log removes `revlog` rows older than a time and no newer than a
+revision (the index snapshot's), and records how far it went; it leaves
+`history` alone.
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 """SqliteUpkeep: retention, idempotency upkeep and export of the SQLite store.
 
-The background loops (runtime.py, service/lifecycle.py) call these: purge
-old idempotency records, note retrievals for retention by last use, pick
-retention victims, and stream an export from one consistent snapshot on a
-connection of its own.
+The periodic upkeep and retention (service/lifecycle.py, run by runtime.py)
+purge old idempotency records, write the noted retrieval times for retention
+by last use, and pick retention victims; ExportMemories streams from one
+consistent snapshot on a connection of its own.
 """
 
 from __future__ import annotations
