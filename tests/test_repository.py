@@ -2,12 +2,13 @@
 declare is there (and ships in each package), running the server from the
 repository root leaves git status clean, the README's install is quick the
 second time, provides buf and picks the CPU torch; and no module of the server
-or the SDK grows past 600 lines."""
+or the SDK grows past 600 lines, and docs/ARCHITECTURE.md lists every module."""
 
 from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -97,10 +98,7 @@ GENERATED = [ROOT / "clients" / "python" / "src" / "mnemo" / "v1"]  # protoc's o
 # Modules over MAX_LINES today, each with the change that shrinks it (issue 18).
 # Delete an entry when its split lands: the test fails while an entry names a
 # module that is no longer oversize, so the list only ever shrinks.
-OVERSIZE_ALLOWED = {
-    # no split planned yet: reads, writes and maintenance of the SQLite store in one class
-    "server/mnemo_server/store/sqlite.py",
-}
+OVERSIZE_ALLOWED: set[str] = set()
 
 
 def module_sizes() -> dict[str, int]:
@@ -134,3 +132,62 @@ def test_the_size_check_counts_lines_and_skips_generated_code() -> None:
     assert oversize({"a.py": MAX_LINES, "b.py": MAX_LINES + 1}) == {"b.py": MAX_LINES + 1}
     store = ROOT / "server" / "mnemo_server" / "store" / "sqlite.py"
     assert sizes["server/mnemo_server/store/sqlite.py"] == len(store.read_text().splitlines())
+
+
+# ---------------------------------------------------------------- module listing
+
+ARCHITECTURE = ROOT / "docs" / "ARCHITECTURE.md"
+LISTED_PACKAGES = {
+    "server/mnemo_server": ROOT / "server" / "mnemo_server",
+    "clients/python/src/mnemo": ROOT / "clients" / "python" / "src" / "mnemo",
+}
+
+
+def listed_modules(text: str) -> dict[str, list[str]]:
+    """The modules each `### <package>` table of the listing names, in order."""
+    listed: dict[str, list[str]] = {}
+    current: list[str] | None = None
+    for line in text.splitlines():
+        if line.startswith("#"):
+            heading = line.lstrip("#").strip()
+            current = listed.setdefault(heading, []) if heading in LISTED_PACKAGES else None
+        elif current is not None:
+            found = re.match(r"\| `([^`]+\.py)` \|", line)
+            if found:
+                current.append(found.group(1))
+    return listed
+
+
+def package_modules(package: Path) -> set[str]:
+    return {
+        path.relative_to(package).as_posix()
+        for path in package.rglob("*.py")
+        if not any(path.is_relative_to(generated) for generated in GENERATED)
+    }
+
+
+def listing_problems(listed: dict[str, list[str]]) -> list[str]:
+    problems = []
+    for name, package in LISTED_PACKAGES.items():
+        names = listed.get(name, [])
+        actual = package_modules(package)
+        problems += [f"{name}/{m} is not listed" for m in sorted(actual - set(names))]
+        problems += [f"{name}/{m} is listed but does not exist" for m in sorted(set(names) - actual)]
+        problems += [f"{name}/{m} is listed twice" for m in sorted({m for m in names if names.count(m) > 1})]
+    return problems
+
+
+def test_the_architecture_page_lists_every_module_and_only_those() -> None:
+    assert listing_problems(listed_modules(ARCHITECTURE.read_text())) == []
+
+
+def test_the_listing_check_sees_a_missing_and_a_made_up_module() -> None:
+    listed = listed_modules(ARCHITECTURE.read_text())
+    assert len(listed["server/mnemo_server"]) > 50 and len(listed["clients/python/src/mnemo"]) > 20
+    listed["server/mnemo_server"].remove("store/sqlite_reads.py")
+    listed["clients/python/src/mnemo"].append("nowhere.py")
+    assert listing_problems(listed) == [
+        "server/mnemo_server/store/sqlite_reads.py is not listed",
+        "clients/python/src/mnemo/nowhere.py is listed but does not exist",
+    ]
+    assert "v1/memory_pb2.py" not in package_modules(LISTED_PACKAGES["clients/python/src/mnemo"])

@@ -4,7 +4,7 @@
     local.SentenceTransformerEmbedder   in-process model (default all-MiniLM-L6-v2)
     http.OpenAIHttpEmbedder         OpenAI-compatible /embeddings (Ollama, TEI, vLLM)
     batching.MicroBatchingEmbedder  concurrent calls share model calls
-    cached.CachingEmbedder          repeated texts answered from an LRU
+    cached.CachingEmbedder          repeated texts answered from a VectorCache
     vectors.check_vector            validation of client-supplied vectors
 
 The server composes them outermost first, so that only cache misses queue up
