@@ -1,11 +1,9 @@
 // `MnemoClient`: one method per RPC of MemoryService and AdminService, the
 // twin of the Python SDK's AsyncMnemoClient (mnemo/aio.py and client.py).
 
-import { createWriteStream } from "node:fs";
-import { once } from "node:events";
 import { create, type DescMethodUnary } from "@bufbuild/protobuf";
 import { createClient, type Client, type Transport } from "@connectrpc/connect";
-import { createGrpcTransport, Http2SessionManager } from "@connectrpc/connect-node";
+import { Calls } from "./calls.js";
 import * as convert from "./convert.js";
 import { callError, MnemoError } from "./errors.js";
 import * as extraction from "./extraction.js";
@@ -48,25 +46,10 @@ import type {
 import { Progress } from "./progress.js";
 import * as requests from "./requests.js";
 import type { WriteOp } from "./requests.js";
-import {
-  callTimeout,
-  Deadline,
-  requestIdOf,
-  resolveSettings,
-  transportOptions,
-  type ClientOptions,
-  type Settings,
-} from "./settings.js";
-import { anySignal, ExportStream, log, sleep, Watch } from "./streams.js";
+import { callTimeout, Deadline, type ClientOptions } from "./settings.js";
+import { ExportStream, Watch } from "./streams.js";
 import type * as t from "./types.js";
 
-type Unary<Req, Res> = (request: Req, options: ConnectCall) => Promise<Res>;
-type ServerStream<Req, Res> = (request: Req, options: ConnectCall) => AsyncIterable<Res>;
-interface ConnectCall {
-  signal: AbortSignal;
-  timeoutMs: number | undefined;
-  headers: HeadersInit | undefined;
-}
 type Source<T> = AsyncIterable<T> | Iterable<T>;
 
 /**
@@ -84,13 +67,10 @@ type Source<T> = AsyncIterable<T> | Iterable<T>;
  *   await client.close();
  */
 export class MnemoClient {
-  readonly #settings: Settings;
-  readonly #sessions: Http2SessionManager;
-  readonly #transport: Transport;
+  readonly #calls: Calls;
   readonly #memory: Client<typeof MemoryService>;
   readonly #admin: Client<typeof AdminService>;
   readonly #extraction: Client<typeof ExtractionService>;
-  readonly #closing = new AbortController();
 
   /**
    * @param address host:port of the server; `MNEMO_ADDRESS`, else
@@ -102,37 +82,22 @@ export class MnemoClient {
       options = address;
       address = undefined;
     }
-    this.#settings = resolveSettings(address, options);
-    const transport = transportOptions(this.#settings);
-    this.#sessions =
-      transport.sessionManager instanceof Http2SessionManager
-        ? transport.sessionManager
-        : new Http2SessionManager(
-            this.#settings.baseUrl,
-            {
-              pingIntervalMs: transport.pingIntervalMs,
-              pingIdleConnection: transport.pingIdleConnection,
-              pingTimeoutMs: transport.pingTimeoutMs,
-              idleConnectionTimeoutMs: transport.idleConnectionTimeoutMs,
-            },
-            transport.nodeOptions,
-          );
-    this.#transport = createGrpcTransport({ ...transport, sessionManager: this.#sessions });
-    this.#memory = createClient(MemoryService, this.#transport);
-    this.#admin = createClient(AdminService, this.#transport);
-    this.#extraction = createClient(ExtractionService, this.#transport);
+    this.#calls = new Calls(address, options);
+    this.#memory = createClient(MemoryService, this.#calls.transport);
+    this.#admin = createClient(AdminService, this.#calls.transport);
+    this.#extraction = createClient(ExtractionService, this.#calls.transport);
   }
 
   // -- plumbing -----------------------------------------------------------------
 
   /** The server address this client talks to. */
   get address(): string {
-    return this.#settings.address;
+    return this.#calls.settings.address;
   }
 
   /** The underlying connect-es transport (gRPC over HTTP/2). */
   get channel(): Transport {
-    return this.#transport;
+    return this.#calls.transport;
   }
 
   /** The raw mnemo.v1.MemoryService client, as an escape hatch: the API key and
@@ -154,101 +119,11 @@ export class MnemoClient {
 
   /** Closes the connection; calls in flight are cancelled. */
   async close(): Promise<void> {
-    this.#closing.abort(new MnemoError("the client was closed", { code: "cancelled" }));
-    this.#sessions.abort();
+    this.#calls.close();
   }
 
   toString(): string {
-    return `MnemoClient(${JSON.stringify(this.#settings.address)})`;
-  }
-
-  #connectCall(o: CallOptions | undefined, call: AbortController, timeoutMs: number | undefined): ConnectCall {
-    return {
-      signal: anySignal(o?.signal, this.#closing.signal, call.signal),
-      timeoutMs,
-      headers: o?.headers,
-    };
-  }
-
-  /** Calls a unary method, retrying per the policy within one deadline. */
-  async #unary<Req, Res>(
-    method: Unary<Req, Res>,
-    request: Req,
-    o: CallOptions | undefined,
-    retry = true,
-  ): Promise<Res> {
-    const deadline = new Deadline(callTimeout(this.#settings, o?.timeoutMs));
-    const policy = this.#settings.retry;
-    for (let attempt = 1; ; attempt++) {
-      const call = new AbortController();
-      const c = this.#connectCall(o, call, deadline.remainingMs());
-      let error: MnemoError;
-      try {
-        return await method(request, c);
-      } catch (err) {
-        error = callError(err, c.signal);
-      } finally {
-        call.abort();
-      }
-      const delay = retry ? policy.delay(attempt, error) : null;
-      if (delay === null || !deadline.allows(delay) || o?.signal?.aborted) {
-        throw error;
-      }
-      log("retrying in %d ms after %s", delay, error.message);
-      await sleep(delay, o?.signal, this.#closing.signal);
-    }
-  }
-
-  /** Yields a server stream's messages; retries only before the first one arrived. */
-  async *#serverStream<Req, Res>(
-    method: ServerStream<Req, Res>,
-    request: Req,
-    o: CallOptions | undefined,
-    retry = true,
-  ): AsyncGenerator<Res, undefined> {
-    const deadline = new Deadline(callTimeout(this.#settings, o?.timeoutMs, true));
-    const policy = this.#settings.retry;
-    let received = false;
-    for (let attempt = 1; ; attempt++) {
-      const call = new AbortController();
-      const c = this.#connectCall(o, call, deadline.remainingMs());
-      let error: MnemoError;
-      try {
-        for await (const message of method(request, c)) {
-          received = true;
-          yield message;
-        }
-        return undefined;
-      } catch (err) {
-        error = callError(err, c.signal);
-      } finally {
-        call.abort();
-      }
-      const delay = retry && !received ? policy.delay(attempt, error) : null;
-      if (delay === null || !deadline.allows(delay) || o?.signal?.aborted) {
-        throw error;
-      }
-      await sleep(delay, o?.signal, this.#closing.signal);
-    }
-  }
-
-  async *#pages<P extends { nextPageToken: string }, R>(
-    fetch: (token: string) => Promise<P>,
-    items: (page: P) => readonly R[],
-  ): AsyncGenerator<R, undefined> {
-    let token = "";
-    for (;;) {
-      const page = await fetch(token);
-      yield* items(page);
-      token = page.nextPageToken;
-      if (!token) {
-        return undefined;
-      }
-    }
-  }
-
-  #requestId(given: string | null | undefined): string | null {
-    return requestIdOf(this.#settings, given);
+    return `MnemoClient(${JSON.stringify(this.#calls.settings.address)})`;
   }
 
   // -- MemoryService --------------------------------------------------------------
@@ -262,8 +137,8 @@ export class MnemoClient {
    *     { userId: "bob", kind: "semantic", tags: ["birthday"], metadata: { year: 1990 } });
    */
   async create(content: string, options: CreateOptions = {}): Promise<t.CreateResult> {
-    const request = requests.createMemory(content, { ...options, requestId: this.#requestId(options.requestId) });
-    const response = await this.#unary(
+    const request = requests.createMemory(content, { ...options, requestId: this.#calls.requestId(options.requestId) });
+    const response = await this.#calls.unary(
       (r, c) => this.#memory.createMemory(r, c),
       request,
       options,
@@ -274,7 +149,7 @@ export class MnemoClient {
 
   /** Returns one memory (GetMemory). */
   async get(id: string, options: GetOptions = {}): Promise<t.Memory> {
-    const response = await this.#unary((r, c) => this.#memory.getMemory(r, c), requests.getMemory(id, options), options);
+    const response = await this.#calls.unary((r, c) => this.#memory.getMemory(r, c), requests.getMemory(id, options), options);
     return convert.memory(response.memory ?? create(MemorySchema));
   }
 
@@ -286,8 +161,8 @@ export class MnemoClient {
    * @returns The memory after the update.
    */
   async update(id: string, options: UpdateOptions = {}): Promise<t.Memory> {
-    const request = requests.updateMemory(id, { ...options, requestId: this.#requestId(options.requestId) });
-    const response = await this.#unary(
+    const request = requests.updateMemory(id, { ...options, requestId: this.#calls.requestId(options.requestId) });
+    const response = await this.#calls.unary(
       (r, c) => this.#memory.updateMemory(r, c),
       request,
       options,
@@ -298,8 +173,8 @@ export class MnemoClient {
 
   /** Deletes a memory, optionally only if its etag still matches (DeleteMemory). */
   async delete(id: string, options: DeleteOptions = {}): Promise<t.DeleteResult> {
-    const request = requests.deleteMemory(id, { ...options, requestId: this.#requestId(options.requestId) });
-    const response = await this.#unary(
+    const request = requests.deleteMemory(id, { ...options, requestId: this.#calls.requestId(options.requestId) });
+    const response = await this.#calls.unary(
       (r, c) => this.#memory.deleteMemory(r, c),
       request,
       options,
@@ -310,7 +185,7 @@ export class MnemoClient {
 
   /** Returns one page of memories in a scope (ListMemories); see `iterMemories`. */
   async list(options: ListOptions = {}): Promise<t.MemoryPage> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#memory.listMemories(r, c),
       requests.listMemories(options),
       options,
@@ -320,7 +195,7 @@ export class MnemoClient {
 
   /** Iterates over every memory of a scope, fetching pages as needed; `timeoutMs` applies to each page. */
   iterMemories(options: IterMemoriesOptions = {}): AsyncGenerator<t.Memory, undefined> {
-    return this.#pages(
+    return this.#calls.pages(
       (token) => this.list({ ...options, pageToken: token }),
       (page) => page.memories,
     );
@@ -337,7 +212,7 @@ export class MnemoClient {
       options = query;
       query = undefined;
     }
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#memory.searchMemories(r, c),
       requests.searchMemories(query, options),
       options,
@@ -355,7 +230,7 @@ export class MnemoClient {
     options: SearchDefaults = {},
   ): Promise<t.SearchResult[]> {
     const request = requests.batchSearchMemories(queries, requests.searchDefaults(options));
-    const response = await this.#unary((r, c) => this.#memory.batchSearchMemories(r, c), request, options);
+    const response = await this.#calls.unary((r, c) => this.#memory.batchSearchMemories(r, c), request, options);
     return response.results.map(convert.searchResult);
   }
 
@@ -384,8 +259,8 @@ export class MnemoClient {
       }
     }
     const call = new AbortController();
-    const timeoutMs = new Deadline(callTimeout(this.#settings, options.timeoutMs, true)).remainingMs();
-    const c = this.#connectCall(options, call, timeoutMs);
+    const timeoutMs = new Deadline(callTimeout(this.#calls.settings, options.timeoutMs, true)).remainingMs();
+    const c = this.#calls.connectCall(options, call, timeoutMs);
     try {
       for await (const response of this.#memory.streamSearchMemories(messages(), c)) {
         yield convert.streamSearchResult(response);
@@ -408,9 +283,9 @@ export class MnemoClient {
   async batchWrite(operations: readonly WriteOp[], options: BatchWriteOptions = {}): Promise<t.BatchWriteResult> {
     const request = requests.batchWriteMemories(operations, {
       ...options,
-      requestId: this.#requestId(options.requestId),
+      requestId: this.#calls.requestId(options.requestId),
     });
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#memory.batchWriteMemories(r, c),
       request,
       options,
@@ -450,8 +325,8 @@ export class MnemoClient {
       }
     }
     const call = new AbortController();
-    const timeoutMs = new Deadline(callTimeout(this.#settings, o.timeoutMs, true)).remainingMs();
-    const c = this.#connectCall(o, call, timeoutMs);
+    const timeoutMs = new Deadline(callTimeout(this.#calls.settings, o.timeoutMs, true)).remainingMs();
+    const c = this.#calls.connectCall(o, call, timeoutMs);
     try {
       return convert.importResult(await this.#memory.importMemories(messages(), c));
     } catch (err) {
@@ -482,7 +357,7 @@ export class MnemoClient {
    */
   export(options: ExportOptions = {}): ExportStream {
     const request = requests.exportMemories(options);
-    return new ExportStream(this.#serverStream((r, c) => this.#memory.exportMemories(r, c), request, options));
+    return new ExportStream(this.#calls.serverStream((r, c) => this.#memory.exportMemories(r, c), request, options));
   }
 
   /**
@@ -492,29 +367,17 @@ export class MnemoClient {
    */
   async exportJsonl(path: string, options: ExportJsonlOptions = {}): Promise<number> {
     const request = requests.exportMemories(options);
-    const out = createWriteStream(path, { encoding: "utf-8" });
     const bar = new Progress("exported", null, options.progress ?? null);
-    let count = 0;
+    const messages = this.#calls.serverStream<typeof request, ExportMemoriesResponse>(
+      (r, c) => this.#memory.exportMemories(r, c),
+      request,
+      options,
+    );
     try {
-      for await (const message of this.#serverStream<typeof request, ExportMemoriesResponse>(
-        (r, c) => this.#memory.exportMemories(r, c),
-        request,
-        options,
-      )) {
-        if (!out.write(jsonl.line(message) + "\n")) {
-          await once(out, "drain");
-        }
-        if (message.item.case === "memory") {
-          count += 1;
-          bar.advance();
-        }
-      }
+      return await jsonl.write(path, messages, () => bar.advance());
     } finally {
       bar.close();
-      out.end();
-      await once(out, "close");
     }
-    return count;
   }
 
   /**
@@ -522,8 +385,8 @@ export class MnemoClient {
    * a user's right to be forgotten. A scope or a filter is required.
    */
   async deleteMemories(options: DeleteMemoriesOptions = {}): Promise<t.DeleteMemoriesResult> {
-    const request = requests.deleteMemories({ ...options, requestId: this.#requestId(options.requestId) });
-    const response = await this.#unary(
+    const request = requests.deleteMemories({ ...options, requestId: this.#calls.requestId(options.requestId) });
+    const response = await this.#calls.unary(
       (r, c) => this.#memory.deleteMemories(r, c),
       request,
       options,
@@ -534,7 +397,7 @@ export class MnemoClient {
 
   /** Returns one page of a memory's versions, newest first (GetMemoryHistory). */
   async history(id: string, options: HistoryOptions = {}): Promise<t.HistoryPage> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#memory.getMemoryHistory(r, c),
       requests.getMemoryHistory(id, options),
       options,
@@ -544,7 +407,7 @@ export class MnemoClient {
 
   /** Iterates over all versions of a memory, newest first, fetching pages as needed. */
   iterHistory(id: string, options: IterHistoryOptions = {}): AsyncGenerator<t.MemoryVersion, undefined> {
-    return this.#pages(
+    return this.#calls.pages(
       (token) => this.history(id, { ...options, pageToken: token }),
       (page) => page.versions,
     );
@@ -573,9 +436,9 @@ export class MnemoClient {
     return new Watch(open, {
       startRevision: options.startRevision == null ? null : Number(options.startRevision),
       reconnect: options.reconnect ?? true,
-      retry: this.#settings.retry,
-      signals: [options.signal, this.#closing.signal],
-      deadline: new Deadline(callTimeout(this.#settings, options.timeoutMs, true)),
+      retry: this.#calls.settings.retry,
+      signals: [options.signal, this.#calls.closing.signal],
+      deadline: new Deadline(callTimeout(this.#calls.settings, options.timeoutMs, true)),
     });
   }
 
@@ -583,13 +446,13 @@ export class MnemoClient {
 
   /** Reports memory counts, index shards, caches, revisions and retention (GetStats). */
   async getStats(options: GetStatsOptions = {}): Promise<t.Stats> {
-    const response = await this.#unary((r, c) => this.#admin.getStats(r, c), requests.getStats(options), options);
+    const response = await this.#calls.unary((r, c) => this.#admin.getStats(r, c), requests.getStats(options), options);
     return convert.stats(response);
   }
 
   /** Compares the store, the index and the cache, and optionally repairs (CheckConsistency). */
   async checkConsistency(options: CheckConsistencyOptions = {}): Promise<t.ConsistencyReport> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#admin.checkConsistency(r, c),
       requests.checkConsistency(options),
       options,
@@ -599,7 +462,7 @@ export class MnemoClient {
 
   /** Writes a snapshot of every index shard now (CreateSnapshot). */
   async createSnapshot(options: CallOptions = {}): Promise<t.Snapshot> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#admin.createSnapshot(r, c),
       requests.createSnapshot(),
       options,
@@ -611,7 +474,7 @@ export class MnemoClient {
    * until one with `done` (ReembedMemories). */
   async *reembed(options: ReembedOptions = {}): AsyncGenerator<t.ReembedProgress, undefined> {
     const request = requests.reembedMemories(options);
-    for await (const message of this.#serverStream((r, c) => this.#admin.reembedMemories(r, c), request, options, false)) {
+    for await (const message of this.#calls.serverStream((r, c) => this.#admin.reembedMemories(r, c), request, options, false)) {
       yield convert.reembedProgress(message);
     }
     return undefined;
@@ -623,7 +486,7 @@ export class MnemoClient {
    * @param role "reader", "writer" or "admin".
    */
   async createApiKey(role: ApiKeyRoleLike, options: CreateApiKeyOptions = {}): Promise<t.CreatedApiKey> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#admin.createApiKey(r, c),
       requests.createApiKey(role, options),
       options,
@@ -634,7 +497,7 @@ export class MnemoClient {
 
   /** Returns one page of the tenant's API keys, without secrets (ListApiKeys). */
   async listApiKeys(options: ListApiKeysOptions = {}): Promise<t.ApiKeyPage> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#admin.listApiKeys(r, c),
       requests.listApiKeys(options),
       options,
@@ -644,7 +507,7 @@ export class MnemoClient {
 
   /** Iterates over all the tenant's API keys, fetching pages as needed. */
   iterApiKeys(options: IterApiKeysOptions = {}): AsyncGenerator<t.ApiKey, undefined> {
-    return this.#pages(
+    return this.#calls.pages(
       (token) => this.listApiKeys({ ...options, pageToken: token }),
       (page) => page.apiKeys,
     );
@@ -652,7 +515,7 @@ export class MnemoClient {
 
   /** Revokes an API key; it stops working at once (RevokeApiKey). */
   async revokeApiKey(id: string, options: CallOptions = {}): Promise<t.ApiKey> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#admin.revokeApiKey(r, c),
       requests.revokeApiKey(id),
       options,
@@ -673,8 +536,8 @@ export class MnemoClient {
    *     { userId: "alice", mode: "reconcile", wait: true });
    */
   async extract(messages: readonly ConversationMessage[], options: ExtractOptions = {}): Promise<extraction.Operation> {
-    const request = extraction.extractMemories(messages, { ...options, requestId: this.#requestId(options.requestId) });
-    const response = await this.#unary(
+    const request = extraction.extractMemories(messages, { ...options, requestId: this.#calls.requestId(options.requestId) });
+    const response = await this.#calls.unary(
       (r, c) => this.#extraction.extractMemories(r, c),
       request,
       options,
@@ -685,7 +548,7 @@ export class MnemoClient {
 
   /** Returns one extraction Operation (GetOperation). */
   async getOperation(id: string, options: CallOptions = {}): Promise<extraction.Operation> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#extraction.getOperation(r, c),
       extraction.getOperation(id),
       options,
@@ -695,7 +558,7 @@ export class MnemoClient {
 
   /** Returns one page of the caller's extraction Operations, newest first (ListOperations). */
   async listOperations(options: ListOperationsOptions = {}): Promise<extraction.OperationPage> {
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       (r, c) => this.#extraction.listOperations(r, c),
       extraction.listOperations(options),
       options,
@@ -705,7 +568,7 @@ export class MnemoClient {
 
   /** Iterates over all the caller's extraction Operations, fetching pages as needed. */
   iterOperations(options: IterOperationsOptions = {}): AsyncGenerator<extraction.Operation, undefined> {
-    return this.#pages(
+    return this.#calls.pages(
       (token) => this.listOperations({ ...options, pageToken: token }),
       (page) => page.operations,
     );
@@ -720,9 +583,9 @@ export class MnemoClient {
    */
   async health(service = "", options: CallOptions = {}): Promise<string> {
     const method = Health.methods[0] as DescMethodUnary;
-    const response = await this.#unary(
+    const response = await this.#calls.unary(
       async (input: { service: string }, c) =>
-        (await this.#transport.unary(method, c.signal, c.timeoutMs, c.headers, input)).message,
+        (await this.#calls.transport.unary(method, c.signal, c.timeoutMs, c.headers, input)).message,
       { service },
       options,
     );

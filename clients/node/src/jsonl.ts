@@ -6,7 +6,8 @@
 // export stream written down as it came, so an import can send it back
 // unchanged.
 
-import { createReadStream } from "node:fs";
+import { once } from "node:events";
+import { createReadStream, createWriteStream } from "node:fs";
 import { createInterface } from "node:readline";
 import { clone, fromJsonString, toJsonString } from "@bufbuild/protobuf";
 import { clampTimestamp } from "./convert.js";
@@ -110,4 +111,29 @@ export async function read(
     }
   }
   return { header: head.item.case === "header" ? head.item.value : null, memories: memories() };
+}
+
+/** Writes an export stream to `path` as it comes; resolves to how many memories it held. */
+export async function write(
+  path: string,
+  messages: AsyncIterable<ExportMemoriesResponse>,
+  advance: () => void,
+): Promise<number> {
+  const out = createWriteStream(path, { encoding: "utf-8" });
+  let count = 0;
+  try {
+    for await (const message of messages) {
+      if (!out.write(line(message) + "\n")) {
+        await once(out, "drain");
+      }
+      if (message.item.case === "memory") {
+        count += 1;
+        advance();
+      }
+    }
+  } finally {
+    out.end();
+    await once(out, "close");
+  }
+  return count;
 }
