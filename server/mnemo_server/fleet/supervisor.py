@@ -85,10 +85,14 @@ def resolve(address: str) -> str:
     return f"{host}:{free_port(host if host not in ('', '0.0.0.0', '[::]') else '127.0.0.1')}"
 
 
+#: Loaded here, not in the child between fork and exec (no dlopen there).
+_LIBC = ctypes.CDLL(None, use_errno=True) if sys.platform == "linux" else None
+_PR_SET_PDEATHSIG = 1
+
+
 def _die_with_parent() -> None:  # pragma: no cover - runs in the child before exec
-    if sys.platform == "linux":
-        with contextlib.suppress(Exception):
-            ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    if _LIBC is not None:
+        _LIBC.prctl(_PR_SET_PDEATHSIG, signal.SIGTERM)
 
 
 class Supervisor:

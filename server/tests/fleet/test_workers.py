@@ -145,7 +145,19 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     fleet = Fleet(data_dir, "--auth-enabled", "on", env_key(BOOTSTRAP))
     fleet.metadata = bearer(BOOTSTRAP)
     yield fleet
-    fleet.close()
+    pids = [w["pid"] for w in fleet.health()["workers"] if w["pid"]]
+    fleet.close()  # kill -9 of the supervisor: the workers must not outlive it
+    deadline = time.monotonic() + 60
+    while any(Path(f"/proc/{pid}").exists() and "zombie" not in state(pid) for pid in pids):
+        assert time.monotonic() < deadline, f"workers {pids} outlived their supervisor"
+        time.sleep(0.1)
+
+
+def state(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/status").read_text().split("State:", 1)[1].split("\n", 1)[0]
+    except (FileNotFoundError, IndexError):
+        return "zombie"
 
 
 def env_key(secret: str) -> str:
@@ -255,6 +267,25 @@ def test_a_revocation_holds_on_every_worker_at_once(fleet: Fleet) -> None:
             grpc.StatusCode.UNAUTHENTICATED,
             "API_KEY_INVALID",
         )
+
+
+def test_a_watch_on_any_worker_delivers_every_workers_writes_in_order(fleet: Fleet) -> None:
+    user = "watched"
+    streams = [
+        fleet.memory(j).WatchMemories(pb.WatchMemoriesRequest(scope=m.Scope(user_id=user))) for j in range(4)
+    ]
+    for stream in streams:  # the first progress notification: the watch is in place
+        assert next(stream).progress_notification
+    written = [create(fleet, i, f"watched note {i}", user) for i in range(CHANNELS)]
+    expected = [(w.id, w.revision) for w in written]
+    for stream in streams:
+        seen: list[tuple[str, int]] = []
+        for response in stream:
+            seen += [(e.memory_id, e.revision) for e in response.events]
+            if len(seen) >= len(expected):
+                break
+        stream.cancel()
+        assert seen == expected  # every worker's writes, in revision order, once
 
 
 def test_the_fleet_reports_health_and_metrics_per_worker(fleet: Fleet) -> None:
