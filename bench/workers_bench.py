@@ -9,7 +9,8 @@ sending SearchMemories with a fresh random vector each time (never a
 result-cache hit), top_k 10, over the whole tenant. Each row gives searches/s,
 latency percentiles and the cores used by the server's processes (the
 supervisor and its workers), the clients and everything else: the machine may
-be shared. The last line is the throughput ratio of the medians.
+be shared (others: every other process, such as other jobs on the machine).
+The last line is the throughput ratio of the medians.
 
     .venv/bin/python bench/workers_bench.py --quick
     .venv/bin/python bench/workers_bench.py --memories 50000 --rounds 3 --workers 2
@@ -112,9 +113,13 @@ def client(target: str, threads: int, start_at: float, seconds: float, seed: int
     workers = [threading.Thread(target=run, args=(t,)) for t in range(threads)]
     for w in workers:
         w.start()
+    while time.time() < start_at:
+        time.sleep(0.001)
+    began = os.times()
     for w in workers:
         w.join()
-    out.put((latencies, errors))
+    ended = os.times()
+    out.put((latencies, errors, ended.user + ended.system - began.user - began.system))
 
 
 def measure(target: str, pid: int, procs: int, threads: int, seconds: float, seed: int) -> dict[str, Any]:
@@ -137,10 +142,11 @@ def measure(target: str, pid: int, procs: int, threads: int, seconds: float, see
     elapsed = min(after[0] - before[0], seconds) or seconds
     latencies = np.array([x for r in results for x in r[0]], dtype=np.int64)
     errors = [e for r in results for e in r[1]]
-    server = (after[2] - before[2]) / (after[0] - before[0])
-    busy = (after[1] - before[1]) / (after[0] - before[0])
-    # The clients are the other busy processes of this run: reported with them.
-    cpu = Cpu(server, max(0.0, busy - server), 0.0)
+    wall = after[0] - before[0]
+    server = (after[2] - before[2]) / wall
+    clients = sum(r[2] for r in results) / wall
+    busy = (after[1] - before[1]) / wall
+    cpu = Cpu(server, clients, max(0.0, busy - server - clients))
     return {
         "per_s": len(latencies) / elapsed,
         "p50": float(np.percentile(latencies, 50) / 1e6),
@@ -206,6 +212,7 @@ def main() -> None:
                     result["errors"],
                     f"{cpu.server:.2f}",
                     f"{cpu.client:.2f}",
+                    f"{cpu.others:.2f}",
                     f"{result['load']:.1f}",
                 )
             )
@@ -216,8 +223,8 @@ def main() -> None:
         f"{clients} clients ({args.procs} processes x {args.threads} threads), {args.memories:,} memories, "
         f"{args.seconds:.0f} s per row, {os.cpu_count()} cores"
     )
-    header = ["round", "workers", "searches/s", "p50 ms", "p99 ms", "errors", "server cores", "other cores"]
-    for line in table([*header, "load avg (1 min)"], ["---:"] * 9, rows):
+    header = ["round", "workers", "searches/s", "p50 ms", "p99 ms", "errors", "server cores", "client cores"]
+    for line in table([*header, "other cores", "load avg (1 min)"], ["---:"] * 10, rows):
         print(line)
     one, many = statistics.median(by_workers[1]), statistics.median(by_workers[args.workers])
     print(f"\n--workers {args.workers} / --workers 1 throughput (medians): {many / one:.2f}x")
