@@ -35,6 +35,9 @@ from mnemo_server.api.server import MAX_SEND_BYTES, SERVICES, add_services, bind
 from mnemo_server.cache import Caches
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
+from mnemo_server.fleet import worker_index
+from mnemo_server.fleet.counters import KeyGeneration, RevisionSignal, SharedCounters
+from mnemo_server.fleet.leader import AlwaysLeader, FileLeaderLock, FleetLock
 from mnemo_server.index.base import VectorIndex
 from mnemo_server.runtime import Runtime, close_components
 from mnemo_server.service import SERVER_VERSION, MemoryService
@@ -166,7 +169,7 @@ class App:
         self.health = HealthServicer()
         # ContextExecutor: the service's stage spans find their RPC's span.
         self.executor = ContextExecutor(
-            max_workers=settings.server.workers, thread_name_prefix="mnemo-worker", initializer=_worker_init
+            max_workers=settings.server.threads, thread_name_prefix="mnemo-worker", initializer=_worker_init
         )
         self.telemetry = Telemetry(settings, executor=self.executor, version=SERVER_VERSION)
         self.security = build_security(settings, self.executor)
@@ -184,17 +187,27 @@ class App:
         #: The background loops, once the service has loaded.
         self.runtime: Runtime | None = None
         self.extraction = ExtractionServicer(self.executor, self.gate, settings)
+        #: This process's number when it is one worker of a fleet (--workers N).
+        self.worker = worker_index()
+        self._counters: SharedCounters | None = None
+        self.lock: FleetLock = AlwaysLeader()
 
     async def start(self) -> int:
         """Opens the port (health NOT_SERVING) and starts loading; returns the
         bound port. Await `ready()` for SERVING."""
         cfg = self.settings.server
         os.makedirs(cfg.data_dir, exist_ok=True)
+        if self.worker is not None:
+            fleet_dir = cfg.data_dir / "fleet"
+            self._counters = SharedCounters(fleet_dir / "counters")
+            self.lock = FileLeaderLock(fleet_dir / "leader.lock")
+            self.security.keys.generation = KeyGeneration(self._counters)
         self.telemetry.start()
         self.server = build_server(
             self.settings,
             # Telemetry first: it sees every call as the client does.
             (*self.telemetry.interceptors, *self._extra_interceptors, self.security),
+            reuse_port=self.worker is not None,
         )
         await set_health(self.health, serving=False)
         # Servicers must exist before the server starts; they get the service
@@ -212,6 +225,7 @@ class App:
 
             self.web = WebServer(
                 self.settings,
+                reuse_port=self.worker is not None,
                 secret=self.security.forward_secret,
                 healthy=lambda: self.gate.ready and not self.gate.draining,
                 version=SERVER_VERSION,
@@ -240,11 +254,22 @@ class App:
         self.gate.ready = True
         await set_health(self.health, serving=True)
         self.runtime = Runtime(
-            self.settings, self.executor, service, self.storage, on_storage_lost=self._storage_lost
+            self.settings,
+            self.executor,
+            service,
+            self.storage,
+            on_storage_lost=self._storage_lost,
+            lock=self.lock,
+            on_lead=self._on_lead if self.worker is not None else None,
         )
         self.runtime.start()
         self._loaded.set()
         log.info("serving")
+
+    async def _on_lead(self) -> None:
+        """This worker now leads the fleet: it resumes the unfinished extraction jobs."""
+        if self.extraction.runner is not None:
+            await self.extraction.runner.resume()
 
     async def _start_extraction(self, service: MemoryService) -> None:
         """Opens the job table, and runs jobs when an LLM is configured (docs/extraction.md)."""
@@ -268,7 +293,7 @@ class App:
                 ),
             )
             self.extraction.runner = runner
-            await runner.start()
+            await runner.start(resume=self.worker is None)  # in a fleet the leader resumes (_on_lead)
 
     def _build_service(self) -> MemoryService:
         from mnemo_server.embed.cached import CachingEmbedder
@@ -297,7 +322,9 @@ class App:
             caches=caches if self.settings.cache.enabled or self.settings.server.redis_url else None,
             inline_cache_hits=not self.settings.server.redis_url,
             storage_guard=watch.check,
+            revision_signal=RevisionSignal(self._counters) if self._counters is not None else None,
         )
+        service.leads = self.lock.try_lead
         service.load()
         self.telemetry.attach(
             service,
@@ -369,6 +396,9 @@ class App:
             await self.runtime.stop_loops()
             await self.runtime.final_snapshot()
         await close_components(self.executor, self._components)
+        self.lock.release()
+        if self._counters is not None:
+            self._counters.close()
         with contextlib.suppress(Exception):
             await self.security.aclose()
         self.telemetry.close()

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mnemo_server import fleet
 from mnemo_server.config import ConfigError, Settings, load_settings, setting_names
 
 
@@ -82,6 +83,11 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     return load_settings(config_file=config, overrides=overrides)
 
 
+def _report_ready(loaded: asyncio.Future[None]) -> None:
+    if not loaded.cancelled() and loaded.exception() is None:
+        fleet.report("serving")
+
+
 async def serve(settings: Settings) -> None:
     from mnemo_server.app import App
 
@@ -99,12 +105,14 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, on_signal, sig)
     await app.start()
     loader = asyncio.ensure_future(app.ready())
+    loader.add_done_callback(_report_ready)
     stopper = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({loader, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if loader in done and loader.exception() is not None:
         await app.stop(grace=0)
         raise SystemExit(f"mnemo-server: start-up failed: {loader.exception()}")
     await stopper
+    fleet.report("draining")
     # SIGTERM (Kubernetes, docker stop) drains first; Ctrl-C at a terminal stops at once.
     if received[0] == signal.SIGTERM and settings.server.shutdown_drain_s > 0:
         await app.drain(settings.server.shutdown_drain_s, hurry)
@@ -132,4 +140,9 @@ def main(argv: list[str] | None = None) -> None:
     # NumPy's OpenBLAS threads stall small scans on busy cores (a 10k-row
     # scan took 9-32 ms instead of 1.2 ms); large batches use FAISS threads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if settings.server.workers > 1 and fleet.worker_index() is None:
+        # Several processes on one address: a supervisor, not a server (fleet/supervisor.py).
+        from mnemo_server.fleet.supervisor import supervise
+
+        raise SystemExit(supervise(settings, list(sys.argv[1:] if argv is None else argv)))
     asyncio.run(serve(settings))

@@ -185,9 +185,7 @@ class Tracing:
 
             self.provider.add_span_processor(
                 BatchSpanProcessor(
-                    OTLPSpanExporter(
-                        endpoint=endpoint, insecure=endpoint.startswith("http://")
-                    )
+                    OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
                 )
             )
         if cfg.console:

@@ -99,9 +99,17 @@ class ExtractionRunner:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
 
-    async def start(self) -> int:
-        """Queues every job a previous run left unfinished; returns how many."""
+    async def start(self, *, resume: bool = True) -> int:
+        """Queues every job a previous run left unfinished (unless not
+        `resume`: in a fleet the leader does, see `resume`); returns how many."""
+        return await self.resume() if resume else 0
+
+    async def resume(self) -> int:
+        """Queues every unfinished job not queued here yet; returns how many.
+        In a fleet a job another worker is running may be queued again: its
+        write carries the job's request id, so it is not written twice."""
         jobs = await self._run_in(self.executor, self.jobs.unfinished)
+        jobs = [job for job in jobs if job.id not in self._finished]
         for job in jobs:
             self._enqueue(job)
         if jobs:

@@ -290,16 +290,19 @@ class Lifecycle(Writes, Recovery):
         log.info("retention removed %d memories", removed)
         return removed
 
-    def upkeep(self) -> dict[str, int]:
+    def upkeep(self, *, lead: bool = True) -> dict[str, int]:
         """The periodic chores: catching up with other processes' writes
-        (which also ends inline cache answers once there are any), expiry,
-        retention, retrieval times, old request ids, and log compaction."""
-        self._catch_up()
-        done = {"expired": self.sweep_expired(), "retention": self.enforce_retention()}
+        (which also ends inline cache answers once there are any), retrieval
+        times, and when `lead` (the one process of a fleet that runs the
+        shared work) expiry, retention, old request ids, and log compaction."""
+        self._catch_up(force=True)
         with self._retrieved_lock:
             keys, self._retrieved = sorted(self._retrieved), set()
         if keys:
             self.store.touch_retrieved(keys, self.clock())
+        if not lead:
+            return {}
+        done = {"expired": self.sweep_expired(), "retention": self.enforce_retention()}
         done["request_ids"] = self.store.purge_idempotency(
             before_us=self.clock() - self._idempotency_window_us
         )

@@ -14,6 +14,9 @@
 Inline answers are given only while no other process has been seen writing
 the store (`_shared_store`, set by a catch-up that found foreign changes; the
 upkeep loop catches up too). After that every search catches up first.
+Workers of one fleet announce their writes (`revision_signal`): there an
+inline answer is given while this index has applied every announced
+revision, and a catch-up is needed only when it has not.
 """
 
 from __future__ import annotations
@@ -57,7 +60,7 @@ class Search(Recovery):
         """The result-cache hits of every query, found without leaving this
         process, or None (then call `search`, which reuses the lookups)."""
         caches = self.caches
-        if not self.inline_cache_hits or caches is None or self._shared_store:
+        if not self.inline_cache_hits or caches is None or self._shared_store or self._behind():
             return None
         if not all(p.cacheable for p in prepared.queries):
             return None

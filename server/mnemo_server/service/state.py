@@ -12,6 +12,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from mnemo_server.cache import Caches
 from mnemo_server.config import Settings
@@ -22,6 +23,14 @@ from mnemo_server.feed import ChangeFeed, FeedEvent
 from mnemo_server.index.base import VectorIndex
 from mnemo_server.models import Principal, Scope, now_us
 from mnemo_server.store.base import RecordStore
+
+
+class RevisionSignalLike(Protocol):
+    """The latest revision the workers sharing a store have committed."""
+
+    def latest(self) -> int: ...
+
+    def announce(self, revision: int) -> None: ...
 
 
 class ServiceState:
@@ -39,6 +48,7 @@ class ServiceState:
         caches: Caches | None = None,
         inline_cache_hits: bool = False,
         storage_guard: Callable[[], None] | None = None,
+        revision_signal: RevisionSignalLike | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -56,6 +66,12 @@ class ServiceState:
         #: Set once a catch-up found changes another process committed: from
         #: then on every search catches up first (see search.py).
         self._shared_store = False
+        #: The fleet's latest committed revision (fleet/counters.py), when
+        #: this process is one worker of several; writes raise it.
+        self.revision_signal = revision_signal
+        #: Whether this process may write index snapshots now: in a fleet,
+        #: only its leader does (fleet/leader.py), so two never write at once.
+        self.leads: Callable[[], bool] = lambda: True
         self._write_lock = threading.RLock()
         self._expiry = ExpiryTracker()
         self._snapshot_revision = 0
@@ -64,6 +80,12 @@ class ServiceState:
         self.feed = ChangeFeed(capacity=settings.lifecycle.watch_buffer)
         self._retrieved: set[int] = set()
         self._retrieved_lock = threading.Lock()
+
+    def _behind(self) -> bool:
+        """True when another worker announced a revision this index has not
+        applied yet: one memory read."""
+        signal = self.revision_signal
+        return signal is not None and signal.latest() > self._applied_revision
 
     @property
     def applied_revision(self) -> int:

@@ -75,7 +75,7 @@ class Probe:
 def test_queries_in_flight_are_bounded_per_stream_and_per_server(tmp_path: Path, make_server: Any) -> None:
     server = make_server(
         make_settings(
-            tmp_path, limits={"max_stream_in_flight": 3, "max_stream_queries": 4}, server={"workers": 16}
+            tmp_path, limits={"max_stream_in_flight": 3, "max_stream_queries": 4}, server={"threads": 16}
         )
     )
     probe = Probe(server.app.service.search, 0.02)
