@@ -82,6 +82,15 @@ def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
     return load_settings(env={}, overrides=overrides)
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_postgres() -> Iterator[None]:
+    """Stops the PostgreSQL the store tests started (tests/pg_server.py), if any."""
+    yield
+    from . import pg_server
+
+    pg_server.stop_shared()
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Iterator[Embedder]:
     """The real model, loaded once for the whole run."""
