@@ -101,8 +101,15 @@ def embedder() -> Iterator[Embedder]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[RunningServer]:
-    """One server for the session; tests keep apart by using their own user ids."""
-    running = start_server(make_settings(tmp_path_factory.mktemp("data")), embedder)
+    """One server for the session; tests keep apart by using their own user ids.
+    MNEMO_TEST_STORE=postgresql runs it on the test PostgreSQL (tests/pg_server.py)
+    instead of SQLite, so that the RPC tests can be run against that store."""
+    sections: dict[str, dict[str, Any]] = {}
+    if os.environ.get("MNEMO_TEST_STORE", "sqlite") == "postgresql":
+        from .pg_server import fresh_database_url
+
+        sections["store"] = {"url": fresh_database_url()}
+    running = start_server(make_settings(tmp_path_factory.mktemp("data"), **sections), embedder)
     yield running
     running.stop()
 

@@ -52,7 +52,10 @@ def _free_port() -> int:
 class PgServer:
     """Start with start(), stop with stop(); `url(db)` names a database."""
 
-    def __init__(self) -> None:
+    def __init__(self, *, durable: bool = False) -> None:
+        """`durable`: fsync and synchronous commit on, as in production
+        (benchmarks); tests leave them off."""
+        self.durable = durable
         self.bindir = pg_bindir()
         self.root = Path(tempfile.mkdtemp(prefix="mnemo-pg-"))
         self.data = self.root / "data"
@@ -100,8 +103,10 @@ class PgServer:
     def start_server(self) -> None:
         options = (
             f"-c port={self.port} -c listen_addresses=127.0.0.1 -c unix_socket_directories={self.root}"
-            " -c fsync=off -c synchronous_commit=off -c full_page_writes=off -c max_connections=200"
+            " -c max_connections=200"
         )
+        if not self.durable:
+            options += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off"
         self._run("pg_ctl", "-D", str(self.data), "-l", str(self.root / "log"), "-o", options, "-w", "start")
 
     def stop(self) -> None:
