@@ -87,6 +87,7 @@ class PostgresStore(PgLog, RecordStore):
                     txn = PgWriteTxn(conn, start)
                     try:
                         yield txn
+                        txn.flush()
                         if txn.revision != start:
                             conn.execute("UPDATE revision_counter SET value = %s", (txn.revision,))
                     finally:

@@ -74,10 +74,25 @@ class PgWriteTxn(WriteTxn):
         self._revision = revision
         self._savepoints = 0
         self._open = True
+        # History and revision log rows, sent in one executemany (psycopg
+        # pipelines it) before anything that reads or removes them, before a
+        # savepoint ends and before commit: a 1,000-row batch then costs one
+        # round trip per memory, not three.
+        self._history: list[tuple[Any, ...]] = []
+        self._revlog: list[tuple[Any, ...]] = []
 
     @property
     def revision(self) -> int:
         return self._revision
+
+    def flush(self) -> None:
+        """Writes the buffered log rows (the store calls it before COMMIT)."""
+        if self._history:
+            self._cur.executemany(_HISTORY_SQL, self._history)
+            self._history.clear()
+        if self._revlog:
+            self._cur.executemany(_REVLOG_SQL, self._revlog)
+            self._revlog.clear()
 
     def close(self) -> None:
         self._open = False
@@ -185,6 +200,7 @@ class PgWriteTxn(WriteTxn):
 
     def purge_history(self, tenant: str, memories: Sequence[Memory]) -> None:
         self._check_open()
+        self.flush()
         self._cur.execute(
             "DELETE FROM history WHERE tenant = %s AND memory_id = ANY(%s) AND life_key = ANY(%s)",
             (tenant, sorted({m.id for m in memories}), [m.key for m in memories]),
@@ -192,6 +208,7 @@ class PgWriteTxn(WriteTxn):
 
     def purge_scope_history(self, tenant: str, scope: Scope) -> list[str]:
         self._check_open()
+        self.flush()
         where, params = _scope_where(scope, alias="")
         rows = self._cur.execute(
             f"DELETE FROM history WHERE {' AND '.join(['tenant = %s', *where])} RETURNING memory_id",
@@ -290,14 +307,18 @@ class PgWriteTxn(WriteTxn):
     def _savepoint(self) -> Iterator[None]:
         self._savepoints += 1
         name = f"sp{self._savepoints}"  # internal counter, never user text
+        self.flush()
         self._cur.execute(f"SAVEPOINT {name}")
         try:
             yield
         except BaseException:
             # Revisions taken inside stay taken (the counter only grows).
+            self._history.clear()
+            self._revlog.clear()
             self._cur.execute(f"ROLLBACK TO {name}")
             self._cur.execute(f"RELEASE {name}")
             raise
+        self.flush()
         self._cur.execute(f"RELEASE {name}")
 
     def _check_revision(self, revision: int) -> None:
@@ -320,8 +341,7 @@ class PgWriteTxn(WriteTxn):
         revision = subject.revision if revision is None else revision
         version = subject.version if version is None else version
         scope = subject.scope
-        self._cur.execute(
-            _HISTORY_SQL,
+        self._history.append(
             (
                 revision,
                 subject.tenant,
@@ -339,8 +359,7 @@ class PgWriteTxn(WriteTxn):
                 codec.dumps(list(changed_fields)),
             ),
         )
-        self._cur.execute(
-            _REVLOG_SQL,
+        self._revlog.append(
             (
                 revision,
                 subject.tenant,
