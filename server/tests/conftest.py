@@ -82,6 +82,16 @@ def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
     return load_settings(env={}, overrides=overrides)
 
 
+def store_sections() -> dict[str, dict[str, Any]]:
+    """Settings for the store under test: SQLite, or with MNEMO_TEST_STORE=postgresql
+    a fresh database on the test PostgreSQL (tests/pg_server.py)."""
+    if os.environ.get("MNEMO_TEST_STORE", "sqlite") != "postgresql":
+        return {}
+    from .pg_server import fresh_database_url
+
+    return {"store": {"url": fresh_database_url()}}
+
+
 @pytest.fixture(scope="session", autouse=True)
 def _stop_shared_postgres() -> Iterator[None]:
     """Stops the PostgreSQL the store tests started (tests/pg_server.py), if any."""
@@ -102,14 +112,8 @@ def embedder() -> Iterator[Embedder]:
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[RunningServer]:
     """One server for the session; tests keep apart by using their own user ids.
-    MNEMO_TEST_STORE=postgresql runs it on the test PostgreSQL (tests/pg_server.py)
-    instead of SQLite, so that the RPC tests can be run against that store."""
-    sections: dict[str, dict[str, Any]] = {}
-    if os.environ.get("MNEMO_TEST_STORE", "sqlite") == "postgresql":
-        from .pg_server import fresh_database_url
-
-        sections["store"] = {"url": fresh_database_url()}
-    running = start_server(make_settings(tmp_path_factory.mktemp("data"), **sections), embedder)
+    MNEMO_TEST_STORE=postgresql runs it on PostgreSQL (store_sections())."""
+    running = start_server(make_settings(tmp_path_factory.mktemp("data"), **store_sections()), embedder)
     yield running
     running.stop()
 
