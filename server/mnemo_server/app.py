@@ -116,6 +116,11 @@ def _store_id(store: RecordStore) -> str:
 
 
 def build_store(settings: Settings, *, guard: Callable[[], None] | None = None) -> RecordStore:
+    """PostgreSQL when store.url is set, else the SQLite file in data_dir."""
+    if settings.store.url:
+        from mnemo_server.store.pg import PostgresStore
+
+        return PostgresStore(settings.store.url, pool_size=settings.store.pool_size)
     from mnemo_server.store.sqlite import SqliteStore
 
     return SqliteStore(
@@ -126,6 +131,10 @@ def build_store(settings: Settings, *, guard: Callable[[], None] | None = None) 
 def build_key_store(settings: Settings, *, guard: Callable[[], None] | None = None) -> KeyStore:
     """API keys, in the store's file (open the store first); `guard` as for
     build_store."""
+    if settings.store.url:
+        from mnemo_server.store.pg_keys import PgKeyStore
+
+        return PgKeyStore(settings.store.url)
     from mnemo_server.store.sqlite_keys import SqliteKeyStore
 
     return SqliteKeyStore(settings.server.data_dir / "mnemo.db", guard=guard)
@@ -301,7 +310,8 @@ class App:
         base = self._given_embedder or build_embedder(self.settings, wrap_model=self.telemetry.wrap_model)
         watch = DataDirectoryWatch(self.settings.server.data_dir)
         store = build_store(self.settings, guard=watch.check)
-        watch.track(self.settings.server.data_dir / "mnemo.db")
+        if not self.settings.store.url:
+            watch.track(self.settings.server.data_dir / "mnemo.db")
         self.storage = watch
         self._open_security(store, guard=watch.check)
         caches = build_caches(self.settings, store)

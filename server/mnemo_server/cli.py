@@ -60,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"mnemo-server {package_version()}")
     p.add_argument("--config", type=Path, help="a TOML settings file (env MNEMO_CONFIG)")
+    p.add_argument("--store", dest="store.url", default=None, metavar="URL", help="the same as --store-url")
     for section, name, env, flag, default, doc in setting_names():
         kwargs: dict[str, Any] = {
             "dest": f"{section}.{name}",
@@ -120,7 +121,33 @@ async def serve(settings: Settings) -> None:
     await app.stop()
 
 
+def migrate(argv: list[str]) -> None:
+    """`mnemo-server migrate --store URL`: applies the PostgreSQL schema
+    migrations and exits (servers also apply them at start)."""
+    p = argparse.ArgumentParser(
+        prog="mnemo-server migrate", description="Bring a PostgreSQL store's schema up to this version."
+    )
+    p.add_argument("--store", required=True, metavar="URL", help="postgresql://user@host:port/db")
+    args = p.parse_args(argv)
+    import psycopg
+
+    from mnemo_server import errors
+    from mnemo_server.store.pg_schema import migrate as apply
+
+    try:
+        with psycopg.connect(args.store, autocommit=True, connect_timeout=10) as conn:
+            before, after = apply(conn)
+    except (psycopg.Error, errors.MnemoError) as exc:
+        print(f"mnemo-server migrate: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"schema version {before} -> {after}" if before != after else f"schema version {after}: up to date")
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:
+        migrate(argv[1:])
+        return
     try:
         settings = settings_from_args(argv)
     except ConfigError as exc:

@@ -633,6 +633,7 @@ const ELSEWHERE: Partial<Record<keyof typeof ErrorReason, string>> = {
   EXTRACTION_NOT_CONFIGURED: "extraction.spec.ts (a server without an LLM)",
   OPERATION_NOT_FOUND: "extraction.spec.ts",
   CONVERSATION_INVALID: "extraction.spec.ts",
+  STORE_UNAVAILABLE: "server/tests/store/test_pg_store.py (Python: the PostgreSQL server stopped)",
 };
 
 /** Not a reason: the enum's zero value. */

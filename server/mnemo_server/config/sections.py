@@ -89,10 +89,20 @@ def check_workers(workers: int) -> None:
 @dataclass(frozen=True)
 class StoreSettings:
     synchronous: str = doc("SQLite synchronous mode: FULL (fsync every commit) or NORMAL.", default="FULL")
+    url: str = doc(
+        "A PostgreSQL database (postgresql://user@host:port/db) to store memories and API keys in; "
+        "empty for the SQLite file in data_dir (docs/operations.md, PostgreSQL).",
+        default="",
+    )
+    pool_size: int = doc("Most connections to PostgreSQL this server opens (store.url).", default=16)
 
     def validate(self) -> None:
         if self.synchronous.upper() not in ("FULL", "NORMAL"):
             raise ConfigError(f"store.synchronous: expected FULL or NORMAL, got {self.synchronous!r}")
+        if self.url and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"store.url: expected a postgresql:// URL, got {self.url.split(':')[0]!r}")
+        if self.pool_size < 2:
+            raise ConfigError("store.pool_size must be at least 2")
 
 
 @dataclass(frozen=True)
