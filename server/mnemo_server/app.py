@@ -48,6 +48,7 @@ from mnemo_server.telemetry_grpc import Telemetry
 
 if TYPE_CHECKING:
     from mnemo_server.api.web import WebServer
+    from mnemo_server.extraction.job_store import JobStore
 
 log = logging.getLogger("mnemo.app")
 
@@ -282,16 +283,10 @@ class App:
 
     async def _start_extraction(self, service: MemoryService) -> None:
         """Opens the job table, and runs jobs when an LLM is configured (docs/extraction.md)."""
-        from mnemo_server.extraction.jobs import SqliteJobStore
         from mnemo_server.extraction.runner import build_runner
 
         loop = asyncio.get_running_loop()
-        path = self.settings.server.data_dir / "mnemo.db"
-        guard = self.storage.check if self.storage is not None else None
-        sync = self.settings.store.synchronous.upper()
-        jobs = await loop.run_in_executor(
-            self.executor, lambda: SqliteJobStore(path, guard=guard, synchronous=sync)
-        )
+        jobs = await loop.run_in_executor(self.executor, self._open_jobs)
         self._components.append(jobs)
         self.extraction.service, self.extraction.jobs = service, jobs
         if self.settings.extraction.enabled:
@@ -303,6 +298,21 @@ class App:
             )
             self.extraction.runner = runner
             await runner.start(resume=self.worker is None)  # in a fleet the leader resumes (_on_lead)
+
+    def _open_jobs(self) -> JobStore:
+        """The job table: the PostgreSQL store's (shared by every server on
+        it) when store.url is set, else the store's SQLite file."""
+        if self.settings.store.url:
+            from mnemo_server.extraction.pg_jobs import PgJobStore
+
+            return PgJobStore(self.settings.store.url)
+        from mnemo_server.extraction.jobs import SqliteJobStore
+
+        return SqliteJobStore(
+            self.settings.server.data_dir / "mnemo.db",
+            guard=self.storage.check if self.storage is not None else None,
+            synchronous=self.settings.store.synchronous.upper(),
+        )
 
     def _build_service(self) -> MemoryService:
         from mnemo_server.embed.cached import CachingEmbedder
