@@ -230,3 +230,31 @@ def test_servers_racing_one_request_id_store_one_job(opener: Opener) -> None:
     assert len(results) == 8
     assert sum(created for _, created in results) == 1
     assert len({j.id for j, _ in results}) == 1
+
+
+def test_a_version_1_postgresql_database_gets_the_job_table() -> None:
+    """A database migrated before jobs moved to PostgreSQL keeps its memories
+    and gains extraction_jobs at the next start (migration step 2)."""
+    import psycopg
+
+    from mnemo_server.extraction.pg_jobs import PgJobStore
+    from mnemo_server.store.pg import PostgresStore
+    from mnemo_server.store.pg_schema import MIGRATIONS, SCHEMA_VERSION
+
+    from ..pg_server import shared
+
+    url = shared().create_database()
+    with psycopg.connect(url, autocommit=True) as conn:
+        for statement in MIGRATIONS[0]:
+            conn.execute(statement)
+        conn.execute("UPDATE schema_version SET version = 1")
+        assert conn.execute("SELECT to_regclass('extraction_jobs')").fetchone() == (None,)
+    PostgresStore(url, pool_size=1).close()  # migrates
+    with psycopg.connect(url, autocommit=True) as conn:
+        assert conn.execute("SELECT version FROM schema_version").fetchone() == (SCHEMA_VERSION,)
+    jobs = PgJobStore(url)
+    try:
+        stored, created = jobs.create(job(request_id="after-migration"))
+        assert created and jobs.get("t1", stored.id) == stored
+    finally:
+        jobs.close()
