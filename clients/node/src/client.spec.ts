@@ -685,6 +685,18 @@ describe("every error reason the server produces reaches the caller", () => {
     { reason: "INVALID_FIELD_MASK", code: "invalid_argument", call: () => client.get(memory.id, { readMask: ["nope"] }) },
     { reason: "INVALID_TOP_K", code: "invalid_argument", call: () => client.search("tea", { topK: -1 }) },
     {
+      reason: "INVALID_RECENCY_DECAY",
+      code: "invalid_argument",
+      field: "recency_half_life_seconds",
+      call: () => client.search("tea", { userId: uid, recencyHalfLifeSeconds: -1 }),
+    },
+    {
+      reason: "INVALID_IMPORTANCE_BOOST",
+      code: "invalid_argument",
+      field: "pin_boost",
+      call: () => client.search("tea", { userId: uid, pinBoost: 1000 }),
+    },
+    {
       reason: "INVALID_ENUM_VALUE",
       code: "invalid_argument",
       call: () => collect(client.watch({ userId: uid, eventTypes: ["unspecified"] })),

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mnemo_server import filters, fusion, validation
+from mnemo_server import adjust, filters, fusion, validation
 from mnemo_server.cache import RecordLookup, SearchLookup, search_fingerprint
 from mnemo_server.config import LimitSettings
 from mnemo_server.embed.vectors import check_vector
@@ -40,8 +40,10 @@ class PreparedQuery:
 
     @property
     def cacheable(self) -> bool:
-        """Explained searches are always computed (the cache keeps no explanations)."""
-        return not self.query.explain
+        """Explained searches are always computed (the cache keeps no
+        explanations), and so are recency-decayed ones (their scores change
+        with the clock, not only with writes)."""
+        return not self.query.explain and not self.query.adjustments.time_dependent
 
 
 @dataclass(slots=True)
@@ -83,6 +85,7 @@ def prepare_query(q: SearchQuery, *, dimension: int, limits: LimitSettings, mode
         raise invalid(
             "INVALID_ARGUMENT", validation.join(path, "rrf_k"), f"must lie in [1, {fusion.MAX_RRF_K}]"
         )
+    adjust.check(q.adjustments, lambda name: validation.join(path, name))
     vector = None
     if q.vector is not None:
         vector = check_vector(q.vector, dimension, validation.join(path, "vector"))
@@ -113,8 +116,11 @@ def prepare_query(q: SearchQuery, *, dimension: int, limits: LimitSettings, mode
         mode=q.mode.value,
         rrf_k=rrf_k if q.mode is SearchMode.HYBRID else 0,
         explain=q.explain,
+        adjustments=_canonical(q.adjustments),
     )
     depth = fusion.candidate_depth(top_k) if q.mode is SearchMode.HYBRID else top_k
+    if q.adjustments.active:
+        depth = max(depth, adjust.pool_depth(top_k))
     return PreparedQuery(q, vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth)
 
 
@@ -126,3 +132,15 @@ def _merge_scopes(a: Scope, b: Scope) -> Scope | None:
             return None
         merged.append(x or y)
     return Scope(*merged)
+
+
+def _canonical(a: adjust.Adjustments) -> str:
+    """The adjustments as the result cache keys them; "" for none. Only the
+    cacheable ones matter (recency-decayed searches are never cached)."""
+    if not a.active:
+        return ""
+    weight = 1.0 if a.importance_weight is None else a.importance_weight
+    parts = [a.importance_key, repr(weight if a.importance_key else 0.0), repr(a.pin_boost)]
+    if a.recency_half_life_s is not None:
+        parts += [repr(a.recency_half_life_s), str(a.recency_basis), repr(a.recency_weight)]
+    return "\0".join(parts)

@@ -25,7 +25,7 @@ from typing import Any
 
 import numpy as np
 
-from mnemo_server import fusion, telemetry
+from mnemo_server import adjust, fusion, telemetry
 from mnemo_server.cache import CachedHit, SearchLookup
 from mnemo_server.index.base import IndexQuery
 from mnemo_server.models import Memory, Principal, SearchHit
@@ -252,19 +252,31 @@ class Search(Recovery):
                     by_words.append(SearchHit(memory, h.score))
             vector_ranking = None if p.mode is SearchMode.KEYWORD else fusion.ranked(by_vector)
             keyword_ranking = None if p.mode is SearchMode.VECTOR else fusion.ranked(by_words)
+            adjusting = q.adjustments.active
+            # Adjusting re-ranks the whole candidate pool (p.depth), not the top_k.
+            keep = p.depth if adjusting else p.top_k
             if p.mode is SearchMode.HYBRID:
                 assert vector_ranking is not None and keyword_ranking is not None
-                hits = fusion.fuse([vector_ranking, keyword_ranking], k=p.rrf_k, top_k=p.top_k)
+                hits = fusion.fuse([vector_ranking, keyword_ranking], k=p.rrf_k, top_k=keep)
             else:
                 ranking = keyword_ranking if p.mode is SearchMode.KEYWORD else vector_ranking
                 assert ranking is not None
-                hits = ranking[: p.top_k]
+                hits = ranking[:keep]
             if q.explain:
                 hits = fusion.explain(
                     hits,
                     vector=vector_ranking,
                     keyword=keyword_ranking,
                     fused=p.mode is SearchMode.HYBRID,
+                )
+            if adjusting:
+                hits = adjust.apply(
+                    hits,
+                    q.adjustments,
+                    now_us=now,
+                    vector_mode=p.mode is SearchMode.VECTOR,
+                    top_k=p.top_k,
+                    explain=q.explain,
                 )
             results.append(SearchResult(hits, self._model_of(q)))
         return results

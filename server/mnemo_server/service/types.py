@@ -13,6 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mnemo_server.adjust import NONE, Adjustments
+from mnemo_server.adjust import RecencyBasis as RecencyBasis  # for the API layer
 from mnemo_server.cache import LayerStats
 from mnemo_server.errors import MnemoError
 from mnemo_server.index.base import IndexKind
@@ -112,6 +114,8 @@ class SearchQuery:
     rrf_k: int | None = None
     #: Give each hit its HitExplanation; never served from or stored in the result cache.
     explain: bool = False
+    #: Recency decay and importance or pin boosts after ranking (adjust.py).
+    adjustments: Adjustments = NONE
 
 
 @dataclass(frozen=True, slots=True)

@@ -54,6 +54,7 @@ __all__ = [
     "RetentionPolicy",
     "ScopeCount",
     "SearchHit",
+    "RecencyBasis",
     "SearchMode",
     "SearchQuery",
     "SearchResult",
@@ -93,6 +94,15 @@ class SearchMode(StrEnum):
     VECTOR = "VECTOR"
     KEYWORD = "KEYWORD"
     HYBRID = "HYBRID"
+
+
+class RecencyBasis(StrEnum):
+    """The time a recency decay counts a memory's age from (mnemo.v1.RecencyBasis)."""
+
+    UNSPECIFIED = "UNSPECIFIED"
+    CREATE_TIME = "CREATE_TIME"
+    UPDATE_TIME = "UPDATE_TIME"
+    LAST_RETRIEVE_TIME = "LAST_RETRIEVE_TIME"
 
 
 class ChangeType(StrEnum):
@@ -205,6 +215,12 @@ class SearchQuery:
     rrf_k: int | None = None
     include_embedding: bool | None = None
     explain: bool | None = None
+    recency_half_life_seconds: float | None = None
+    recency_basis: RecencyBasis | str | None = None
+    recency_weight: float | None = None
+    importance_key: str | None = None
+    importance_weight: float | None = None
+    pin_boost: float | None = None
     query_id: str | None = None
 
 
@@ -290,6 +306,14 @@ class HitExplanation:
     keyword_score: float | None = None
     keyword_rank: int | None = None
     fused_score: float | None = None
+    #: With score adjustments: the score they started from ((1 + cosine) / 2 in
+    #: vector mode) and each factor used; the hit's score is their product.
+    base_score: float | None = None
+    recency_factor: float | None = None
+    age_seconds: float | None = None
+    importance: float | None = None
+    importance_factor: float | None = None
+    pin_factor: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

@@ -143,13 +143,19 @@ TOOLS: tuple[ToolSpec, ...] = (
             Param("min_score", "min_score"),
             Param("mode", "mode"),
             Param("rrf_k", "rrf_k"),
+            Param("recency_half_life_seconds", "recency_half_life_seconds"),
+            Param("recency_basis", "recency_basis"),
+            Param("recency_weight", "recency_weight"),
+            Param("importance_key", "importance_key"),
+            Param("importance_weight", "importance_weight"),
+            Param("pin_boost", "pin_boost"),
             *REQUEST_SCOPE,
         ),
         lambda r, _: results.search(r),
         note=(
             "Hits come best first with their `score`: cosine similarity in vector mode, BM25 in "
             "keyword mode, the fused rank score in hybrid mode. Use keyword for identifiers, "
-            "numbers, names and dates; hybrid when unsure."
+            "numbers, names and dates; hybrid when unsure. For "what did the user say recently", give recency_half_life_seconds (e.g. 604800 for a week)."
         ),
         read_only=True,
     ),
