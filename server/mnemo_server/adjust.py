@@ -146,7 +146,7 @@ def apply(
     importance_weight = 1.0 if a.importance_weight is None else a.importance_weight
     for hit in candidates:
         base = base_score(hit.score, vector_mode=vector_mode)
-        parts: dict[str, float] = {"base_score": base}
+        parts: dict[str, Any] = {"base_score": base}
         score = base
         if a.recency_half_life_s is not None:
             age_s = age_us(hit.memory, basis, now_us) / 1e6

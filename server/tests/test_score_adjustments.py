@@ -132,7 +132,9 @@ def oracle(
             s *= (1 - w) + w * math.pow(2.0, -((now_us - t) / 1e6) / a.recency_half_life_s)
         if a.importance_key:
             v = memory.metadata.get(a.importance_key)
-            imp = min(1.0, max(0.0, float(v))) if isinstance(v, int | float) and not isinstance(v, bool) else 0
+            imp = (
+                min(1.0, max(0.0, float(v))) if isinstance(v, int | float) and not isinstance(v, bool) else 0
+            )
             s *= 1 + (1.0 if a.importance_weight is None else a.importance_weight) * imp
         if a.pin_boost is not None and memory.pinned:
             s *= 1 + a.pin_boost
@@ -221,7 +223,7 @@ def test_recency_ranks_fresh_memories_first_and_can_reorder(service: MemoryServi
     new = write(service, clock, 30, MemoryDraft(scope=Scope(user_id="kim"), content="kim likes tea"))
     clock.now = T0 + 31 * DAY_US
     q = SearchQuery(text="kim likes green tea", scope=Scope(user_id="kim"), mode=SearchMode.KEYWORD)
-    assert [i for i, _ in hits(service, q)][0] == old.id  # better BM25 match
+    assert hits(service, q)[0][0] == old.id  # better BM25 match
     decayed = SearchQuery(
         text=q.text, scope=q.scope, mode=q.mode, adjustments=Adjustments(recency_half_life_s=86_400.0)
     )
@@ -257,7 +259,10 @@ def test_the_pool_reaches_below_top_k(service: MemoryService, clock: Clock) -> N
         ],
     )
     boosted = SearchQuery(
-        text="note 7", scope=scope, top_k=1, adjustments=Adjustments(importance_key="w", importance_weight=100)
+        text="note 7",
+        scope=scope,
+        top_k=1,
+        adjustments=Adjustments(importance_key="w", importance_weight=100),
     )
     assert [i for i, _ in hits(service, boosted)] == [low]
 
@@ -289,7 +294,9 @@ def test_explanations_report_every_factor(service: MemoryService, clock: Clock) 
             assert e.age_seconds == (clock.now - h.memory.update_time_us) / 1e6
             assert e.recency_factor == pytest.approx(0.5 ** (e.age_seconds / (86_400 * 10)))
             assert e.pin_factor == (2.0 if h.memory.pinned else 1.0)
-            assert h.score == pytest.approx(e.base_score * e.recency_factor * e.importance_factor * e.pin_factor)
+            assert h.score == pytest.approx(
+                e.base_score * e.recency_factor * e.importance_factor * e.pin_factor
+            )
             if mode is SearchMode.VECTOR:
                 assert e.vector_score is not None
                 assert e.base_score == pytest.approx((1 + e.vector_score) / 2)
@@ -329,8 +336,16 @@ BAD = [
     (Adjustments(recency_weight=0.5), "INVALID_RECENCY_DECAY", "recency_weight"),
     (Adjustments(recency_basis=RecencyBasis.CREATE_TIME), "INVALID_RECENCY_DECAY", "recency_basis"),
     (Adjustments(importance_weight=2.0), "INVALID_IMPORTANCE_BOOST", "importance_weight"),
-    (Adjustments(importance_key="k", importance_weight=101.0), "INVALID_IMPORTANCE_BOOST", "importance_weight"),
-    (Adjustments(importance_key="k", importance_weight=math.nan), "INVALID_IMPORTANCE_BOOST", "importance_weight"),
+    (
+        Adjustments(importance_key="k", importance_weight=101.0),
+        "INVALID_IMPORTANCE_BOOST",
+        "importance_weight",
+    ),
+    (
+        Adjustments(importance_key="k", importance_weight=math.nan),
+        "INVALID_IMPORTANCE_BOOST",
+        "importance_weight",
+    ),
     (Adjustments(importance_key="k" * 129), "INVALID_IMPORTANCE_BOOST", "importance_key"),
     (Adjustments(pin_boost=-1.0), "INVALID_IMPORTANCE_BOOST", "pin_boost"),
     (Adjustments(pin_boost=math.inf), "INVALID_IMPORTANCE_BOOST", "pin_boost"),

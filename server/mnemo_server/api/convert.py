@@ -333,9 +333,7 @@ def _adjustments(request: svc_pb.SearchMemoriesRequest, field: str) -> Adjustmen
         )
     has = request.HasField
     return Adjustments(
-        recency_half_life_s=(
-            request.recency_half_life_seconds if has("recency_half_life_seconds") else None
-        ),
+        recency_half_life_s=(request.recency_half_life_seconds if has("recency_half_life_seconds") else None),
         recency_basis=_RECENCY_BASES[request.recency_basis],
         recency_weight=request.recency_weight if has("recency_weight") else None,
         importance_key=request.importance_key,

@@ -13,7 +13,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from mnemo_server.adjust import NONE, Adjustments
+from mnemo_server.adjust import NONE
+from mnemo_server.adjust import Adjustments as Adjustments  # also for the API layer
 from mnemo_server.adjust import RecencyBasis as RecencyBasis  # for the API layer
 from mnemo_server.cache import LayerStats
 from mnemo_server.errors import MnemoError

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from mnemo.types import HitExplanation
 from mnemo.cli.context import EXIT_OK, Context
 from mnemo.cli.options import scope_of
 from mnemo.cli.output import (
@@ -11,6 +10,7 @@ from mnemo.cli.output import (
     table,
     to_json,
 )
+from mnemo.types import HitExplanation
 
 
 def cmd_search(ctx: Context) -> int:

@@ -155,7 +155,9 @@ TOOLS: tuple[ToolSpec, ...] = (
         note=(
             "Hits come best first with their `score`: cosine similarity in vector mode, BM25 in "
             "keyword mode, the fused rank score in hybrid mode. Use keyword for identifiers, "
-            "numbers, names and dates; hybrid when unsure. For "what did the user say recently", give recency_half_life_seconds (e.g. 604800 for a week)."
+            "numbers, names and dates; hybrid when unsure. To rank recent memories first give "
+            "recency_half_life_seconds (604800 for a week); importance_key and pin_boost "
+            "favour memories marked important or pinned."
         ),
         read_only=True,
     ),
@@ -269,9 +271,7 @@ class Tools:
         #: add_conversation, when the server has an extraction LLM (conversation.available).
         self._specs: tuple[Any, ...] = (*TOOLS, CONVERSATION) if extraction else TOOLS
         self._by_name = {t.name: t for t in self._specs}
-        self._validators = {
-            t.name: jsonschema.Draft202012Validator(t.schema(scope)) for t in self._specs
-        }
+        self._validators = {t.name: jsonschema.Draft202012Validator(t.schema(scope)) for t in self._specs}
 
     def specs(self) -> tuple[ToolSpec, ...]:
         return self._specs
