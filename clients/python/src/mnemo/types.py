@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
+from mnemo._ranking import HitExplanation, RecencyBasis
+
 if TYPE_CHECKING:
     from mnemo.errors import MnemoError
 
@@ -94,15 +96,6 @@ class SearchMode(StrEnum):
     VECTOR = "VECTOR"
     KEYWORD = "KEYWORD"
     HYBRID = "HYBRID"
-
-
-class RecencyBasis(StrEnum):
-    """The time a recency decay counts a memory's age from (mnemo.v1.RecencyBasis)."""
-
-    UNSPECIFIED = "UNSPECIFIED"
-    CREATE_TIME = "CREATE_TIME"
-    UPDATE_TIME = "UPDATE_TIME"
-    LAST_RETRIEVE_TIME = "LAST_RETRIEVE_TIME"
 
 
 class ChangeType(StrEnum):
@@ -292,28 +285,6 @@ class SearchHit:
     #: How the hit was ranked, when the search asked to `explain`.
     explanation: HitExplanation | None = None
     raw: Any = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HitExplanation:
-    """How a search hit was ranked: the vector half's cosine similarity and
-    rank (from 1), the keyword half's BM25 score and rank, and in hybrid mode
-    the fused score, sum of 1 / (rrf_k + rank) over the ranks given. A part
-    is None when its half did not find the hit or did not run."""
-
-    vector_score: float | None = None
-    vector_rank: int | None = None
-    keyword_score: float | None = None
-    keyword_rank: int | None = None
-    fused_score: float | None = None
-    #: With score adjustments: the score they started from ((1 + cosine) / 2 in
-    #: vector mode) and each factor used; the hit's score is their product.
-    base_score: float | None = None
-    recency_factor: float | None = None
-    age_seconds: float | None = None
-    importance: float | None = None
-    importance_factor: float | None = None
-    pin_factor: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
