@@ -137,6 +137,9 @@ class HitExplanation:
     importance: float | None = None
     importance_factor: float | None = None
     pin_factor: float | None = None
+    #: Whether the reranker ordered the hit (None: no rerank was asked), and its score.
+    reranked: bool | None = None
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -115,6 +115,14 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("mnemo_embed_batch_size", "histogram", (), "Texts per call to the embedding model."),
     MetricDoc("mnemo_embed_errors_total", "counter", (), "Calls to the embedding model that failed."),
     MetricDoc("mnemo_embed_queue_depth", "gauge", (), "Embedding requests waiting for the next micro-batch."),
+    MetricDoc("mnemo_rerank_applied_total", "counter", (), "Searches the reranker reordered."),
+    MetricDoc(
+        "mnemo_rerank_failures_total",
+        "counter",
+        ("kind",),
+        "Reranker calls that failed (unavailable, timeout, malformed); those searches served the "
+        "un-reranked order.",
+    ),
     MetricDoc(
         "mnemo_build_info", "gauge", ("version", "embedding_model"), "Always 1; labels describe the server."
     ),
@@ -392,6 +400,17 @@ class ServerCollector(Collector):
             "mnemo_watch_streams", _help("mnemo_watch_streams"), value=service.feed.watchers
         )
         yield from self._index(service)
+        if service.reranker is not None:
+            stage = service.reranker
+            yield CounterMetricFamily(
+                "mnemo_rerank_applied", _help("mnemo_rerank_applied"), value=stage.applied
+            )
+            failures = CounterMetricFamily(
+                "mnemo_rerank_failures", _help("mnemo_rerank_failures"), labels=("kind",)
+            )
+            for kind, n in sorted(stage.failures.items()):
+                failures.add_metric((kind,), n)
+            yield failures
         if service.caches is not None:
             yield from self._caches(service)
         try:

@@ -313,6 +313,7 @@ def search_from_proto(request: svc_pb.SearchMemoriesRequest, field: str) -> Sear
         rrf_k=request.rrf_k if request.HasField("rrf_k") else None,
         explain=request.explain,
         adjustments=_adjustments(request, field),
+        rerank=request.rerank if request.HasField("rerank") else None,
     )
 
 
@@ -379,6 +380,8 @@ _ADJUSTMENT_PARTS = (
     "importance",
     "importance_factor",
     "pin_factor",
+    "reranked",
+    "rerank_score",
 )
 
 

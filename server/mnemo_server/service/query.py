@@ -14,8 +14,9 @@ from mnemo_server import adjust, filters, fusion, validation
 from mnemo_server.cache import RecordLookup, SearchLookup, search_fingerprint
 from mnemo_server.config import LimitSettings
 from mnemo_server.embed.vectors import check_vector
-from mnemo_server.errors import InvalidArgumentError, invalid
+from mnemo_server.errors import FailedPreconditionError, InvalidArgumentError, invalid
 from mnemo_server.models import Principal, Scope, Vector
+from mnemo_server.rerank import RerankStage
 from mnemo_server.service.types import SearchMode, SearchQuery
 
 
@@ -33,6 +34,8 @@ class PreparedQuery:
     mode: SearchMode
     rrf_k: int
     depth: int  # candidates to rank: top_k, more for each half of a hybrid search
+    #: Whether the server's reranker runs over the top candidates.
+    rerank: bool = False
     #: The result-cache lookup, once taken (never for an explained search).
     lookup: SearchLookup | None = None
     #: The record-cache lookup of a result-cache hit's memories, once taken.
@@ -43,7 +46,7 @@ class PreparedQuery:
         """Explained searches are always computed (the cache keeps no
         explanations), and so are recency-decayed ones (their scores change
         with the clock, not only with writes)."""
-        return not self.query.explain and not self.query.adjustments.time_dependent
+        return not self.query.explain and not self.query.adjustments.time_dependent and not self.rerank
 
 
 @dataclass(slots=True)
@@ -62,9 +65,17 @@ class PreparedSearch:
             p.lookup = p.records = None
 
 
-def prepare_query(q: SearchQuery, *, dimension: int, limits: LimitSettings, model_id: str) -> PreparedQuery:
+def prepare_query(
+    q: SearchQuery,
+    *,
+    dimension: int,
+    limits: LimitSettings,
+    model_id: str,
+    reranker: RerankStage | None = None,
+) -> PreparedQuery:
     """Validates a query; works out its scope, filter and cache fingerprint."""
     path = q.field
+    rerank = _rerank(q, reranker)
     if (q.vector is None) == (not q.text):
         raise invalid(
             "QUERY_REQUIRED", validation.join(path, "query"), "give exactly one of query and vector"
@@ -121,7 +132,26 @@ def prepare_query(q: SearchQuery, *, dimension: int, limits: LimitSettings, mode
     depth = fusion.candidate_depth(top_k) if q.mode is SearchMode.HYBRID else top_k
     if q.adjustments.active:
         depth = max(depth, adjust.pool_depth(top_k))
-    return PreparedQuery(q, vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth)
+    if rerank:
+        assert reranker is not None
+        depth = max(depth, reranker.top_n, top_k)
+    return PreparedQuery(
+        q, vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth, rerank
+    )
+
+
+def _rerank(q: SearchQuery, reranker: RerankStage | None) -> bool:
+    """Whether to rerank: as asked, else the server's default; asking a
+    server without a reranker is FAILED_PRECONDITION."""
+    if q.rerank is None:
+        return reranker is not None and reranker.by_default and q.vector is None
+    if q.rerank and reranker is None:
+        raise FailedPreconditionError(
+            "this server has no reranker (rerank.url or rerank.model_path)", reason="RERANKER_NOT_CONFIGURED"
+        )
+    if q.rerank and q.vector is not None:
+        raise invalid("QUERY_REQUIRED", validation.join(q.field, "query"), "reranking needs query text")
+    return q.rerank
 
 
 def _merge_scopes(a: Scope, b: Scope) -> Scope | None:

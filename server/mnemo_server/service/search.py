@@ -48,7 +48,12 @@ class Search(Recovery):
         dimension, model_id = self.index.dimension, self.embedder.model_id
         return PreparedSearch(
             principal,
-            [prepare_query(q, dimension=dimension, limits=self.limits, model_id=model_id) for q in queries],
+            [
+                prepare_query(
+                    q, dimension=dimension, limits=self.limits, model_id=model_id, reranker=self.reranker
+                )
+                for q in queries
+            ],
         )
 
     # -- inline: in-process caches only -------------------------------------------
@@ -253,8 +258,8 @@ class Search(Recovery):
             vector_ranking = None if p.mode is SearchMode.KEYWORD else fusion.ranked(by_vector)
             keyword_ranking = None if p.mode is SearchMode.VECTOR else fusion.ranked(by_words)
             adjusting = q.adjustments.active
-            # Adjusting re-ranks the whole candidate pool (p.depth), not the top_k.
-            keep = p.depth if adjusting else p.top_k
+            # Adjusting and reranking re-rank the candidate pool (p.depth), not the top_k.
+            keep = p.depth if adjusting or p.rerank else p.top_k
             if p.mode is SearchMode.HYBRID:
                 assert vector_ranking is not None and keyword_ranking is not None
                 hits = fusion.fuse([vector_ranking, keyword_ranking], k=p.rrf_k, top_k=keep)
@@ -269,15 +274,25 @@ class Search(Recovery):
                     keyword=keyword_ranking,
                     fused=p.mode is SearchMode.HYBRID,
                 )
+            reranked = None
+            if p.rerank:
+                assert self.reranker is not None
+                with telemetry.span("rerank"):
+                    reranked = self.reranker.rerank(q.text, hits[: max(self.reranker.top_n, p.top_k)])
+                if reranked is not None:
+                    hits = reranked  # rerank scores from here on; the tail is on another scale
+                if q.explain:
+                    hits = fusion.mark_reranked(hits, applied=reranked is not None)
             if adjusting:
                 hits = adjust.apply(
                     hits,
                     q.adjustments,
                     now_us=now,
-                    vector_mode=p.mode is SearchMode.VECTOR,
+                    vector_mode=p.mode is SearchMode.VECTOR and reranked is None,
                     top_k=p.top_k,
                     explain=q.explain,
                 )
+            hits = hits[: p.top_k]
             results.append(SearchResult(hits, self._model_of(q)))
         return results
 

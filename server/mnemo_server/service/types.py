@@ -117,6 +117,8 @@ class SearchQuery:
     explain: bool = False
     #: Recency decay and importance or pin boosts after ranking (adjust.py).
     adjustments: Adjustments = NONE
+    #: Rerank the top candidates; None: the server's rerank.by_default.
+    rerank: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
