@@ -697,6 +697,12 @@ describe("every error reason the server produces reaches the caller", () => {
       call: () => client.search("tea", { userId: uid, pinBoost: 1000 }),
     },
     {
+      reason: "RERANKER_NOT_CONFIGURED",
+      code: "failed_precondition",
+      noField: true,
+      call: () => client.search("tea", { userId: uid, rerank: true }),
+    },
+    {
       reason: "INVALID_ENUM_VALUE",
       code: "invalid_argument",
       call: () => collect(client.watch({ userId: uid, eventTypes: ["unspecified"] })),

@@ -226,6 +226,8 @@ function explanation(h: pb.SearchHit): t.HitExplanation | null {
     importance: e.importance ?? null,
     importanceFactor: e.importanceFactor ?? null,
     pinFactor: e.pinFactor ?? null,
+    reranked: e.reranked ?? null,
+    rerankScore: e.rerankScore ?? null,
   };
 }
 

@@ -155,6 +155,9 @@ export interface SearchDefaults extends ScopeOptions, CallOptions {
   importanceWeight?: number | null;
   /** Multiply pinned memories' scores by 1 + pinBoost, in [0, 100]. */
   pinBoost?: number | null;
+  /** Rerank the best candidates with the server's cross-encoder (true) or not
+   * (false); null takes the server's default. */
+  rerank?: boolean | null;
 }
 
 /** Options of `search`. */

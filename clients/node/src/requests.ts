@@ -219,17 +219,21 @@ export function searchMemories(
   if (o.pinBoost != null) {
     request.pinBoost = o.pinBoost;
   }
+  if (o.rerank != null) {
+    request.rerank = o.rerank;
+  }
   return request;
 }
 
-/** The score-adjustment options of a search (docs/retrieval.md), in both SDKs. */
-const ADJUSTMENTS = [
+/** The score-adjustment and rerank options of a search (docs/retrieval.md), in both SDKs. */
+const RANKING_OPTIONS = [
   "recencyHalfLifeSeconds",
   "recencyBasis",
   "recencyWeight",
   "importanceKey",
   "importanceWeight",
   "pinBoost",
+  "rerank",
 ] as const;
 
 const QUERY_FIELDS = [
@@ -245,7 +249,7 @@ const QUERY_FIELDS = [
   "rrfK",
   "includeEmbedding",
   "explain",
-  ...ADJUSTMENTS,
+  ...RANKING_OPTIONS,
   "queryId",
 ] as const;
 
@@ -281,6 +285,7 @@ export function searchFromQuery(q: SearchQuery): pb.SearchMemoriesRequest {
     importanceKey: q.importanceKey,
     importanceWeight: q.importanceWeight,
     pinBoost: q.pinBoost,
+    rerank: q.rerank,
   });
 }
 
@@ -303,6 +308,7 @@ export function searchDefaults(o: Fields<SearchOptions>): Record<string, unknown
     importanceKey: o.importanceKey,
     importanceWeight: o.importanceWeight,
     pinBoost: o.pinBoost,
+    rerank: o.rerank,
   };
 }
 

@@ -23,7 +23,7 @@ function same<T extends true>(): T | void {}
 
 const CALL = ["timeoutMs", "signal", "headers"] as const;
 const SCOPE = ["userId", "agentId", "runId"] as const;
-const ADJUST = ["recencyHalfLifeSeconds", "recencyBasis", "recencyWeight", "importanceKey", "importanceWeight", "pinBoost"] as const;
+const ADJUST = ["recencyHalfLifeSeconds", "recencyBasis", "recencyWeight", "importanceKey", "importanceWeight", "pinBoost", "rerank"] as const;
 const SEARCH = [...SCOPE, "filter", "topK", "minScore", "mode", "rrfK", "includeEmbedding", "explain", ...ADJUST, ...CALL] as const;
 
 /** Each method: its positional arguments, then the keys of its options object. */

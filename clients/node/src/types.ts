@@ -188,6 +188,7 @@ export interface SearchQuery {
   readonly importanceKey?: string | null;
   readonly importanceWeight?: number | null;
   readonly pinBoost?: number | null;
+  readonly rerank?: boolean | null;
   readonly queryId?: string | null;
 }
 
@@ -269,6 +270,10 @@ export interface HitExplanation {
   readonly importance: number | null;
   readonly importanceFactor: number | null;
   readonly pinFactor: number | null;
+  /** With rerank: whether the reranker ordered the hit (false: it failed and the
+   * plain order was served), and its score. */
+  readonly reranked: boolean | null;
+  readonly rerankScore: number | null;
 }
 
 /** The hits of one search, best first. */

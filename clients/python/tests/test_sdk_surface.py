@@ -116,7 +116,7 @@ SCOPE = "user_id=None, agent_id=None, run_id=None"
 SEARCH = (
     f"{SCOPE}, filter=None, top_k=None, min_score=None, mode=None, rrf_k=None, explain=False, "
     "recency_half_life_seconds=None, recency_basis=None, recency_weight=None, importance_key=None, "
-    "importance_weight=None, pin_boost=None, include_embedding=False, timeout=None"
+    "importance_weight=None, pin_boost=None, rerank=None, include_embedding=False, timeout=None"
 )
 METHODS = {
     "batch_search": f"queries, *, {SEARCH}",

@@ -41,6 +41,7 @@ class AsyncSearch(AsyncCalls):
         importance_key: str | None = None,
         importance_weight: float | None = None,
         pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> t.SearchResult:
@@ -72,6 +73,9 @@ class AsyncSearch(AsyncCalls):
             pin_boost: Multiply pinned memories' scores by 1 + pin_boost, in [0, 100].
                 The adjustments re-rank a pool of at least 200 candidates
                 (docs/retrieval.md); `explain` shows each factor.
+            rerank: Rerank the best candidates with the server's cross-encoder
+                (True), or not (False); None takes the server's default. A
+                failing reranker serves the plain order (`explanation.reranked`).
             include_embedding: Return each hit's vector.
         """
         request = _requests.search_memories(
@@ -92,6 +96,7 @@ class AsyncSearch(AsyncCalls):
             importance_key=importance_key,
             importance_weight=importance_weight,
             pin_boost=pin_boost,
+            rerank=rerank,
             include_embedding=include_embedding,
         )
         return _convert.search_result(await self._unary(self._stub.SearchMemories, request, timeout))
@@ -115,6 +120,7 @@ class AsyncSearch(AsyncCalls):
         importance_key: str | None = None,
         importance_weight: float | None = None,
         pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
@@ -141,6 +147,7 @@ class AsyncSearch(AsyncCalls):
                 importance_key=importance_key,
                 importance_weight=importance_weight,
                 pin_boost=pin_boost,
+                rerank=rerank,
                 include_embedding=include_embedding,
             ),
         )
@@ -166,6 +173,7 @@ class AsyncSearch(AsyncCalls):
         importance_key: str | None = None,
         importance_weight: float | None = None,
         pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[t.StreamSearchResult]:
@@ -192,6 +200,7 @@ class AsyncSearch(AsyncCalls):
             importance_key=importance_key,
             importance_weight=importance_weight,
             pin_boost=pin_boost,
+            rerank=rerank,
             include_embedding=include_embedding,
         )
 

@@ -36,3 +36,7 @@ class HitExplanation:
     importance: float | None = None
     importance_factor: float | None = None
     pin_factor: float | None = None
+    #: With rerank: whether the reranker ordered the hit (False: it failed and
+    #: the plain order was served), and its score.
+    reranked: bool | None = None
+    rerank_score: float | None = None

@@ -43,6 +43,7 @@ class Search(Calls):
         importance_key: str | None = None,
         importance_weight: float | None = None,
         pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> t.SearchResult:
@@ -74,6 +75,9 @@ class Search(Calls):
             pin_boost: Multiply pinned memories' scores by 1 + pin_boost, in [0, 100].
                 The adjustments re-rank a pool of at least 200 candidates
                 (docs/retrieval.md); `explain` shows each factor.
+            rerank: Rerank the best candidates with the server's cross-encoder
+                (True), or not (False); None takes the server's default. A
+                failing reranker serves the plain order (`explanation.reranked`).
             include_embedding: Return each hit's vector.
 
         Example:
@@ -101,6 +105,7 @@ class Search(Calls):
             importance_key=importance_key,
             importance_weight=importance_weight,
             pin_boost=pin_boost,
+            rerank=rerank,
             include_embedding=include_embedding,
         )
         return _convert.search_result(self._unary(self._stub.SearchMemories, request, timeout))
@@ -124,6 +129,7 @@ class Search(Calls):
         importance_key: str | None = None,
         importance_weight: float | None = None,
         pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
@@ -150,6 +156,7 @@ class Search(Calls):
                 importance_key=importance_key,
                 importance_weight=importance_weight,
                 pin_boost=pin_boost,
+                rerank=rerank,
                 include_embedding=include_embedding,
             ),
         )
@@ -175,6 +182,7 @@ class Search(Calls):
         importance_key: str | None = None,
         importance_weight: float | None = None,
         pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> Iterator[t.StreamSearchResult]:
@@ -201,6 +209,7 @@ class Search(Calls):
             importance_key=importance_key,
             importance_weight=importance_weight,
             pin_boost=pin_boost,
+            rerank=rerank,
             include_embedding=include_embedding,
         )
 

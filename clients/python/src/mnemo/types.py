@@ -214,6 +214,7 @@ class SearchQuery:
     importance_key: str | None = None
     importance_weight: float | None = None
     pin_boost: float | None = None
+    rerank: bool | None = None
     query_id: str | None = None
 
 

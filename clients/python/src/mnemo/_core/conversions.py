@@ -192,6 +192,8 @@ def explanation(h: pb.SearchHit) -> types.HitExplanation | None:
         importance=e.importance if e.HasField("importance") else None,
         importance_factor=e.importance_factor if e.HasField("importance_factor") else None,
         pin_factor=e.pin_factor if e.HasField("pin_factor") else None,
+        reranked=e.reranked if e.HasField("reranked") else None,
+        rerank_score=e.rerank_score if e.HasField("rerank_score") else None,
     )
 
 

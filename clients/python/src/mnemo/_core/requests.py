@@ -217,6 +217,7 @@ def search_memories(
     importance_key: str | None = None,
     importance_weight: float | None = None,
     pin_boost: float | None = None,
+    rerank: bool | None = None,
 ) -> pb.SearchMemoriesRequest:
     request = pb.SearchMemoriesRequest(
         query=query or "",
@@ -245,6 +246,8 @@ def search_memories(
         request.importance_weight = importance_weight
     if pin_boost is not None:
         request.pin_boost = pin_boost
+    if rerank is not None:
+        request.rerank = rerank
     return request
 
 
@@ -272,23 +275,24 @@ def search_from_query(q: types.SearchQuery) -> pb.SearchMemoriesRequest:
         rrf_k=q.rrf_k,
         include_embedding=q.include_embedding,
         explain=q.explain,
-        **adjustments_of(q),
+        **ranking_options(q),
     )
 
 
-#: The score-adjustment options of a search (docs/retrieval.md), in both SDKs.
-ADJUSTMENTS = (
+#: The score-adjustment and rerank options of a search (docs/retrieval.md), in both SDKs.
+RANKING_OPTIONS = (
     "recency_half_life_seconds",
     "recency_basis",
     "recency_weight",
     "importance_key",
     "importance_weight",
     "pin_boost",
+    "rerank",
 )
 
 
-def adjustments_of(q: types.SearchQuery) -> dict[str, Any]:
-    return {name: getattr(q, name) for name in ADJUSTMENTS}
+def ranking_options(q: types.SearchQuery) -> dict[str, Any]:
+    return {name: getattr(q, name) for name in RANKING_OPTIONS}
 
 
 def batch_search_memories(

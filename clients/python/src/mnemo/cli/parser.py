@@ -115,6 +115,11 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--importance-key", help="boost by this metadata key's number in [0, 1]")
     p.add_argument("--importance-weight", type=float, help="the importance boost's weight, 0 to 100 [1]")
     p.add_argument("--pin-boost", type=float, help="multiply pinned memories' scores by 1 + this")
+    p.add_argument(
+        "--rerank",
+        action=argparse.BooleanOptionalAction,
+        help="rerank the best candidates with the server's cross-encoder [the server's default]",
+    )
 
     p = command("history", "show the versions of a memory", cmd_history)
     p.add_argument("id")

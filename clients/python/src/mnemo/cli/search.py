@@ -30,6 +30,7 @@ def cmd_search(ctx: Context) -> int:
         importance_key=a.importance_key,
         importance_weight=a.importance_weight,
         pin_boost=a.pin_boost,
+        rerank=a.rerank,
     )
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
@@ -78,7 +79,7 @@ def _ranked(rank: int | None, score: float | None) -> str:
 def _adjusted(e: HitExplanation) -> str:
     """The adjustments' part: "base x factor ..." ("-" when none was asked for)."""
     if e.base_score is None:
-        return "-"
+        return "-" if e.reranked is None else ("reranked" if e.reranked else "not reranked")
     parts = [f"{e.base_score:.3f}"]
     if e.recency_factor is not None:
         parts.append(f"x{e.recency_factor:.3f} (age {e.age_seconds or 0:.0f}s)")
@@ -86,4 +87,6 @@ def _adjusted(e: HitExplanation) -> str:
         parts.append(f"x{e.importance_factor:.3f} (imp {e.importance or 0:.2f})")
     if e.pin_factor is not None:
         parts.append(f"x{e.pin_factor:.3f} (pin)")
+    if e.reranked is not None:
+        parts.append("reranked" if e.reranked else "not reranked")
     return " ".join(parts)

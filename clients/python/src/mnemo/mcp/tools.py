@@ -149,6 +149,7 @@ TOOLS: tuple[ToolSpec, ...] = (
             Param("importance_key", "importance_key"),
             Param("importance_weight", "importance_weight"),
             Param("pin_boost", "pin_boost"),
+            Param("rerank", "rerank"),
             *REQUEST_SCOPE,
         ),
         lambda r, _: results.search(r),
