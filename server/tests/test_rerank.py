@@ -286,3 +286,37 @@ def test_a_local_cross_encoder_reranks(
     assert [c for c, _, _ in got] == [c for c, _ in expected]
     assert [s for _, s, _ in got] == pytest.approx([s for _, s in expected], rel=1e-5)
     assert all(e.reranked for _, _, e in got)
+
+
+def test_a_server_counts_reranker_failures_in_metrics(tmp_path: Path, embedder: Any) -> None:
+    """Over real gRPC: a reranker that is down never fails the search, says
+    so in the explanation, and shows in mnemo_rerank_failures_total."""
+    from mnemo.v1 import memory_pb2 as m
+    from mnemo.v1 import memory_service_pb2 as pb
+
+    from .conftest import make_settings, start_server
+    from .telemetry.scrape import scrape
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        down = f"http://127.0.0.1:{s.getsockname()[1]}/rerank"
+    settings = make_settings(
+        tmp_path, metrics={"address": "127.0.0.1:0"}, rerank={"url": down, "timeout_s": 0.5}
+    )
+    running = start_server(settings, embedder)
+    try:
+        running.memory.CreateMemory(
+            pb.CreateMemoryRequest(memory=m.Memory(user_id="rr", content="Rita plays the oboe"))
+        )
+        request = pb.SearchMemoriesRequest(
+            query="oboe", scope=m.Scope(user_id="rr"), rerank=True, explain=True
+        )
+        [hit] = running.memory.SearchMemories(request).hits
+        assert hit.memory.content == "Rita plays the oboe"
+        assert hit.explanation.HasField("reranked") and not hit.explanation.reranked
+        metrics = scrape(running.app.telemetry.metrics_port)
+        assert metrics.value("mnemo_rerank_failures_total", kind="unavailable") == 1
+        assert metrics.value("mnemo_rerank_failures_total", kind="timeout") == 0
+        assert metrics.value("mnemo_rerank_applied_total") == 0
+    finally:
+        running.stop()
