@@ -243,7 +243,25 @@ describe("search", () => {
       keywordScore: keyword.score,
       keywordRank: 1,
       fusedScore: null,
+      baseScore: null,
+      recencyFactor: null,
+      ageSeconds: null,
+      importance: null,
+      importanceFactor: null,
+      pinFactor: null,
+      reranked: null,
+      rerankScore: null,
     });
+  });
+
+  test("adjusted hits report each factor", async () => {
+    const options = { userId: uid, mode: "keyword", explain: true, pinBoost: 1, recencyHalfLifeSeconds: 86400 } as const;
+    const [hit] = (await client.search("peanuts", options)).hits;
+    const e = hit!.explanation!;
+    assert.equal(e.pinFactor, hit!.memory.pinned ? 2 : 1);
+    assert.ok(e.recencyFactor! > 0 && e.recencyFactor! <= 1 && e.ageSeconds! >= 0);
+    assert.ok(Math.abs(hit!.score - e.baseScore! * e.recencyFactor! * e.pinFactor!) < 1e-4 * hit!.score);
+    assert.equal(e.importance, null);
   });
 
   test("a vector search, with embeddings returned", async () => {

@@ -140,7 +140,7 @@ void (null as unknown as Exported);
 const RUNTIME_EXPORTS = [
   "ApiKeyRole", "ChangeType", "DOMAIN", "DedupMode", "EventType", "EvictionOrder", "ExportStream",
   "ExtractionMode", "FactEvent", "OperationState", "ImportConflictPolicy", "InconsistencyKind", "IndexKind", "MemoryKind", "MetadataDouble", "MnemoClient",
-  "MnemoError", "RetryPolicy", "SearchMode", "Watch", "WriteOp", "double", "v1", "version",
+  "MnemoError", "RecencyBasis", "RetryPolicy", "SearchMode", "Watch", "WriteOp", "double", "v1", "version",
 ];
 
 test("the package exports exactly this", () => {
