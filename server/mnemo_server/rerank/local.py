@@ -1,8 +1,9 @@
 """A sentence-transformers CrossEncoder loaded from a local directory.
 
 Loaded once at start (no download: the path must hold the model), run on
-the search's worker thread; its scores are the model's raw outputs (logits
-for a one-label model), higher is more relevant."""
+the search's worker thread; its scores are CrossEncoder.predict's (the
+sigmoid of the logit for a one-label model, in [0, 1]), higher is more
+relevant."""
 
 from __future__ import annotations
 
