@@ -39,6 +39,7 @@ from mnemo_server.fleet import worker_index
 from mnemo_server.fleet.counters import KeyGeneration, RevisionSignal, SharedCounters
 from mnemo_server.fleet.leader import AlwaysLeader, FileLeaderLock, FleetLock
 from mnemo_server.index.base import VectorIndex
+from mnemo_server.rerank import Reranker, RerankStage
 from mnemo_server.runtime import Runtime, close_components
 from mnemo_server.service import SERVER_VERSION, MemoryService
 from mnemo_server.storage import DataDirectoryWatch
@@ -150,6 +151,31 @@ def build_index(settings: Settings, dimension: int) -> VectorIndex:
         ann_threshold=cfg.ann_threshold,
         exact_threshold=cfg.exact_threshold,
         ef_search=cfg.ef_search,
+    )
+
+
+def build_reranker(settings: Settings) -> RerankStage | None:
+    """The rerank stage of `rerank.url` or `rerank.model_path`; None when neither is set."""
+    cfg = settings.rerank
+    reranker: Reranker
+    if cfg.url:
+        from mnemo_server.rerank.http import HttpReranker
+
+        reranker = HttpReranker(cfg.url, timeout_s=cfg.timeout_s, api_key=cfg.api_key())
+    elif cfg.model_path:
+        from mnemo_server.rerank.local import LocalReranker
+
+        reranker = LocalReranker(cfg.model_path)
+    else:
+        return None
+    log.info(
+        "rerank: %s, top %d candidates, %s",
+        reranker.name,
+        cfg.top_n,
+        "on by default" if cfg.by_default else "on request",
+    )
+    return RerankStage(
+        reranker, top_n=cfg.top_n, by_default=cfg.by_default, log_interval_s=cfg.log_interval_s
     )
 
 
@@ -319,10 +345,13 @@ class App:
         if caches is not None and (self.settings.embedder.cache_bytes or self.settings.server.redis_url):
             embedder = CachingEmbedder(base, caches.embeddings)
         index = build_index(self.settings, embedder.dimension)
+        reranker = build_reranker(self.settings)
         # A given embedder belongs to the caller, who closes it.
         self._components = [store] if self._given_embedder else [base, store]
         if caches is not None:
             self._components.append(caches)
+        if reranker is not None:
+            self._components.append(reranker)
         service = MemoryService(
             store=store,
             index=index,
@@ -333,6 +362,7 @@ class App:
             inline_cache_hits=not self.settings.server.redis_url,
             storage_guard=watch.check,
             revision_signal=RevisionSignal(self._counters) if self._counters is not None else None,
+            reranker=reranker,
         )
         service.leads = self.lock.try_lead
         service.load()

@@ -28,7 +28,7 @@ from typing import Any
 
 import numpy as np
 
-from mnemo_server import fusion, telemetry
+from mnemo_server import adjust, fusion, telemetry
 from mnemo_server.cache import CachedHit, SearchLookup
 from mnemo_server.index.base import IndexQuery
 from mnemo_server.models import Memory, Principal, SearchHit
@@ -51,7 +51,12 @@ class Search(Recovery):
         dimension, model_id = self.index.dimension, self.embedder.model_id
         return PreparedSearch(
             principal,
-            [prepare_query(q, dimension=dimension, limits=self.limits, model_id=model_id) for q in queries],
+            [
+                prepare_query(
+                    q, dimension=dimension, limits=self.limits, model_id=model_id, reranker=self.reranker
+                )
+                for q in queries
+            ],
         )
 
     # -- inline: in-process caches only -------------------------------------------
@@ -255,13 +260,16 @@ class Search(Recovery):
                     by_words.append(SearchHit(memory, h.score))
             vector_ranking = None if p.mode is SearchMode.KEYWORD else fusion.ranked(by_vector)
             keyword_ranking = None if p.mode is SearchMode.VECTOR else fusion.ranked(by_words)
+            adjusting = q.adjustments.active
+            # Adjusting and reranking re-rank the candidate pool (p.depth), not the top_k.
+            keep = p.depth if adjusting or p.rerank else p.top_k
             if p.mode is SearchMode.HYBRID:
                 assert vector_ranking is not None and keyword_ranking is not None
-                hits = fusion.fuse([vector_ranking, keyword_ranking], k=p.rrf_k, top_k=p.top_k)
+                hits = fusion.fuse([vector_ranking, keyword_ranking], k=p.rrf_k, top_k=keep)
             else:
                 ranking = keyword_ranking if p.mode is SearchMode.KEYWORD else vector_ranking
                 assert ranking is not None
-                hits = ranking[: p.top_k]
+                hits = ranking[:keep]
             if q.explain:
                 hits = fusion.explain(
                     hits,
@@ -269,6 +277,25 @@ class Search(Recovery):
                     keyword=keyword_ranking,
                     fused=p.mode is SearchMode.HYBRID,
                 )
+            reranked = None
+            if p.rerank:
+                assert self.reranker is not None
+                with telemetry.span("rerank"):
+                    reranked = self.reranker.rerank(q.text, hits[: max(self.reranker.top_n, p.top_k)])
+                if reranked is not None:
+                    hits = reranked  # rerank scores from here on; the tail is on another scale
+                if q.explain:
+                    hits = fusion.mark_reranked(hits, applied=reranked is not None)
+            if adjusting:
+                hits = adjust.apply(
+                    hits,
+                    q.adjustments,
+                    now_us=now,
+                    vector_mode=p.mode is SearchMode.VECTOR and reranked is None,
+                    top_k=p.top_k,
+                    explain=q.explain,
+                )
+            hits = hits[: p.top_k]
             results.append(SearchResult(hits, self._model_of(q)))
         return results
 

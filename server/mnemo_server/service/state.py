@@ -22,6 +22,7 @@ from mnemo_server.expiry import ExpiryTracker
 from mnemo_server.feed import ChangeFeed, FeedEvent
 from mnemo_server.index.base import VectorIndex
 from mnemo_server.models import Principal, Scope, now_us
+from mnemo_server.rerank import RerankStage
 from mnemo_server.store.base import RecordStore
 
 
@@ -49,6 +50,7 @@ class ServiceState:
         inline_cache_hits: bool = False,
         storage_guard: Callable[[], None] | None = None,
         revision_signal: RevisionSignalLike | None = None,
+        reranker: RerankStage | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -59,6 +61,8 @@ class ServiceState:
         self.clock = clock
         self.caches = caches
         self.storage_guard = storage_guard
+        #: The optional cross-encoder stage over searches' top candidates.
+        self.reranker = reranker
         # True when the caches live in this process: a hit costs microseconds,
         # less than handing the call to a worker thread.
         self.inline_cache_hits = inline_cache_hits and caches is not None
