@@ -296,15 +296,30 @@ class Lifecycle(Writes, Recovery):
         retention, retrieval times, old request ids, and log compaction."""
         self._catch_up()
         done = {"expired": self.sweep_expired(), "retention": self.enforce_retention()}
-        with self._retrieved_lock:
-            keys, self._retrieved = sorted(self._retrieved), set()
-        if keys:
-            self.store.touch_retrieved(keys, self.clock())
+        self.flush_retrieved()  # not counted: searches note some nearly every interval
         done["request_ids"] = self.store.purge_idempotency(
             before_us=self.clock() - self._idempotency_window_us
         )
         done["compacted"] = self.compact_feed()
         return done
+
+    def flush_retrieved(self) -> int:
+        """Writes the retrieval times searches noted since the last flush, in
+        one store write; returns how many memories it touched. Searches only
+        note them in memory (no store write on a search's path): upkeep
+        flushes every `server.sweep_interval_s` and the App once more at
+        shutdown, so a crash loses at most one interval of retrieval times
+        (they order retention's least_recently_retrieved eviction only)."""
+        with self._retrieved_lock:
+            keys, self._retrieved = sorted(self._retrieved), set()
+        if keys:
+            try:
+                self.store.touch_retrieved(keys, self.clock())
+            except BaseException:
+                with self._retrieved_lock:
+                    self._retrieved.update(keys)  # kept for the next flush
+                raise
+        return len(keys)
 
     def _retire_each(
         self, victims: Iterable[Memory], change_type: ChangeType, now: int, *, still: Callable[[Memory], bool]
