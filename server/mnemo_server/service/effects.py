@@ -80,6 +80,8 @@ def publish(state: ServiceState, effects: Effects) -> None:
         state._expiry.set(memory.key, memory.expire_time_us)
     if effects.events:
         state._applied_revision = max(state._applied_revision, effects.events[-1].change.revision)
+    if state.records is not None and effects.events:
+        state.records.invalidate(e.change.key for e in effects.events)
     if state.caches is not None and effects.events:
         # After the index sees the change and before the write is acknowledged.
         state.caches.invalidate_changes(e.change for e in effects.events)

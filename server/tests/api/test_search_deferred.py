@@ -209,3 +209,45 @@ def test_a_batch_that_fails_as_a_whole_is_answered_query_by_query(
     for i, mem in enumerate(memories):
         if i != 3:
             assert answers[f"q{i}"].result.hits[0].memory.id == mem.id
+
+
+# -- the record table -------------------------------------------------------------
+
+
+def test_hits_hydrated_from_the_record_table_show_every_change(counted: tuple[RunningServer, Any]) -> None:
+    server, _ = counted
+    service = server.app.service
+    assert service is not None and service.records is not None
+    rng = np.random.default_rng(6)
+    uid = f"u-{uuid.uuid4().hex[:8]}"
+    memories = seed_vectors(server, uid, 4, rng)
+    target = memories[0]
+    near = np.asarray(target.embedding, dtype=np.float32)
+
+    def search_near() -> list[m.Memory]:
+        # A slightly different vector each time: a result-cache miss, the same hit.
+        query = near + rng.standard_normal(DIM).astype(np.float32) * 1e-3
+        found = server.memory.SearchMemories(
+            pb.SearchMemoriesRequest(vector=query.tolist(), scope=m.Scope(user_id=uid), top_k=1)
+        )
+        return list(found.hits and [h.memory for h in found.hits])
+
+    assert search_near()[0].content == "fact 0"
+    before = service.records.hits
+    assert search_near()[0].content == "fact 0"
+    assert service.records.hits > before  # hydrated from the table, not the store
+    server.memory.UpdateMemory(
+        pb.UpdateMemoryRequest(
+            memory=m.Memory(id=target.id, content="fact 0, changed", embedding=list(target.embedding)),
+            update_mask=field_mask(["content", "embedding"]),  # the same vector: the same hit
+        )
+    )
+    assert search_near()[0].content == "fact 0, changed"
+    server.memory.DeleteMemory(pb.DeleteMemoryRequest(id=target.id))
+    assert all(hit.id != target.id for hit in search_near())
+
+
+def field_mask(paths: list[str]) -> Any:
+    from google.protobuf import field_mask_pb2
+
+    return field_mask_pb2.FieldMask(paths=paths)
