@@ -434,6 +434,7 @@ class App:
                 await task
         if self.runtime is not None:
             await self.runtime.stop_loops()
+            await self.runtime.final_flush()
             await self.runtime.final_snapshot()
         await close_components(self.executor, self._components)
         self.lock.release()

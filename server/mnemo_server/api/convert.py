@@ -343,13 +343,36 @@ def _adjustments(request: svc_pb.SearchMemoriesRequest, field: str) -> Adjustmen
     )
 
 
+#: Serialized memories (no embedding) of recent search hits, by (tenant, id,
+#: revision, last retrieval): every change to a memory has a new revision, so
+#: an entry never shows a memory other than as it is. Parsing these bytes is
+#: several times cheaper than building the message field by field.
+_SERIALIZED: dict[tuple[str, str, int, int | None], bytes] = {}
+SERIALIZED_MEMORIES = 50_000
+
+
+def serialized_memory(memory: Memory) -> bytes:
+    """`memory_to_proto(memory)` serialized, without the embedding."""
+    key = (memory.tenant, memory.id, memory.revision, memory.last_retrieve_time_us)
+    found = _SERIALIZED.get(key)
+    if found is None:
+        found = memory_to_proto(memory, pb.Memory()).SerializeToString()
+        if len(_SERIALIZED) >= SERIALIZED_MEMORIES:
+            _SERIALIZED.pop(next(iter(_SERIALIZED), key), None)  # the oldest
+        _SERIALIZED[key] = found
+    return found
+
+
 def search_result_to_proto(
     hits: Sequence[SearchHit], model: str, *, include_embedding: bool
 ) -> svc_pb.SearchMemoriesResponse:
     response = svc_pb.SearchMemoriesResponse(embedding_model=model)
     for hit in hits:
         out = response.hits.add(score=hit.score)
-        memory_to_proto(hit.memory, out.memory, embedding=include_embedding)
+        if include_embedding:
+            memory_to_proto(hit.memory, out.memory, embedding=True)
+        else:
+            out.memory.MergeFromString(serialized_memory(hit.memory))
         if hit.explanation is not None:
             explanation_to_proto(hit.explanation, out.explanation)
     return response

@@ -55,6 +55,7 @@ _ADD_CHUNK = 256
 #: the shard's positions, scanning everything and picking the rows is cheaper.
 _DENSE_SHARE = 1 / 3
 _EMPTY: Positions = np.zeros(0, dtype=np.int64)
+_SCOPES_CACHED, _SCOPE_CACHED_FROM = 16, 4096  # whole-scope selections kept, from this size
 
 _omp = threading.local()
 
@@ -85,6 +86,7 @@ class Selection:
     positions: Positions | None
     excluded: Positions
     count: int
+    bitmaps: dict[int, npt.NDArray[np.uint8]] | None = None  # by graph size, if select reuses it
 
 
 class FaissShard:
@@ -127,6 +129,7 @@ class FaissShard:
         self._hnsw: Any = None
         self._version = 0
         self._bitmap_cache: tuple[tuple[int, int], npt.NDArray[np.uint8] | None] | None = None
+        self._scope_cache: dict[Scope, tuple[int, Selection]] = {}  # by version
 
     # ------------------------------------------------------------------ state
 
@@ -221,11 +224,22 @@ class FaissShard:
                     excluded = self._positions_of(exclude)
                     excluded = np.unique(excluded[alive[excluded]])
                 return Selection(None, excluded, self._live - excluded.shape[0])
+            # A big scope's candidates and bitmaps, kept per version (races store equals).
+            whole, version = exclude is None or not exclude.shape[0], self._version
+            cached = self._scope_cache.get(scope) if whole else None
+            if cached is not None and cached[0] == version:
+                return cached[1]
             first, posting = narrowest
             positions = posting[alive[posting]]
             for field, code in query_codes:
                 if field != first:
                     positions = positions[codes[positions, field] == code]
+            if whole and positions.shape[0] >= _SCOPE_CACHED_FROM:
+                if len(self._scope_cache) >= _SCOPES_CACHED:
+                    self._scope_cache.clear()
+                selection = Selection(positions, _EMPTY, positions.shape[0], {})
+                self._scope_cache[scope] = (version, selection)
+                return selection
         if exclude is not None and exclude.shape[0] and positions.shape[0]:
             excluded = self._positions_of(exclude)
             if excluded.shape[0]:
@@ -268,9 +282,12 @@ class FaissShard:
             graph_positions = selection.positions[:split]
             tail = selection.positions[split:]
             in_graph_count = graph_positions.shape[0]
-            mask = np.zeros(n_graph, dtype=np.bool_)
-            mask[graph_positions] = True
-            bitmap = np.packbits(mask, bitorder="little")
+            memo = selection.bitmaps if selection.bitmaps is not None else {}
+            if (bitmap := memo.get(n_graph)) is None:
+                mask = np.zeros(n_graph, dtype=np.bool_)
+                mask[graph_positions] = True
+                memo.clear()  # only the latest graph size is asked again
+                bitmap = memo[n_graph] = np.packbits(mask, bitorder="little")
 
         results: list[Partial] = [(_EMPTY, np.zeros(0, np.float32))] * queries.shape[0]
         want = min(k, in_graph_count)

@@ -8,8 +8,9 @@
    search for step 3.
 3. `search` (in a worker thread): catch up with other processes' writes,
    look up what is not looked up yet, hydrate the hits, compute the misses
-   (embed, one index call, keyword halves beside it, one store read), and
-   store them under the stamps the lookups took before any data was read.
+   (embed, one index call, keyword halves beside it, one hydration: the
+   record table, then one store read for what it lacks), and store them
+   under the stamps the lookups took before any data was read.
 
 Inline answers are given only while no other process has been seen writing
 the store (`_shared_store`, set by a catch-up that found foreign changes; the
@@ -169,10 +170,9 @@ class Search(Recovery):
         memories = dict(records.found)
         if records.missing:
             wanted = {h.id: h.key for h in hits_found}
-            with telemetry.span("store.read"):
-                loaded = self.store.get_by_keys(
-                    [wanted[i] for i in records.missing], with_embedding=p.query.include_embedding
-                )
+            loaded = self._hydrate(
+                [wanted[i] for i in records.missing], with_embedding=p.query.include_embedding
+            )
             self.caches.records.fill(records, loaded.values(), now_us=now)
             memories.update((m.id, m) for m in loaded.values())
         hits = [
@@ -232,10 +232,7 @@ class Search(Recovery):
             {n.key for result in neighbors.values() for n in result}
             | {h.key for result in worded.values() for h in result}
         )
-        memories = {}
-        if keys:
-            with telemetry.span("store.read"):
-                memories = self.store.get_by_keys(keys, with_embedding=want_embeddings)
+        memories = self._hydrate(keys, with_embedding=want_embeddings)
 
         def usable(key: int) -> Memory | None:
             memory = memories.get(key)
@@ -298,6 +295,24 @@ class Search(Recovery):
             hits = hits[: p.top_k]
             results.append(SearchResult(hits, self._model_of(q)))
         return results
+
+    def _hydrate(self, keys: Sequence[int], *, with_embedding: bool) -> dict[int, Memory]:
+        """The memories of `keys`: from the record table, the rest from the
+        store in one read (then kept in the table)."""
+        if not keys:
+            return {}
+        table = self.records
+        if table is None or with_embedding:
+            with telemetry.span("store.read"):
+                return self.store.get_by_keys(keys, with_embedding=with_embedding)
+        epoch = table.epoch  # before the store read: see RecordTable.fill
+        memories, missing = table.get_many(keys)
+        if missing:
+            with telemetry.span("store.read"):
+                loaded = self.store.get_by_keys(missing)
+            table.fill(loaded.values(), epoch=epoch)
+            memories.update(loaded)
+        return memories
 
     def _keyword_search(self, tenant: str, p: PreparedQuery, now: int) -> list[KeywordHit]:
         with telemetry.span("keyword.search"):

@@ -2,7 +2,8 @@
 
 The store, index, embedder, caches, clock and change feed; the revision the
 index has applied; the expiry tracker; the write lock that keeps index
-applies in revision order; the retrieval times waiting for upkeep. Each
+applies in revision order; the retrieval times waiting for upkeep; the table
+of decoded memories searches hydrate their hits from. Each
 use-case module (reads, search, writes, lifecycle, recovery, stats) is a mixin
 over this class; `MemoryService` (service/__init__.py) composes them.
 """
@@ -23,6 +24,7 @@ from mnemo_server.feed import ChangeFeed, FeedEvent
 from mnemo_server.index.base import VectorIndex
 from mnemo_server.models import Principal, Scope, now_us
 from mnemo_server.rerank import RerankStage
+from mnemo_server.service.record_table import RecordTable
 from mnemo_server.store.base import RecordStore
 
 
@@ -84,6 +86,9 @@ class ServiceState:
         self.feed = ChangeFeed(capacity=settings.lifecycle.watch_buffer)
         self._retrieved: set[int] = set()
         self._retrieved_lock = threading.Lock()
+        #: Decoded memories of recent hits (record_table.py); None when off.
+        entries = settings.cache.record_table_entries if settings.cache.enabled else 0
+        self.records: RecordTable | None = RecordTable(entries) if entries > 0 else None
 
     def _behind(self) -> bool:
         """True when another worker announced a revision this index has not

@@ -535,3 +535,19 @@ def test_a_message_round_trips_through_import_and_export() -> None:
     back = convert.memory_to_proto(memory, pb.Memory(), embedding=True)
     back.etag = original.etag  # derived from the revision, not carried
     assert back == original
+
+
+def test_search_hits_from_serialized_memories_equal_the_field_by_field_encoding() -> None:
+    memory = full_memory()
+    hit = SearchHit(memory, 0.5)
+    direct = svc_pb.SearchMemoriesResponse(embedding_model="m")
+    convert.memory_to_proto(memory, direct.hits.add(score=0.5).memory)
+    assert convert.search_result_to_proto([hit], "m", include_embedding=False) == direct
+    assert convert.search_result_to_proto([hit], "m", include_embedding=False) == direct  # cached
+    # A change is a new revision: never the bytes of the memory as it was.
+    changed = dataclasses.replace(memory, content="changed", revision=memory.revision + 1)
+    again = convert.search_result_to_proto([SearchHit(changed, 0.5)], "m", include_embedding=False)
+    assert again.hits[0].memory.content == "changed"
+    touched = dataclasses.replace(memory, last_retrieve_time_us=(memory.last_retrieve_time_us or 0) + 1)
+    shown = convert.search_result_to_proto([SearchHit(touched, 0.5)], "m", include_embedding=False)
+    assert shown.hits[0].memory.last_retrieve_time != direct.hits[0].memory.last_retrieve_time
