@@ -322,6 +322,10 @@ class Lifecycle(Writes, Recovery):
                 with self._retrieved_lock:
                     self._retrieved.update(keys)  # kept for the next flush
                 raise
+            if self.records is not None:
+                # Their decoded copies carry the old retrieval times (recency on
+                # last_retrieve_time ranks by them).
+                self.records.invalidate(keys)
         return len(keys)
 
     def _retire_each(
