@@ -164,6 +164,7 @@ def ingest_rows(b: Bench, batches: list[bytes]) -> None:
         samples, elapsed, load = ingest(b.server, batches, b.plan.ingest_clients)
     finally:
         probe.stop()
+    probe.delete_probes()
     rate = b.n / elapsed
     b.add(
         f"ingest: BatchWriteMemories, {BATCH_WRITE:,} creates/call, "

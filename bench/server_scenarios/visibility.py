@@ -5,9 +5,11 @@ builder) busy.
 A probe thread writes one memory at a time (user "probe", a fresh random
 unit vector), and as soon as CreateMemory returns searches the whole tenant
 with that vector (top 1; at N=100,000 an HNSW search of the whole shard plus
-its exact tail), again and again until the memory comes back, then deletes
-it so that later rows (recall, truth) never see it. The time from the
-acknowledgement to the first search that found it is the visibility delay.
+its exact tail), again and again until the memory comes back. The time from
+the acknowledgement to the first search that found it is the visibility
+delay. The probes are deleted after the ingest, in batches (a delete scans
+the tenant for links to it: one per probe would slow the ingest measured),
+so later rows (recall, truth) never see them.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ class VisibilityProbe:
         self.delays_ms: list[float] = []
         self.first_try = 0  # probes found by the first search after the ack
         self.errors: list[str] = []
+        self._written: list[str] = []
 
     def start(self) -> None:
         self._thread.start()
@@ -44,6 +47,13 @@ class VisibilityProbe:
     def stop(self) -> None:
         self._stop.set()
         self._thread.join(120)
+
+    def delete_probes(self) -> None:
+        for lo in range(0, len(self._written), 500):
+            request = memory_service_pb2.BatchWriteMemoriesRequest()
+            for memory_id in self._written[lo : lo + 500]:
+                request.operations.add().delete.id = memory_id
+            self._stub.BatchWriteMemories(request, timeout=600)
         self._channel.close()
 
     def _run(self) -> None:
@@ -64,6 +74,7 @@ class VisibilityProbe:
         memory = memory_pb2.Memory(id=memory_id, user_id="probe", content=memory_id, embedding=values)
         self._stub.CreateMemory(memory_service_pb2.CreateMemoryRequest(memory=memory), timeout=60)
         acked = perf_counter_ns()
+        self._written.append(memory_id)
         search = memory_service_pb2.SearchMemoriesRequest(vector=values, top_k=1)
         tries = 0
         while True:
@@ -75,4 +86,3 @@ class VisibilityProbe:
                 raise RuntimeError(f"{memory_id} not found 30 s after its ack")
         self.delays_ms.append((perf_counter_ns() - acked) / 1e6)
         self.first_try += tries == 1
-        self._stub.DeleteMemory(memory_service_pb2.DeleteMemoryRequest(id=memory_id), timeout=60)
