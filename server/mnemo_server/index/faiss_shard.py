@@ -116,7 +116,7 @@ class FaissShard:
         compact_ratio: float = 0.3,
         build_threads: int = 1,
         builder: GraphBuilder | None = None,
-        max_tail: int = 100_000,
+        max_tail: int = 20_000,
     ) -> None:
         self.shard_id = shard_id
         self.snapshot_revision = 0

@@ -7,6 +7,11 @@ adds, so on a machine with two cores the graph gets the core the write path
 (one Python thread, the GIL) does not use, and ingest is no longer bounded by
 HNSW construction.
 
+The thread runs at a lower CPU priority (`nice`, Linux: per thread) than the
+rest of the server: when the cores are busy, the writes and searches go first
+and the graph takes what is left; `max_tail` (faiss_shard.py) bounds how far
+behind it can fall.
+
 One thread for the whole index: shards waiting for their graph are served in
 turn, one chunk (`FaissShard.build_step`) at a time, so a big load into one
 tenant does not starve another tenant's graph. The thread starts when work
@@ -18,6 +23,7 @@ test suite creates) holds no thread. `threaded=False` runs nothing until
 from __future__ import annotations
 
 import logging
+import os
 import threading
 from collections import deque
 from typing import Protocol
@@ -34,8 +40,10 @@ class Buildable(Protocol):
 class GraphBuilder:
     """A queue of shards whose graphs are behind, worked off by one thread."""
 
-    def __init__(self, *, threaded: bool = True) -> None:
+    def __init__(self, *, threaded: bool = True, nice: int = 10) -> None:
+        """`nice`: how much lower the thread's CPU priority is than its creator's."""
         self._threaded = threaded
+        self._nice = nice
         self._cond = threading.Condition()
         self._queue: deque[Buildable] = deque()
         self._queued: set[int] = set()
@@ -107,6 +115,15 @@ class GraphBuilder:
             self._cond.notify_all()
 
     def _run(self) -> None:
+        if self._nice and hasattr(os, "setpriority"):
+            try:
+                # On Linux PRIO_PROCESS with a thread id applies to that thread only.
+                tid = threading.get_native_id()
+                os.setpriority(
+                    os.PRIO_PROCESS, tid, min(19, os.getpriority(os.PRIO_PROCESS, tid) + self._nice)
+                )
+            except OSError:
+                log.debug("could not lower the graph builder's priority", exc_info=True)
         while True:
             shard = self._next()
             if shard is None:

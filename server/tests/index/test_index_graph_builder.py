@@ -7,6 +7,8 @@ drain(), so the graph is exactly as far behind as the test says."""
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -211,3 +213,20 @@ def test_the_builder_thread_catches_up_and_stops() -> None:
     index.upsert(entries(range(3000, 3010), embedding_like(rng, 10, D)))
     assert shard.tail == 10  # closed: nothing builds, the tail is still searched
     assert top1(index, vectors[:5]) == list(range(5))
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priorities are Linux's")
+def test_the_builder_thread_runs_at_a_lower_priority() -> None:
+    seen: list[int] = []
+
+    class Probe:
+        def build_step(self) -> bool:
+            seen.append(os.getpriority(os.PRIO_PROCESS, 0))  # 0: the calling thread
+            return False
+
+    mine = os.getpriority(os.PRIO_PROCESS, 0)
+    builder = GraphBuilder(nice=5)
+    builder.schedule(Probe())
+    assert builder.drain(timeout=30)
+    assert seen == [min(19, mine + 5)]
+    assert os.getpriority(os.PRIO_PROCESS, 0) == mine  # this thread untouched
