@@ -75,6 +75,9 @@ def main() -> None:
     parser.add_argument(
         "--ingest-only", action="store_true", help="only the empty-call and ingest rows (not with --out)"
     )
+    parser.add_argument(
+        "--no-text", action="store_true", help="skip the model baseline and the text-search rows"
+    )
     parser.add_argument("--data", choices=["lowrank", "uniform"], default="lowrank")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tmp", default=None, help="parent of the temporary data dirs")

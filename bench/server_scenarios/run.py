@@ -59,8 +59,10 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         scenarios.ingest_rows(bench, batches)
         if not args.ingest_only:
             scenarios.vector_rows(bench)
+            scenarios.stream_rows(bench)
             scenarios.batch_rows(bench)
-            scenarios.text_rows(bench, model_runner)
+            if not args.no_text:
+                scenarios.text_rows(bench, model_runner)
             scenarios.restart_rows(bench, data_dir, empty_start, args.server_arg, args.env, running)
     finally:
         for leftover in running:

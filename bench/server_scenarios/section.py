@@ -68,7 +68,6 @@ class Section:
 
 def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[str]:
     model = section.model
-    model_others = 0.0 if model is None else model.others  # None: --ingest-only
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -80,6 +79,15 @@ def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[s
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import torch
 
+    model_others = model.others if model is not None else 0.0
+    model_line = (
+        f"Model baseline (in the bench process, right before the text rows while the server was "
+        f"idle; best of {Model.ROUNDS} rounds): one text p50 "
+        f"{model.p50_ms:.2f} ms, p99 {model.p99_ms:.2f} ms; {model.batched_per_s:,.0f} texts/s "
+        "at 32 texts per call (2 torch threads)."
+        if model is not None
+        else "No text rows (--no-text)."
+    )
     return [
         f"Finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC{' (--quick)' if args.quick else ''}; "
         f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB. Other processes used "
@@ -97,17 +105,7 @@ def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[s
             if max(section.others, model_others) > 0.2
             else ""
         ),
-    ] + (
-        []
-        if model is None
-        else [
-            "",
-            f"Model baseline (in the bench process, right before the text rows while the server "
-            f"was idle; best of {Model.ROUNDS} rounds): one text p50 "
-            f"{model.p50_ms:.2f} ms, p99 {model.p99_ms:.2f} ms; {model.batched_per_s:,.0f} texts/s "
-            "at 32 texts per call (2 torch threads).",
-        ]
-    )
+    ] + ([] if model is None and args.ingest_only else ["", model_line])
 
 
 def write_out(path: Path, sections: list[str]) -> None:

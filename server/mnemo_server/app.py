@@ -35,7 +35,11 @@ from mnemo_server.api.server import MAX_SEND_BYTES, SERVICES, add_services, bind
 from mnemo_server.cache import Caches
 from mnemo_server.config import Settings
 from mnemo_server.embed.base import Embedder
+from mnemo_server.fleet import worker_index
+from mnemo_server.fleet.counters import KeyGeneration, RevisionSignal, SharedCounters
+from mnemo_server.fleet.leader import AlwaysLeader, FileLeaderLock, FleetLock
 from mnemo_server.index.base import VectorIndex
+from mnemo_server.rerank import Reranker, RerankStage
 from mnemo_server.runtime import Runtime, close_components
 from mnemo_server.service import SERVER_VERSION, MemoryService
 from mnemo_server.storage import DataDirectoryWatch
@@ -113,6 +117,11 @@ def _store_id(store: RecordStore) -> str:
 
 
 def build_store(settings: Settings, *, guard: Callable[[], None] | None = None) -> RecordStore:
+    """PostgreSQL when store.url is set, else the SQLite file in data_dir."""
+    if settings.store.url:
+        from mnemo_server.store.pg import PostgresStore
+
+        return PostgresStore(settings.store.url, pool_size=settings.store.pool_size)
     from mnemo_server.store.sqlite import SqliteStore
 
     return SqliteStore(
@@ -123,6 +132,10 @@ def build_store(settings: Settings, *, guard: Callable[[], None] | None = None) 
 def build_key_store(settings: Settings, *, guard: Callable[[], None] | None = None) -> KeyStore:
     """API keys, in the store's file (open the store first); `guard` as for
     build_store."""
+    if settings.store.url:
+        from mnemo_server.store.pg_keys import PgKeyStore
+
+        return PgKeyStore(settings.store.url)
     from mnemo_server.store.sqlite_keys import SqliteKeyStore
 
     return SqliteKeyStore(settings.server.data_dir / "mnemo.db", guard=guard)
@@ -142,6 +155,31 @@ def build_index(settings: Settings, dimension: int) -> VectorIndex:
         # Graphs are built behind the writes; new rows are searched exactly
         # until they are in (a write is searchable once acknowledged).
         builder=GraphBuilder(),
+    )
+
+
+def build_reranker(settings: Settings) -> RerankStage | None:
+    """The rerank stage of `rerank.url` or `rerank.model_path`; None when neither is set."""
+    cfg = settings.rerank
+    reranker: Reranker
+    if cfg.url:
+        from mnemo_server.rerank.http import HttpReranker
+
+        reranker = HttpReranker(cfg.url, timeout_s=cfg.timeout_s, api_key=cfg.api_key())
+    elif cfg.model_path:
+        from mnemo_server.rerank.local import LocalReranker
+
+        reranker = LocalReranker(cfg.model_path)
+    else:
+        return None
+    log.info(
+        "rerank: %s, top %d candidates, %s",
+        reranker.name,
+        cfg.top_n,
+        "on by default" if cfg.by_default else "on request",
+    )
+    return RerankStage(
+        reranker, top_n=cfg.top_n, by_default=cfg.by_default, log_interval_s=cfg.log_interval_s
     )
 
 
@@ -170,7 +208,7 @@ class App:
         self.health = HealthServicer()
         # ContextExecutor: the service's stage spans find their RPC's span.
         self.executor = ContextExecutor(
-            max_workers=settings.server.workers, thread_name_prefix="mnemo-worker", initializer=_worker_init
+            max_workers=settings.server.threads, thread_name_prefix="mnemo-worker", initializer=_worker_init
         )
         self.telemetry = Telemetry(settings, executor=self.executor, version=SERVER_VERSION)
         self.security = build_security(settings, self.executor)
@@ -188,17 +226,27 @@ class App:
         #: The background loops, once the service has loaded.
         self.runtime: Runtime | None = None
         self.extraction = ExtractionServicer(self.executor, self.gate, settings)
+        #: This process's number when it is one worker of a fleet (--workers N).
+        self.worker = worker_index()
+        self._counters: SharedCounters | None = None
+        self.lock: FleetLock = AlwaysLeader()
 
     async def start(self) -> int:
         """Opens the port (health NOT_SERVING) and starts loading; returns the
         bound port. Await `ready()` for SERVING."""
         cfg = self.settings.server
         os.makedirs(cfg.data_dir, exist_ok=True)
+        if self.worker is not None:
+            fleet_dir = cfg.data_dir / "fleet"
+            self._counters = SharedCounters(fleet_dir / "counters")
+            self.lock = FileLeaderLock(fleet_dir / "leader.lock")
+            self.security.keys.generation = KeyGeneration(self._counters)
         self.telemetry.start()
         self.server = build_server(
             self.settings,
             # Telemetry first: it sees every call as the client does.
             (*self.telemetry.interceptors, *self._extra_interceptors, self.security),
+            reuse_port=self.worker is not None,
         )
         await set_health(self.health, serving=False)
         # Servicers must exist before the server starts; they get the service
@@ -216,6 +264,7 @@ class App:
 
             self.web = WebServer(
                 self.settings,
+                reuse_port=self.worker is not None,
                 secret=self.security.forward_secret,
                 healthy=lambda: self.gate.ready and not self.gate.draining,
                 version=SERVER_VERSION,
@@ -244,11 +293,22 @@ class App:
         self.gate.ready = True
         await set_health(self.health, serving=True)
         self.runtime = Runtime(
-            self.settings, self.executor, service, self.storage, on_storage_lost=self._storage_lost
+            self.settings,
+            self.executor,
+            service,
+            self.storage,
+            on_storage_lost=self._storage_lost,
+            lock=self.lock,
+            on_lead=self._on_lead if self.worker is not None else None,
         )
         self.runtime.start()
         self._loaded.set()
         log.info("serving")
+
+    async def _on_lead(self) -> None:
+        """This worker now leads the fleet: it resumes the unfinished extraction jobs."""
+        if self.extraction.runner is not None:
+            await self.extraction.runner.resume()
 
     async def _start_extraction(self, service: MemoryService) -> None:
         """Opens the job table, and runs jobs when an LLM is configured (docs/extraction.md)."""
@@ -272,7 +332,7 @@ class App:
                 ),
             )
             self.extraction.runner = runner
-            await runner.start()
+            await runner.start(resume=self.worker is None)  # in a fleet the leader resumes (_on_lead)
 
     def _build_service(self) -> MemoryService:
         from mnemo_server.embed.cached import CachingEmbedder
@@ -280,7 +340,8 @@ class App:
         base = self._given_embedder or build_embedder(self.settings, wrap_model=self.telemetry.wrap_model)
         watch = DataDirectoryWatch(self.settings.server.data_dir)
         store = build_store(self.settings, guard=watch.check)
-        watch.track(self.settings.server.data_dir / "mnemo.db")
+        if not self.settings.store.url:
+            watch.track(self.settings.server.data_dir / "mnemo.db")
         self.storage = watch
         self._open_security(store, guard=watch.check)
         caches = build_caches(self.settings, store)
@@ -288,11 +349,14 @@ class App:
         if caches is not None and (self.settings.embedder.cache_bytes or self.settings.server.redis_url):
             embedder = CachingEmbedder(base, caches.embeddings)
         index = build_index(self.settings, embedder.dimension)
+        reranker = build_reranker(self.settings)
         # A given embedder belongs to the caller, who closes it.
         # The index first: its graph builder stops before the store closes.
         self._components = [index, store] if self._given_embedder else [index, base, store]
         if caches is not None:
             self._components.append(caches)
+        if reranker is not None:
+            self._components.append(reranker)
         service = MemoryService(
             store=store,
             index=index,
@@ -302,7 +366,10 @@ class App:
             caches=caches if self.settings.cache.enabled or self.settings.server.redis_url else None,
             inline_cache_hits=not self.settings.server.redis_url,
             storage_guard=watch.check,
+            revision_signal=RevisionSignal(self._counters) if self._counters is not None else None,
+            reranker=reranker,
         )
+        service.leads = self.lock.try_lead
         service.load()
         self.telemetry.attach(
             service,
@@ -372,8 +439,12 @@ class App:
                 await task
         if self.runtime is not None:
             await self.runtime.stop_loops()
+            await self.runtime.final_flush()
             await self.runtime.final_snapshot()
         await close_components(self.executor, self._components)
+        self.lock.release()
+        if self._counters is not None:
+            self._counters.close()
         with contextlib.suppress(Exception):
             await self.security.aclose()
         self.telemetry.close()

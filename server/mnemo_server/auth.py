@@ -9,7 +9,9 @@ the hash is compared in constant time.
 Lookups are cached for `cache_s` seconds. A revocation through this process
 replaces the cached entry at once; another process sharing the store notices
 when its cached entry ages out, so within `cache_s` (0: it reads the store on
-every call). Expiry is checked against the clock on every call.
+every call). Workers of one fleet (`--workers N`) share a key generation
+that every revocation raises, so there a revocation holds on all of them at
+once. Expiry is checked against the clock on every call.
 
 The bootstrap key is a secret the operator gives in the settings. It is
 held only in memory (as a hash), is an admin of the system tenant with id
@@ -35,6 +37,7 @@ import time
 from collections.abc import Callable
 from concurrent.futures import Executor
 from dataclasses import dataclass, replace
+from typing import Protocol
 
 from mnemo_server import validation
 from mnemo_server.errors import (
@@ -101,6 +104,12 @@ def _invalid_key() -> UnauthenticatedError:
     return UnauthenticatedError("the API key is not valid", reason="API_KEY_INVALID")
 
 
+class KeyGenerationLike(Protocol):
+    def current(self) -> int: ...
+
+    def changed(self) -> int: ...
+
+
 class ApiKeys:
     """Creates, lists, revokes and checks API keys; thread-safe."""
 
@@ -135,6 +144,11 @@ class ApiKeys:
         self._bootstrap = hashlib.sha256(bootstrap_secret.encode()).digest() if bootstrap_secret else None
         self._cache: dict[str, tuple[ApiKeyRecord, float]] = {}
         self._lock = threading.Lock()
+        #: Shared with the other workers of a fleet (fleet/counters.py
+        #: KeyGeneration): every key change raises it, and a cache of an older
+        #: generation is dropped, so a revocation holds on every worker at once.
+        self.generation: KeyGenerationLike | None = None
+        self._generation_seen = 0
 
     # -- checking calls ---------------------------------------------------------
 
@@ -149,7 +163,11 @@ class ApiKeys:
         key_id = key_id_of(token)
         if key_id is None:
             raise _invalid_key()
+        generation = self.generation.current() if self.generation is not None else 0
         with self._lock:
+            if generation != self._generation_seen:
+                self._cache.clear()
+                self._generation_seen = generation
             entry = self._cache.get(key_id)
         if entry is None or time.monotonic() - entry[1] >= self.cache_s:
             return None
@@ -309,6 +327,8 @@ class ApiKeys:
             raise _key_not_found(key_id)
         with self._lock:
             self._cache[key_id] = (revoked, time.monotonic())
+        if self.generation is not None:
+            self.generation.changed()
         return revoked
 
 

@@ -13,6 +13,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from mnemo_server import fleet
 from mnemo_server.config import ConfigError, Settings, load_settings, setting_names
 
 
@@ -59,6 +60,7 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--version", action="version", version=f"mnemo-server {package_version()}")
     p.add_argument("--config", type=Path, help="a TOML settings file (env MNEMO_CONFIG)")
+    p.add_argument("--store", dest="store.url", default=None, metavar="URL", help="the same as --store-url")
     for section, name, env, flag, default, doc in setting_names():
         kwargs: dict[str, Any] = {
             "dest": f"{section}.{name}",
@@ -82,6 +84,11 @@ def settings_from_args(argv: list[str] | None = None) -> Settings:
     return load_settings(config_file=config, overrides=overrides)
 
 
+def _report_ready(loaded: asyncio.Future[None]) -> None:
+    if not loaded.cancelled() and loaded.exception() is None:
+        fleet.report("serving")
+
+
 async def serve(settings: Settings) -> None:
     from mnemo_server.app import App
 
@@ -99,12 +106,14 @@ async def serve(settings: Settings) -> None:
         loop.add_signal_handler(sig, on_signal, sig)
     await app.start()
     loader = asyncio.ensure_future(app.ready())
+    loader.add_done_callback(_report_ready)
     stopper = asyncio.ensure_future(stop.wait())
     done, _ = await asyncio.wait({loader, stopper}, return_when=asyncio.FIRST_COMPLETED)
     if loader in done and loader.exception() is not None:
         await app.stop(grace=0)
         raise SystemExit(f"mnemo-server: start-up failed: {loader.exception()}")
     await stopper
+    fleet.report("draining")
     # SIGTERM (Kubernetes, docker stop) drains first; Ctrl-C at a terminal stops at once.
     if received[0] == signal.SIGTERM and settings.server.shutdown_drain_s > 0:
         await app.drain(settings.server.shutdown_drain_s, hurry)
@@ -112,7 +121,33 @@ async def serve(settings: Settings) -> None:
     await app.stop()
 
 
+def migrate(argv: list[str]) -> None:
+    """`mnemo-server migrate --store URL`: applies the PostgreSQL schema
+    migrations and exits (servers also apply them at start)."""
+    p = argparse.ArgumentParser(
+        prog="mnemo-server migrate", description="Bring a PostgreSQL store's schema up to this version."
+    )
+    p.add_argument("--store", required=True, metavar="URL", help="postgresql://user@host:port/db")
+    args = p.parse_args(argv)
+    import psycopg
+
+    from mnemo_server import errors
+    from mnemo_server.store.pg_schema import migrate as apply
+
+    try:
+        with psycopg.connect(args.store, autocommit=True, connect_timeout=10) as conn:
+            before, after = apply(conn)
+    except (psycopg.Error, errors.MnemoError) as exc:
+        print(f"mnemo-server migrate: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
+    print(f"schema version {before} -> {after}" if before != after else f"schema version {after}: up to date")
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv = sys.argv[1:] if argv is None else argv
+    if argv[:1] == ["migrate"]:
+        migrate(argv[1:])
+        return
     try:
         settings = settings_from_args(argv)
     except ConfigError as exc:
@@ -132,4 +167,9 @@ def main(argv: list[str] | None = None) -> None:
     # NumPy's OpenBLAS threads stall small scans on busy cores (a 10k-row
     # scan took 9-32 ms instead of 1.2 ms); large batches use FAISS threads.
     os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+    if settings.server.workers > 1 and fleet.worker_index() is None:
+        # Several processes on one address: a supervisor, not a server (fleet/supervisor.py).
+        from mnemo_server.fleet.supervisor import supervise
+
+        raise SystemExit(supervise(settings, list(sys.argv[1:] if argv is None else argv)))
     asyncio.run(serve(settings))

@@ -12,7 +12,8 @@ on the event loop that does its blocking work in the worker pool:
   store's revision moved; none once the data directory is lost.
 
 The App (app.py) stops them in this order: the gRPC server first (calls
-drain), then `stop_loops`, then `final_snapshot`, then `close` the components
+drain), then `stop_loops`, then `final_flush` (retrieval times), then
+`final_snapshot`, then `close` the components
 (embedder, store, caches).
 """
 
@@ -20,13 +21,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
+import os
 from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import Executor
 from typing import Any
 
 from mnemo_server.config import Settings
 from mnemo_server.errors import MnemoError
+from mnemo_server.fleet.leader import AlwaysLeader, FleetLock
 from mnemo_server.service import MemoryService
 from mnemo_server.storage import DataDirectoryWatch
 
@@ -44,6 +48,8 @@ class Runtime:
         storage: DataDirectoryWatch | None,
         *,
         on_storage_lost: Callable[[], Awaitable[None]],
+        lock: FleetLock | None = None,
+        on_lead: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
         self.settings = settings
         self.executor = executor
@@ -51,9 +57,28 @@ class Runtime:
         self.storage = storage
         self._on_storage_lost = on_storage_lost
         self._tasks: list[asyncio.Task[Any]] = []
+        self.lock: FleetLock = lock or AlwaysLeader()
+        self._on_lead = on_lead
+        #: Whether this process runs the shared background work now.
+        self.leading = isinstance(self.lock, AlwaysLeader)
+
+    async def _check_lead(self) -> bool:
+        """Takes the lead when it is free (its holder stopped or died)."""
+        leads = self.lock.try_lead()
+        if leads and not self.leading:
+            self.leading = True
+            if not isinstance(self.lock, AlwaysLeader):
+                log.info("process %d leads the background work (expiry, retention, snapshots)", os.getpid())
+            if self._on_lead is not None:
+                await self._on_lead()
+        return leads
 
     def start(self) -> None:
-        """Starts the loops (in the running event loop)."""
+        """Starts the loops (in the running event loop). In a fleet only the
+        leader (`lock`) runs expiry, retention, compaction and snapshots; the
+        others catch up and record retrieval times, and try for the lead at
+        every sweep, so a survivor takes over within `sweep_interval_s` of the
+        leader's death."""
         self._tasks.append(asyncio.create_task(self._sweep_loop()))
         self._tasks.append(asyncio.create_task(self._storage_loop()))
         if self.settings.index.snapshot_interval_s > 0:
@@ -71,23 +96,41 @@ class Runtime:
     def storage_lost(self) -> bool:
         return self.storage is not None and self.storage.lost is not None
 
+    async def final_flush(self) -> None:
+        """The retrieval times searches noted since the last upkeep, written
+        down (upkeep writes them every sweep interval)."""
+        if self.storage_lost():
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.service.flush_retrieved)
+        except Exception:
+            log.exception("retrieval times not written at shutdown")
+
     async def final_snapshot(self) -> None:
         """The index as of now, so the next start need not replay the revision log."""
         loop = asyncio.get_running_loop()
         if self.storage_lost():
             log.warning("no final index snapshot: the data directory is lost")
             return
+        if not self.leading:
+            return  # the leader writes the fleet's snapshots
         try:
             await loop.run_in_executor(self.executor, self.service.snapshot)
         except Exception:
             log.exception("final snapshot failed; the next start replays the revision log")
+        finally:
+            self.lock.release()
 
     async def _sweep_loop(self) -> None:
         loop = asyncio.get_running_loop()
+        with contextlib.suppress(Exception):
+            await self._check_lead()  # at once: the extraction jobs to resume wait for it
         while True:
             await asyncio.sleep(self.settings.server.sweep_interval_s)
             try:
-                done = await loop.run_in_executor(self.executor, self.service.upkeep)
+                lead = await self._check_lead()
+                upkeep = functools.partial(self.service.upkeep, lead=lead)
+                done = await loop.run_in_executor(self.executor, upkeep)
                 if any(done.values()):
                     log.info("upkeep: %s", ", ".join(f"{k} {v}" for k, v in done.items() if v))
             except Exception:
@@ -110,6 +153,8 @@ class Runtime:
             try:
                 if self.storage_lost():
                     return
+                if not self.leading:
+                    continue
                 if self.service.store.current_revision() != last:
                     info = await loop.run_in_executor(self.executor, self.service.snapshot)
                     last = info.revision

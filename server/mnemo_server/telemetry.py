@@ -52,6 +52,7 @@ STAGES = (
     "cache.records",
     "index.search",
     "keyword.search",
+    "rerank",
     "store.read",
     "store.write",
     "publish",
@@ -185,9 +186,7 @@ class Tracing:
 
             self.provider.add_span_processor(
                 BatchSpanProcessor(
-                    OTLPSpanExporter(
-                        endpoint=endpoint, insecure=endpoint.startswith("http://")
-                    )
+                    OTLPSpanExporter(endpoint=endpoint, insecure=endpoint.startswith("http://"))
                 )
             )
         if cfg.console:

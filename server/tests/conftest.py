@@ -82,6 +82,25 @@ def make_settings(data_dir: Path, **sections: dict[str, Any]) -> Settings:
     return load_settings(env={}, overrides=overrides)
 
 
+def store_sections() -> dict[str, dict[str, Any]]:
+    """Settings for the store under test: SQLite, or with MNEMO_TEST_STORE=postgresql
+    a fresh database on the test PostgreSQL (tests/pg_server.py)."""
+    if os.environ.get("MNEMO_TEST_STORE", "sqlite") != "postgresql":
+        return {}
+    from .pg_server import fresh_database_url
+
+    return {"store": {"url": fresh_database_url()}}
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_postgres() -> Iterator[None]:
+    """Stops the PostgreSQL the store tests started (tests/pg_server.py), if any."""
+    yield
+    from . import pg_server
+
+    pg_server.stop_shared()
+
+
 @pytest.fixture(scope="session")
 def embedder() -> Iterator[Embedder]:
     """The real model, loaded once for the whole run."""
@@ -92,8 +111,9 @@ def embedder() -> Iterator[Embedder]:
 
 @pytest.fixture(scope="session")
 def server(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iterator[RunningServer]:
-    """One server for the session; tests keep apart by using their own user ids."""
-    running = start_server(make_settings(tmp_path_factory.mktemp("data")), embedder)
+    """One server for the session; tests keep apart by using their own user ids.
+    MNEMO_TEST_STORE=postgresql runs it on PostgreSQL (store_sections())."""
+    running = start_server(make_settings(tmp_path_factory.mktemp("data"), **store_sections()), embedder)
     yield running
     running.stop()
 

@@ -44,8 +44,10 @@ SERVICES = (
 )
 
 
-def grpc_options(cfg: ServerSettings) -> list[tuple[str, int]]:
-    """Message sizes and keepalive."""
+def grpc_options(cfg: ServerSettings, *, reuse_port: bool = False) -> list[tuple[str, int]]:
+    """Message sizes and keepalive; `reuse_port` for the workers of a fleet,
+    which all listen on one address (the kernel spreads the connections).
+    Off otherwise, so a second server on a port in use fails to start."""
     keepalive_ms = int(cfg.keepalive_time_s * 1000)
     return [
         ("grpc.max_receive_message_length", cfg.max_message_bytes),
@@ -57,14 +59,16 @@ def grpc_options(cfg: ServerSettings) -> list[tuple[str, int]]:
         ("grpc.keepalive_permit_without_calls", 1),
         ("grpc.http2.min_ping_interval_without_data_ms", 10_000),
         ("grpc.http2.max_pings_without_data", 0),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
     ]
 
 
-def build_server(settings: Settings, interceptors: Sequence[grpc.aio.ServerInterceptor]) -> grpc.aio.Server:
+def build_server(
+    settings: Settings, interceptors: Sequence[grpc.aio.ServerInterceptor], *, reuse_port: bool = False
+) -> grpc.aio.Server:
     """A server not yet started, with `interceptors` in the order given."""
     return grpc.aio.server(
-        options=grpc_options(settings.server),
+        options=grpc_options(settings.server, reuse_port=reuse_port),
         compression=grpc.Compression.NoCompression,
         interceptors=tuple(interceptors),
     )

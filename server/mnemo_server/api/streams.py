@@ -25,6 +25,8 @@ from mnemo_server.service.types import ImportReport
 EXPORT_FORMAT_VERSION = 1
 IMPORT_BATCH = 500
 WATCH_BATCH = 1000
+#: How often a watch on one worker of a fleet looks for the other workers' writes.
+FLEET_POLL_S = 0.05
 _CONFLICT = {
     pb.IMPORT_CONFLICT_POLICY_UNSPECIFIED: "skip",
     pb.IMPORT_CONFLICT_POLICY_SKIP: "skip",
@@ -184,7 +186,10 @@ class MemoryStreams(Servicer):
         subscription = feed.subscribe(principal.tenant, watch.scope, asyncio.get_running_loop())
         try:
             replay = request.HasField("start_revision")
+            signal = self.service.revision_signal
             last = request.start_revision if replay else feed.latest_revision
+            if signal is not None and not replay:
+                last = max(last, signal.latest())  # other workers' writes before the watch
             if replay:
                 while True:
                     events = await self.run(
@@ -205,6 +210,10 @@ class MemoryStreams(Servicer):
             # Caught up: a first progress notification is the client's sync point.
             last = last if replay else max(last, feed.latest_revision)
             yield pb.WatchMemoriesResponse(revision=last, progress_notification=True)
+            if signal is not None:
+                async for response in self._tail_fleet(principal, watch, subscription, last):
+                    yield response
+                return
             while True:
                 if subscription.overflowed:
                     raise AbortedError(
@@ -237,6 +246,48 @@ class MemoryStreams(Servicer):
                     yield pb.WatchMemoriesResponse(revision=last, progress_notification=True)
         finally:
             subscription.cancel()
+
+    async def _tail_fleet(
+        self, principal: Principal, watch: _WatchSpec, subscription: Any, last: int
+    ) -> AsyncIterator[pb.WatchMemoriesResponse]:
+        """A watch on one worker of a fleet: every worker's writes, read from
+        the store's log in revision order whenever the fleet's latest revision
+        (fleet/counters.py) moves past the last one sent. Every revision up to
+        that counter is committed (SQLite commits them in order), so nothing
+        is skipped or sent twice. This worker's own writes wake it at once;
+        the others' within FLEET_POLL_S."""
+        signal = self.service.revision_signal
+        assert signal is not None
+        quiet = 0.0
+        while True:
+            if subscription.closed:
+                raise UnavailableError(
+                    "the server is shutting down; resume elsewhere",
+                    reason="SERVER_DRAINING",
+                    metadata={"resume_revision": str(last)},
+                    retry_after_s=1.0,
+                )
+            subscription.drain()  # the log is read instead; the buffer must not overflow
+            seen = signal.latest()
+            if seen > last:
+                events = await self.run(
+                    self.service.feed_batch, principal, after=last, scope=watch.scope, limit=WATCH_BATCH
+                )
+                if events:
+                    response = watch.response(events)
+                    if response is not None:
+                        yield response
+                if len(events) == WATCH_BATCH:
+                    last = events[-1].change.revision
+                else:
+                    last = max(seen, events[-1].change.revision if events else last)
+                quiet = 0.0
+                continue
+            if not await subscription.wait(FLEET_POLL_S):
+                quiet += FLEET_POLL_S
+                if quiet >= watch.interval_s:
+                    quiet = 0.0
+                    yield pb.WatchMemoriesResponse(revision=last, progress_notification=True)
 
 
 class _WatchSpec:

@@ -188,8 +188,11 @@ class WebServer:
         healthy: Callable[[], bool],
         version: str = "",
         metrics_registry: Any = None,
+        reuse_port: bool = False,
     ) -> None:
         self.settings = settings
+        #: The workers of a fleet share the HTTP address too (SO_REUSEPORT).
+        self.reuse_port = reuse_port
         self.version = version
         self.metrics_registry = metrics_registry
         self.secret = secret
@@ -239,7 +242,7 @@ class WebServer:
                 metrics_registry=self.metrics_registry,
             )
             self.app.mount("/dashboard", dashboard)
-        sock = _listen(cfg.http.address)
+        sock = _listen(cfg.http.address, reuse_port=self.reuse_port)
         self.port = int(sock.getsockname()[1])
         tls = cfg.tls
         config = uvicorn.Config(
@@ -280,7 +283,7 @@ class WebServer:
         shutil.rmtree(self._dir, ignore_errors=True)
 
 
-def _listen(address: str) -> socket.socket:
+def _listen(address: str, *, reuse_port: bool = False) -> socket.socket:
     """A bound TCP socket. Made with IPPROTO_TCP so that asyncio turns Nagle
     off on each connection (socket.create_server's proto 0 does not): with
     Nagle on, a response's body waits for the ACK of its headers, ~40 ms."""
@@ -291,6 +294,8 @@ def _listen(address: str) -> socket.socket:
     sock = socket.socket(family, kind, proto)
     try:
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        if reuse_port:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         sock.bind(where)
     except OSError:

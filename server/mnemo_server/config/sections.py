@@ -3,6 +3,7 @@ cache, index, limits and lifecycle (with its retention rules)."""
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass, fields
 from pathlib import Path
 
@@ -15,7 +16,13 @@ class ServerSettings:
     data_dir: Path = doc("Directory for the SQLite store and index snapshots.", default=Path("mnemo-data"))
     log_level: str = doc("debug, info, warning or error.", default="info")
     log_json: bool = doc("Write logs as JSON lines.", default=False)
-    workers: int = doc("Threads for blocking work (store, index, model).", default=32)
+    workers: int = doc(
+        "Server processes sharing the address (SO_REUSEPORT) and the data directory, under a "
+        "supervisor that restarts them; 1 runs one process without a supervisor. At most twice the "
+        "cores. (Until 2026-12-03 this key counted threads: that is `threads` now.)",
+        default=1,
+    )
+    threads: int = doc("Threads for blocking work (store, index, model), per process.", default=32)
     max_message_bytes: int = doc(
         "Largest gRPC request message accepted (a batch must fit: 1,000 memories of up to 4 KB, or "
         "100 of 32 KB); larger ones fail with RESOURCE_EXHAUSTED before they are read. Responses may "
@@ -48,7 +55,8 @@ class ServerSettings:
             raise ConfigError(f"address: expected HOST:PORT, got {self.address!r}")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level: expected debug, info, warning or error, got {self.log_level!r}")
-        positive("workers", self.workers)
+        positive("threads", self.threads)
+        check_workers(self.workers)
         positive("max_message_bytes", self.max_message_bytes)
         positive("sweep_interval_s", self.sweep_interval_s)
         positive("storage_check_interval_s", self.storage_check_interval_s)
@@ -65,13 +73,36 @@ class ServerSettings:
             )
 
 
+def check_workers(workers: int) -> None:
+    """1 to twice the cores this process may run on: more processes than that
+    only compete for the cores, and a larger number is most likely a setting
+    written when `workers` still counted threads."""
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+    most = max(2, 2 * cores)
+    if not 1 <= workers <= most:
+        raise ConfigError(
+            f"workers: counts server processes, expected 1 to {most} (twice the {cores} cores), got {workers}"
+            " (the thread pool is `threads`, which `workers` counted until 2026-12-03)"
+        )
+
+
 @dataclass(frozen=True)
 class StoreSettings:
     synchronous: str = doc("SQLite synchronous mode: FULL (fsync every commit) or NORMAL.", default="FULL")
+    url: str = doc(
+        "A PostgreSQL database (postgresql://user@host:port/db) to store memories and API keys in; "
+        "empty for the SQLite file in data_dir (docs/operations.md, PostgreSQL).",
+        default="",
+    )
+    pool_size: int = doc("Most connections to PostgreSQL this server opens (store.url).", default=16)
 
     def validate(self) -> None:
         if self.synchronous.upper() not in ("FULL", "NORMAL"):
             raise ConfigError(f"store.synchronous: expected FULL or NORMAL, got {self.synchronous!r}")
+        if self.url and not self.url.startswith(("postgresql://", "postgres://")):
+            raise ConfigError(f"store.url: expected a postgresql:// URL, got {self.url.split(':')[0]!r}")
+        if self.pool_size < 2:
+            raise ConfigError("store.pool_size must be at least 2")
 
 
 @dataclass(frozen=True)
@@ -120,10 +151,17 @@ class CacheSettings:
         "Cache search results and records (embeddings are cached per embedder.cache_bytes or Redis).",
         default=True,
     )
+    record_table_entries: int = doc(
+        "Decoded memories (without embeddings) kept in process to hydrate search hits without a "
+        "store read, in every process even with Redis; 0 turns the table off.",
+        default=100_000,
+    )
 
     def validate(self) -> None:
         if "{" in self.namespace or "}" in self.namespace:
             raise ConfigError("cache.namespace: must not contain braces")
+        if self.record_table_entries < 0:
+            raise ConfigError("cache.record_table_entries: must not be negative")
         for name in ("local_bytes", "search_ttl_s", "record_ttl_s", "embedding_ttl_s", "op_timeout_ms"):
             positive(f"cache.{name}", getattr(self, name))
 

@@ -9,7 +9,9 @@ only extraction.
 
 A job: RUNNING -> the LLM plans (retried with backoff on LLM errors; each
 attempt counted in the row) -> the plan is stored -> one atomic write through
-MemoryService.write with request id "extract-<job id>" -> SUCCEEDED with its
+MemoryService.write with request id "extract-<job id>" (repeated with backoff
+while it fails for a passing reason: the model or store unavailable, the disk
+full) -> SUCCEEDED with its
 outcomes, or FAILED with a stable reason and nothing written. After a crash
 every PENDING and RUNNING job runs again: one with a stored plan skips the
 LLM and repeats the same write, which the request id turns into a replay of
@@ -45,6 +47,16 @@ T = TypeVar("T")
 RETRYABLE = frozenset({"LLM_UNAVAILABLE", "LLM_TIMEOUT", "LLM_OUTPUT_INVALID", "EMBEDDER_UNAVAILABLE"})
 #: The write found a memory the LLM saw changed or gone: plan again.
 REPLAN = frozenset({"ETAG_MISMATCH", "MEMORY_NOT_FOUND", "LINK_TARGET_NOT_FOUND"})
+
+
+def transient_write_error(error: MnemoError) -> bool:
+    """A write failure worth repeating: the model or the store unavailable for a
+    moment, the disk full until an operator frees it. A lost data directory is
+    not (the server refuses writes until restored), nor is any refusal of the
+    facts themselves."""
+    if error.reason == "STORAGE_FULL":
+        return True
+    return error.code == "UNAVAILABLE" and error.reason != "DATA_DIRECTORY_LOST"
 
 
 def spec_fingerprint(spec: JobSpec) -> str:
@@ -87,9 +99,17 @@ class ExtractionRunner:
         loop = asyncio.get_running_loop()
         return await loop.run_in_executor(executor, functools.partial(fn, *args, **kwargs))
 
-    async def start(self) -> int:
-        """Queues every job a previous run left unfinished; returns how many."""
+    async def start(self, *, resume: bool = True) -> int:
+        """Queues every job a previous run left unfinished (unless not
+        `resume`: in a fleet the leader does, see `resume`); returns how many."""
+        return await self.resume() if resume else 0
+
+    async def resume(self) -> int:
+        """Queues every unfinished job not queued here yet; returns how many.
+        In a fleet a job another worker is running may be queued again: its
+        write carries the job's request id, so it is not written twice."""
         jobs = await self._run_in(self.executor, self.jobs.unfinished)
+        jobs = [job for job in jobs if job.id not in self._finished]
         for job in jobs:
             self._enqueue(job)
         if jobs:
@@ -191,14 +211,7 @@ class ExtractionRunner:
             outcomes = []
             if ops:
                 try:
-                    outcomes = await self._run_in(
-                        self.executor,
-                        self.service.write,
-                        job.principal,
-                        ops,
-                        atomic=True,
-                        request_id=f"extract-{job.id}",
-                    )
+                    outcomes = await self._write(job, ops)
                 except MnemoError as exc:
                     await self._fail(job, exc)
                     return
@@ -214,6 +227,35 @@ class ExtractionRunner:
             await self._run_in(self.executor, self.jobs.succeeded, job, facts, revision, self.clock())
             log.info("extraction job %s: %d facts, revision %d", job.id, len(facts), revision)
             return
+
+    async def _write(self, job: Job, ops: list[Any]) -> list[Any]:
+        """The plan's one atomic write, repeated with backoff while it fails for
+        a reason that passes (transient_write_error); the request id turns a
+        repeat of a write that did commit into a replay of its outcomes."""
+        failures = 0
+        while True:
+            try:
+                return await self._run_in(
+                    self.executor,
+                    self.service.write,
+                    job.principal,
+                    ops,
+                    atomic=True,
+                    request_id=f"extract-{job.id}",
+                )
+            except MnemoError as exc:
+                failures += 1
+                if not transient_write_error(exc) or failures > self.settings.retries:
+                    raise
+                delay = self.settings.retry_backoff_s * 2 ** (failures - 1)
+                log.info(
+                    "extraction job %s: write failed with %s (attempt %d); retrying in %.1f s",
+                    job.id,
+                    exc.reason,
+                    failures,
+                    delay,
+                )
+                await asyncio.sleep(delay)
 
     async def _plan(self, job: Job) -> list[PlannedFact] | None:
         """The LLM's plan, retried with backoff; None when the job failed."""

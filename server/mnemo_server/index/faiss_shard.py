@@ -53,7 +53,8 @@ import numpy.typing as npt
 from mnemo_server.index import kernels, shard_files
 from mnemo_server.index.base import IndexKind, ShardInfo
 from mnemo_server.index.graph_builder import GraphBuilder
-from mnemo_server.index.postings import Positions, ScopePostings
+from mnemo_server.index.kernels import set_omp_threads
+from mnemo_server.index.postings import Positions, ScopePostings, prune_strings
 from mnemo_server.index.rwlock import RWLock
 from mnemo_server.index.topk import Keys, Partial, partials, top_k
 from mnemo_server.models import Scope, Vector
@@ -70,20 +71,7 @@ _BUILD_CHUNK = 64
 #: the shard's positions, scanning everything and picking the rows is cheaper.
 _DENSE_SHARE = 1 / 3
 _EMPTY: Positions = np.zeros(0, dtype=np.int64)
-
-_omp = threading.local()
-
-
-def set_omp_threads(n: int) -> None:
-    """Sets FAISS's OpenMP thread count for the calling OS thread only.
-
-    libgomp keeps nthreads-var per thread, so a worker thread's choice does
-    not leak into other threads; the thread-local cache skips the SWIG call
-    when nothing changes.
-    """
-    if getattr(_omp, "n", None) != n:
-        faiss.omp_set_num_threads(n)
-        _omp.n = n
+_SCOPES_CACHED, _SCOPE_CACHED_FROM = 16, 4096  # whole-scope selections kept, from this size
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,6 +88,7 @@ class Selection:
     positions: Positions | None
     excluded: Positions
     count: int
+    bitmaps: dict[int, npt.NDArray[np.uint8]] | None = None  # by graph size, if select reuses it
 
 
 class FaissShard:
@@ -149,6 +138,7 @@ class FaissShard:
         self._hnsw: Any = None
         self._version = 0
         self._bitmap_cache: tuple[tuple[int, int], npt.NDArray[np.uint8] | None] | None = None
+        self._scope_cache: dict[Scope, tuple[int, Selection]] = {}  # by version
 
     # ------------------------------------------------------------------ state
 
@@ -252,11 +242,22 @@ class FaissShard:
                     excluded = self._positions_of(exclude)
                     excluded = np.unique(excluded[alive[excluded]])
                 return Selection(None, excluded, self._live - excluded.shape[0])
+            # A big scope's candidates and bitmaps, kept per version (races store equals).
+            whole, version = exclude is None or not exclude.shape[0], self._version
+            cached = self._scope_cache.get(scope) if whole else None
+            if cached is not None and cached[0] == version:
+                return cached[1]
             first, posting = narrowest
             positions = posting[alive[posting]]
             for field, code in query_codes:
                 if field != first:
                     positions = positions[codes[positions, field] == code]
+            if whole and positions.shape[0] >= _SCOPE_CACHED_FROM:
+                if len(self._scope_cache) >= _SCOPES_CACHED:
+                    self._scope_cache.clear()
+                selection = Selection(positions, _EMPTY, positions.shape[0], {})
+                self._scope_cache[scope] = (version, selection)
+                return selection
         if exclude is not None and exclude.shape[0] and positions.shape[0]:
             excluded = self._positions_of(exclude)
             if excluded.shape[0]:
@@ -305,9 +306,12 @@ class FaissShard:
             graph_positions = selection.positions[:split]
             tail = selection.positions[split:]
             in_graph_count = graph_positions.shape[0]
-            mask = np.zeros(n_graph, dtype=np.bool_)
-            mask[graph_positions] = True
-            bitmap = np.packbits(mask, bitorder="little")
+            memo = selection.bitmaps if selection.bitmaps is not None else {}
+            if (bitmap := memo.get(n_graph)) is None:
+                mask = np.zeros(n_graph, dtype=np.bool_)
+                mask[graph_positions] = True
+                memo.clear()  # only the latest graph size is asked again
+                bitmap = memo[n_graph] = np.packbits(mask, bitorder="little")
 
         results: list[Partial] = [(_EMPTY, np.zeros(0, np.float32))] * queries.shape[0]
         want = min(k, in_graph_count)
@@ -545,7 +549,7 @@ class FaissShard:
         pos_key = np.empty(capacity, dtype=np.int64)
         pos_key[:n] = self._pos_key[live]
         codes = np.empty((capacity, 3), dtype=np.int32)
-        strings = _prune_strings(self._postings.strings(), self._codes[live], codes[:n])
+        strings = prune_strings(self._postings.strings(), self._codes[live], codes[:n])
         alive = np.zeros(capacity, dtype=np.bool_)
         alive[:n] = True
         hnsw = None
@@ -577,20 +581,3 @@ class FaissShard:
             snapshot.SnapshotError: the files are missing, damaged or inconsistent.
         """
         return shard_files.load(self, directory, record)
-
-
-def _prune_strings(
-    strings: list[list[str]], old_codes: npt.NDArray[np.int32], out: npt.NDArray[np.int32]
-) -> list[list[str]]:
-    """Drops scope values no live position uses and renumbers the codes into
-    `out`, so string tables do not grow forever with short-lived run ids."""
-    pruned = []
-    for field in range(3):
-        column = old_codes[:, field]
-        used = np.unique(column)
-        used = used[used > 0]
-        remap = np.zeros(len(strings[field]) + 1, dtype=np.int32)
-        remap[used] = np.arange(1, used.shape[0] + 1, dtype=np.int32)
-        out[:, field] = remap[column]
-        pruned.append([strings[field][c - 1] for c in used.tolist()])
-    return pruned

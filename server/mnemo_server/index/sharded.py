@@ -70,8 +70,9 @@ from mnemo_server.index.base import (
     ShardInfo,
     VectorIndex,
 )
-from mnemo_server.index.faiss_shard import FaissShard, Matrix, Selection, set_omp_threads
+from mnemo_server.index.faiss_shard import FaissShard, Matrix, Selection
 from mnemo_server.index.graph_builder import GraphBuilder
+from mnemo_server.index.kernels import set_omp_threads
 from mnemo_server.index.topk import Keys, Partial, merge
 from mnemo_server.models import Scope, Vector
 

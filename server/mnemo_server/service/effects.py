@@ -79,7 +79,14 @@ def publish(state: ServiceState, effects: Effects) -> None:
     for memory in effects.expiry.values():
         state._expiry.set(memory.key, memory.expire_time_us)
     if effects.events:
-        state._applied_revision = max(state._applied_revision, effects.events[-1].change.revision)
+        revisions = [e.change.revision for e in effects.events]
+        if state.revision_signal is None or min(revisions) <= state._applied_revision + 1:
+            state._applied_revision = max(state._applied_revision, max(revisions))
+        # else another worker committed revisions between this index's last
+        # and these: the applied revision stays, so the next catch-up replays
+        # them (and these again, which changes nothing).
+    if state.records is not None and effects.events:
+        state.records.invalidate(e.change.key for e in effects.events)
     if state.caches is not None and effects.events:
         # After the index sees the change and before the write is acknowledged.
         state.caches.invalidate_changes(e.change for e in effects.events)
@@ -89,6 +96,9 @@ def publish(state: ServiceState, effects: Effects) -> None:
         except Exception:
             log.exception("a change listener failed")
     state.feed.publish(effects.events)
+    if state.revision_signal is not None and effects.events:
+        # Committed and applied here; before the write is acknowledged.
+        state.revision_signal.announce(max(e.change.revision for e in effects.events))
 
 
 def remove(

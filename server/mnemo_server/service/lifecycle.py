@@ -290,21 +290,39 @@ class Lifecycle(Writes, Recovery):
         log.info("retention removed %d memories", removed)
         return removed
 
-    def upkeep(self) -> dict[str, int]:
+    def upkeep(self, *, lead: bool = True) -> dict[str, int]:
         """The periodic chores: catching up with other processes' writes
-        (which also ends inline cache answers once there are any), expiry,
-        retention, retrieval times, old request ids, and log compaction."""
-        self._catch_up()
+        (which also ends inline cache answers once there are any), retrieval
+        times, and when `lead` (the one process of a fleet that runs the
+        shared work) expiry, retention, old request ids, and log compaction."""
+        self._catch_up(force=True)
+        self.flush_retrieved()  # not counted: searches note some nearly every interval
+        if not lead:
+            return {}
         done = {"expired": self.sweep_expired(), "retention": self.enforce_retention()}
-        with self._retrieved_lock:
-            keys, self._retrieved = sorted(self._retrieved), set()
-        if keys:
-            self.store.touch_retrieved(keys, self.clock())
         done["request_ids"] = self.store.purge_idempotency(
             before_us=self.clock() - self._idempotency_window_us
         )
         done["compacted"] = self.compact_feed()
         return done
+
+    def flush_retrieved(self) -> int:
+        """Writes the retrieval times searches noted since the last flush, in
+        one store write; returns how many memories it touched. Searches only
+        note them in memory (no store write on a search's path): upkeep
+        flushes every `server.sweep_interval_s` and the App once more at
+        shutdown, so a crash loses at most one interval of retrieval times
+        (they order retention's least_recently_retrieved eviction only)."""
+        with self._retrieved_lock:
+            keys, self._retrieved = sorted(self._retrieved), set()
+        if keys:
+            try:
+                self.store.touch_retrieved(keys, self.clock())
+            except BaseException:
+                with self._retrieved_lock:
+                    self._retrieved.update(keys)  # kept for the next flush
+                raise
+        return len(keys)
 
     def _retire_each(
         self, victims: Iterable[Memory], change_type: ChangeType, now: int, *, still: Callable[[Memory], bool]

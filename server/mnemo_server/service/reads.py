@@ -27,7 +27,8 @@ class Reads(ServiceState):
         validation.check_id(memory_id, "id")
         now = self.clock()
         memory: Memory | None
-        if self.caches is None:
+        if self.caches is None or self._behind():
+            # Behind another worker's writes: the cache may hold what they replaced.
             memory = self.store.get(principal.tenant, memory_id, with_embedding=with_embedding)
         else:
             lookup = self.caches.records.lookup(principal.tenant, [memory_id], with_embedding=with_embedding)

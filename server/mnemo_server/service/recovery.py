@@ -89,9 +89,11 @@ class Recovery(ServiceState):
                 log.info("rebuilding index: %d of %d memories", done, total)
                 last_log = time.monotonic()
         log.info("index rebuilt: %d memories", done)
+        if self.records is not None:
+            self.records.clear()
         if self.caches is not None:
             self.caches.invalidate_tenants(t.tenant for t in self.store.tenant_counts())
-        if done:
+        if done and self.leads():
             try:
                 self.snapshot_at(revision)
             except Exception as exc:
@@ -109,6 +111,8 @@ class Recovery(ServiceState):
             present = {r.key for r in rows}
             self.index.remove([k for k in keys if k not in present])
             self.index.upsert([IndexEntry(r.key, r.tenant, r.scope, r.vector) for r in rows])
+            if self.records is not None:
+                self.records.invalidate(c.key for c in changes)
             if self.caches is not None:
                 # Another process (or a crash) wrote these without this
                 # process's caches seeing them.
@@ -116,10 +120,15 @@ class Recovery(ServiceState):
             replayed += len(changes)
             revision = changes[-1].revision
 
-    def _catch_up(self) -> bool:
+    def _catch_up(self, *, force: bool = False) -> bool:
         """Applies changes other processes sharing the store committed, so a
         search never misses a write another replica acknowledged; True when
-        there were any. One read of the store's revision when there are none."""
+        there were any. One read of the store's revision when there are none;
+        in a fleet of workers one memory read of the revision they announce
+        (`force`: ask the store anyway, as upkeep does)."""
+        signal = self.revision_signal
+        if signal is not None and not force and signal.latest() <= self._applied_revision:
+            return False
         if self.store.current_revision() <= self._applied_revision:
             return False
         with self._write_lock:
@@ -128,8 +137,10 @@ class Recovery(ServiceState):
                 return False
             changes = self._replay(self._applied_revision)
             self._applied_revision = max(self._applied_revision, target)
-            # From now on no search is answered before this check (search.py).
-            self._shared_store = True
+            if signal is None or target > signal.latest():
+                # A writer that announces nothing: from now on no search is
+                # answered before this check (search.py).
+                self._shared_store = True
             log.debug("caught up %d changes from other processes", changes)
             return True
 
@@ -181,6 +192,8 @@ class Recovery(ServiceState):
                 if orphans:
                     self.index.remove(orphans)
                 repaired = len(fixes) + len(orphans)
+                if repaired and self.records is not None:
+                    self.records.clear()
                 if repaired and self.caches is not None:
                     self.caches.invalidate_tenants(t.tenant for t in self.store.tenant_counts())
             return ConsistencyReport(len(store_keys), len(index_keys), found, repaired)

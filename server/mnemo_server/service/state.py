@@ -2,7 +2,8 @@
 
 The store, index, embedder, caches, clock and change feed; the revision the
 index has applied; the expiry tracker; the write lock that keeps index
-applies in revision order; the retrieval times waiting for upkeep. Each
+applies in revision order; the retrieval times waiting for upkeep; the table
+of decoded memories searches hydrate their hits from. Each
 use-case module (reads, search, writes, lifecycle, recovery, stats) is a mixin
 over this class; `MemoryService` (service/__init__.py) composes them.
 """
@@ -12,6 +13,7 @@ from __future__ import annotations
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Protocol
 
 from mnemo_server.cache import Caches
 from mnemo_server.config import Settings
@@ -21,7 +23,17 @@ from mnemo_server.expiry import ExpiryTracker
 from mnemo_server.feed import ChangeFeed, FeedEvent
 from mnemo_server.index.base import VectorIndex
 from mnemo_server.models import Principal, Scope, now_us
+from mnemo_server.rerank import RerankStage
+from mnemo_server.service.record_table import RecordTable
 from mnemo_server.store.base import RecordStore
+
+
+class RevisionSignalLike(Protocol):
+    """The latest revision the workers sharing a store have committed."""
+
+    def latest(self) -> int: ...
+
+    def announce(self, revision: int) -> None: ...
 
 
 class ServiceState:
@@ -39,6 +51,8 @@ class ServiceState:
         caches: Caches | None = None,
         inline_cache_hits: bool = False,
         storage_guard: Callable[[], None] | None = None,
+        revision_signal: RevisionSignalLike | None = None,
+        reranker: RerankStage | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -49,6 +63,8 @@ class ServiceState:
         self.clock = clock
         self.caches = caches
         self.storage_guard = storage_guard
+        #: The optional cross-encoder stage over searches' top candidates.
+        self.reranker = reranker
         # True when the caches live in this process: a hit costs microseconds,
         # less than handing the call to a worker thread.
         self.inline_cache_hits = inline_cache_hits and caches is not None
@@ -56,6 +72,12 @@ class ServiceState:
         #: Set once a catch-up found changes another process committed: from
         #: then on every search catches up first (see search.py).
         self._shared_store = False
+        #: The fleet's latest committed revision (fleet/counters.py), when
+        #: this process is one worker of several; writes raise it.
+        self.revision_signal = revision_signal
+        #: Whether this process may write index snapshots now: in a fleet,
+        #: only its leader does (fleet/leader.py), so two never write at once.
+        self.leads: Callable[[], bool] = lambda: True
         self._write_lock = threading.RLock()
         self._expiry = ExpiryTracker()
         self._snapshot_revision = 0
@@ -64,6 +86,15 @@ class ServiceState:
         self.feed = ChangeFeed(capacity=settings.lifecycle.watch_buffer)
         self._retrieved: set[int] = set()
         self._retrieved_lock = threading.Lock()
+        #: Decoded memories of recent hits (record_table.py); None when off.
+        entries = settings.cache.record_table_entries if settings.cache.enabled else 0
+        self.records: RecordTable | None = RecordTable(entries) if entries > 0 else None
+
+    def _behind(self) -> bool:
+        """True when another worker announced a revision this index has not
+        applied yet: one memory read."""
+        signal = self.revision_signal
+        return signal is not None and signal.latest() > self._applied_revision
 
     @property
     def applied_revision(self) -> int:

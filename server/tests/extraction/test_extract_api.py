@@ -324,14 +324,24 @@ def test_jobs_of_a_scope_are_queued_in_the_order_they_were_stored(
 
 
 def test_conversations_of_different_users_run_in_parallel(xserver: RunningServer, script: Script) -> None:
-    script.reply = lambda call: Reply(memories("likes parallel work"), delay_s=0.5)
+    """Every user's LLM call waits at one barrier for all the others: it is
+    passed only if all of them are in flight at once (run one after another,
+    the first call's wait breaks the barrier and every call fails)."""
     users = [user() for _ in range(8)]
-    started = time.monotonic()
-    with ThreadPoolExecutor(8) as pool:
+    barrier = threading.Barrier(len(users))
+
+    def reply(call: Call) -> Reply:
+        try:
+            barrier.wait(timeout=4)  # under the LLM timeout (5 s)
+        except threading.BrokenBarrierError:
+            return Reply(status=500)
+        return Reply(memories("likes parallel work"))
+
+    script.reply = reply
+    with ThreadPoolExecutor(len(users)) as pool:
         ops = list(pool.map(lambda u: extract(xserver, u, "hello"), users))
-    took = time.monotonic() - started
-    assert all(op.state == ex.OPERATION_STATE_SUCCEEDED for op in ops)
-    assert took < 0.5 * 8 / 2, took  # serial would take 4 s
+    assert [op.state for op in ops] == [ex.OPERATION_STATE_SUCCEEDED] * len(users), [op.error for op in ops]
+    assert not barrier.broken
 
 
 def test_request_id_returns_the_first_operation(xserver: RunningServer, script: Script) -> None:

@@ -17,7 +17,7 @@ from mnemo.v1 import memory_pb2 as m
 from mnemo.v1 import memory_service_pb2 as pb
 from mnemo_server.embed.base import Embedder
 
-from ..conftest import RunningServer, error_of, make_settings, start_server
+from ..conftest import RunningServer, error_of, make_settings, start_server, store_sections
 
 #: The operator's bootstrap key of every secure test server (system tenant).
 BOOTSTRAP = "test-bootstrap-key-" + "b" * 40
@@ -120,7 +120,8 @@ def secure(tmp_path_factory: pytest.TempPathFactory, embedder: Embedder) -> Iter
     """One server with API keys required, shared by the tests of this folder
     that do not change settings; tests keep apart by their own tenants."""
     data = tmp_path_factory.mktemp("secure")
-    running = start_server(secure_settings(data, audit={"log_file": str(data / "audit.jsonl")}), embedder)
+    settings = secure_settings(data, audit={"log_file": str(data / "audit.jsonl")}, **store_sections())
+    running = start_server(settings, embedder)
     yield running
     running.stop()
 

@@ -1,7 +1,7 @@
 """Memories and stores for the store tests.
 
 IMPLEMENTATIONS lists every RecordStore the contract tests run against; a
-PostgresStore joins by adding one entry (an opener taking the test's tmp dir).
+PostgresStore is the "postgresql" entry: a database per tmp dir.
 Opening the same directory again reopens the same data: SqliteStore's file,
 MemoryStore's MemoryData (kept per directory here, as a file would be).
 """
@@ -36,9 +36,26 @@ def open_memory_store(path: Path) -> MemoryStore:
     return MemoryStore(_MEMORY_DATA.setdefault(path, MemoryData()))
 
 
+_PG_URLS: dict[Path, str] = {}
+
+
+def open_postgres_store(path: Path) -> RecordStore:
+    """A PostgresStore on the session's PostgreSQL (tests/pg_server.py): a
+    fresh database per directory, the same one when the directory is reopened."""
+    from mnemo_server.store.pg import PostgresStore
+
+    from ..pg_server import fresh_database_url
+
+    url = _PG_URLS.get(path)
+    if url is None:
+        url = _PG_URLS[path] = fresh_database_url()
+    return PostgresStore(url, pool_size=4)
+
+
 IMPLEMENTATIONS = [
     pytest.param(lambda path: SqliteStore(path / "mnemo.db"), id="sqlite"),
     pytest.param(open_memory_store, id="memory"),
+    pytest.param(open_postgres_store, id="postgresql"),
 ]
 
 
