@@ -73,6 +73,9 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="small sizes and short phases: a smoke run")
     parser.add_argument("--out", type=Path, help="write the tables into this markdown file")
     parser.add_argument(
+        "--ingest-only", action="store_true", help="only the empty-call and ingest rows (not with --out)"
+    )
+    parser.add_argument(
         "--no-text", action="store_true", help="skip the model baseline and the text-search rows"
     )
     parser.add_argument("--data", choices=["lowrank", "uniform"], default="lowrank")

@@ -29,6 +29,7 @@ from .baselines import FaissBaseline, Model, query_text
 from .dataset import Dataset, FreshQueries, disk_usage, numbers, recall, search_request, user_of
 from .section import Row, Section
 from .settings import BATCH_SEARCH, BATCH_WRITE, CHANNEL_OPTIONS, SMALL, WRITE_METHOD, K, Plan
+from .visibility import VisibilityProbe
 
 
 def start_server(data_dir: Path, flags: list[str], env: dict[str, str]) -> ServerProcess:
@@ -158,7 +159,13 @@ def ingest(
 def ingest_rows(b: Bench, batches: list[bytes]) -> None:
     """2. ingest"""
     print(f"[N={b.n:,}] ingest", flush=True)
-    samples, elapsed, load = ingest(b.server, batches, b.plan.ingest_clients)
+    probe = VisibilityProbe(b.server)
+    probe.start()
+    try:
+        samples, elapsed, load = ingest(b.server, batches, b.plan.ingest_clients)
+    finally:
+        probe.stop()
+    probe.delete_probes()
     rate = b.n / elapsed
     b.add(
         f"ingest: BatchWriteMemories, {BATCH_WRITE:,} creates/call, "
@@ -169,6 +176,18 @@ def ingest_rows(b: Bench, batches: list[bytes]) -> None:
         f"FAISS HNSW add {b.raw.hnsw_build_per_s:,.0f}/s (2 threads)",
         ">= 10,000 memories/s",
         rate >= 10_000,
+    )
+    if probe.errors:
+        raise RuntimeError(f"visibility probe failed: {probe.errors}")
+    delays = (np.array(probe.delays_ms) * 1e6).astype(np.int64)  # pct() takes ns
+    b.add(
+        f"a write found by a search after its ack, during the ingest ({len(delays)} probes)",
+        pct(delays, 50) if len(delays) else None,
+        pct(delays, 99) if len(delays) else None,
+        f"{probe.first_try}/{len(delays)} found by the first search",
+        "ack -> first search that finds it (includes that search)",
+        "<= 50 ms",
+        bool(len(delays)) and pct(delays, 100) <= 50,
     )
     batches.clear()
     gc.collect()

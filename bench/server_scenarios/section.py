@@ -105,9 +105,7 @@ def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[s
             if max(section.others, model_others) > 0.2
             else ""
         ),
-        "",
-        model_line,
-    ]
+    ] + ([] if model is None and args.ingest_only else ["", model_line])
 
 
 def write_out(path: Path, sections: list[str]) -> None:

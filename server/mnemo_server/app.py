@@ -142,6 +142,7 @@ def build_key_store(settings: Settings, *, guard: Callable[[], None] | None = No
 
 
 def build_index(settings: Settings, dimension: int) -> VectorIndex:
+    from mnemo_server.index.graph_builder import GraphBuilder
     from mnemo_server.index.sharded import ShardedFaissIndex
 
     cfg = settings.index
@@ -151,6 +152,9 @@ def build_index(settings: Settings, dimension: int) -> VectorIndex:
         ann_threshold=cfg.ann_threshold,
         exact_threshold=cfg.exact_threshold,
         ef_search=cfg.ef_search,
+        # Graphs are built behind the writes; new rows are searched exactly
+        # until they are in (a write is searchable once acknowledged).
+        builder=GraphBuilder(),
     )
 
 
@@ -347,7 +351,8 @@ class App:
         index = build_index(self.settings, embedder.dimension)
         reranker = build_reranker(self.settings)
         # A given embedder belongs to the caller, who closes it.
-        self._components = [store] if self._given_embedder else [base, store]
+        # The index first: its graph builder stops before the store closes.
+        self._components = [index, store] if self._given_embedder else [index, base, store]
         if caches is not None:
             self._components.append(caches)
         if reranker is not None:
