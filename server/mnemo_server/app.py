@@ -39,6 +39,7 @@ from mnemo_server.fleet import worker_index
 from mnemo_server.fleet.counters import KeyGeneration, RevisionSignal, SharedCounters
 from mnemo_server.fleet.leader import AlwaysLeader, FileLeaderLock, FleetLock
 from mnemo_server.index.base import VectorIndex
+from mnemo_server.rerank import Reranker, RerankStage
 from mnemo_server.runtime import Runtime, close_components
 from mnemo_server.service import SERVER_VERSION, MemoryService
 from mnemo_server.storage import DataDirectoryWatch
@@ -142,6 +143,7 @@ def build_key_store(settings: Settings, *, guard: Callable[[], None] | None = No
 
 
 def build_index(settings: Settings, dimension: int) -> VectorIndex:
+    from mnemo_server.index.graph_builder import GraphBuilder
     from mnemo_server.index.sharded import ShardedFaissIndex
 
     cfg = settings.index
@@ -151,6 +153,34 @@ def build_index(settings: Settings, dimension: int) -> VectorIndex:
         ann_threshold=cfg.ann_threshold,
         exact_threshold=cfg.exact_threshold,
         ef_search=cfg.ef_search,
+        # Graphs are built behind the writes; new rows are searched exactly
+        # until they are in (a write is searchable once acknowledged).
+        builder=GraphBuilder(),
+    )
+
+
+def build_reranker(settings: Settings) -> RerankStage | None:
+    """The rerank stage of `rerank.url` or `rerank.model_path`; None when neither is set."""
+    cfg = settings.rerank
+    reranker: Reranker
+    if cfg.url:
+        from mnemo_server.rerank.http import HttpReranker
+
+        reranker = HttpReranker(cfg.url, timeout_s=cfg.timeout_s, api_key=cfg.api_key())
+    elif cfg.model_path:
+        from mnemo_server.rerank.local import LocalReranker
+
+        reranker = LocalReranker(cfg.model_path)
+    else:
+        return None
+    log.info(
+        "rerank: %s, top %d candidates, %s",
+        reranker.name,
+        cfg.top_n,
+        "on by default" if cfg.by_default else "on request",
+    )
+    return RerankStage(
+        reranker, top_n=cfg.top_n, by_default=cfg.by_default, log_interval_s=cfg.log_interval_s
     )
 
 
@@ -329,10 +359,14 @@ class App:
         if caches is not None and (self.settings.embedder.cache_bytes or self.settings.server.redis_url):
             embedder = CachingEmbedder(base, caches.embeddings)
         index = build_index(self.settings, embedder.dimension)
+        reranker = build_reranker(self.settings)
         # A given embedder belongs to the caller, who closes it.
-        self._components = [store] if self._given_embedder else [base, store]
+        # The index first: its graph builder stops before the store closes.
+        self._components = [index, store] if self._given_embedder else [index, base, store]
         if caches is not None:
             self._components.append(caches)
+        if reranker is not None:
+            self._components.append(reranker)
         service = MemoryService(
             store=store,
             index=index,
@@ -343,6 +377,7 @@ class App:
             inline_cache_hits=not self.settings.server.redis_url,
             storage_guard=watch.check,
             revision_signal=RevisionSignal(self._counters) if self._counters is not None else None,
+            reranker=reranker,
         )
         service.leads = self.lock.try_lead
         service.load()
@@ -414,6 +449,7 @@ class App:
                 await task
         if self.runtime is not None:
             await self.runtime.stop_loops()
+            await self.runtime.final_flush()
             await self.runtime.final_snapshot()
         await close_components(self.executor, self._components)
         self.lock.release()
