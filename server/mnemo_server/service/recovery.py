@@ -33,6 +33,11 @@ class Recovery(ServiceState):
         snapshot. Also loads expiry deadlines."""
         started = time.monotonic()
         self._check_model()
+        # Read before anything is loaded: everything up to it is in the index
+        # once the replay or rebuild below ends, and what other processes
+        # commit meanwhile is caught up later (reading it after the replay
+        # would mark a commit that landed in between applied, never indexed).
+        applied = self.store.current_revision()
         revision = self.index.load(self.snapshot_dir)
         if revision is not None:
             problem = snapshot_check.revision_problem(revision, self.store)
@@ -50,7 +55,7 @@ class Recovery(ServiceState):
             log.info("index snapshot at revision %d loaded; replayed %d changes", revision, replayed)
             self._snapshot_revision = revision
         self.feed.set_latest(self.store.current_revision())
-        self._applied_revision = self.store.current_revision()
+        self._applied_revision = applied
         for memory in self.store.expired(2**62, limit=10**9):
             if memory.expire_time_us is not None:
                 self._expiry.set(memory.key, memory.expire_time_us)
