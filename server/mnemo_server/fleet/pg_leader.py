@@ -13,6 +13,7 @@ Mnemo deployments on one PostgreSQL server never share a leader.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import threading
@@ -22,8 +23,9 @@ import psycopg
 
 log = logging.getLogger(__name__)
 
-#: The advisory lock key: "mnemo" in ASCII.
-LEADER_KEY: Final = 0x6D6E656D6F
+#: The advisory lock key: "mnemo-L" in ASCII. Not store/pg_schema.py's
+#: migration lock ("mnemo"): a leader holds its lock while others migrate.
+LEADER_KEY: Final = 0x6D6E656D6F2D4C
 #: The application_name of the lock's session (pg_stat_activity), with the pid.
 APPLICATION = "mnemo-leader"
 _CONNECT: Final = {
@@ -78,10 +80,8 @@ class PgAdvisoryLeaderLock:
     def _drop(self) -> None:
         conn, self._conn, self._holds = self._conn, None, False
         if conn is not None:
-            try:
+            with contextlib.suppress(psycopg.Error):
                 conn.close()
-            except psycopg.Error:
-                pass
 
     def release(self) -> None:
         with self._lock:
