@@ -98,7 +98,9 @@ def test_a_write_acknowledged_by_one_replica_is_searchable_on_the_others(replica
 
 
 def _watch(proc: Proc, user: str, count: int, started: threading.Event) -> list[tuple[int, str]]:
-    call = proc.memory.WatchMemories(pb.WatchMemoriesRequest(scope=m.Scope(user_id=user)), timeout=DEADLINE_S * 2)
+    call = proc.memory.WatchMemories(
+        pb.WatchMemoriesRequest(scope=m.Scope(user_id=user)), timeout=DEADLINE_S * 2
+    )
     events: list[tuple[int, str]] = []
     try:
         for response in call:
