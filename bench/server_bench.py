@@ -72,6 +72,12 @@ def main() -> None:
     parser.add_argument("--big", type=int, default=0, help="one more, large N (e.g. 1000000), run last")
     parser.add_argument("--quick", action="store_true", help="small sizes and short phases: a smoke run")
     parser.add_argument("--out", type=Path, help="write the tables into this markdown file")
+    parser.add_argument(
+        "--ingest-only", action="store_true", help="only the empty-call and ingest rows (not with --out)"
+    )
+    parser.add_argument(
+        "--no-text", action="store_true", help="skip the model baseline and the text-search rows"
+    )
     parser.add_argument("--data", choices=["lowrank", "uniform"], default="lowrank")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--tmp", default=None, help="parent of the temporary data dirs")

@@ -57,10 +57,13 @@ def run_size(n: int, args: argparse.Namespace, plan: Plan, model_runner: Model) 
         bench = scenarios.Bench(n, plan, data, truth, raw, section, server)
         scenarios.empty_calls(bench)
         scenarios.ingest_rows(bench, batches)
-        scenarios.vector_rows(bench)
-        scenarios.batch_rows(bench)
-        scenarios.text_rows(bench, model_runner)
-        scenarios.restart_rows(bench, data_dir, empty_start, args.server_arg, args.env, running)
+        if not args.ingest_only:
+            scenarios.vector_rows(bench)
+            scenarios.stream_rows(bench)
+            scenarios.batch_rows(bench)
+            if not args.no_text:
+                scenarios.text_rows(bench, model_runner)
+            scenarios.restart_rows(bench, data_dir, empty_start, args.server_arg, args.env, running)
     finally:
         for leftover in running:
             leftover.kill()

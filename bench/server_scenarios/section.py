@@ -68,7 +68,6 @@ class Section:
 
 def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[str]:
     model = section.model
-    assert model is not None
     cpu = next(
         (
             line.split(":", 1)[1].strip()
@@ -80,10 +79,19 @@ def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[s
     mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     import torch
 
+    model_others = model.others if model is not None else 0.0
+    model_line = (
+        f"Model baseline (in the bench process, right before the text rows while the server was "
+        f"idle; best of {Model.ROUNDS} rounds): one text p50 "
+        f"{model.p50_ms:.2f} ms, p99 {model.p99_ms:.2f} ms; {model.batched_per_s:,.0f} texts/s "
+        "at 32 texts per call (2 torch threads)."
+        if model is not None
+        else "No text rows (--no-text)."
+    )
     return [
         f"Finished {datetime.now(UTC):%Y-%m-%d %H:%M} UTC{' (--quick)' if args.quick else ''}; "
         f"{os.cpu_count()} cores ({cpu}), {mem:.0f} GiB. Other processes used "
-        f"{section.others:.2f} cores on average during this size ({model.others:.2f} during "
+        f"{section.others:.2f} cores on average during this size ({model_others:.2f} during "
         "the model baseline). "
         f"Server code at {git_version()}. "
         f"Python {platform.python_version()}, grpcio {grpc.__version__}, faiss "
@@ -94,15 +102,10 @@ def run_header(section: Section, plan: Plan, args: argparse.Namespace) -> list[s
         + (f" Server environment {args.env}." if args.env else "")
         + (
             " **Other processes were busy: every number is pessimistic, the model baseline most of all.**"
-            if max(section.others, model.others) > 0.2
+            if max(section.others, model_others) > 0.2
             else ""
         ),
-        "",
-        f"Model baseline (in the bench process, right before the text rows while the server was "
-        f"idle; best of {Model.ROUNDS} rounds): one text p50 "
-        f"{model.p50_ms:.2f} ms, p99 {model.p99_ms:.2f} ms; {model.batched_per_s:,.0f} texts/s "
-        "at 32 texts per call (2 torch threads).",
-    ]
+    ] + ([] if model is None and args.ingest_only else ["", model_line])
 
 
 def write_out(path: Path, sections: list[str]) -> None:

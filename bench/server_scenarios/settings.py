@@ -25,6 +25,7 @@ class Plan:
     health_calls: int = 2_000
     text_queries: int = 200
     batch_calls: int = 20  # BatchSearch calls with recall checked, per row
+    stream_queries: int = 1_000  # StreamSearchMemories queries on one stream
     fresh: int = 60_000  # more query vectors, so that no search repeats (result cache)
     seconds: float = 4.0  # closed-loop rows
     text_seconds: float = 10.0  # the concurrent text row
@@ -42,6 +43,7 @@ QUICK = Plan(
     health_calls=300,
     text_queries=40,
     batch_calls=8,
+    stream_queries=200,
     seconds=1.5,
     text_seconds=3.0,
     model_calls=40,

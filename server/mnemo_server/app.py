@@ -39,6 +39,7 @@ from mnemo_server.fleet import worker_index
 from mnemo_server.fleet.counters import KeyGeneration, RevisionSignal, SharedCounters
 from mnemo_server.fleet.leader import AlwaysLeader, FileLeaderLock, FleetLock
 from mnemo_server.index.base import VectorIndex
+from mnemo_server.rerank import Reranker, RerankStage
 from mnemo_server.runtime import Runtime, close_components
 from mnemo_server.service import SERVER_VERSION, MemoryService
 from mnemo_server.storage import DataDirectoryWatch
@@ -48,6 +49,7 @@ from mnemo_server.telemetry_grpc import Telemetry
 
 if TYPE_CHECKING:
     from mnemo_server.api.web import WebServer
+    from mnemo_server.extraction.job_store import JobStore
     from mnemo_server.fleet.pg_signal import PgRevisionSignal
 
 log = logging.getLogger("mnemo.app")
@@ -142,6 +144,7 @@ def build_key_store(settings: Settings, *, guard: Callable[[], None] | None = No
 
 
 def build_index(settings: Settings, dimension: int) -> VectorIndex:
+    from mnemo_server.index.graph_builder import GraphBuilder
     from mnemo_server.index.sharded import ShardedFaissIndex
 
     cfg = settings.index
@@ -151,6 +154,34 @@ def build_index(settings: Settings, dimension: int) -> VectorIndex:
         ann_threshold=cfg.ann_threshold,
         exact_threshold=cfg.exact_threshold,
         ef_search=cfg.ef_search,
+        # Graphs are built behind the writes; new rows are searched exactly
+        # until they are in (a write is searchable once acknowledged).
+        builder=GraphBuilder(),
+    )
+
+
+def build_reranker(settings: Settings) -> RerankStage | None:
+    """The rerank stage of `rerank.url` or `rerank.model_path`; None when neither is set."""
+    cfg = settings.rerank
+    reranker: Reranker
+    if cfg.url:
+        from mnemo_server.rerank.http import HttpReranker
+
+        reranker = HttpReranker(cfg.url, timeout_s=cfg.timeout_s, api_key=cfg.api_key())
+    elif cfg.model_path:
+        from mnemo_server.rerank.local import LocalReranker
+
+        reranker = LocalReranker(cfg.model_path)
+    else:
+        return None
+    log.info(
+        "rerank: %s, top %d candidates, %s",
+        reranker.name,
+        cfg.top_n,
+        "on by default" if cfg.by_default else "on request",
+    )
+    return RerankStage(
+        reranker, top_n=cfg.top_n, by_default=cfg.by_default, log_interval_s=cfg.log_interval_s
     )
 
 
@@ -288,16 +319,10 @@ class App:
 
     async def _start_extraction(self, service: MemoryService) -> None:
         """Opens the job table, and runs jobs when an LLM is configured (docs/extraction.md)."""
-        from mnemo_server.extraction.jobs import SqliteJobStore
         from mnemo_server.extraction.runner import build_runner
 
         loop = asyncio.get_running_loop()
-        path = self.settings.server.data_dir / "mnemo.db"
-        guard = self.storage.check if self.storage is not None else None
-        sync = self.settings.store.synchronous.upper()
-        jobs = await loop.run_in_executor(
-            self.executor, lambda: SqliteJobStore(path, guard=guard, synchronous=sync)
-        )
+        jobs = await loop.run_in_executor(self.executor, self._open_jobs)
         self._components.append(jobs)
         self.extraction.service, self.extraction.jobs = service, jobs
         if self.settings.extraction.enabled:
@@ -309,6 +334,21 @@ class App:
             )
             self.extraction.runner = runner
             await runner.start(resume=self.worker is None)  # in a fleet the leader resumes (_on_lead)
+
+    def _open_jobs(self) -> JobStore:
+        """The job table: the PostgreSQL store's (shared by every server on
+        it) when store.url is set, else the store's SQLite file."""
+        if self.settings.store.url:
+            from mnemo_server.extraction.pg_jobs import PgJobStore
+
+            return PgJobStore(self.settings.store.url)
+        from mnemo_server.extraction.jobs import SqliteJobStore
+
+        return SqliteJobStore(
+            self.settings.server.data_dir / "mnemo.db",
+            guard=self.storage.check if self.storage is not None else None,
+            synchronous=self.settings.store.synchronous.upper(),
+        )
 
     def _build_service(self) -> MemoryService:
         from mnemo_server.embed.cached import CachingEmbedder
@@ -325,10 +365,14 @@ class App:
         if caches is not None and (self.settings.embedder.cache_bytes or self.settings.server.redis_url):
             embedder = CachingEmbedder(base, caches.embeddings)
         index = build_index(self.settings, embedder.dimension)
+        reranker = build_reranker(self.settings)
         # A given embedder belongs to the caller, who closes it.
-        self._components = [store] if self._given_embedder else [base, store]
+        # The index first: its graph builder stops before the store closes.
+        self._components = [index, store] if self._given_embedder else [index, base, store]
         if caches is not None:
             self._components.append(caches)
+        if reranker is not None:
+            self._components.append(reranker)
         service = MemoryService(
             store=store,
             index=index,
@@ -339,6 +383,7 @@ class App:
             inline_cache_hits=not self.settings.server.redis_url,
             storage_guard=watch.check,
             revision_signal=self._revision_signal(store),
+            reranker=reranker,
         )
         service.leads = self.lock.try_lead
         service.load()
@@ -422,6 +467,7 @@ class App:
                 await task
         if self.runtime is not None:
             await self.runtime.stop_loops()
+            await self.runtime.final_flush()
             await self.runtime.final_snapshot()
         await close_components(self.executor, self._components)
         self.lock.release()

@@ -68,3 +68,15 @@ def explain(
         )
         out.append(dataclasses.replace(hit, explanation=explanation))
     return out
+
+
+def mark_reranked(hits: Sequence[SearchHit], *, applied: bool) -> list[SearchHit]:
+    """Explained hits, saying whether the reranker ordered them (and its score)."""
+    out = []
+    for hit in hits:
+        explanation = hit.explanation or HitExplanation()
+        explanation = dataclasses.replace(
+            explanation, reranked=applied, rerank_score=None if not applied else hit.score
+        )
+        out.append(dataclasses.replace(hit, explanation=explanation))
+    return out

@@ -130,6 +130,16 @@ class HitExplanation:
     keyword_score: float | None = None
     keyword_rank: int | None = None
     fused_score: float | None = None
+    #: The score adjustments (adjust.py) started from, and the factors used.
+    base_score: float | None = None
+    recency_factor: float | None = None
+    age_seconds: float | None = None
+    importance: float | None = None
+    importance_factor: float | None = None
+    pin_factor: float | None = None
+    #: Whether the reranker ordered the hit (None: no rerank was asked), and its score.
+    reranked: bool | None = None
+    rerank_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,8 @@ on the event loop that does its blocking work in the worker pool:
   store's revision moved; none once the data directory is lost.
 
 The App (app.py) stops them in this order: the gRPC server first (calls
-drain), then `stop_loops`, then `final_snapshot`, then `close` the components
+drain), then `stop_loops`, then `final_flush` (retrieval times), then
+`final_snapshot`, then `close` the components
 (embedder, store, caches).
 """
 
@@ -98,6 +99,16 @@ class Runtime:
 
     def storage_lost(self) -> bool:
         return self.storage is not None and self.storage.lost is not None
+
+    async def final_flush(self) -> None:
+        """The retrieval times searches noted since the last upkeep, written
+        down (upkeep writes them every sweep interval)."""
+        if self.storage_lost():
+            return
+        try:
+            await asyncio.get_running_loop().run_in_executor(self.executor, self.service.flush_retrieved)
+        except Exception:
+            log.exception("retrieval times not written at shutdown")
 
     async def final_snapshot(self) -> None:
         """The index as of now, so the next start need not replay the revision log."""

@@ -52,6 +52,7 @@ STAGES = (
     "cache.records",
     "index.search",
     "keyword.search",
+    "rerank",
     "store.read",
     "store.write",
     "publish",

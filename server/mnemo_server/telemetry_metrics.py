@@ -36,6 +36,7 @@ from prometheus_client.registry import Collector
 from mnemo_server.cache.base import LATENCY_BUCKETS_S, STATE_DEGRADED, STATE_DOWN, STATE_OK, LatencySnapshot
 from mnemo_server.config import MetricsSettings
 from mnemo_server.embed.base import Embedder
+from mnemo_server.rerank.base import KINDS as RERANK_FAILURE_KINDS
 
 if TYPE_CHECKING:
     from wsgiref.simple_server import WSGIServer
@@ -104,7 +105,7 @@ METRICS: tuple[MetricDoc, ...] = (
         "histogram",
         ("stage",),
         "Time RPCs spend in each stage: embed, cache.search, cache.records, index.search, keyword.search, "
-        "store.read, store.write, publish.",
+        "rerank, store.read, store.write, publish.",
     ),
     MetricDoc(
         "mnemo_embed_model_seconds",
@@ -115,6 +116,14 @@ METRICS: tuple[MetricDoc, ...] = (
     MetricDoc("mnemo_embed_batch_size", "histogram", (), "Texts per call to the embedding model."),
     MetricDoc("mnemo_embed_errors_total", "counter", (), "Calls to the embedding model that failed."),
     MetricDoc("mnemo_embed_queue_depth", "gauge", (), "Embedding requests waiting for the next micro-batch."),
+    MetricDoc("mnemo_rerank_applied_total", "counter", (), "Searches the reranker reordered."),
+    MetricDoc(
+        "mnemo_rerank_failures_total",
+        "counter",
+        ("kind",),
+        "Reranker calls that failed (unavailable, timeout, malformed); those searches served the "
+        "un-reranked order.",
+    ),
     MetricDoc(
         "mnemo_build_info", "gauge", ("version", "embedding_model"), "Always 1; labels describe the server."
     ),
@@ -392,6 +401,7 @@ class ServerCollector(Collector):
             "mnemo_watch_streams", _help("mnemo_watch_streams"), value=service.feed.watchers
         )
         yield from self._index(service)
+        yield from self._rerank(service)
         if service.caches is not None:
             yield from self._caches(service)
         try:
@@ -440,6 +450,18 @@ class ServerCollector(Collector):
             size.add_metric((OTHER,), sum(r.content_bytes for r in rest))
         yield count
         yield size
+
+    def _rerank(self, service: MemoryService) -> Iterator[Metric]:
+        """The reranker's counters; zeros on a server without one."""
+        stage = service.reranker
+        applied = stage.applied if stage else 0
+        yield CounterMetricFamily("mnemo_rerank_applied", _help("mnemo_rerank_applied"), value=applied)
+        failures = CounterMetricFamily(
+            "mnemo_rerank_failures", _help("mnemo_rerank_failures"), labels=("kind",)
+        )
+        for kind in RERANK_FAILURE_KINDS:
+            failures.add_metric((kind,), stage.failures.get(kind, 0) if stage else 0)
+        yield failures
 
     def _index(self, service: MemoryService) -> Iterator[Metric]:
         labels = ("shard", "kind")

@@ -243,7 +243,25 @@ describe("search", () => {
       keywordScore: keyword.score,
       keywordRank: 1,
       fusedScore: null,
+      baseScore: null,
+      recencyFactor: null,
+      ageSeconds: null,
+      importance: null,
+      importanceFactor: null,
+      pinFactor: null,
+      reranked: null,
+      rerankScore: null,
     });
+  });
+
+  test("adjusted hits report each factor", async () => {
+    const options = { userId: uid, mode: "keyword", explain: true, pinBoost: 1, recencyHalfLifeSeconds: 86400 } as const;
+    const [hit] = (await client.search("peanuts", options)).hits;
+    const e = hit!.explanation!;
+    assert.equal(e.pinFactor, hit!.memory.pinned ? 2 : 1);
+    assert.ok(e.recencyFactor! > 0 && e.recencyFactor! <= 1 && e.ageSeconds! >= 0);
+    assert.ok(Math.abs(hit!.score - e.baseScore! * e.recencyFactor! * e.pinFactor!) < 1e-4 * hit!.score);
+    assert.equal(e.importance, null);
   });
 
   test("a vector search, with embeddings returned", async () => {
@@ -685,6 +703,24 @@ describe("every error reason the server produces reaches the caller", () => {
     { reason: "INVALID_PAGE_TOKEN", code: "invalid_argument", call: () => client.list({ pageToken: "garbage" }) },
     { reason: "INVALID_FIELD_MASK", code: "invalid_argument", call: () => client.get(memory.id, { readMask: ["nope"] }) },
     { reason: "INVALID_TOP_K", code: "invalid_argument", call: () => client.search("tea", { topK: -1 }) },
+    {
+      reason: "INVALID_RECENCY_DECAY",
+      code: "invalid_argument",
+      field: "recency_half_life_seconds",
+      call: () => client.search("tea", { userId: uid, recencyHalfLifeSeconds: -1 }),
+    },
+    {
+      reason: "INVALID_IMPORTANCE_BOOST",
+      code: "invalid_argument",
+      field: "pin_boost",
+      call: () => client.search("tea", { userId: uid, pinBoost: 1000 }),
+    },
+    {
+      reason: "RERANKER_NOT_CONFIGURED",
+      code: "failed_precondition",
+      noField: true,
+      call: () => client.search("tea", { userId: uid, rerank: true }),
+    },
     {
       reason: "INVALID_ENUM_VALUE",
       code: "invalid_argument",

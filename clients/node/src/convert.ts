@@ -32,6 +32,7 @@ export const ENUMS = {
   MemoryKind: spec("MemoryKind", t.MemoryKind, memPb.MemoryKind, "MEMORY_KIND_"),
   DedupMode: spec("DedupMode", t.DedupMode, pb.DedupMode, "DEDUP_MODE_"),
   SearchMode: spec("SearchMode", t.SearchMode, pb.SearchMode, "SEARCH_MODE_"),
+  RecencyBasis: spec("RecencyBasis", t.RecencyBasis, pb.RecencyBasis, "RECENCY_BASIS_"),
   ChangeType: spec("ChangeType", t.ChangeType, pb.ChangeType, "CHANGE_TYPE_"),
   EventType: spec("EventType", t.EventType, pb.EventType, "EVENT_TYPE_"),
   ImportConflictPolicy: spec(
@@ -219,6 +220,14 @@ function explanation(h: pb.SearchHit): t.HitExplanation | null {
     keywordScore: e.keywordScore ?? null,
     keywordRank: e.keywordRank ?? null,
     fusedScore: e.fusedScore ?? null,
+    baseScore: e.baseScore ?? null,
+    recencyFactor: e.recencyFactor ?? null,
+    ageSeconds: e.ageSeconds ?? null,
+    importance: e.importance ?? null,
+    importanceFactor: e.importanceFactor ?? null,
+    pinFactor: e.pinFactor ?? null,
+    reranked: e.reranked ?? null,
+    rerankScore: e.rerankScore ?? null,
   };
 }
 

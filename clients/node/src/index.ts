@@ -25,6 +25,7 @@ export {
   InconsistencyKind,
   IndexKind,
   MemoryKind,
+  RecencyBasis,
   SearchMode,
 } from "./types.js";
 export type {

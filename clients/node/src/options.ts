@@ -20,6 +20,7 @@ import type {
   MemoryKind,
   MemoryLink,
   MetadataInput,
+  RecencyBasis,
   SearchMode,
 } from "./types.js";
 
@@ -139,6 +140,24 @@ export interface SearchDefaults extends ScopeOptions, CallOptions {
   /** Give each hit an `explanation` of how it was ranked (each half's score
    * and rank, the fused score); such a search is never served from cache. */
   explain?: boolean;
+  /** Decay scores by age with this half-life: each candidate's score is
+   * multiplied by (1 - recencyWeight) + recencyWeight * 0.5 ** (age / half-life). */
+  recencyHalfLifeSeconds?: number | null;
+  /** The time age counts from: "update_time" (the default), "create_time" or
+   * "last_retrieve_time". */
+  recencyBasis?: EnumLike<RecencyBasis> | null;
+  /** How much of a score the decay may take, in [0, 1]; the server's default is 1. */
+  recencyWeight?: number | null;
+  /** A metadata key holding a number in [0, 1]; scores are multiplied by
+   * 1 + importanceWeight * that number. */
+  importanceKey?: string | null;
+  /** The weight of `importanceKey`, in [0, 100]; the server's default is 1. */
+  importanceWeight?: number | null;
+  /** Multiply pinned memories' scores by 1 + pinBoost, in [0, 100]. */
+  pinBoost?: number | null;
+  /** Rerank the best candidates with the server's cross-encoder (true) or not
+   * (false); null takes the server's default. */
+  rerank?: boolean | null;
 }
 
 /** Options of `search`. */

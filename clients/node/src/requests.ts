@@ -201,8 +201,40 @@ export function searchMemories(
   if (o.rrfK != null) {
     request.rrfK = o.rrfK;
   }
+  if (o.recencyHalfLifeSeconds != null) {
+    request.recencyHalfLifeSeconds = o.recencyHalfLifeSeconds;
+  }
+  if (o.recencyBasis != null) {
+    request.recencyBasis = enumToProto(ENUMS.RecencyBasis, o.recencyBasis);
+  }
+  if (o.recencyWeight != null) {
+    request.recencyWeight = o.recencyWeight;
+  }
+  if (o.importanceKey) {
+    request.importanceKey = o.importanceKey;
+  }
+  if (o.importanceWeight != null) {
+    request.importanceWeight = o.importanceWeight;
+  }
+  if (o.pinBoost != null) {
+    request.pinBoost = o.pinBoost;
+  }
+  if (o.rerank != null) {
+    request.rerank = o.rerank;
+  }
   return request;
 }
+
+/** The score-adjustment and rerank options of a search (docs/retrieval.md), in both SDKs. */
+const RANKING_OPTIONS = [
+  "recencyHalfLifeSeconds",
+  "recencyBasis",
+  "recencyWeight",
+  "importanceKey",
+  "importanceWeight",
+  "pinBoost",
+  "rerank",
+] as const;
 
 const QUERY_FIELDS = [
   "query",
@@ -217,6 +249,7 @@ const QUERY_FIELDS = [
   "rrfK",
   "includeEmbedding",
   "explain",
+  ...RANKING_OPTIONS,
   "queryId",
 ] as const;
 
@@ -246,6 +279,13 @@ export function searchFromQuery(q: SearchQuery): pb.SearchMemoriesRequest {
     rrfK: q.rrfK,
     includeEmbedding: q.includeEmbedding ?? false,
     explain: q.explain ?? false,
+    recencyHalfLifeSeconds: q.recencyHalfLifeSeconds,
+    recencyBasis: q.recencyBasis,
+    recencyWeight: q.recencyWeight,
+    importanceKey: q.importanceKey,
+    importanceWeight: q.importanceWeight,
+    pinBoost: q.pinBoost,
+    rerank: q.rerank,
   });
 }
 
@@ -262,6 +302,13 @@ export function searchDefaults(o: Fields<SearchOptions>): Record<string, unknown
     rrfK: o.rrfK,
     includeEmbedding: o.includeEmbedding ?? false,
     explain: o.explain ?? false,
+    recencyHalfLifeSeconds: o.recencyHalfLifeSeconds,
+    recencyBasis: o.recencyBasis,
+    recencyWeight: o.recencyWeight,
+    importanceKey: o.importanceKey,
+    importanceWeight: o.importanceWeight,
+    pinBoost: o.pinBoost,
+    rerank: o.rerank,
   };
 }
 

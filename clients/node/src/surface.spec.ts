@@ -23,7 +23,8 @@ function same<T extends true>(): T | void {}
 
 const CALL = ["timeoutMs", "signal", "headers"] as const;
 const SCOPE = ["userId", "agentId", "runId"] as const;
-const SEARCH = [...SCOPE, "filter", "topK", "minScore", "mode", "rrfK", "includeEmbedding", "explain", ...CALL] as const;
+const ADJUST = ["recencyHalfLifeSeconds", "recencyBasis", "recencyWeight", "importanceKey", "importanceWeight", "pinBoost", "rerank"] as const;
+const SEARCH = [...SCOPE, "filter", "topK", "minScore", "mode", "rrfK", "includeEmbedding", "explain", ...ADJUST, ...CALL] as const;
 
 /** Each method: its positional arguments, then the keys of its options object. */
 const METHODS = {
@@ -139,7 +140,7 @@ void (null as unknown as Exported);
 const RUNTIME_EXPORTS = [
   "ApiKeyRole", "ChangeType", "DOMAIN", "DedupMode", "EventType", "EvictionOrder", "ExportStream",
   "ExtractionMode", "FactEvent", "OperationState", "ImportConflictPolicy", "InconsistencyKind", "IndexKind", "MemoryKind", "MetadataDouble", "MnemoClient",
-  "MnemoError", "RetryPolicy", "SearchMode", "Watch", "WriteOp", "double", "v1", "version",
+  "MnemoError", "RecencyBasis", "RetryPolicy", "SearchMode", "Watch", "WriteOp", "double", "v1", "version",
 ];
 
 test("the package exports exactly this", () => {

@@ -44,6 +44,15 @@ export const SearchMode = {
 } as const;
 export type SearchMode = (typeof SearchMode)[keyof typeof SearchMode];
 
+/** The time a recency decay counts a memory's age from (mnemo.v1.RecencyBasis). */
+export const RecencyBasis = {
+  UNSPECIFIED: "UNSPECIFIED",
+  CREATE_TIME: "CREATE_TIME",
+  UPDATE_TIME: "UPDATE_TIME",
+  LAST_RETRIEVE_TIME: "LAST_RETRIEVE_TIME",
+} as const;
+export type RecencyBasis = (typeof RecencyBasis)[keyof typeof RecencyBasis];
+
 /** What a change in a memory's history did (mnemo.v1.ChangeType). */
 export const ChangeType = {
   UNSPECIFIED: "UNSPECIFIED",
@@ -173,6 +182,13 @@ export interface SearchQuery {
   readonly rrfK?: number | null;
   readonly includeEmbedding?: boolean | null;
   readonly explain?: boolean | null;
+  readonly recencyHalfLifeSeconds?: number | null;
+  readonly recencyBasis?: EnumLike<RecencyBasis> | null;
+  readonly recencyWeight?: number | null;
+  readonly importanceKey?: string | null;
+  readonly importanceWeight?: number | null;
+  readonly pinBoost?: number | null;
+  readonly rerank?: boolean | null;
   readonly queryId?: string | null;
 }
 
@@ -246,6 +262,18 @@ export interface HitExplanation {
   readonly keywordScore: number | null;
   readonly keywordRank: number | null;
   readonly fusedScore: number | null;
+  /** With score adjustments: the score they started from ((1 + cosine) / 2 in
+   * vector mode) and each factor used; the hit's score is their product. */
+  readonly baseScore: number | null;
+  readonly recencyFactor: number | null;
+  readonly ageSeconds: number | null;
+  readonly importance: number | null;
+  readonly importanceFactor: number | null;
+  readonly pinFactor: number | null;
+  /** With rerank: whether the reranker ordered the hit (false: it failed and the
+   * plain order was served), and its score. */
+  readonly reranked: boolean | null;
+  readonly rerankScore: number | null;
 }
 
 /** The hits of one search, best first. */

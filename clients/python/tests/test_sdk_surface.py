@@ -69,6 +69,7 @@ EXPORTED = [
     "Operation",
     "OperationPage",
     "OperationState",
+    "RecencyBasis",
     "ReembedProgress",
     "RetentionPolicy",
     "RetryPolicy",
@@ -114,7 +115,8 @@ ERRORS = [
 SCOPE = "user_id=None, agent_id=None, run_id=None"
 SEARCH = (
     f"{SCOPE}, filter=None, top_k=None, min_score=None, mode=None, rrf_k=None, explain=False, "
-    "include_embedding=False, timeout=None"
+    "recency_half_life_seconds=None, recency_basis=None, recency_weight=None, importance_key=None, "
+    "importance_weight=None, pin_boost=None, rerank=None, include_embedding=False, timeout=None"
 )
 METHODS = {
     "batch_search": f"queries, *, {SEARCH}",

@@ -33,9 +33,11 @@ from mnemo_server.models import (
     VersionRecord,
 )
 from mnemo_server.service.types import (
+    Adjustments,
     DedupMode,
     DedupPolicy,
     MemoryDraft,
+    RecencyBasis,
     SearchMode,
     SearchQuery,
     ShardStats,
@@ -310,7 +312,55 @@ def search_from_proto(request: svc_pb.SearchMemoriesRequest, field: str) -> Sear
         mode=mode,
         rrf_k=request.rrf_k if request.HasField("rrf_k") else None,
         explain=request.explain,
+        adjustments=_adjustments(request, field),
+        rerank=request.rerank if request.HasField("rerank") else None,
     )
+
+
+_RECENCY_BASES = {
+    svc_pb.RECENCY_BASIS_UNSPECIFIED: None,
+    svc_pb.RECENCY_BASIS_CREATE_TIME: RecencyBasis.CREATE_TIME,
+    svc_pb.RECENCY_BASIS_UPDATE_TIME: RecencyBasis.UPDATE_TIME,
+    svc_pb.RECENCY_BASIS_LAST_RETRIEVE_TIME: RecencyBasis.LAST_RETRIEVE_TIME,
+}
+
+
+def _adjustments(request: svc_pb.SearchMemoriesRequest, field: str) -> Adjustments:
+    if request.recency_basis not in _RECENCY_BASES:
+        raise invalid(
+            "INVALID_RECENCY_DECAY",
+            join(field, "recency_basis"),
+            f"unknown recency basis {request.recency_basis}",
+        )
+    has = request.HasField
+    return Adjustments(
+        recency_half_life_s=(request.recency_half_life_seconds if has("recency_half_life_seconds") else None),
+        recency_basis=_RECENCY_BASES[request.recency_basis],
+        recency_weight=request.recency_weight if has("recency_weight") else None,
+        importance_key=request.importance_key,
+        importance_weight=request.importance_weight if has("importance_weight") else None,
+        pin_boost=request.pin_boost if has("pin_boost") else None,
+    )
+
+
+#: Serialized memories (no embedding) of recent search hits, by (tenant, id,
+#: revision, last retrieval): every change to a memory has a new revision, so
+#: an entry never shows a memory other than as it is. Parsing these bytes is
+#: several times cheaper than building the message field by field.
+_SERIALIZED: dict[tuple[str, str, int, int | None], bytes] = {}
+SERIALIZED_MEMORIES = 50_000
+
+
+def serialized_memory(memory: Memory) -> bytes:
+    """`memory_to_proto(memory)` serialized, without the embedding."""
+    key = (memory.tenant, memory.id, memory.revision, memory.last_retrieve_time_us)
+    found = _SERIALIZED.get(key)
+    if found is None:
+        found = memory_to_proto(memory, pb.Memory()).SerializeToString()
+        if len(_SERIALIZED) >= SERIALIZED_MEMORIES:
+            _SERIALIZED.pop(next(iter(_SERIALIZED), key), None)  # the oldest
+        _SERIALIZED[key] = found
+    return found
 
 
 def search_result_to_proto(
@@ -319,7 +369,10 @@ def search_result_to_proto(
     response = svc_pb.SearchMemoriesResponse(embedding_model=model)
     for hit in hits:
         out = response.hits.add(score=hit.score)
-        memory_to_proto(hit.memory, out.memory, embedding=include_embedding)
+        if include_embedding:
+            memory_to_proto(hit.memory, out.memory, embedding=True)
+        else:
+            out.memory.MergeFromString(serialized_memory(hit.memory))
         if hit.explanation is not None:
             explanation_to_proto(hit.explanation, out.explanation)
     return response
@@ -337,6 +390,22 @@ def explanation_to_proto(explanation: HitExplanation, out: svc_pb.HitExplanation
         out.keyword_rank = explanation.keyword_rank
     if explanation.fused_score is not None:
         out.fused_score = explanation.fused_score
+    for name in _ADJUSTMENT_PARTS:
+        value = getattr(explanation, name)
+        if value is not None:
+            setattr(out, name, value)
+
+
+_ADJUSTMENT_PARTS = (
+    "base_score",
+    "recency_factor",
+    "age_seconds",
+    "importance",
+    "importance_factor",
+    "pin_factor",
+    "reranked",
+    "rerank_score",
+)
 
 
 def version_to_proto(record: VersionRecord, out: svc_pb.MemoryVersion) -> None:

@@ -25,7 +25,7 @@ from mnemo_server.errors import (
     NotFoundError,
     invalid,
 )
-from mnemo_server.extraction.jobs import SqliteJobStore
+from mnemo_server.extraction.job_store import JobStore
 from mnemo_server.extraction.runner import ExtractionRunner
 from mnemo_server.extraction.types import ROLES, Event, Job, JobSpec, Message, Mode, State
 from mnemo_server.models import Principal
@@ -68,7 +68,7 @@ class ExtractionServicer(Servicer):
     def __init__(self, executor: Executor, gate: Gate, settings: Settings) -> None:
         super().__init__(None, executor, gate)
         self.settings = settings
-        self.jobs: SqliteJobStore | None = None
+        self.jobs: JobStore | None = None
         self.runner: ExtractionRunner | None = None
 
     @rpc

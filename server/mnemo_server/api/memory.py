@@ -183,6 +183,13 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
         limit = self.service.limits.max_batch_write
         if not 1 <= len(request.operations) <= limit:
             raise invalid("BATCH_TOO_LARGE", "operations", f"give 1 to {limit} operations")
+        # Decoding (a vector per create) and the response are built in the
+        # worker too: the event loop stays free for other calls.
+        return await self.run(self._batch_write, request, principal, request_id_of(context))
+
+    def _batch_write(
+        self, request: pb.BatchWriteMemoriesRequest, principal: Principal, request_id: str
+    ) -> pb.BatchWriteMemoriesResponse:
         ops: list[Any] = []
         decode_errors: dict[int, MnemoError] = {}
         for i, op in enumerate(request.operations):
@@ -196,15 +203,12 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
         else:
             valid = [op for op in ops if op is not None]
             applied = iter(
-                await self.run(
-                    self.service.write, principal, valid, atomic=request.atomic, request_id=request.request_id
-                )
+                self.service.write(principal, valid, atomic=request.atomic, request_id=request.request_id)
             )
             outcomes = [
                 WriteOutcome("", error=decode_errors[i]) if op is None else next(applied)
                 for i, op in enumerate(ops)
             ]
-        request_id = request_id_of(context)
         response = pb.BatchWriteMemoriesResponse(revision=max((o.revision for o in outcomes), default=0))
         for outcome in outcomes:
             outcome_to_result(outcome, response.results.add(), request_id)

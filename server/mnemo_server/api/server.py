@@ -100,9 +100,12 @@ def add_services(
 
 
 async def set_health(health: HealthServicer, serving: bool) -> None:
-    """The overall status ("") and each service's."""
+    """The overall status ("") and each service's. The overall one is set
+    last going up and first going down, so whoever sees it SERVING finds
+    every service SERVING too."""
     status = health_pb2.HealthCheckResponse.SERVING if serving else health_pb2.HealthCheckResponse.NOT_SERVING
-    for name in ("", *SERVICE_NAMES):
+    names = (*SERVICE_NAMES, "") if serving else ("", *SERVICE_NAMES)
+    for name in names:
         await health.set(name, status)
 
 

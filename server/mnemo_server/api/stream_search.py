@@ -12,6 +12,14 @@ A stream is no way around the limits a unary call has:
   pushes back on a client that sends faster than it is answered: memory
   stays bounded, and a unary search of another caller waits behind at
   most `max_stream_queries` stream queries in the worker pool.
+
+Queries are answered in batches: whatever has arrived while earlier queries
+were being answered goes to the worker pool as one `service.search` (one
+index call, one hydration, one thread hand-off), with at most
+`_BATCHES` batches of a stream in the pool at once. Each query is decoded,
+charged and prepared on its own, so a bad one gets its own error; when the
+batch as a whole fails (an embedder down for one text query, say), its
+queries are answered again one by one, so each gets its own outcome.
 """
 
 from __future__ import annotations
@@ -25,9 +33,16 @@ from mnemo_server.api import convert
 from mnemo_server.api.status import status_of
 from mnemo_server.errors import invalid
 from mnemo_server.models import Principal
+from mnemo_server.service.query import PreparedSearch
 
 #: Takes one token of the caller's rate limit (raises RATE_LIMITED).
 Charge = Callable[[], Awaitable[None]]
+
+#: Batches of one stream in the worker pool at a time: two keep both cores
+#: busy (FAISS releases the GIL) while the next batch gathers.
+_BATCHES = 2
+
+Response = pb.StreamSearchMemoriesResponse
 
 
 async def _free() -> None:
@@ -53,9 +68,12 @@ class StreamSearch:
         self._charge = charge or _free
         self._own_slots = asyncio.Semaphore(per_stream)
         self._server_slots = server_slots
-        self._results: asyncio.Queue[pb.StreamSearchMemoriesResponse | BaseException | None] = asyncio.Queue()
+        self._results: asyncio.Queue[Response | BaseException | None] = asyncio.Queue()
         self._in_flight: set[str] = set()
         self._tasks: set[asyncio.Task[None]] = set()
+        #: Read and holding slots, not yet taken by a batch: (id, search, charged).
+        self._waiting: list[tuple[str, pb.SearchMemoriesRequest, bool]] = []
+        self._batches = 0
 
     async def run(
         self, requests: AsyncIterator[pb.StreamSearchMemoriesRequest]
@@ -104,32 +122,69 @@ class StreamSearch:
                     self._own_slots.release()
                     raise
                 self._in_flight.add(item.query_id)
-                charged = first
+                self._waiting.append((item.query_id, item.search, first))
                 first = False
-                task = asyncio.create_task(self._answer(item.query_id, item.search, charged=charged))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            if self._tasks:
-                await asyncio.gather(*self._tasks)
+                self._start_batch()
+            while self._tasks:
+                await asyncio.gather(*list(self._tasks))
             await self._results.put(None)
         except Exception as exc:
             await self._results.put(exc)
 
-    async def _answer(self, query_id: str, request: pb.SearchMemoriesRequest, *, charged: bool) -> None:
+    def _start_batch(self) -> None:
+        if self._waiting and self._batches < _BATCHES:
+            self._batches += 1
+            task = asyncio.create_task(self._answer_waiting())
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _answer_waiting(self) -> None:
+        """Answers what is waiting, batch after batch, until nothing is."""
         try:
-            if not charged:
-                await self._charge()
-            query = convert.search_from_proto(request, "search")
-            servicer = self._servicer
-            result = (await servicer.run(servicer.service.search, self._principal, [query]))[0]
-            message = pb.StreamSearchMemoriesResponse(
-                query_id=query_id,
-                result=convert.search_result_to_proto(
-                    result.hits, result.embedding_model, include_embedding=query.include_embedding
-                ),
-            )
-        except Exception as exc:
-            message = pb.StreamSearchMemoriesResponse(
-                query_id=query_id, error=status_of(exc, request_id=self._request_id)
-            )
-        await self._results.put(message)
+            while self._waiting:
+                batch, self._waiting = self._waiting, []
+                for message in await self._answer(batch):
+                    await self._results.put(message)
+        finally:
+            self._batches -= 1
+        self._start_batch()  # what arrived as this task was ending
+
+    async def _answer(self, batch: list[tuple[str, pb.SearchMemoriesRequest, bool]]) -> list[Response]:
+        servicer = self._servicer
+        service = servicer.service
+        answers: list[Response | None] = [None] * len(batch)
+        good: list[tuple[int, Any, PreparedSearch]] = []
+        for i, (query_id, request, charged) in enumerate(batch):
+            try:
+                if not charged:
+                    await self._charge()
+                query = convert.search_from_proto(request, "search")
+                good.append((i, query, service.prepare(self._principal, [query])))
+            except Exception as exc:
+                answers[i] = self._error(query_id, exc)
+        if good:
+            merged = PreparedSearch(self._principal, [p for _, _, one in good for p in one.queries])
+            try:
+                results = await servicer.run(service.search, self._principal, merged)
+            except Exception:
+                # Each alone, from scratch (the batch may have taken lookups).
+                results = None
+            for n, (i, query, _) in enumerate(good):
+                query_id = batch[i][0]
+                try:
+                    if results is None:
+                        result = (await servicer.run(service.search, self._principal, [query]))[0]
+                    else:
+                        result = results[n]
+                    answers[i] = Response(
+                        query_id=query_id,
+                        result=convert.search_result_to_proto(
+                            result.hits, result.embedding_model, include_embedding=query.include_embedding
+                        ),
+                    )
+                except Exception as exc:
+                    answers[i] = self._error(query_id, exc)
+        return [a for a in answers if a is not None]
+
+    def _error(self, query_id: str, exc: BaseException) -> Response:
+        return Response(query_id=query_id, error=status_of(exc, request_id=self._request_id))

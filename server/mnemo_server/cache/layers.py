@@ -213,13 +213,16 @@ def search_fingerprint(
     mode: str = "vector",
     rrf_k: int = 0,
     explain: bool = False,
+    adjustments: str = "",
 ) -> bytes:
     """The request part of a result-cache key: everything but tenant and scope
     that decides the hits. Give the filter in canonical form
     (filters.format_filter) so that spellings of one filter share entries,
     top_k after defaults are applied, and rrf_k as used (0 when the mode
-    uses none). Vector searches keep the keys they had before modes existed,
-    and searches without explanations the keys they had before those."""
+    uses none), and the score adjustments in a canonical spelling ("" for
+    none). Vector searches keep the keys they had before modes existed,
+    and searches without explanations or adjustments the keys they had
+    before those."""
     h = hashlib.blake2b(digest_size=16)
     if vector is not None:
         h.update(b"v\0")
@@ -238,6 +241,9 @@ def search_fingerprint(
         h.update(struct.pack("<q", rrf_k))
     if explain:
         h.update(b"\0x\0")
+    if adjustments:
+        h.update(b"\0a\0")
+        h.update(adjustments.encode("utf-8", "surrogatepass"))
     return h.digest()
 
 

@@ -18,6 +18,7 @@ from mnemo_server.config.checks import ConfigError, is_loopback
 from mnemo_server.config.extraction import ExtractionSettings
 from mnemo_server.config.loading import load_settings, replace
 from mnemo_server.config.observability import DEFAULT_SERVICE_NAME, MetricsSettings, TracingSettings
+from mnemo_server.config.rerank import RerankSettings
 from mnemo_server.config.sections import (
     CacheSettings,
     EmbedderSettings,
@@ -53,6 +54,7 @@ __all__ = [
     "MetricsSettings",
     "QuotaSettings",
     "RateLimitSettings",
+    "RerankSettings",
     "RetentionRule",
     "ServerSettings",
     "Settings",

@@ -151,10 +151,17 @@ class CacheSettings:
         "Cache search results and records (embeddings are cached per embedder.cache_bytes or Redis).",
         default=True,
     )
+    record_table_entries: int = doc(
+        "Decoded memories (without embeddings) kept in process to hydrate search hits without a "
+        "store read, in every process even with Redis; 0 turns the table off.",
+        default=100_000,
+    )
 
     def validate(self) -> None:
         if "{" in self.namespace or "}" in self.namespace:
             raise ConfigError("cache.namespace: must not contain braces")
+        if self.record_table_entries < 0:
+            raise ConfigError("cache.record_table_entries: must not be negative")
         for name in ("local_bytes", "search_ttl_s", "record_ttl_s", "embedding_ttl_s", "op_timeout_ms"):
             positive(f"cache.{name}", getattr(self, name))
 

@@ -9,6 +9,7 @@ from typing import Any
 from mnemo_server.config.checks import ConfigError, is_loopback
 from mnemo_server.config.extraction import ExtractionSettings
 from mnemo_server.config.observability import MetricsSettings, TracingSettings
+from mnemo_server.config.rerank import RerankSettings
 from mnemo_server.config.sections import (
     CacheSettings,
     EmbedderSettings,
@@ -46,6 +47,7 @@ class Settings:
     audit: AuditSettings = field(default_factory=AuditSettings)
     http: HttpSettings = field(default_factory=HttpSettings)
     extraction: ExtractionSettings = field(default_factory=ExtractionSettings)
+    rerank: RerankSettings = field(default_factory=RerankSettings)
 
     def validate(self) -> Settings:
         for f in fields(self):
@@ -91,6 +93,7 @@ SECTION_TYPES = {
     "audit": AuditSettings,
     "http": HttpSettings,
     "extraction": ExtractionSettings,
+    "rerank": RerankSettings,
 }
 
 

@@ -1,47 +1,36 @@
 """SqliteJobStore: extraction jobs in the `extraction_jobs` table of the
 store's SQLite file (schema version 3, sqlite_schema.py).
 
-Like SqliteKeyStore it opens its own connection to the file SqliteStore
-created, one connection behind a lock: job rows change a few times per job,
-far less often than memories. A job's row holds everything needed to run it
-again after a crash: the conversation, the caller's principal, the plan the
-LLM made (once made) and, when finished, its outcome.
+Like SqliteKeyStore it writes through a side connection to the file
+SqliteStore created (store/sqlite_side.py), one connection behind a lock:
+job rows change a few times per job, far less often than memories. A job's
+row holds everything needed to run it again after a crash: the
+conversation, the caller's principal, the plan the LLM made (once made) and,
+when finished, its outcome.
 """
 
 from __future__ import annotations
 
-import json
 import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Final
+from typing import Any
 
-from mnemo_server import storage
-from mnemo_server.extraction.types import (
-    Event,
-    FactResult,
-    Job,
-    JobSpec,
-    Message,
-    Mode,
-    PlannedFact,
-    State,
+from mnemo_server.extraction.job_rows import (
+    COLUMNS,
+    INSERT_COLUMNS,
+    insert_values,
+    job_from_row,
+    plan_json,
+    result_json,
 )
-from mnemo_server.models import Memory, Principal, Scope
-from mnemo_server.store.sqlite_codec import memory_from_json, memory_to_json
-from mnemo_server.store.sqlite_schema import ensure_schema
-
-_COLUMNS: Final = (
-    "seq, id, tenant, api_key_id, key_user_ids, key_agent_ids, user_id, agent_id, run_id, mode,"
-    " request_id, fingerprint, messages, metadata, state, attempts, plan, result, revision,"
-    " error_reason, error_message, create_time_us, update_time_us"
-)
-_BUSY_TIMEOUT_MS: Final = 10_000
+from mnemo_server.extraction.job_store import JobStore
+from mnemo_server.extraction.types import FactResult, Job, PlannedFact, State
+from mnemo_server.models import Scope
+from mnemo_server.store.sqlite_side import SqliteSideConnection
 
 
-class SqliteJobStore:
+class SqliteJobStore(SqliteSideConnection, JobStore):
     def __init__(
         self, path: Path, *, guard: Callable[[], None] | None = None, synchronous: str = "FULL"
     ) -> None:
@@ -53,10 +42,8 @@ class SqliteJobStore:
         """
         if synchronous not in ("FULL", "NORMAL"):
             raise ValueError(f"synchronous: FULL or NORMAL, not {synchronous!r}")
-        self._guard = guard
+        super().__init__(path, guard=guard)
         self._synchronous = synchronous
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
         # A job's progress (RUNNING, its plan, its outcome) is committed without
         # an fsync of its own: WAL frames are appended in order, so the fsync of
         # the job's write through the store (store.synchronous) makes the plan
@@ -64,20 +51,6 @@ class SqliteJobStore:
         # the job replay that write. Creating a job, which the client is told
         # about, is committed with the store's mode.
         self._conn.execute("PRAGMA synchronous = NORMAL")
-        self._lock = threading.Lock()
-        try:
-            ensure_schema(self._conn)
-        except BaseException:
-            self._conn.close()
-            raise
-
-    @contextmanager
-    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._guard is not None:
-                self._guard()
-            with storage.disk_full_as_error(what):
-                yield self._conn
 
     def create(self, job: Job) -> tuple[Job, bool]:
         """Stores a new job, or returns the job already stored under its
@@ -90,51 +63,29 @@ class SqliteJobStore:
                 conn.execute("PRAGMA synchronous = NORMAL")
 
     def _create(self, conn: sqlite3.Connection, job: Job) -> tuple[Job, bool]:
-        p, s = job.principal, job.spec
-        if s.request_id:
-            row = conn.execute(
-                f"SELECT {_COLUMNS} FROM extraction_jobs WHERE tenant = ? AND request_id = ?",
-                (p.tenant, s.request_id),
-            ).fetchone()
-            if row is not None:
-                return _job(row), False
+        # ON CONFLICT names the partial unique index extraction_jobs_request:
+        # another connection (a fleet worker) racing the same request id
+        # inserts nothing, and both answer with the one job stored.
         cursor = conn.execute(
-            f"INSERT INTO extraction_jobs ({_COLUMNS.removeprefix('seq, ')})"
-            " VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            (
-                job.id,
-                p.tenant,
-                p.api_key_id,
-                json.dumps(list(p.user_ids)),
-                json.dumps(list(p.agent_ids)),
-                s.scope.user_id,
-                s.scope.agent_id,
-                s.scope.run_id,
-                s.mode.value,
-                s.request_id,
-                job.fingerprint,
-                json.dumps([m.to_json() for m in s.messages]),
-                json.dumps(s.metadata),
-                job.state.value,
-                job.attempts,
-                None,
-                None,
-                0,
-                "",
-                "",
-                job.create_time_us,
-                job.update_time_us,
-            ),
+            f"INSERT INTO extraction_jobs ({INSERT_COLUMNS}) VALUES ({', '.join('?' * 22)})"
+            " ON CONFLICT (tenant, request_id) WHERE request_id != '' DO NOTHING",
+            insert_values(job),
         )
+        if cursor.rowcount == 0:
+            row = conn.execute(
+                f"SELECT {COLUMNS} FROM extraction_jobs WHERE tenant = ? AND request_id = ?",
+                (job.principal.tenant, job.spec.request_id),
+            ).fetchone()
+            return job_from_row(row), False
         job.seq = int(cursor.lastrowid or 0)
         return job, True
 
     def get(self, tenant: str, job_id: str) -> Job | None:
         with self._lock:
             row = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM extraction_jobs WHERE tenant = ? AND id = ?", (tenant, job_id)
+                f"SELECT {COLUMNS} FROM extraction_jobs WHERE tenant = ? AND id = ?", (tenant, job_id)
             ).fetchone()
-        return None if row is None else _job(row)
+        return None if row is None else job_from_row(row)
 
     def list_jobs(
         self,
@@ -167,19 +118,19 @@ class SqliteJobStore:
             params.append(before_seq)
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM extraction_jobs WHERE {' AND '.join(where)}"
+                f"SELECT {COLUMNS} FROM extraction_jobs WHERE {' AND '.join(where)}"
                 " ORDER BY seq DESC LIMIT ?",
                 (*params, limit),
             ).fetchall()
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def unfinished(self) -> list[Job]:
         """Every job left PENDING or RUNNING, oldest first (to run after a restart)."""
         with self._lock:
             rows = self._conn.execute(
-                f"SELECT {_COLUMNS} FROM extraction_jobs WHERE state IN ('pending', 'running') ORDER BY seq"
+                f"SELECT {COLUMNS} FROM extraction_jobs WHERE state IN ('pending', 'running') ORDER BY seq"
             ).fetchall()
-        return [_job(row) for row in rows]
+        return [job_from_row(row) for row in rows]
 
     def started(self, job: Job, now_us: int) -> None:
         """RUNNING, one more LLM attempt counted."""
@@ -190,14 +141,14 @@ class SqliteJobStore:
     def planned(self, job: Job, plan: list[PlannedFact] | None, now_us: int) -> None:
         """Keeps the LLM's plan (None: forget it, to plan again)."""
         job.plan, job.update_time_us = plan, now_us
-        self._update(job, "plan = ?", (None if plan is None else json.dumps([_fact_json(f) for f in plan]),))
+        self._update(job, "plan = ?", (plan_json(plan),))
 
     def succeeded(self, job: Job, facts: list[FactResult], revision: int, now_us: int) -> None:
         job.state, job.facts, job.revision, job.update_time_us = State.SUCCEEDED, facts, revision, now_us
         self._update(
             job,
             "state = ?, result = ?, revision = ?",
-            (job.state.value, json.dumps([_result_json(f) for f in facts]), revision),
+            (job.state.value, result_json(facts), revision),
         )
 
     def failed(self, job: Job, reason: str, message: str, now_us: int) -> None:
@@ -213,91 +164,3 @@ class SqliteJobStore:
                 f"UPDATE extraction_jobs SET {sets}, update_time_us = ? WHERE tenant = ? AND id = ?",
                 (*params, job.update_time_us, job.principal.tenant, job.id),
             )
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
-
-
-def _memory_json(memory: Memory | None) -> Any:
-    return None if memory is None else json.loads(memory_to_json(memory))
-
-
-def _memory(value: Any) -> Memory | None:
-    return None if value is None else memory_from_json(json.dumps(value))
-
-
-def _fact_json(f: PlannedFact) -> dict[str, Any]:
-    return {
-        "event": f.event.value,
-        "text": f.text,
-        "memory_id": f.memory_id,
-        "etag": f.etag,
-        "links": list(f.links),
-        "before": _memory_json(f.before),
-    }
-
-
-def _result_json(f: FactResult) -> dict[str, Any]:
-    return {
-        "event": f.event.value,
-        "text": f.text,
-        "memory": _memory_json(f.memory),
-        "before": _memory_json(f.before),
-        "after": _memory_json(f.after),
-        "revision": f.revision,
-    }
-
-
-def _job(row: tuple[Any, ...]) -> Job:
-    plan = None
-    if row[16] is not None:
-        plan = [
-            PlannedFact(
-                Event(d["event"]),
-                d["text"],
-                d["memory_id"],
-                d["etag"],
-                tuple(d["links"]),
-                _memory(d["before"]),
-            )
-            for d in json.loads(row[16])
-        ]
-    facts = [
-        FactResult(
-            Event(d["event"]),
-            d["text"],
-            _memory(d["memory"]),
-            _memory(d["before"]),
-            _memory(d["after"]),
-            d["revision"],
-        )
-        for d in json.loads(row[17] or "[]")
-    ]
-    return Job(
-        seq=row[0],
-        id=row[1],
-        principal=Principal(
-            tenant=row[2],
-            api_key_id=row[3],
-            user_ids=tuple(json.loads(row[4])),
-            agent_ids=tuple(json.loads(row[5])),
-        ),
-        spec=JobSpec(
-            messages=tuple(Message.from_json(m) for m in json.loads(row[12])),
-            scope=Scope(row[6], row[7], row[8]),
-            metadata=json.loads(row[13]),
-            mode=Mode(row[9]),
-            request_id=row[10],
-        ),
-        fingerprint=row[11],
-        state=State(row[14]),
-        attempts=row[15],
-        plan=plan,
-        facts=facts,
-        revision=row[18],
-        error_reason=row[19],
-        error_message=row[20],
-        create_time_us=row[21],
-        update_time_us=row[22],
-    )

@@ -33,7 +33,7 @@ from typing import Any, TypeVar
 
 from mnemo_server.config import ExtractionSettings
 from mnemo_server.errors import DeadlineExceededError, FailedPreconditionError, MnemoError
-from mnemo_server.extraction.jobs import SqliteJobStore
+from mnemo_server.extraction.job_store import JobStore
 from mnemo_server.extraction.planner import Planner, first_error
 from mnemo_server.extraction.types import Job, JobSpec, PlannedFact, State
 from mnemo_server.models import Principal, now_us
@@ -70,7 +70,7 @@ class ExtractionRunner:
         self,
         *,
         service: MemoryService,
-        jobs: SqliteJobStore,
+        jobs: JobStore,
         planner: Planner,
         settings: ExtractionSettings,
         executor: Executor,
@@ -290,7 +290,7 @@ class ExtractionRunner:
 
 
 def build_runner(
-    settings: ExtractionSettings, *, service: MemoryService, jobs: SqliteJobStore, executor: Executor
+    settings: ExtractionSettings, *, service: MemoryService, jobs: JobStore, executor: Executor
 ) -> ExtractionRunner:
     """The runner of a server whose extraction is configured (mem0ai's client for the LLM)."""
     from mnemo_server.extraction.llm import Mem0Llm

@@ -119,6 +119,12 @@ class VectorIndex(ABC):
         """Writes a snapshot consistent with `revision` atomically (a crash
         mid-write leaves the previous snapshot usable); returns bytes written."""
 
+    def close(self) -> None:
+        """Stops background work (graph building). Searches and writes still
+        work; rows written afterwards stay in their shard's exact tail (up to
+        its max_tail). Idempotent. Nothing to stop by default."""
+        return None
+
     @abstractmethod
     def load(self, directory: Path) -> int | None:
         """Replaces the contents with the snapshot in `directory`; returns its

@@ -10,8 +10,12 @@ exclusive lock while searches continue on the current state.
 
 Once the live count passes `ann_threshold`, an IndexHNSWFlat (inner product)
 covers positions 0..hnsw.ntotal-1 with id == position. Rows appended since
-(the "tail", non-empty only while an upsert is adding to the graph in
-chunks) are scanned exactly. Tombstoned and out-of-scope positions are kept
+(the "tail") are scanned exactly, so a write is searchable as soon as
+upsert returns. With a GraphBuilder (graph_builder.py) the graph is built
+and extended behind the writes, on the builder's thread, and the tail can be
+up to `max_tail` rows long (the writer adds the excess itself: backpressure
+when the builder falls that far behind); without one, upsert extends the
+graph before it returns, as before. Tombstoned and out-of-scope positions are kept
 out of HNSW results by an IDSelectorBitmap, never by post-filtering, so a
 filtered search cannot silently come back short (and if HNSW still returns
 fewer than asked, the query is answered exactly). Always a bitmap, never an
@@ -21,7 +25,15 @@ size/8-byte bitmap is cheaper to build and to probe than a hash set. When tombst
 
 Concurrency: mutators are serialized by `_writer` (the owning index also
 serializes them); readers take the RW lock shared, in-place mutations take
-it exclusive and are kept short (HNSW adds go in chunks of _ADD_CHUNK rows).
+it exclusive and are kept short. Adding to a live graph takes the graph's
+own RW lock exclusive (ann() holds it shared), in chunks of _ADD_CHUNK rows,
+so it blocks HNSW searches of this shard but not the writer's appends.
+Whoever changes the graph (builder step, compaction, save, load) holds
+`_graph_lock`; lock order is _writer -> _graph_lock -> the RW lock, and a
+reader takes the graph's lock inside the RW lock. The
+builder's first graph of a shard is built with no lock held, from rows that
+never change, and installed only if no compaction or load (`_generation`)
+happened meanwhile.
 """
 
 from __future__ import annotations
@@ -38,9 +50,11 @@ import faiss
 import numpy as np
 import numpy.typing as npt
 
-from mnemo_server.index import kernels, snapshot
+from mnemo_server.index import kernels, shard_files
 from mnemo_server.index.base import IndexKind, ShardInfo
-from mnemo_server.index.postings import Positions, ScopePostings
+from mnemo_server.index.graph_builder import GraphBuilder
+from mnemo_server.index.kernels import set_omp_threads
+from mnemo_server.index.postings import Positions, ScopePostings, prune_strings
 from mnemo_server.index.rwlock import RWLock
 from mnemo_server.index.topk import Keys, Partial, partials, top_k
 from mnemo_server.models import Scope, Vector
@@ -51,24 +65,13 @@ Matrix = npt.NDArray[np.float32]
 #: searches blocked at 384 dimensions on two cores, instead of seconds for a
 #: large batch.
 _ADD_CHUNK = 256
+#: The same for the builder thread, which is not in a hurry: shorter holds.
+_BUILD_CHUNK = 64
 #: A gather copies each row, a full scan only streams it: above this share of
 #: the shard's positions, scanning everything and picking the rows is cheaper.
 _DENSE_SHARE = 1 / 3
 _EMPTY: Positions = np.zeros(0, dtype=np.int64)
-
-_omp = threading.local()
-
-
-def set_omp_threads(n: int) -> None:
-    """Sets FAISS's OpenMP thread count for the calling OS thread only.
-
-    libgomp keeps nthreads-var per thread, so a worker thread's choice does
-    not leak into other threads; the thread-local cache skips the SWIG call
-    when nothing changes.
-    """
-    if getattr(_omp, "n", None) != n:
-        faiss.omp_set_num_threads(n)
-        _omp.n = n
+_SCOPES_CACHED, _SCOPE_CACHED_FROM = 16, 4096  # whole-scope selections kept, from this size
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,6 +88,7 @@ class Selection:
     positions: Positions | None
     excluded: Positions
     count: int
+    bitmaps: dict[int, npt.NDArray[np.uint8]] | None = None  # by graph size, if select reuses it
 
 
 class FaissShard:
@@ -100,6 +104,8 @@ class FaissShard:
         ef_construction: int = 40,
         compact_ratio: float = 0.3,
         build_threads: int = 1,
+        builder: GraphBuilder | None = None,
+        max_tail: int = 20_000,
     ) -> None:
         self.shard_id = shard_id
         self.snapshot_revision = 0
@@ -114,6 +120,11 @@ class FaissShard:
         self._ef_construction = ef_construction
         self._compact_ratio = compact_ratio
         self._build_threads = build_threads
+        self._builder = builder
+        self._max_tail = max_tail
+        self._generation = 0
+        self._graph_lock = threading.Lock()
+        self._graph_rw = RWLock()
         self._writer = threading.Lock()
         self._lock = RWLock()
         self._vectors: Matrix = np.empty((0, dimension), dtype=np.float32)
@@ -127,6 +138,7 @@ class FaissShard:
         self._hnsw: Any = None
         self._version = 0
         self._bitmap_cache: tuple[tuple[int, int], npt.NDArray[np.uint8] | None] | None = None
+        self._scope_cache: dict[Scope, tuple[int, Selection]] = {}  # by version
 
     # ------------------------------------------------------------------ state
 
@@ -148,10 +160,19 @@ class FaissShard:
     def kind(self) -> IndexKind:
         return IndexKind.FLAT if self._hnsw is None else IndexKind.HNSW
 
+    @property
+    def tail(self) -> int:
+        """Positions not (yet) in the graph, scanned exactly; 0 for a flat shard."""
+        return 0 if self._hnsw is None else self._size - int(self._hnsw.ntotal)
+
     def kind_reason(self) -> str:
         if self._hnsw is None:
+            if self._live > self._ann_threshold:
+                return f"exact while its graph is built ({self._live} vectors)"
             return f"exact below {self._ann_threshold} vectors"
-        return f"hnsw: {self._live} vectors"
+        tail = self.tail
+        behind = f", {tail} not yet in the graph (scanned exactly)" if tail else ""
+        return f"hnsw: {self._live} vectors{behind}"
 
     def reading(self) -> AbstractContextManager[None]:
         """Hold while calling select/exact/ann (shared with other readers)."""
@@ -221,11 +242,22 @@ class FaissShard:
                     excluded = self._positions_of(exclude)
                     excluded = np.unique(excluded[alive[excluded]])
                 return Selection(None, excluded, self._live - excluded.shape[0])
+            # A big scope's candidates and bitmaps, kept per version (races store equals).
+            whole, version = exclude is None or not exclude.shape[0], self._version
+            cached = self._scope_cache.get(scope) if whole else None
+            if cached is not None and cached[0] == version:
+                return cached[1]
             first, posting = narrowest
             positions = posting[alive[posting]]
             for field, code in query_codes:
                 if field != first:
                     positions = positions[codes[positions, field] == code]
+            if whole and positions.shape[0] >= _SCOPE_CACHED_FROM:
+                if len(self._scope_cache) >= _SCOPES_CACHED:
+                    self._scope_cache.clear()
+                selection = Selection(positions, _EMPTY, positions.shape[0], {})
+                self._scope_cache[scope] = (version, selection)
+                return selection
         if exclude is not None and exclude.shape[0] and positions.shape[0]:
             excluded = self._positions_of(exclude)
             if excluded.shape[0]:
@@ -252,6 +284,12 @@ class FaissShard:
     def ann(self, selection: Selection, queries: Matrix, k: int, ef_search: int) -> list[Partial]:
         """Approximate top-k by HNSW, restricted to the selection by a bitmap;
         exact for the tail not yet in the graph."""
+        # The graph's own lock: it cannot grow (ntotal, the bitmap's size)
+        # while it is searched, and growing it does not block the writer.
+        with self._graph_rw.read:
+            return self._ann(selection, queries, k, ef_search)
+
+    def _ann(self, selection: Selection, queries: Matrix, k: int, ef_search: int) -> list[Partial]:
         hnsw = self._hnsw
         n_graph = int(hnsw.ntotal)
         if selection.positions is None:
@@ -268,9 +306,12 @@ class FaissShard:
             graph_positions = selection.positions[:split]
             tail = selection.positions[split:]
             in_graph_count = graph_positions.shape[0]
-            mask = np.zeros(n_graph, dtype=np.bool_)
-            mask[graph_positions] = True
-            bitmap = np.packbits(mask, bitorder="little")
+            memo = selection.bitmaps if selection.bitmaps is not None else {}
+            if (bitmap := memo.get(n_graph)) is None:
+                mask = np.zeros(n_graph, dtype=np.bool_)
+                mask[graph_positions] = True
+                memo.clear()  # only the latest graph size is asked again
+                bitmap = memo[n_graph] = np.packbits(mask, bitorder="little")
 
         results: list[Partial] = [(_EMPTY, np.zeros(0, np.float32))] * queries.shape[0]
         want = min(k, in_graph_count)
@@ -390,12 +431,70 @@ class FaissShard:
 
     def _maintain(self) -> None:
         dead = self._size - self._live
-        if (self._hnsw is None and self._live > self._ann_threshold) or (
-            dead > self._compact_ratio * self._size
-        ):
+        builder = self._builder
+        if dead > self._compact_ratio * self._size:
             self._rebuild()
-        elif self._hnsw is not None and self._hnsw.ntotal < self._size:
-            self._extend_graph()
+        elif self._hnsw is None:
+            if self._live > self._ann_threshold:
+                # Too far behind (or no builder): build it here and now.
+                if builder is None or self._live > self._ann_threshold + self._max_tail:
+                    self._rebuild()
+                else:
+                    builder.schedule(self)
+        elif self._hnsw.ntotal < self._size:
+            if builder is None:
+                self._extend_graph(self._size)
+            else:
+                if self._size - self._hnsw.ntotal > self._max_tail:
+                    self._extend_graph(self._size - self._max_tail)
+                builder.schedule(self)
+
+    def build_step(self) -> bool:
+        """One piece of graph work for the builder thread: the shard's first
+        graph, or one chunk of the tail added to it. True while more remains."""
+        if self._hnsw is None:
+            return self._build_first_graph()
+        with self._graph_lock:
+            hnsw = self._hnsw
+            if hnsw is None:
+                return True
+            with self._lock.read:
+                start, size, vectors = int(hnsw.ntotal), self._size, self._vectors
+            if start >= size:
+                return False
+            end = min(start + _BUILD_CHUNK, size)
+            set_omp_threads(self._build_threads)
+            with self._graph_rw.write:
+                hnsw.add(vectors[start:end])
+            return end < size
+
+    def _build_first_graph(self) -> bool:
+        with self._lock.read:
+            generation, size, live, vectors = self._generation, self._size, self._live, self._vectors
+        if self._hnsw is not None or live <= self._ann_threshold:
+            return False
+        # Rows below `size` never change (a compaction or load swaps whole
+        # arrays and bumps the generation), so no lock is needed while adding.
+        # Positions stay as they are, tombstones included: the selector
+        # bitmap keeps dead rows out, and a compaction drops them later.
+        set_omp_threads(self._build_threads)
+        graph = self._new_graph()
+        graph.add(vectors[:size])
+        with self._graph_lock:
+            if self._generation != generation or self._hnsw is not None:
+                return self._hnsw is None  # stale: start over on the new rows
+            with self._lock.write:
+                self._hnsw = graph
+                self._version += 1
+            self.rebuilds += 1
+            return size < self._size
+
+    def schedule_build(self) -> None:
+        """Hands a shard whose graph is behind to the builder (after a load)."""
+        if self._builder is not None and (
+            self.tail or (self._hnsw is None and self._live > self._ann_threshold)
+        ):
+            self._builder.schedule(self)
 
     def _reserve(self, rows: int) -> None:
         """Grows the arrays to hold `rows` positions. Copies outside the
@@ -424,18 +523,24 @@ class FaissShard:
         index.hnsw.efConstruction = self._ef_construction
         return index
 
-    def _extend_graph(self) -> None:
+    def _extend_graph(self, until: int) -> None:
+        """Adds rows up to position `until` to the graph, in the writer."""
         set_omp_threads(self._build_threads)
-        hnsw = self._hnsw
-        for start in range(int(hnsw.ntotal), self._size, _ADD_CHUNK):
-            rows = self._vectors[start : min(start + _ADD_CHUNK, self._size)]
-            with self._lock.write:
-                hnsw.add(rows)
+        with self._graph_lock:
+            hnsw = self._hnsw
+            for start in range(int(hnsw.ntotal), until, _ADD_CHUNK):
+                rows = self._vectors[start : min(start + _ADD_CHUNK, until)]
+                with self._graph_rw.write:
+                    hnsw.add(rows)
 
     def _rebuild(self) -> None:
         """Compacts to the live positions and picks the kind for the live
         count. Everything is built aside; searches see the old state until
         the swap."""
+        with self._graph_lock:
+            self._rebuild_locked()
+
+    def _rebuild_locked(self) -> None:
         live = np.flatnonzero(self._alive[: self._size])
         n = live.shape[0]
         capacity = max(n + n // 8, 64)
@@ -444,7 +549,7 @@ class FaissShard:
         pos_key = np.empty(capacity, dtype=np.int64)
         pos_key[:n] = self._pos_key[live]
         codes = np.empty((capacity, 3), dtype=np.int32)
-        strings = _prune_strings(self._postings.strings(), self._codes[live], codes[:n])
+        strings = prune_strings(self._postings.strings(), self._codes[live], codes[:n])
         alive = np.zeros(capacity, dtype=np.bool_)
         alive[:n] = True
         hnsw = None
@@ -459,33 +564,15 @@ class FaissShard:
             self._postings, self._key_pos, self._hnsw = postings, key_pos, hnsw
             self._size = self._live = n
             self._version += 1
+            self._generation += 1
         self.rebuilds += 1
 
     # -------------------------------------------------------------- snapshots
-    # Called with the owning index's writer lock held, so nothing mutates.
+    # Called with the owning index's writer lock held (shard_files.py).
 
     def save(self, directory: Path, prefix: str) -> dict[str, Any]:
         """Writes this shard's files; returns its manifest record."""
-        with self._writer:
-            size = self._size
-            n_graph = self.hnsw_size
-            record: dict[str, Any] = {
-                "shard_id": self.shard_id,
-                "size": size,
-                "live": self._live,
-                "graph_size": n_graph,
-                "strings": self._postings.strings(),
-                "keys": snapshot.save_array(directory, f"{prefix}.keys.npy", self._pos_key[:size]),
-                "alive": snapshot.save_array(directory, f"{prefix}.alive.npy", self._alive[:size]),
-                "codes": snapshot.save_array(directory, f"{prefix}.codes.npy", self._codes[:size]),
-                # Rows in the graph are stored once, inside the FAISS file.
-                "tail": snapshot.save_array(directory, f"{prefix}.tail.npy", self._vectors[n_graph:size]),
-            }
-            if self._hnsw is not None:
-                path = directory / f"{prefix}.hnsw"
-                faiss.write_index(self._hnsw, str(path))
-                record["hnsw"] = {"file": path.name, "crc32": snapshot.file_checksum(path)}
-            return record
+        return shard_files.save(self, directory, prefix)
 
     def load(self, directory: Path, record: dict[str, Any]) -> Keys:
         """Replaces the contents with a saved shard; returns its live keys.
@@ -493,91 +580,4 @@ class FaissShard:
         Raises:
             snapshot.SnapshotError: the files are missing, damaged or inconsistent.
         """
-        try:
-            size, live, n_graph = (
-                int(record["size"]),
-                int(record["live"]),
-                int(record["graph_size"]),
-            )
-            strings = [[str(s) for s in field] for field in record["strings"]]
-            if len(strings) != 3 or not 0 <= n_graph <= size or not 0 <= live <= size:
-                raise ValueError("bad counts or string tables")
-        except (KeyError, TypeError, ValueError) as exc:
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: bad record: {exc}") from exc
-        load = snapshot.load_array
-        pos_key = load(directory, record["keys"], dtype=np.int64, shape=(size,))
-        alive = load(directory, record["alive"], dtype=np.bool_, shape=(size,))
-        codes = load(directory, record["codes"], dtype=np.int32, shape=(size, 3))
-        tail = load(directory, record["tail"], dtype=np.float32, shape=(size - n_graph, self._d))
-        if int(np.count_nonzero(alive)) != live:
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: live count mismatch")
-        if size and (codes.min() < 0 or (codes.max(axis=0) > [len(s) for s in strings]).any()):
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: scope code out of range")
-        capacity = max(size + size // 8, 64)
-        vectors = np.empty((capacity, self._d), dtype=np.float32)
-        hnsw = None
-        if "hnsw" in record:
-            hnsw = self._read_graph(directory, record["hnsw"], n_graph)
-            storage: Any = faiss.downcast_index(hnsw.storage)
-            graph_rows = faiss.rev_swig_ptr(storage.get_xb(), n_graph * self._d)
-            vectors[:n_graph] = np.asarray(graph_rows).reshape(n_graph, self._d)
-        elif n_graph:
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: graph file missing")
-        vectors[n_graph:size] = tail
-        live_positions = np.flatnonzero(alive)
-        live_keys = pos_key[live_positions]
-        if np.unique(live_keys).shape[0] != live:
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: duplicate live keys")
-        grown_keys = np.empty(capacity, dtype=np.int64)
-        grown_keys[:size] = pos_key
-        grown_codes = np.empty((capacity, 3), dtype=np.int32)
-        grown_codes[:size] = codes
-        grown_alive = np.zeros(capacity, dtype=np.bool_)
-        grown_alive[:size] = alive
-        postings = ScopePostings(strings, codes)
-        key_pos = dict(zip(live_keys.tolist(), live_positions.tolist(), strict=True))
-        with self._writer, self._lock.write:
-            self._vectors, self._pos_key, self._codes = vectors, grown_keys, grown_codes
-            self._alive, self._postings, self._key_pos = grown_alive, postings, key_pos
-            self._hnsw, self._size, self._live = hnsw, size, live
-            self._version += 1
-        return live_keys
-
-    def _read_graph(self, directory: Path, record: Any, n_graph: int) -> Any:
-        try:
-            path = directory / str(record["file"])
-            expected = int(record["crc32"])
-            # Checked before FAISS parses it: a damaged graph could hold
-            # out-of-range neighbour ids and crash the process later.
-            if snapshot.file_checksum(path) != expected:
-                raise snapshot.SnapshotError(f"shard {self.shard_id}: graph checksum mismatch")
-            index = faiss.read_index(str(path))
-        except (OSError, KeyError, TypeError, ValueError, RuntimeError) as exc:
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: graph unreadable: {exc}") from exc
-        # read_index returns the concrete class and owns it; a downcast_index
-        # proxy would not, and the index would be freed under us.
-        if (
-            not isinstance(index, faiss.IndexHNSWFlat)
-            or index.d != self._d
-            or index.ntotal != n_graph
-            or index.metric_type != faiss.METRIC_INNER_PRODUCT
-        ):
-            raise snapshot.SnapshotError(f"shard {self.shard_id}: graph does not match")
-        return index
-
-
-def _prune_strings(
-    strings: list[list[str]], old_codes: npt.NDArray[np.int32], out: npt.NDArray[np.int32]
-) -> list[list[str]]:
-    """Drops scope values no live position uses and renumbers the codes into
-    `out`, so string tables do not grow forever with short-lived run ids."""
-    pruned = []
-    for field in range(3):
-        column = old_codes[:, field]
-        used = np.unique(column)
-        used = used[used > 0]
-        remap = np.zeros(len(strings[field]) + 1, dtype=np.int32)
-        remap[used] = np.arange(1, used.shape[0] + 1, dtype=np.int32)
-        out[:, field] = remap[column]
-        pruned.append([strings[field][c - 1] for c in used.tolist()])
-    return pruned
+        return shard_files.load(self, directory, record)

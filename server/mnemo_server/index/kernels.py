@@ -105,3 +105,18 @@ def _scratch(dimension: int) -> Matrix:
     if buffer is None:
         buffer = buffers[dimension] = np.empty((BLOCK, dimension), dtype=np.float32)
     return buffer
+
+
+_omp = threading.local()
+
+
+def set_omp_threads(n: int) -> None:
+    """Sets FAISS's OpenMP thread count for the calling OS thread only.
+
+    libgomp keeps nthreads-var per thread, so a worker thread's choice does
+    not leak into other threads; the thread-local cache skips the SWIG call
+    when nothing changes.
+    """
+    if getattr(_omp, "n", None) != n:
+        faiss.omp_set_num_threads(n)
+        _omp.n = n

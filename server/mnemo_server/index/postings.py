@@ -178,3 +178,20 @@ class ScopePostings:
 
     def strings(self) -> list[list[str]]:
         return [list(f.strings) for f in self.fields]
+
+
+def prune_strings(
+    strings: list[list[str]], old_codes: npt.NDArray[np.int32], out: npt.NDArray[np.int32]
+) -> list[list[str]]:
+    """Drops scope values no live position uses and renumbers the codes into
+    `out`, so string tables do not grow forever with short-lived run ids."""
+    pruned = []
+    for field in range(3):
+        column = old_codes[:, field]
+        used = np.unique(column)
+        used = used[used > 0]
+        remap = np.zeros(len(strings[field]) + 1, dtype=np.int32)
+        remap[used] = np.arange(1, used.shape[0] + 1, dtype=np.int32)
+        out[:, field] = remap[column]
+        pruned.append([strings[field][c - 1] for c in used.tolist()])
+    return pruned

@@ -85,6 +85,8 @@ def publish(state: ServiceState, effects: Effects) -> None:
         # else another worker committed revisions between this index's last
         # and these: the applied revision stays, so the next catch-up replays
         # them (and these again, which changes nothing).
+    if state.records is not None and effects.events:
+        state.records.invalidate(e.change.key for e in effects.events)
     if state.caches is not None and effects.events:
         # After the index sees the change and before the write is acknowledged.
         state.caches.invalidate_changes(e.change for e in effects.events)

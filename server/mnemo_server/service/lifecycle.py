@@ -296,10 +296,7 @@ class Lifecycle(Writes, Recovery):
         times, and when `lead` (the one process of a fleet that runs the
         shared work) expiry, retention, old request ids, and log compaction."""
         self._catch_up(force=True)
-        with self._retrieved_lock:
-            keys, self._retrieved = sorted(self._retrieved), set()
-        if keys:
-            self.store.touch_retrieved(keys, self.clock())
+        self.flush_retrieved()  # not counted: searches note some nearly every interval
         if not lead:
             return {}
         done = {"expired": self.sweep_expired(), "retention": self.enforce_retention()}
@@ -308,6 +305,28 @@ class Lifecycle(Writes, Recovery):
         )
         done["compacted"] = self.compact_feed()
         return done
+
+    def flush_retrieved(self) -> int:
+        """Writes the retrieval times searches noted since the last flush, in
+        one store write; returns how many memories it touched. Searches only
+        note them in memory (no store write on a search's path): upkeep
+        flushes every `server.sweep_interval_s` and the App once more at
+        shutdown, so a crash loses at most one interval of retrieval times
+        (they order retention's least_recently_retrieved eviction only)."""
+        with self._retrieved_lock:
+            keys, self._retrieved = sorted(self._retrieved), set()
+        if keys:
+            try:
+                self.store.touch_retrieved(keys, self.clock())
+            except BaseException:
+                with self._retrieved_lock:
+                    self._retrieved.update(keys)  # kept for the next flush
+                raise
+            if self.records is not None:
+                # Their decoded copies carry the old retrieval times (recency on
+                # last_retrieve_time ranks by them).
+                self.records.invalidate(keys)
+        return len(keys)
 
     def _retire_each(
         self, victims: Iterable[Memory], change_type: ChangeType, now: int, *, still: Callable[[Memory], bool]

@@ -10,12 +10,13 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from mnemo_server import filters, fusion, validation
+from mnemo_server import adjust, filters, fusion, validation
 from mnemo_server.cache import RecordLookup, SearchLookup, search_fingerprint
 from mnemo_server.config import LimitSettings
 from mnemo_server.embed.vectors import check_vector
-from mnemo_server.errors import InvalidArgumentError, invalid
+from mnemo_server.errors import FailedPreconditionError, InvalidArgumentError, invalid
 from mnemo_server.models import Principal, Scope, Vector
+from mnemo_server.rerank import RerankStage
 from mnemo_server.service.types import SearchMode, SearchQuery
 
 
@@ -33,6 +34,8 @@ class PreparedQuery:
     mode: SearchMode
     rrf_k: int
     depth: int  # candidates to rank: top_k, more for each half of a hybrid search
+    #: Whether the server's reranker runs over the top candidates.
+    rerank: bool = False
     #: The result-cache lookup, once taken (never for an explained search).
     lookup: SearchLookup | None = None
     #: The record-cache lookup of a result-cache hit's memories, once taken.
@@ -40,8 +43,10 @@ class PreparedQuery:
 
     @property
     def cacheable(self) -> bool:
-        """Explained searches are always computed (the cache keeps no explanations)."""
-        return not self.query.explain
+        """Explained searches are always computed (the cache keeps no
+        explanations), and so are recency-decayed ones (their scores change
+        with the clock, not only with writes)."""
+        return not self.query.explain and not self.query.adjustments.time_dependent and not self.rerank
 
 
 @dataclass(slots=True)
@@ -60,9 +65,17 @@ class PreparedSearch:
             p.lookup = p.records = None
 
 
-def prepare_query(q: SearchQuery, *, dimension: int, limits: LimitSettings, model_id: str) -> PreparedQuery:
+def prepare_query(
+    q: SearchQuery,
+    *,
+    dimension: int,
+    limits: LimitSettings,
+    model_id: str,
+    reranker: RerankStage | None = None,
+) -> PreparedQuery:
     """Validates a query; works out its scope, filter and cache fingerprint."""
     path = q.field
+    rerank = _rerank(q, reranker)
     if (q.vector is None) == (not q.text):
         raise invalid(
             "QUERY_REQUIRED", validation.join(path, "query"), "give exactly one of query and vector"
@@ -83,6 +96,7 @@ def prepare_query(q: SearchQuery, *, dimension: int, limits: LimitSettings, mode
         raise invalid(
             "INVALID_ARGUMENT", validation.join(path, "rrf_k"), f"must lie in [1, {fusion.MAX_RRF_K}]"
         )
+    adjust.check(q.adjustments, lambda name: validation.join(path, name))
     vector = None
     if q.vector is not None:
         vector = check_vector(q.vector, dimension, validation.join(path, "vector"))
@@ -113,9 +127,31 @@ def prepare_query(q: SearchQuery, *, dimension: int, limits: LimitSettings, mode
         mode=q.mode.value,
         rrf_k=rrf_k if q.mode is SearchMode.HYBRID else 0,
         explain=q.explain,
+        adjustments=_canonical(q.adjustments),
     )
     depth = fusion.candidate_depth(top_k) if q.mode is SearchMode.HYBRID else top_k
-    return PreparedQuery(q, vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth)
+    if q.adjustments.active:
+        depth = max(depth, adjust.pool_depth(top_k))
+    if rerank:
+        assert reranker is not None
+        depth = max(depth, reranker.top_n, top_k)
+    return PreparedQuery(
+        q, vector, scope or q.scope, expr, scope is None, top_k, fp, q.mode, rrf_k, depth, rerank
+    )
+
+
+def _rerank(q: SearchQuery, reranker: RerankStage | None) -> bool:
+    """Whether to rerank: as asked, else the server's default; asking a
+    server without a reranker is FAILED_PRECONDITION."""
+    if q.rerank is None:
+        return reranker is not None and reranker.by_default and q.vector is None
+    if q.rerank and reranker is None:
+        raise FailedPreconditionError(
+            "this server has no reranker (rerank.url or rerank.model_path)", reason="RERANKER_NOT_CONFIGURED"
+        )
+    if q.rerank and q.vector is not None:
+        raise invalid("QUERY_REQUIRED", validation.join(q.field, "query"), "reranking needs query text")
+    return q.rerank
 
 
 def _merge_scopes(a: Scope, b: Scope) -> Scope | None:
@@ -126,3 +162,15 @@ def _merge_scopes(a: Scope, b: Scope) -> Scope | None:
             return None
         merged.append(x or y)
     return Scope(*merged)
+
+
+def _canonical(a: adjust.Adjustments) -> str:
+    """The adjustments as the result cache keys them; "" for none. Only the
+    cacheable ones matter (recency-decayed searches are never cached)."""
+    if not a.active:
+        return ""
+    weight = 1.0 if a.importance_weight is None else a.importance_weight
+    parts = [a.importance_key, repr(weight if a.importance_key else 0.0), repr(a.pin_boost)]
+    if a.recency_half_life_s is not None:
+        parts += [repr(a.recency_half_life_s), str(a.recency_basis), repr(a.recency_weight)]
+    return "\0".join(parts)

@@ -89,6 +89,8 @@ class Recovery(ServiceState):
                 log.info("rebuilding index: %d of %d memories", done, total)
                 last_log = time.monotonic()
         log.info("index rebuilt: %d memories", done)
+        if self.records is not None:
+            self.records.clear()
         if self.caches is not None:
             self.caches.invalidate_tenants(t.tenant for t in self.store.tenant_counts())
         if done and self.leads():
@@ -109,6 +111,8 @@ class Recovery(ServiceState):
             present = {r.key for r in rows}
             self.index.remove([k for k in keys if k not in present])
             self.index.upsert([IndexEntry(r.key, r.tenant, r.scope, r.vector) for r in rows])
+            if self.records is not None:
+                self.records.invalidate(c.key for c in changes)
             if self.caches is not None:
                 # Another process (or a crash) wrote these without this
                 # process's caches seeing them.
@@ -188,6 +192,8 @@ class Recovery(ServiceState):
                 if orphans:
                     self.index.remove(orphans)
                 repaired = len(fixes) + len(orphans)
+                if repaired and self.records is not None:
+                    self.records.clear()
                 if repaired and self.caches is not None:
                     self.caches.invalidate_tenants(t.tenant for t in self.store.tenant_counts())
             return ConsistencyReport(len(store_keys), len(index_keys), found, repaired)

@@ -8,8 +8,9 @@
    search for step 3.
 3. `search` (in a worker thread): catch up with other processes' writes,
    look up what is not looked up yet, hydrate the hits, compute the misses
-   (embed, one index call, keyword halves beside it, one store read), and
-   store them under the stamps the lookups took before any data was read.
+   (embed, one index call, keyword halves beside it, one hydration: the
+   record table, then one store read for what it lacks), and store them
+   under the stamps the lookups took before any data was read.
 
 Inline answers are given only while no other process has been seen writing
 the store (`_shared_store`, set by a catch-up that found foreign changes; the
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 
-from mnemo_server import fusion, telemetry
+from mnemo_server import adjust, fusion, telemetry
 from mnemo_server.cache import CachedHit, SearchLookup
 from mnemo_server.index.base import IndexQuery
 from mnemo_server.models import Memory, Principal, SearchHit
@@ -51,7 +52,12 @@ class Search(Recovery):
         dimension, model_id = self.index.dimension, self.embedder.model_id
         return PreparedSearch(
             principal,
-            [prepare_query(q, dimension=dimension, limits=self.limits, model_id=model_id) for q in queries],
+            [
+                prepare_query(
+                    q, dimension=dimension, limits=self.limits, model_id=model_id, reranker=self.reranker
+                )
+                for q in queries
+            ],
         )
 
     # -- inline: in-process caches only -------------------------------------------
@@ -164,10 +170,9 @@ class Search(Recovery):
         memories = dict(records.found)
         if records.missing:
             wanted = {h.id: h.key for h in hits_found}
-            with telemetry.span("store.read"):
-                loaded = self.store.get_by_keys(
-                    [wanted[i] for i in records.missing], with_embedding=p.query.include_embedding
-                )
+            loaded = self._hydrate(
+                [wanted[i] for i in records.missing], with_embedding=p.query.include_embedding
+            )
             self.caches.records.fill(records, loaded.values(), now_us=now)
             memories.update((m.id, m) for m in loaded.values())
         hits = [
@@ -227,10 +232,7 @@ class Search(Recovery):
             {n.key for result in neighbors.values() for n in result}
             | {h.key for result in worded.values() for h in result}
         )
-        memories = {}
-        if keys:
-            with telemetry.span("store.read"):
-                memories = self.store.get_by_keys(keys, with_embedding=want_embeddings)
+        memories = self._hydrate(keys, with_embedding=want_embeddings)
 
         def usable(key: int) -> Memory | None:
             memory = memories.get(key)
@@ -255,13 +257,16 @@ class Search(Recovery):
                     by_words.append(SearchHit(memory, h.score))
             vector_ranking = None if p.mode is SearchMode.KEYWORD else fusion.ranked(by_vector)
             keyword_ranking = None if p.mode is SearchMode.VECTOR else fusion.ranked(by_words)
+            adjusting = q.adjustments.active
+            # Adjusting and reranking re-rank the candidate pool (p.depth), not the top_k.
+            keep = p.depth if adjusting or p.rerank else p.top_k
             if p.mode is SearchMode.HYBRID:
                 assert vector_ranking is not None and keyword_ranking is not None
-                hits = fusion.fuse([vector_ranking, keyword_ranking], k=p.rrf_k, top_k=p.top_k)
+                hits = fusion.fuse([vector_ranking, keyword_ranking], k=p.rrf_k, top_k=keep)
             else:
                 ranking = keyword_ranking if p.mode is SearchMode.KEYWORD else vector_ranking
                 assert ranking is not None
-                hits = ranking[: p.top_k]
+                hits = ranking[:keep]
             if q.explain:
                 hits = fusion.explain(
                     hits,
@@ -269,8 +274,45 @@ class Search(Recovery):
                     keyword=keyword_ranking,
                     fused=p.mode is SearchMode.HYBRID,
                 )
+            reranked = None
+            if p.rerank:
+                assert self.reranker is not None
+                with telemetry.span("rerank"):
+                    reranked = self.reranker.rerank(q.text, hits[: max(self.reranker.top_n, p.top_k)])
+                if reranked is not None:
+                    hits = reranked  # rerank scores from here on; the tail is on another scale
+                if q.explain:
+                    hits = fusion.mark_reranked(hits, applied=reranked is not None)
+            if adjusting:
+                hits = adjust.apply(
+                    hits,
+                    q.adjustments,
+                    now_us=now,
+                    vector_mode=p.mode is SearchMode.VECTOR and reranked is None,
+                    top_k=p.top_k,
+                    explain=q.explain,
+                )
+            hits = hits[: p.top_k]
             results.append(SearchResult(hits, self._model_of(q)))
         return results
+
+    def _hydrate(self, keys: Sequence[int], *, with_embedding: bool) -> dict[int, Memory]:
+        """The memories of `keys`: from the record table, the rest from the
+        store in one read (then kept in the table)."""
+        if not keys:
+            return {}
+        table = self.records
+        if table is None or with_embedding:
+            with telemetry.span("store.read"):
+                return self.store.get_by_keys(keys, with_embedding=with_embedding)
+        epoch = table.epoch  # before the store read: see RecordTable.fill
+        memories, missing = table.get_many(keys)
+        if missing:
+            with telemetry.span("store.read"):
+                loaded = self.store.get_by_keys(missing)
+            table.fill(loaded.values(), epoch=epoch)
+            memories.update(loaded)
+        return memories
 
     def _keyword_search(self, tenant: str, p: PreparedQuery, now: int) -> list[KeywordHit]:
         with telemetry.span("keyword.search"):

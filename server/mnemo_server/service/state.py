@@ -2,7 +2,8 @@
 
 The store, index, embedder, caches, clock and change feed; the revision the
 index has applied; the expiry tracker; the write lock that keeps index
-applies in revision order; the retrieval times waiting for upkeep. Each
+applies in revision order; the retrieval times waiting for upkeep; the table
+of decoded memories searches hydrate their hits from. Each
 use-case module (reads, search, writes, lifecycle, recovery, stats) is a mixin
 over this class; `MemoryService` (service/__init__.py) composes them.
 """
@@ -22,6 +23,8 @@ from mnemo_server.expiry import ExpiryTracker
 from mnemo_server.feed import ChangeFeed, FeedEvent
 from mnemo_server.index.base import VectorIndex
 from mnemo_server.models import Principal, Scope, now_us
+from mnemo_server.rerank import RerankStage
+from mnemo_server.service.record_table import RecordTable
 from mnemo_server.store.base import RecordStore
 
 
@@ -49,6 +52,7 @@ class ServiceState:
         inline_cache_hits: bool = False,
         storage_guard: Callable[[], None] | None = None,
         revision_signal: RevisionSignalLike | None = None,
+        reranker: RerankStage | None = None,
     ) -> None:
         self.store = store
         self.index = index
@@ -59,6 +63,8 @@ class ServiceState:
         self.clock = clock
         self.caches = caches
         self.storage_guard = storage_guard
+        #: The optional cross-encoder stage over searches' top candidates.
+        self.reranker = reranker
         # True when the caches live in this process: a hit costs microseconds,
         # less than handing the call to a worker thread.
         self.inline_cache_hits = inline_cache_hits and caches is not None
@@ -80,6 +86,9 @@ class ServiceState:
         self.feed = ChangeFeed(capacity=settings.lifecycle.watch_buffer)
         self._retrieved: set[int] = set()
         self._retrieved_lock = threading.Lock()
+        #: Decoded memories of recent hits (record_table.py); None when off.
+        entries = settings.cache.record_table_entries if settings.cache.enabled else 0
+        self.records: RecordTable | None = RecordTable(entries) if entries > 0 else None
 
     def _behind(self) -> bool:
         """True when another worker announced a revision this index has not

@@ -13,6 +13,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from mnemo_server.adjust import NONE
+from mnemo_server.adjust import Adjustments as Adjustments  # also for the API layer
+from mnemo_server.adjust import RecencyBasis as RecencyBasis  # for the API layer
 from mnemo_server.cache import LayerStats
 from mnemo_server.errors import MnemoError
 from mnemo_server.index.base import IndexKind
@@ -112,6 +115,10 @@ class SearchQuery:
     rrf_k: int | None = None
     #: Give each hit its HitExplanation; never served from or stored in the result cache.
     explain: bool = False
+    #: Recency decay and importance or pin boosts after ranking (adjust.py).
+    adjustments: Adjustments = NONE
+    #: Rerank the top candidates; None: the server's rerank.by_default.
+    rerank: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -175,9 +175,47 @@ _V1: Final = (
     "CREATE INDEX api_keys_tenant ON api_keys (tenant, id)",
 )
 
+#: Extraction jobs (extraction/pg_jobs.py), shared by every server on the
+#: database. The columns are the SQLite table's (sqlite_schema.py); the
+#: unique index makes servers racing one request id store one job.
+_V2: Final = (
+    """
+    CREATE TABLE extraction_jobs (
+        seq            BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        id             TEXT   COLLATE "C" NOT NULL UNIQUE,
+        tenant         TEXT   COLLATE "C" NOT NULL,
+        api_key_id     TEXT   NOT NULL,
+        key_user_ids   TEXT   NOT NULL,
+        key_agent_ids  TEXT   NOT NULL,
+        user_id        TEXT   COLLATE "C" NOT NULL,
+        agent_id       TEXT   COLLATE "C" NOT NULL,
+        run_id         TEXT   COLLATE "C" NOT NULL,
+        mode           TEXT   NOT NULL,
+        request_id     TEXT   COLLATE "C" NOT NULL,
+        fingerprint    TEXT   NOT NULL,
+        messages       TEXT   NOT NULL,
+        metadata       TEXT   NOT NULL,
+        state          TEXT   NOT NULL,
+        attempts       INTEGER NOT NULL,
+        plan           TEXT,
+        result         TEXT,
+        revision       BIGINT NOT NULL,
+        error_reason   TEXT   NOT NULL,
+        error_message  TEXT   NOT NULL,
+        create_time_us BIGINT NOT NULL,
+        update_time_us BIGINT NOT NULL
+    )
+    """,
+    "CREATE INDEX extraction_jobs_tenant ON extraction_jobs (tenant, seq)",
+    "CREATE INDEX extraction_jobs_unfinished ON extraction_jobs (state)"
+    " WHERE state IN ('pending', 'running')",
+    "CREATE UNIQUE INDEX extraction_jobs_request ON extraction_jobs (tenant, request_id)"
+    " WHERE request_id <> ''",
+)
+
 #: Step i takes the schema from version i to i + 1 (append only; never edit
 #: a released step: databases already ran it).
-MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1,)
+MIGRATIONS: Final[tuple[tuple[str, ...], ...]] = (_V1, _V2)
 SCHEMA_VERSION: Final = len(MIGRATIONS)
 
 #: meta names the store owns; set_meta refuses them.

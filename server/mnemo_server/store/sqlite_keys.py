@@ -1,63 +1,28 @@
 """SqliteKeyStore: API keys in the `api_keys` table of the store's SQLite file.
 
-It opens its own connection to the file SqliteStore created (open the store
-first: it sets WAL mode and the schema). Key writes are rare and short, so
-one connection behind a lock serves every thread; SQLite's own locking
-(busy_timeout) orders them with the store's writes and other processes.
-
-Storage faults are the store's (storage.py): a write on a full disk fails
-with STORAGE_FULL, and none is made once the data directory is lost (the
-`guard`), since this connection would go on writing to the unlinked file.
+Its connection is a SqliteSideConnection (sqlite_side.py): one connection
+behind a lock, writes guarded against a lost data directory and a full disk.
 """
 
 from __future__ import annotations
 
 import builtins
 import json
-import sqlite3
-import threading
-from collections.abc import Callable, Iterator
-from contextlib import contextmanager
-from pathlib import Path
 from typing import Any, Final
 
-from mnemo_server import storage
 from mnemo_server.models import ApiKeyRecord
 from mnemo_server.store.base import KeyStore
-from mnemo_server.store.sqlite_schema import ensure_schema
+from mnemo_server.store.sqlite_side import SqliteSideConnection
 
 _COLUMNS: Final = (
     "id, tenant, role, user_ids, agent_ids, display_name, create_time_us,"
     " salt, secret_hash, expire_time_us, revoke_time_us, last_use_time_us"
 )
-_BUSY_TIMEOUT_MS: Final = 10_000
 
 
-class SqliteKeyStore(KeyStore):
-    def __init__(self, path: Path, *, guard: Callable[[], None] | None = None) -> None:
-        """Opens the key table of the database file at `path`.
-
-        Args:
-            guard: called before each write; it raises to refuse the write
-                (storage.DataDirectoryWatch.check).
-        """
-        self._guard = guard
-        self._conn = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
-        self._conn.execute(f"PRAGMA busy_timeout = {_BUSY_TIMEOUT_MS}")
-        self._lock = threading.Lock()
-        try:
-            ensure_schema(self._conn)
-        except BaseException:
-            self._conn.close()
-            raise
-
-    @contextmanager
-    def _writing(self, what: str) -> Iterator[sqlite3.Connection]:
-        with self._lock:
-            if self._guard is not None:
-                self._guard()
-            with storage.disk_full_as_error(what):
-                yield self._conn
+class SqliteKeyStore(SqliteSideConnection, KeyStore):
+    """Keys on a side connection (sqlite_side.py) to the file at `path`;
+    `guard` refuses writes once the data directory is lost."""
 
     def create_key(self, record: ApiKeyRecord) -> None:
         with self._writing("the API key") as conn:
@@ -117,10 +82,6 @@ class SqliteKeyStore(KeyStore):
             if self._guard is not None:
                 self._guard()
             self._conn.execute("UPDATE api_keys SET last_use_time_us = ? WHERE id = ?", (now_us, key_id))
-
-    def close(self) -> None:
-        with self._lock:
-            self._conn.close()
 
 
 def _record(row: tuple[Any, ...]) -> ApiKeyRecord:

@@ -191,6 +191,13 @@ def search_request() -> svc_pb.SearchMemoriesRequest:
         mode=svc_pb.SEARCH_MODE_HYBRID,
         rrf_k=30,
         explain=True,
+        recency_half_life_seconds=3600.0,
+        recency_basis=svc_pb.RECENCY_BASIS_CREATE_TIME,
+        recency_weight=0.5,
+        importance_key="importance",
+        importance_weight=2.0,
+        pin_boost=1.0,
+        rerank=True,
     )
     request.scope.user_id, request.scope.agent_id, request.scope.run_id = "alice", "bot", "run-1"
     return request
@@ -361,7 +368,19 @@ def encoded() -> list[Message]:
         version,
     )
     explanation = HitExplanation(
-        vector_score=0.9, vector_rank=1, keyword_score=2.5, keyword_rank=2, fused_score=0.03
+        vector_score=0.9,
+        vector_rank=1,
+        keyword_score=2.5,
+        keyword_rank=2,
+        fused_score=0.03,
+        base_score=0.5,
+        recency_factor=0.25,
+        age_seconds=7200.0,
+        importance=0.5,
+        importance_factor=2.0,
+        pin_factor=1.5,
+        reranked=True,
+        rerank_score=0.75,
     )
     search = convert.search_result_to_proto(
         [SearchHit(full_memory(), 0.75, explanation)], "model-x", include_embedding=True
@@ -516,3 +535,19 @@ def test_a_message_round_trips_through_import_and_export() -> None:
     back = convert.memory_to_proto(memory, pb.Memory(), embedding=True)
     back.etag = original.etag  # derived from the revision, not carried
     assert back == original
+
+
+def test_search_hits_from_serialized_memories_equal_the_field_by_field_encoding() -> None:
+    memory = full_memory()
+    hit = SearchHit(memory, 0.5)
+    direct = svc_pb.SearchMemoriesResponse(embedding_model="m")
+    convert.memory_to_proto(memory, direct.hits.add(score=0.5).memory)
+    assert convert.search_result_to_proto([hit], "m", include_embedding=False) == direct
+    assert convert.search_result_to_proto([hit], "m", include_embedding=False) == direct  # cached
+    # A change is a new revision: never the bytes of the memory as it was.
+    changed = dataclasses.replace(memory, content="changed", revision=memory.revision + 1)
+    again = convert.search_result_to_proto([SearchHit(changed, 0.5)], "m", include_embedding=False)
+    assert again.hits[0].memory.content == "changed"
+    touched = dataclasses.replace(memory, last_retrieve_time_us=(memory.last_retrieve_time_us or 0) + 1)
+    shown = convert.search_result_to_proto([SearchHit(touched, 0.5)], "m", include_embedding=False)
+    assert shown.hits[0].memory.last_retrieve_time != direct.hits[0].memory.last_retrieve_time

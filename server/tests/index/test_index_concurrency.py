@@ -7,8 +7,10 @@ import time
 from pathlib import Path
 
 import numpy as np
+import pytest
 
 from mnemo_server.index.base import IndexEntry, IndexQuery
+from mnemo_server.index.graph_builder import GraphBuilder
 from mnemo_server.index.sharded import HNSW, ShardedFaissIndex
 from mnemo_server.models import Scope
 
@@ -22,10 +24,15 @@ def entry(key: int, vector: np.ndarray) -> IndexEntry:
     return IndexEntry(key, f"t{key % 2}", Scope(user_id=f"u{key % 5}"), vector)
 
 
-def test_searches_during_writes(tmp_path: Path) -> None:
+@pytest.mark.parametrize("background", [False, True], ids=["graphs-in-upsert", "graph-builder-thread"])
+def test_searches_during_writes(tmp_path: Path, background: bool) -> None:
     # Shards big enough that whole-tenant queries are planned as HNSW, which
-    # must not run while a graph is being added to.
-    index = ShardedFaissIndex(D, shard_capacity=12000, ann_threshold=400, exact_threshold=60)
+    # must not run while a graph is being added to (by the writer, or by the
+    # builder thread behind it).
+    builder = GraphBuilder() if background else None
+    index = ShardedFaissIndex(
+        D, shard_capacity=12000, ann_threshold=400, exact_threshold=60, builder=builder, max_tail=2000
+    )
     rng = np.random.default_rng(0)
     index.upsert([entry(k, v) for k, v in enumerate(embedding_like(rng, 12000, D))])
     stop = threading.Event()
@@ -69,7 +76,11 @@ def test_searches_during_writes(tmp_path: Path) -> None:
     try:
         next_key = 12000
         deadline = time.monotonic() + 4
-        while time.monotonic() < deadline and not stop.is_set():
+        rounds = 0
+        # At least 8 rounds however slow the machine: enough tombstones for
+        # a compaction in some shard.
+        while (time.monotonic() < deadline or rounds < 8) and not stop.is_set():
+            rounds += 1
             fresh = embedding_like(rng, 300, D)
             index.upsert([entry(next_key + i, fresh[i]) for i in range(300)])
             next_key += 300
@@ -84,6 +95,7 @@ def test_searches_during_writes(tmp_path: Path) -> None:
         stop.set()
         for thread in threads:
             thread.join()
+        index.close()
     assert not errors, errors[0]
     assert searches[0] > 20
     assert index.plan_counts().get(HNSW, 0) > 0

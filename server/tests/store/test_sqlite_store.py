@@ -9,7 +9,6 @@ import sqlite3
 import subprocess
 import sys
 import textwrap
-import time
 from pathlib import Path
 
 import numpy as np
@@ -147,9 +146,9 @@ def test_a_committed_write_survives_kill_9(tmp_path: Path) -> None:
         store.close()
 
 
-def test_a_thousand_memories_insert_in_one_write_quickly(tmp_path: Path) -> None:
-    """The target is 20,000/s on a development machine (see the report in
-    docs); the floor here only catches a per-row commit or a similar blunder."""
+def test_a_thousand_memories_insert_in_one_write_with_one_commit(tmp_path: Path) -> None:
+    """A write of many memories is one transaction: one COMMIT (and so one
+    fsync), not one per row. Speed itself is measured in bench/, not here."""
     store = SqliteStore(tmp_path / "mnemo.db")
     try:
         rng = np.random.default_rng(0)
@@ -163,14 +162,17 @@ def test_a_thousand_memories_insert_in_one_write_quickly(tmp_path: Path) -> None
             )
             for i in range(1000)
         ]
-        start = time.perf_counter()
+        statements: list[str] = []
+        store._writer.set_trace_callback(statements.append)
         with store.write() as txn:
             for d in drafts:
                 txn.next_revision()
                 txn.insert(d)
-        rate = 1000 / (time.perf_counter() - start)
+        store._writer.set_trace_callback(None)
         assert store.count() == 1000
-        assert rate > 5_000, f"{rate:,.0f} memories/s"
+        commits = [s for s in statements if s.strip().upper().startswith(("COMMIT", "END"))]
+        assert len(commits) == 1, commits
+        assert sum(s.lstrip().upper().startswith("BEGIN") for s in statements) == 1
     finally:
         store.close()
 

@@ -35,6 +35,13 @@ class AsyncSearch(AsyncCalls):
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
         explain: bool = False,
+        recency_half_life_seconds: float | None = None,
+        recency_basis: t.RecencyBasis | str | None = None,
+        recency_weight: float | None = None,
+        importance_key: str | None = None,
+        importance_weight: float | None = None,
+        pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> t.SearchResult:
@@ -53,6 +60,22 @@ class AsyncSearch(AsyncCalls):
             rrf_k: Hybrid mode's fusion constant, 1 to 10000; the server's default is 60.
             explain: Give each hit an `explanation` of how it was ranked (each
                 half's score and rank, the fused score); never served from cache.
+            recency_half_life_seconds: Decay scores by age with this half-life:
+                each candidate's score is multiplied by (1 - recency_weight) +
+                recency_weight * 0.5 ** (age / half-life); off when None.
+            recency_basis: The time age counts from: "update_time" (the
+                default), "create_time" or "last_retrieve_time".
+            recency_weight: How much of a score the decay may take, in [0, 1];
+                the server's default is 1.
+            importance_key: A metadata key holding a number in [0, 1]; scores
+                are multiplied by 1 + importance_weight * that number.
+            importance_weight: The weight of `importance_key`, in [0, 100]; default 1.
+            pin_boost: Multiply pinned memories' scores by 1 + pin_boost, in [0, 100].
+                The adjustments re-rank a pool of at least 200 candidates
+                (docs/retrieval.md); `explain` shows each factor.
+            rerank: Rerank the best candidates with the server's cross-encoder
+                (True), or not (False); None takes the server's default. A
+                failing reranker serves the plain order (`explanation.reranked`).
             include_embedding: Return each hit's vector.
         """
         request = _requests.search_memories(
@@ -67,6 +90,13 @@ class AsyncSearch(AsyncCalls):
             mode=mode,
             rrf_k=rrf_k,
             explain=explain,
+            recency_half_life_seconds=recency_half_life_seconds,
+            recency_basis=recency_basis,
+            recency_weight=recency_weight,
+            importance_key=importance_key,
+            importance_weight=importance_weight,
+            pin_boost=pin_boost,
+            rerank=rerank,
             include_embedding=include_embedding,
         )
         return _convert.search_result(await self._unary(self._stub.SearchMemories, request, timeout))
@@ -84,6 +114,13 @@ class AsyncSearch(AsyncCalls):
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
         explain: bool = False,
+        recency_half_life_seconds: float | None = None,
+        recency_basis: t.RecencyBasis | str | None = None,
+        recency_weight: float | None = None,
+        importance_key: str | None = None,
+        importance_weight: float | None = None,
+        pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
@@ -104,6 +141,13 @@ class AsyncSearch(AsyncCalls):
                 mode=mode,
                 rrf_k=rrf_k,
                 explain=explain,
+                recency_half_life_seconds=recency_half_life_seconds,
+                recency_basis=recency_basis,
+                recency_weight=recency_weight,
+                importance_key=importance_key,
+                importance_weight=importance_weight,
+                pin_boost=pin_boost,
+                rerank=rerank,
                 include_embedding=include_embedding,
             ),
         )
@@ -123,6 +167,13 @@ class AsyncSearch(AsyncCalls):
         mode: t.SearchMode | str | None = None,
         rrf_k: int | None = None,
         explain: bool = False,
+        recency_half_life_seconds: float | None = None,
+        recency_basis: t.RecencyBasis | str | None = None,
+        recency_weight: float | None = None,
+        importance_key: str | None = None,
+        importance_weight: float | None = None,
+        pin_boost: float | None = None,
+        rerank: bool | None = None,
         include_embedding: bool = False,
         timeout: float | None = None,
     ) -> AsyncIterator[t.StreamSearchResult]:
@@ -143,6 +194,13 @@ class AsyncSearch(AsyncCalls):
             mode=mode,
             rrf_k=rrf_k,
             explain=explain,
+            recency_half_life_seconds=recency_half_life_seconds,
+            recency_basis=recency_basis,
+            recency_weight=recency_weight,
+            importance_key=importance_key,
+            importance_weight=importance_weight,
+            pin_boost=pin_boost,
+            rerank=rerank,
             include_embedding=include_embedding,
         )
 

@@ -15,6 +15,8 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING, Any, Literal
 
+from mnemo._ranking import HitExplanation, RecencyBasis
+
 if TYPE_CHECKING:
     from mnemo.errors import MnemoError
 
@@ -50,6 +52,7 @@ __all__ = [
     "MemoryLink",
     "MemoryPage",
     "MemoryVersion",
+    "RecencyBasis",
     "ReembedProgress",
     "RetentionPolicy",
     "ScopeCount",
@@ -205,6 +208,13 @@ class SearchQuery:
     rrf_k: int | None = None
     include_embedding: bool | None = None
     explain: bool | None = None
+    recency_half_life_seconds: float | None = None
+    recency_basis: RecencyBasis | str | None = None
+    recency_weight: float | None = None
+    importance_key: str | None = None
+    importance_weight: float | None = None
+    pin_boost: float | None = None
+    rerank: bool | None = None
     query_id: str | None = None
 
 
@@ -276,20 +286,6 @@ class SearchHit:
     #: How the hit was ranked, when the search asked to `explain`.
     explanation: HitExplanation | None = None
     raw: Any = field(repr=False, compare=False)
-
-
-@dataclass(frozen=True, slots=True, kw_only=True)
-class HitExplanation:
-    """How a search hit was ranked: the vector half's cosine similarity and
-    rank (from 1), the keyword half's BM25 score and rank, and in hybrid mode
-    the fused score, sum of 1 / (rrf_k + rank) over the ranks given. A part
-    is None when its half did not find the hit or did not run."""
-
-    vector_score: float | None = None
-    vector_rank: int | None = None
-    keyword_score: float | None = None
-    keyword_rank: int | None = None
-    fused_score: float | None = None
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

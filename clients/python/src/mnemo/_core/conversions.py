@@ -20,6 +20,7 @@ _ENUMS: dict[type[StrEnum], tuple[Any, str]] = {
     types.MemoryKind: (memory_pb2.MemoryKind, "MEMORY_KIND_"),
     types.DedupMode: (pb.DedupMode, "DEDUP_MODE_"),
     types.SearchMode: (pb.SearchMode, "SEARCH_MODE_"),
+    types.RecencyBasis: (pb.RecencyBasis, "RECENCY_BASIS_"),
     types.ChangeType: (pb.ChangeType, "CHANGE_TYPE_"),
     types.EventType: (pb.EventType, "EVENT_TYPE_"),
     types.ImportConflictPolicy: (pb.ImportConflictPolicy, "IMPORT_CONFLICT_POLICY_"),
@@ -185,6 +186,14 @@ def explanation(h: pb.SearchHit) -> types.HitExplanation | None:
         keyword_score=e.keyword_score if e.HasField("keyword_score") else None,
         keyword_rank=e.keyword_rank if e.HasField("keyword_rank") else None,
         fused_score=e.fused_score if e.HasField("fused_score") else None,
+        base_score=e.base_score if e.HasField("base_score") else None,
+        recency_factor=e.recency_factor if e.HasField("recency_factor") else None,
+        age_seconds=e.age_seconds if e.HasField("age_seconds") else None,
+        importance=e.importance if e.HasField("importance") else None,
+        importance_factor=e.importance_factor if e.HasField("importance_factor") else None,
+        pin_factor=e.pin_factor if e.HasField("pin_factor") else None,
+        reranked=e.reranked if e.HasField("reranked") else None,
+        rerank_score=e.rerank_score if e.HasField("rerank_score") else None,
     )
 
 

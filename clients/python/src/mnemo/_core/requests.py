@@ -211,6 +211,13 @@ def search_memories(
     rrf_k: int | None = None,
     include_embedding: bool | None = None,
     explain: bool | None = None,
+    recency_half_life_seconds: float | None = None,
+    recency_basis: types.RecencyBasis | str | None = None,
+    recency_weight: float | None = None,
+    importance_key: str | None = None,
+    importance_weight: float | None = None,
+    pin_boost: float | None = None,
+    rerank: bool | None = None,
 ) -> pb.SearchMemoriesRequest:
     request = pb.SearchMemoriesRequest(
         query=query or "",
@@ -227,6 +234,20 @@ def search_memories(
         request.mode = enum_to_proto(types.SearchMode, mode)
     if rrf_k is not None:
         request.rrf_k = rrf_k
+    if recency_half_life_seconds is not None:
+        request.recency_half_life_seconds = recency_half_life_seconds
+    if recency_basis is not None:
+        request.recency_basis = enum_to_proto(types.RecencyBasis, recency_basis)
+    if recency_weight is not None:
+        request.recency_weight = recency_weight
+    if importance_key:
+        request.importance_key = importance_key
+    if importance_weight is not None:
+        request.importance_weight = importance_weight
+    if pin_boost is not None:
+        request.pin_boost = pin_boost
+    if rerank is not None:
+        request.rerank = rerank
     return request
 
 
@@ -254,7 +275,24 @@ def search_from_query(q: types.SearchQuery) -> pb.SearchMemoriesRequest:
         rrf_k=q.rrf_k,
         include_embedding=q.include_embedding,
         explain=q.explain,
+        **ranking_options(q),
     )
+
+
+#: The score-adjustment and rerank options of a search (docs/retrieval.md), in both SDKs.
+RANKING_OPTIONS = (
+    "recency_half_life_seconds",
+    "recency_basis",
+    "recency_weight",
+    "importance_key",
+    "importance_weight",
+    "pin_boost",
+    "rerank",
+)
+
+
+def ranking_options(q: types.SearchQuery) -> dict[str, Any]:
+    return {name: getattr(q, name) for name in RANKING_OPTIONS}
 
 
 def batch_search_memories(

@@ -100,6 +100,26 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--rrf-k", type=int, help="hybrid mode's fusion constant [60]")
     p.add_argument("--explain", action="store_true", help="show each hit's rank and score in each ranking")
+    p.add_argument(
+        "--recency-half-life",
+        type=float,
+        metavar="SECONDS",
+        help="decay scores by age with this half-life (docs/retrieval.md)",
+    )
+    p.add_argument(
+        "--recency-basis",
+        choices=("create_time", "update_time", "last_retrieve_time"),
+        help="the time a memory's age counts from [update_time]",
+    )
+    p.add_argument("--recency-weight", type=float, help="how much of a score the decay may take, 0 to 1 [1]")
+    p.add_argument("--importance-key", help="boost by this metadata key's number in [0, 1]")
+    p.add_argument("--importance-weight", type=float, help="the importance boost's weight, 0 to 100 [1]")
+    p.add_argument("--pin-boost", type=float, help="multiply pinned memories' scores by 1 + this")
+    p.add_argument(
+        "--rerank",
+        action=argparse.BooleanOptionalAction,
+        help="rerank the best candidates with the server's cross-encoder [the server's default]",
+    )
 
     p = command("history", "show the versions of a memory", cmd_history)
     p.add_argument("id")

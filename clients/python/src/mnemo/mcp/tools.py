@@ -143,13 +143,22 @@ TOOLS: tuple[ToolSpec, ...] = (
             Param("min_score", "min_score"),
             Param("mode", "mode"),
             Param("rrf_k", "rrf_k"),
+            Param("recency_half_life_seconds", "recency_half_life_seconds"),
+            Param("recency_basis", "recency_basis"),
+            Param("recency_weight", "recency_weight"),
+            Param("importance_key", "importance_key"),
+            Param("importance_weight", "importance_weight"),
+            Param("pin_boost", "pin_boost"),
+            Param("rerank", "rerank"),
             *REQUEST_SCOPE,
         ),
         lambda r, _: results.search(r),
         note=(
             "Hits come best first with their `score`: cosine similarity in vector mode, BM25 in "
             "keyword mode, the fused rank score in hybrid mode. Use keyword for identifiers, "
-            "numbers, names and dates; hybrid when unsure."
+            "numbers, names and dates; hybrid when unsure. To rank recent memories first give "
+            "recency_half_life_seconds (604800 for a week); importance_key and pin_boost "
+            "favour memories marked important or pinned."
         ),
         read_only=True,
     ),
@@ -263,9 +272,7 @@ class Tools:
         #: add_conversation, when the server has an extraction LLM (conversation.available).
         self._specs: tuple[Any, ...] = (*TOOLS, CONVERSATION) if extraction else TOOLS
         self._by_name = {t.name: t for t in self._specs}
-        self._validators = {
-            t.name: jsonschema.Draft202012Validator(t.schema(scope)) for t in self._specs
-        }
+        self._validators = {t.name: jsonschema.Draft202012Validator(t.schema(scope)) for t in self._specs}
 
     def specs(self) -> tuple[ToolSpec, ...]:
         return self._specs

@@ -21,6 +21,13 @@ class DedupMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     DEDUP_MODE_EXACT: _ClassVar[DedupMode]
     DEDUP_MODE_SEMANTIC: _ClassVar[DedupMode]
 
+class RecencyBasis(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    RECENCY_BASIS_UNSPECIFIED: _ClassVar[RecencyBasis]
+    RECENCY_BASIS_CREATE_TIME: _ClassVar[RecencyBasis]
+    RECENCY_BASIS_UPDATE_TIME: _ClassVar[RecencyBasis]
+    RECENCY_BASIS_LAST_RETRIEVE_TIME: _ClassVar[RecencyBasis]
+
 class SearchMode(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     SEARCH_MODE_UNSPECIFIED: _ClassVar[SearchMode]
@@ -53,6 +60,10 @@ DEDUP_MODE_UNSPECIFIED: DedupMode
 DEDUP_MODE_NONE: DedupMode
 DEDUP_MODE_EXACT: DedupMode
 DEDUP_MODE_SEMANTIC: DedupMode
+RECENCY_BASIS_UNSPECIFIED: RecencyBasis
+RECENCY_BASIS_CREATE_TIME: RecencyBasis
+RECENCY_BASIS_UPDATE_TIME: RecencyBasis
+RECENCY_BASIS_LAST_RETRIEVE_TIME: RecencyBasis
 SEARCH_MODE_UNSPECIFIED: SearchMode
 SEARCH_MODE_VECTOR: SearchMode
 SEARCH_MODE_KEYWORD: SearchMode
@@ -178,7 +189,7 @@ class ListMemoriesResponse(_message.Message):
     def __init__(self, memories: _Optional[_Iterable[_Union[_memory_pb2.Memory, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
 
 class SearchMemoriesRequest(_message.Message):
-    __slots__ = ("query", "vector", "scope", "filter", "top_k", "min_score", "include_embedding", "mode", "rrf_k", "explain")
+    __slots__ = ("query", "vector", "scope", "filter", "top_k", "min_score", "include_embedding", "mode", "rrf_k", "explain", "recency_half_life_seconds", "recency_basis", "recency_weight", "importance_key", "importance_weight", "pin_boost", "rerank")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -189,6 +200,13 @@ class SearchMemoriesRequest(_message.Message):
     MODE_FIELD_NUMBER: _ClassVar[int]
     RRF_K_FIELD_NUMBER: _ClassVar[int]
     EXPLAIN_FIELD_NUMBER: _ClassVar[int]
+    RECENCY_HALF_LIFE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    RECENCY_BASIS_FIELD_NUMBER: _ClassVar[int]
+    RECENCY_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_KEY_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
+    PIN_BOOST_FIELD_NUMBER: _ClassVar[int]
+    RERANK_FIELD_NUMBER: _ClassVar[int]
     query: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     scope: _memory_pb2.Scope
@@ -199,7 +217,14 @@ class SearchMemoriesRequest(_message.Message):
     mode: SearchMode
     rrf_k: int
     explain: bool
-    def __init__(self, query: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., include_embedding: _Optional[bool] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., rrf_k: _Optional[int] = ..., explain: _Optional[bool] = ...) -> None: ...
+    recency_half_life_seconds: float
+    recency_basis: RecencyBasis
+    recency_weight: float
+    importance_key: str
+    importance_weight: float
+    pin_boost: float
+    rerank: bool
+    def __init__(self, query: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., include_embedding: _Optional[bool] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., rrf_k: _Optional[int] = ..., explain: _Optional[bool] = ..., recency_half_life_seconds: _Optional[float] = ..., recency_basis: _Optional[_Union[RecencyBasis, str]] = ..., recency_weight: _Optional[float] = ..., importance_key: _Optional[str] = ..., importance_weight: _Optional[float] = ..., pin_boost: _Optional[float] = ..., rerank: _Optional[bool] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("memory", "score", "explanation")
@@ -212,18 +237,34 @@ class SearchHit(_message.Message):
     def __init__(self, memory: _Optional[_Union[_memory_pb2.Memory, _Mapping]] = ..., score: _Optional[float] = ..., explanation: _Optional[_Union[HitExplanation, _Mapping]] = ...) -> None: ...
 
 class HitExplanation(_message.Message):
-    __slots__ = ("vector_score", "vector_rank", "keyword_score", "keyword_rank", "fused_score")
+    __slots__ = ("vector_score", "vector_rank", "keyword_score", "keyword_rank", "fused_score", "base_score", "recency_factor", "age_seconds", "importance", "importance_factor", "pin_factor", "reranked", "rerank_score")
     VECTOR_SCORE_FIELD_NUMBER: _ClassVar[int]
     VECTOR_RANK_FIELD_NUMBER: _ClassVar[int]
     KEYWORD_SCORE_FIELD_NUMBER: _ClassVar[int]
     KEYWORD_RANK_FIELD_NUMBER: _ClassVar[int]
     FUSED_SCORE_FIELD_NUMBER: _ClassVar[int]
+    BASE_SCORE_FIELD_NUMBER: _ClassVar[int]
+    RECENCY_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    AGE_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_FIELD_NUMBER: _ClassVar[int]
+    IMPORTANCE_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    PIN_FACTOR_FIELD_NUMBER: _ClassVar[int]
+    RERANKED_FIELD_NUMBER: _ClassVar[int]
+    RERANK_SCORE_FIELD_NUMBER: _ClassVar[int]
     vector_score: float
     vector_rank: int
     keyword_score: float
     keyword_rank: int
     fused_score: float
-    def __init__(self, vector_score: _Optional[float] = ..., vector_rank: _Optional[int] = ..., keyword_score: _Optional[float] = ..., keyword_rank: _Optional[int] = ..., fused_score: _Optional[float] = ...) -> None: ...
+    base_score: float
+    recency_factor: float
+    age_seconds: float
+    importance: float
+    importance_factor: float
+    pin_factor: float
+    reranked: bool
+    rerank_score: float
+    def __init__(self, vector_score: _Optional[float] = ..., vector_rank: _Optional[int] = ..., keyword_score: _Optional[float] = ..., keyword_rank: _Optional[int] = ..., fused_score: _Optional[float] = ..., base_score: _Optional[float] = ..., recency_factor: _Optional[float] = ..., age_seconds: _Optional[float] = ..., importance: _Optional[float] = ..., importance_factor: _Optional[float] = ..., pin_factor: _Optional[float] = ..., reranked: _Optional[bool] = ..., rerank_score: _Optional[float] = ...) -> None: ...
 
 class SearchMemoriesResponse(_message.Message):
     __slots__ = ("hits", "embedding_model")

@@ -193,8 +193,9 @@ class MemoryServiceServicer:
         memories containing the words of a text, or both fused (see `mode`).
         Errors: INVALID_ARGUMENT (QUERY_REQUIRED, INVALID_FILTER, INVALID_TOP_K,
         INVALID_ARGUMENT, INVALID_ENUM_VALUE, EMBEDDING_DIMENSION_MISMATCH,
-        EMBEDDING_NOT_FINITE, CONTENT_TOO_LARGE); UNAVAILABLE
-        (EMBEDDER_UNAVAILABLE).
+        EMBEDDING_NOT_FINITE, CONTENT_TOO_LARGE, INVALID_RECENCY_DECAY,
+        INVALID_IMPORTANCE_BOOST); FAILED_PRECONDITION
+        (RERANKER_NOT_CONFIGURED); UNAVAILABLE (EMBEDDER_UNAVAILABLE).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

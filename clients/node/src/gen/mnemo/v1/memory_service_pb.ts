@@ -16,7 +16,7 @@ import type { Message } from "@bufbuild/protobuf";
  * Describes the file mnemo/v1/memory_service.proto.
  */
 export const file_mnemo_v1_memory_service: GenFile = /*@__PURE__*/
-  fileDesc("Ch1tbmVtby92MS9tZW1vcnlfc2VydmljZS5wcm90bxIIbW5lbW8udjEiXQoLRGVkdXBQb2xpY3kSIQoEbW9kZRgBIAEoDjITLm1uZW1vLnYxLkRlZHVwTW9kZRIcChRzaW1pbGFyaXR5X3RocmVzaG9sZBgCIAEoAhINCgVtZXJnZRgDIAEoCCKZAQoTQ3JlYXRlTWVtb3J5UmVxdWVzdBIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSEgoKcmVxdWVzdF9pZBgCIAEoCRIkCgVkZWR1cBgDIAEoCzIVLm1uZW1vLnYxLkRlZHVwUG9saWN5EiYKA3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJiChRDcmVhdGVNZW1vcnlSZXNwb25zZRIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSFAoMZGVkdXBsaWNhdGVkGAIgASgIEhIKCnNpbWlsYXJpdHkYAyABKAIiTQoQR2V0TWVtb3J5UmVxdWVzdBIKCgJpZBgBIAEoCRItCglyZWFkX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjUKEUdldE1lbW9yeVJlc3BvbnNlEiAKBm1lbW9yeRgBIAEoCzIQLm1uZW1vLnYxLk1lbW9yeSKyAQoTVXBkYXRlTWVtb3J5UmVxdWVzdBIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEgwKBGV0YWcYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCRImCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOAoUVXBkYXRlTWVtb3J5UmVzcG9uc2USIAoGbWVtb3J5GAEgASgLMhAubW5lbW8udjEuTWVtb3J5IkMKE0RlbGV0ZU1lbW9yeVJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIigKFERlbGV0ZU1lbW9yeVJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIq0BChNMaXN0TWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEhAKCG9yZGVyX2J5GAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEi0KCXJlYWRfbWFzaxgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUwoUTGlzdE1lbW9yaWVzUmVzcG9uc2USIgoIbWVtb3JpZXMYASADKAsyEC5tbmVtby52MS5NZW1vcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIokCChVTZWFyY2hNZW1vcmllc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSDgoGdmVjdG9yGAIgAygCEh4KBXNjb3BlGAMgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAQgASgJEg0KBXRvcF9rGAUgASgFEhYKCW1pbl9zY29yZRgGIAEoAkgAiAEBEhkKEWluY2x1ZGVfZW1iZWRkaW5nGAcgASgIEiIKBG1vZGUYCCABKA4yFC5tbmVtby52MS5TZWFyY2hNb2RlEhIKBXJyZl9rGAkgASgFSAGIAQESDwoHZXhwbGFpbhgKIAEoCEIMCgpfbWluX3Njb3JlQggKBl9ycmZfayJrCglTZWFyY2hIaXQSIAoGbWVtb3J5GAEgASgLMhAubW5lbW8udjEuTWVtb3J5Eg0KBXNjb3JlGAIgASgCEi0KC2V4cGxhbmF0aW9uGAMgASgLMhgubW5lbW8udjEuSGl0RXhwbGFuYXRpb24i6gEKDkhpdEV4cGxhbmF0aW9uEhkKDHZlY3Rvcl9zY29yZRgBIAEoAkgAiAEBEhgKC3ZlY3Rvcl9yYW5rGAIgASgFSAGIAQESGgoNa2V5d29yZF9zY29yZRgDIAEoAkgCiAEBEhkKDGtleXdvcmRfcmFuaxgEIAEoBUgDiAEBEhgKC2Z1c2VkX3Njb3JlGAUgASgCSASIAQFCDwoNX3ZlY3Rvcl9zY29yZUIOCgxfdmVjdG9yX3JhbmtCEAoOX2tleXdvcmRfc2NvcmVCDwoNX2tleXdvcmRfcmFua0IOCgxfZnVzZWRfc2NvcmUiVAoWU2VhcmNoTWVtb3JpZXNSZXNwb25zZRIhCgRoaXRzGAEgAygLMhMubW5lbW8udjEuU2VhcmNoSGl0EhcKD2VtYmVkZGluZ19tb2RlbBgCIAEoCSJPChpCYXRjaFNlYXJjaE1lbW9yaWVzUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVxdWVzdCJQChtCYXRjaFNlYXJjaE1lbW9yaWVzUmVzcG9uc2USMQoHcmVzdWx0cxgBIAMoCzIgLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVzcG9uc2UiYAobU3RyZWFtU2VhcmNoTWVtb3JpZXNSZXF1ZXN0EhAKCHF1ZXJ5X2lkGAEgASgJEi8KBnNlYXJjaBgCIAEoCzIfLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVxdWVzdCKUAQocU3RyZWFtU2VhcmNoTWVtb3JpZXNSZXNwb25zZRIQCghxdWVyeV9pZBgBIAEoCRIyCgZyZXN1bHQYAiABKAsyIC5tbmVtby52MS5TZWFyY2hNZW1vcmllc1Jlc3BvbnNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQgkKB291dGNvbWUisAEKDldyaXRlT3BlcmF0aW9uEi8KBmNyZWF0ZRgBIAEoCzIdLm1uZW1vLnYxLkNyZWF0ZU1lbW9yeVJlcXVlc3RIABIvCgZ1cGRhdGUYAiABKAsyHS5tbmVtby52MS5VcGRhdGVNZW1vcnlSZXF1ZXN0SAASLwoGZGVsZXRlGAMgASgLMh0ubW5lbW8udjEuRGVsZXRlTWVtb3J5UmVxdWVzdEgAQgsKCW9wZXJhdGlvbiLTAQoLV3JpdGVSZXN1bHQSIgoGc3RhdHVzGAEgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSMAoGY3JlYXRlGAIgASgLMh4ubW5lbW8udjEuQ3JlYXRlTWVtb3J5UmVzcG9uc2VIABIwCgZ1cGRhdGUYAyABKAsyHi5tbmVtby52MS5VcGRhdGVNZW1vcnlSZXNwb25zZUgAEjAKBmRlbGV0ZRgEIAEoCzIeLm1uZW1vLnYxLkRlbGV0ZU1lbW9yeVJlc3BvbnNlSABCCgoIcmVzcG9uc2UibQoZQmF0Y2hXcml0ZU1lbW9yaWVzUmVxdWVzdBIsCgpvcGVyYXRpb25zGAEgAygLMhgubW5lbW8udjEuV3JpdGVPcGVyYXRpb24SDgoGYXRvbWljGAIgASgIEhIKCnJlcXVlc3RfaWQYAyABKAkiVgoaQmF0Y2hXcml0ZU1lbW9yaWVzUmVzcG9uc2USJgoHcmVzdWx0cxgBIAMoCzIVLm1uZW1vLnYxLldyaXRlUmVzdWx0EhAKCHJldmlzaW9uGAIgASgDIpUBCgxFeHBvcnRIZWFkZXISFgoOZm9ybWF0X3ZlcnNpb24YASABKAUSFwoPZW1iZWRkaW5nX21vZGVsGAIgASgJEhEKCWRpbWVuc2lvbhgDIAEoBRIvCgtleHBvcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YBSABKAMiYAoVRXhwb3J0TWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEhcKD29taXRfZW1iZWRkaW5ncxgDIAEoCCJuChZFeHBvcnRNZW1vcmllc1Jlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIWLm1uZW1vLnYxLkV4cG9ydEhlYWRlckgAEiIKBm1lbW9yeRgCIAEoCzIQLm1uZW1vLnYxLk1lbW9yeUgAQgYKBGl0ZW0iWwoNSW1wb3J0T3B0aW9ucxIzCgtvbl9jb25mbGljdBgBIAEoDjIeLm1uZW1vLnYxLkltcG9ydENvbmZsaWN0UG9saWN5EhUKDWZvcmNlX3JlZW1iZWQYAiABKAgimQEKFUltcG9ydE1lbW9yaWVzUmVxdWVzdBIqCgdvcHRpb25zGAEgASgLMhcubW5lbW8udjEuSW1wb3J0T3B0aW9uc0gAEigKBmhlYWRlchgCIAEoCzIWLm1uZW1vLnYxLkV4cG9ydEhlYWRlckgAEiIKBm1lbW9yeRgDIAEoCzIQLm1uZW1vLnYxLk1lbW9yeUgAQgYKBGl0ZW0iVQoNSW1wb3J0RmFpbHVyZRINCgVpbmRleBgBIAEoAxIRCgltZW1vcnlfaWQYAiABKAkSIgoGc3RhdHVzGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiogEKFkltcG9ydE1lbW9yaWVzUmVzcG9uc2USFgoOaW1wb3J0ZWRfY291bnQYASABKAMSFQoNc2tpcHBlZF9jb3VudBgCIAEoAxIYChByZWVtYmVkZGVkX2NvdW50GAMgASgDEikKCGZhaWx1cmVzGAQgAygLMhcubW5lbW8udjEuSW1wb3J0RmFpbHVyZRIUCgxmYWlsZWRfY291bnQYBSABKAMibAoVRGVsZXRlTWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEg8KB2RyeV9ydW4YAyABKAgSEgoKcmVxdWVzdF9pZBgEIAEoCSJVChZEZWxldGVNZW1vcmllc1Jlc3BvbnNlEhUKDWRlbGV0ZWRfY291bnQYASABKAMSEgoKbWVtb3J5X2lkcxgCIAMoCRIQCghyZXZpc2lvbhgDIAEoAyKsAgoNTWVtb3J5VmVyc2lvbhIRCgltZW1vcnlfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIQCghyZXZpc2lvbhgDIAEoAxIpCgtjaGFuZ2VfdHlwZRgEIAEoDjIULm1uZW1vLnYxLkNoYW5nZVR5cGUSLwoLY2hhbmdlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwaV9rZXlfaWQYBiABKAkSIAoGYmVmb3JlGAcgASgLMhAubW5lbW8udjEuTWVtb3J5Eh8KBWFmdGVyGAggASgLMhAubW5lbW8udjEuTWVtb3J5EjIKDmNoYW5nZWRfZmllbGRzGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJMChdHZXRNZW1vcnlIaXN0b3J5UmVxdWVzdBIKCgJpZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJeChhHZXRNZW1vcnlIaXN0b3J5UmVzcG9uc2USKQoIdmVyc2lvbnMYASADKAsyFy5tbmVtby52MS5NZW1vcnlWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKnAQoLTWVtb3J5RXZlbnQSIQoEdHlwZRgBIAEoDjITLm1uZW1vLnYxLkV2ZW50VHlwZRIQCghyZXZpc2lvbhgCIAEoAxIRCgltZW1vcnlfaWQYAyABKAkSIAoGbWVtb3J5GAQgASgLMhAubW5lbW8udjEuTWVtb3J5Ei4KCmV2ZW50X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItYBChRXYXRjaE1lbW9yaWVzUmVxdWVzdBIeCgVzY29wZRgBIAEoCzIPLm1uZW1vLnYxLlNjb3BlEg4KBmZpbHRlchgCIAEoCRIbCg5zdGFydF9yZXZpc2lvbhgDIAEoA0gAiAEBEigKC2V2ZW50X3R5cGVzGAQgAygOMhMubW5lbW8udjEuRXZlbnRUeXBlEjQKEXByb2dyZXNzX2ludGVydmFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQhEKD19zdGFydF9yZXZpc2lvbiJvChVXYXRjaE1lbW9yaWVzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUubW5lbW8udjEuTWVtb3J5RXZlbnQSEAoIcmV2aXNpb24YAiABKAMSHQoVcHJvZ3Jlc3Nfbm90aWZpY2F0aW9uGAMgASgIKmsKCURlZHVwTW9kZRIaChZERURVUF9NT0RFX1VOU1BFQ0lGSUVEEAASEwoPREVEVVBfTU9ERV9OT05FEAESFAoQREVEVVBfTU9ERV9FWEFDVBACEhcKE0RFRFVQX01PREVfU0VNQU5USUMQAypyCgpTZWFyY2hNb2RlEhsKF1NFQVJDSF9NT0RFX1VOU1BFQ0lGSUVEEAASFgoSU0VBUkNIX01PREVfVkVDVE9SEAESFwoTU0VBUkNIX01PREVfS0VZV09SRBACEhYKElNFQVJDSF9NT0RFX0hZQlJJRBADKqYBChRJbXBvcnRDb25mbGljdFBvbGljeRImCiJJTVBPUlRfQ09ORkxJQ1RfUE9MSUNZX1VOU1BFQ0lGSUVEEAASHwobSU1QT1JUX0NPTkZMSUNUX1BPTElDWV9TS0lQEAESJAogSU1QT1JUX0NPTkZMSUNUX1BPTElDWV9PVkVSV1JJVEUQAhIfChtJTVBPUlRfQ09ORkxJQ1RfUE9MSUNZX0ZBSUwQAyqJAQoKQ2hhbmdlVHlwZRIbChdDSEFOR0VfVFlQRV9VTlNQRUNJRklFRBAAEhYKEkNIQU5HRV9UWVBFX0NSRUFURRABEhYKEkNIQU5HRV9UWVBFX1VQREFURRACEhYKEkNIQU5HRV9UWVBFX0RFTEVURRADEhYKEkNIQU5HRV9UWVBFX0VYUElSRRAEKmoKCUV2ZW50VHlwZRIaChZFVkVOVF9UWVBFX1VOU1BFQ0lGSUVEEAASEgoORVZFTlRfVFlQRV9QVVQQARIVChFFVkVOVF9UWVBFX0RFTEVURRACEhYKEkVWRU5UX1RZUEVfRVhQSVJFRBADMsgJCg1NZW1vcnlTZXJ2aWNlEk0KDENyZWF0ZU1lbW9yeRIdLm1uZW1vLnYxLkNyZWF0ZU1lbW9yeVJlcXVlc3QaHi5tbmVtby52MS5DcmVhdGVNZW1vcnlSZXNwb25zZRJECglHZXRNZW1vcnkSGi5tbmVtby52MS5HZXRNZW1vcnlSZXF1ZXN0GhsubW5lbW8udjEuR2V0TWVtb3J5UmVzcG9uc2USTQoMVXBkYXRlTWVtb3J5Eh0ubW5lbW8udjEuVXBkYXRlTWVtb3J5UmVxdWVzdBoeLm1uZW1vLnYxLlVwZGF0ZU1lbW9yeVJlc3BvbnNlEk0KDERlbGV0ZU1lbW9yeRIdLm1uZW1vLnYxLkRlbGV0ZU1lbW9yeVJlcXVlc3QaHi5tbmVtby52MS5EZWxldGVNZW1vcnlSZXNwb25zZRJNCgxMaXN0TWVtb3JpZXMSHS5tbmVtby52MS5MaXN0TWVtb3JpZXNSZXF1ZXN0Gh4ubW5lbW8udjEuTGlzdE1lbW9yaWVzUmVzcG9uc2USUwoOU2VhcmNoTWVtb3JpZXMSHy5tbmVtby52MS5TZWFyY2hNZW1vcmllc1JlcXVlc3QaIC5tbmVtby52MS5TZWFyY2hNZW1vcmllc1Jlc3BvbnNlEmIKE0JhdGNoU2VhcmNoTWVtb3JpZXMSJC5tbmVtby52MS5CYXRjaFNlYXJjaE1lbW9yaWVzUmVxdWVzdBolLm1uZW1vLnYxLkJhdGNoU2VhcmNoTWVtb3JpZXNSZXNwb25zZRJpChRTdHJlYW1TZWFyY2hNZW1vcmllcxIlLm1uZW1vLnYxLlN0cmVhbVNlYXJjaE1lbW9yaWVzUmVxdWVzdBomLm1uZW1vLnYxLlN0cmVhbVNlYXJjaE1lbW9yaWVzUmVzcG9uc2UoATABEl8KEkJhdGNoV3JpdGVNZW1vcmllcxIjLm1uZW1vLnYxLkJhdGNoV3JpdGVNZW1vcmllc1JlcXVlc3QaJC5tbmVtby52MS5CYXRjaFdyaXRlTWVtb3JpZXNSZXNwb25zZRJVCg5JbXBvcnRNZW1vcmllcxIfLm1uZW1vLnYxLkltcG9ydE1lbW9yaWVzUmVxdWVzdBogLm1uZW1vLnYxLkltcG9ydE1lbW9yaWVzUmVzcG9uc2UoARJVCg5FeHBvcnRNZW1vcmllcxIfLm1uZW1vLnYxLkV4cG9ydE1lbW9yaWVzUmVxdWVzdBogLm1uZW1vLnYxLkV4cG9ydE1lbW9yaWVzUmVzcG9uc2UwARJTCg5EZWxldGVNZW1vcmllcxIfLm1uZW1vLnYxLkRlbGV0ZU1lbW9yaWVzUmVxdWVzdBogLm1uZW1vLnYxLkRlbGV0ZU1lbW9yaWVzUmVzcG9uc2USWQoQR2V0TWVtb3J5SGlzdG9yeRIhLm1uZW1vLnYxLkdldE1lbW9yeUhpc3RvcnlSZXF1ZXN0GiIubW5lbW8udjEuR2V0TWVtb3J5SGlzdG9yeVJlc3BvbnNlElIKDVdhdGNoTWVtb3JpZXMSHi5tbmVtby52MS5XYXRjaE1lbW9yaWVzUmVxdWVzdBofLm1uZW1vLnYxLldhdGNoTWVtb3JpZXNSZXNwb25zZTABYgZwcm90bzM", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_rpc_status, file_mnemo_v1_memory]);
+  fileDesc("Ch1tbmVtby92MS9tZW1vcnlfc2VydmljZS5wcm90bxIIbW5lbW8udjEiXQoLRGVkdXBQb2xpY3kSIQoEbW9kZRgBIAEoDjITLm1uZW1vLnYxLkRlZHVwTW9kZRIcChRzaW1pbGFyaXR5X3RocmVzaG9sZBgCIAEoAhINCgVtZXJnZRgDIAEoCCKZAQoTQ3JlYXRlTWVtb3J5UmVxdWVzdBIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSEgoKcmVxdWVzdF9pZBgCIAEoCRIkCgVkZWR1cBgDIAEoCzIVLm1uZW1vLnYxLkRlZHVwUG9saWN5EiYKA3R0bBgEIAEoCzIZLmdvb2dsZS5wcm90b2J1Zi5EdXJhdGlvbiJiChRDcmVhdGVNZW1vcnlSZXNwb25zZRIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSFAoMZGVkdXBsaWNhdGVkGAIgASgIEhIKCnNpbWlsYXJpdHkYAyABKAIiTQoQR2V0TWVtb3J5UmVxdWVzdBIKCgJpZBgBIAEoCRItCglyZWFkX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrIjUKEUdldE1lbW9yeVJlc3BvbnNlEiAKBm1lbW9yeRgBIAEoCzIQLm1uZW1vLnYxLk1lbW9yeSKyAQoTVXBkYXRlTWVtb3J5UmVxdWVzdBIgCgZtZW1vcnkYASABKAsyEC5tbmVtby52MS5NZW1vcnkSLwoLdXBkYXRlX21hc2sYAiABKAsyGi5nb29nbGUucHJvdG9idWYuRmllbGRNYXNrEgwKBGV0YWcYAyABKAkSEgoKcmVxdWVzdF9pZBgEIAEoCRImCgN0dGwYBSABKAsyGS5nb29nbGUucHJvdG9idWYuRHVyYXRpb24iOAoUVXBkYXRlTWVtb3J5UmVzcG9uc2USIAoGbWVtb3J5GAEgASgLMhAubW5lbW8udjEuTWVtb3J5IkMKE0RlbGV0ZU1lbW9yeVJlcXVlc3QSCgoCaWQYASABKAkSDAoEZXRhZxgCIAEoCRISCgpyZXF1ZXN0X2lkGAMgASgJIigKFERlbGV0ZU1lbW9yeVJlc3BvbnNlEhAKCHJldmlzaW9uGAEgASgDIq0BChNMaXN0TWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEhAKCG9yZGVyX2J5GAMgASgJEhEKCXBhZ2Vfc2l6ZRgEIAEoBRISCgpwYWdlX3Rva2VuGAUgASgJEi0KCXJlYWRfbWFzaxgGIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5GaWVsZE1hc2siUwoUTGlzdE1lbW9yaWVzUmVzcG9uc2USIgoIbWVtb3JpZXMYASADKAsyEC5tbmVtby52MS5NZW1vcnkSFwoPbmV4dF9wYWdlX3Rva2VuGAIgASgJIsIEChVTZWFyY2hNZW1vcmllc1JlcXVlc3QSDQoFcXVlcnkYASABKAkSDgoGdmVjdG9yGAIgAygCEh4KBXNjb3BlGAMgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAQgASgJEg0KBXRvcF9rGAUgASgFEhYKCW1pbl9zY29yZRgGIAEoAkgAiAEBEhkKEWluY2x1ZGVfZW1iZWRkaW5nGAcgASgIEiIKBG1vZGUYCCABKA4yFC5tbmVtby52MS5TZWFyY2hNb2RlEhIKBXJyZl9rGAkgASgFSAGIAQESDwoHZXhwbGFpbhgKIAEoCBImChlyZWNlbmN5X2hhbGZfbGlmZV9zZWNvbmRzGAsgASgBSAKIAQESLQoNcmVjZW5jeV9iYXNpcxgMIAEoDjIWLm1uZW1vLnYxLlJlY2VuY3lCYXNpcxIbCg5yZWNlbmN5X3dlaWdodBgNIAEoAkgDiAEBEhYKDmltcG9ydGFuY2Vfa2V5GA4gASgJEh4KEWltcG9ydGFuY2Vfd2VpZ2h0GA8gASgCSASIAQESFgoJcGluX2Jvb3N0GBAgASgCSAWIAQESEwoGcmVyYW5rGBEgASgISAaIAQFCDAoKX21pbl9zY29yZUIICgZfcnJmX2tCHAoaX3JlY2VuY3lfaGFsZl9saWZlX3NlY29uZHNCEQoPX3JlY2VuY3lfd2VpZ2h0QhQKEl9pbXBvcnRhbmNlX3dlaWdodEIMCgpfcGluX2Jvb3N0QgkKB19yZXJhbmsiawoJU2VhcmNoSGl0EiAKBm1lbW9yeRgBIAEoCzIQLm1uZW1vLnYxLk1lbW9yeRINCgVzY29yZRgCIAEoAhItCgtleHBsYW5hdGlvbhgDIAEoCzIYLm1uZW1vLnYxLkhpdEV4cGxhbmF0aW9uIsIECg5IaXRFeHBsYW5hdGlvbhIZCgx2ZWN0b3Jfc2NvcmUYASABKAJIAIgBARIYCgt2ZWN0b3JfcmFuaxgCIAEoBUgBiAEBEhoKDWtleXdvcmRfc2NvcmUYAyABKAJIAogBARIZCgxrZXl3b3JkX3JhbmsYBCABKAVIA4gBARIYCgtmdXNlZF9zY29yZRgFIAEoAkgEiAEBEhcKCmJhc2Vfc2NvcmUYBiABKAJIBYgBARIbCg5yZWNlbmN5X2ZhY3RvchgHIAEoAkgGiAEBEhgKC2FnZV9zZWNvbmRzGAggASgBSAeIAQESFwoKaW1wb3J0YW5jZRgJIAEoAkgIiAEBEh4KEWltcG9ydGFuY2VfZmFjdG9yGAogASgCSAmIAQESFwoKcGluX2ZhY3RvchgLIAEoAkgKiAEBEhUKCHJlcmFua2VkGAwgASgISAuIAQESGQoMcmVyYW5rX3Njb3JlGA0gASgCSAyIAQFCDwoNX3ZlY3Rvcl9zY29yZUIOCgxfdmVjdG9yX3JhbmtCEAoOX2tleXdvcmRfc2NvcmVCDwoNX2tleXdvcmRfcmFua0IOCgxfZnVzZWRfc2NvcmVCDQoLX2Jhc2Vfc2NvcmVCEQoPX3JlY2VuY3lfZmFjdG9yQg4KDF9hZ2Vfc2Vjb25kc0INCgtfaW1wb3J0YW5jZUIUChJfaW1wb3J0YW5jZV9mYWN0b3JCDQoLX3Bpbl9mYWN0b3JCCwoJX3JlcmFua2VkQg8KDV9yZXJhbmtfc2NvcmUiVAoWU2VhcmNoTWVtb3JpZXNSZXNwb25zZRIhCgRoaXRzGAEgAygLMhMubW5lbW8udjEuU2VhcmNoSGl0EhcKD2VtYmVkZGluZ19tb2RlbBgCIAEoCSJPChpCYXRjaFNlYXJjaE1lbW9yaWVzUmVxdWVzdBIxCghyZXF1ZXN0cxgBIAMoCzIfLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVxdWVzdCJQChtCYXRjaFNlYXJjaE1lbW9yaWVzUmVzcG9uc2USMQoHcmVzdWx0cxgBIAMoCzIgLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVzcG9uc2UiYAobU3RyZWFtU2VhcmNoTWVtb3JpZXNSZXF1ZXN0EhAKCHF1ZXJ5X2lkGAEgASgJEi8KBnNlYXJjaBgCIAEoCzIfLm1uZW1vLnYxLlNlYXJjaE1lbW9yaWVzUmVxdWVzdCKUAQocU3RyZWFtU2VhcmNoTWVtb3JpZXNSZXNwb25zZRIQCghxdWVyeV9pZBgBIAEoCRIyCgZyZXN1bHQYAiABKAsyIC5tbmVtby52MS5TZWFyY2hNZW1vcmllc1Jlc3BvbnNlSAASIwoFZXJyb3IYAyABKAsyEi5nb29nbGUucnBjLlN0YXR1c0gAQgkKB291dGNvbWUisAEKDldyaXRlT3BlcmF0aW9uEi8KBmNyZWF0ZRgBIAEoCzIdLm1uZW1vLnYxLkNyZWF0ZU1lbW9yeVJlcXVlc3RIABIvCgZ1cGRhdGUYAiABKAsyHS5tbmVtby52MS5VcGRhdGVNZW1vcnlSZXF1ZXN0SAASLwoGZGVsZXRlGAMgASgLMh0ubW5lbW8udjEuRGVsZXRlTWVtb3J5UmVxdWVzdEgAQgsKCW9wZXJhdGlvbiLTAQoLV3JpdGVSZXN1bHQSIgoGc3RhdHVzGAEgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMSMAoGY3JlYXRlGAIgASgLMh4ubW5lbW8udjEuQ3JlYXRlTWVtb3J5UmVzcG9uc2VIABIwCgZ1cGRhdGUYAyABKAsyHi5tbmVtby52MS5VcGRhdGVNZW1vcnlSZXNwb25zZUgAEjAKBmRlbGV0ZRgEIAEoCzIeLm1uZW1vLnYxLkRlbGV0ZU1lbW9yeVJlc3BvbnNlSABCCgoIcmVzcG9uc2UibQoZQmF0Y2hXcml0ZU1lbW9yaWVzUmVxdWVzdBIsCgpvcGVyYXRpb25zGAEgAygLMhgubW5lbW8udjEuV3JpdGVPcGVyYXRpb24SDgoGYXRvbWljGAIgASgIEhIKCnJlcXVlc3RfaWQYAyABKAkiVgoaQmF0Y2hXcml0ZU1lbW9yaWVzUmVzcG9uc2USJgoHcmVzdWx0cxgBIAMoCzIVLm1uZW1vLnYxLldyaXRlUmVzdWx0EhAKCHJldmlzaW9uGAIgASgDIpUBCgxFeHBvcnRIZWFkZXISFgoOZm9ybWF0X3ZlcnNpb24YASABKAUSFwoPZW1iZWRkaW5nX21vZGVsGAIgASgJEhEKCWRpbWVuc2lvbhgDIAEoBRIvCgtleHBvcnRfdGltZRgEIAEoCzIaLmdvb2dsZS5wcm90b2J1Zi5UaW1lc3RhbXASEAoIcmV2aXNpb24YBSABKAMiYAoVRXhwb3J0TWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEhcKD29taXRfZW1iZWRkaW5ncxgDIAEoCCJuChZFeHBvcnRNZW1vcmllc1Jlc3BvbnNlEigKBmhlYWRlchgBIAEoCzIWLm1uZW1vLnYxLkV4cG9ydEhlYWRlckgAEiIKBm1lbW9yeRgCIAEoCzIQLm1uZW1vLnYxLk1lbW9yeUgAQgYKBGl0ZW0iWwoNSW1wb3J0T3B0aW9ucxIzCgtvbl9jb25mbGljdBgBIAEoDjIeLm1uZW1vLnYxLkltcG9ydENvbmZsaWN0UG9saWN5EhUKDWZvcmNlX3JlZW1iZWQYAiABKAgimQEKFUltcG9ydE1lbW9yaWVzUmVxdWVzdBIqCgdvcHRpb25zGAEgASgLMhcubW5lbW8udjEuSW1wb3J0T3B0aW9uc0gAEigKBmhlYWRlchgCIAEoCzIWLm1uZW1vLnYxLkV4cG9ydEhlYWRlckgAEiIKBm1lbW9yeRgDIAEoCzIQLm1uZW1vLnYxLk1lbW9yeUgAQgYKBGl0ZW0iVQoNSW1wb3J0RmFpbHVyZRINCgVpbmRleBgBIAEoAxIRCgltZW1vcnlfaWQYAiABKAkSIgoGc3RhdHVzGAMgASgLMhIuZ29vZ2xlLnJwYy5TdGF0dXMiogEKFkltcG9ydE1lbW9yaWVzUmVzcG9uc2USFgoOaW1wb3J0ZWRfY291bnQYASABKAMSFQoNc2tpcHBlZF9jb3VudBgCIAEoAxIYChByZWVtYmVkZGVkX2NvdW50GAMgASgDEikKCGZhaWx1cmVzGAQgAygLMhcubW5lbW8udjEuSW1wb3J0RmFpbHVyZRIUCgxmYWlsZWRfY291bnQYBSABKAMibAoVRGVsZXRlTWVtb3JpZXNSZXF1ZXN0Eh4KBXNjb3BlGAEgASgLMg8ubW5lbW8udjEuU2NvcGUSDgoGZmlsdGVyGAIgASgJEg8KB2RyeV9ydW4YAyABKAgSEgoKcmVxdWVzdF9pZBgEIAEoCSJVChZEZWxldGVNZW1vcmllc1Jlc3BvbnNlEhUKDWRlbGV0ZWRfY291bnQYASABKAMSEgoKbWVtb3J5X2lkcxgCIAMoCRIQCghyZXZpc2lvbhgDIAEoAyKsAgoNTWVtb3J5VmVyc2lvbhIRCgltZW1vcnlfaWQYASABKAkSDwoHdmVyc2lvbhgCIAEoAxIQCghyZXZpc2lvbhgDIAEoAxIpCgtjaGFuZ2VfdHlwZRgEIAEoDjIULm1uZW1vLnYxLkNoYW5nZVR5cGUSLwoLY2hhbmdlX3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wEhIKCmFwaV9rZXlfaWQYBiABKAkSIAoGYmVmb3JlGAcgASgLMhAubW5lbW8udjEuTWVtb3J5Eh8KBWFmdGVyGAggASgLMhAubW5lbW8udjEuTWVtb3J5EjIKDmNoYW5nZWRfZmllbGRzGAkgASgLMhouZ29vZ2xlLnByb3RvYnVmLkZpZWxkTWFzayJMChdHZXRNZW1vcnlIaXN0b3J5UmVxdWVzdBIKCgJpZBgBIAEoCRIRCglwYWdlX3NpemUYAiABKAUSEgoKcGFnZV90b2tlbhgDIAEoCSJeChhHZXRNZW1vcnlIaXN0b3J5UmVzcG9uc2USKQoIdmVyc2lvbnMYASADKAsyFy5tbmVtby52MS5NZW1vcnlWZXJzaW9uEhcKD25leHRfcGFnZV90b2tlbhgCIAEoCSKnAQoLTWVtb3J5RXZlbnQSIQoEdHlwZRgBIAEoDjITLm1uZW1vLnYxLkV2ZW50VHlwZRIQCghyZXZpc2lvbhgCIAEoAxIRCgltZW1vcnlfaWQYAyABKAkSIAoGbWVtb3J5GAQgASgLMhAubW5lbW8udjEuTWVtb3J5Ei4KCmV2ZW50X3RpbWUYBSABKAsyGi5nb29nbGUucHJvdG9idWYuVGltZXN0YW1wItYBChRXYXRjaE1lbW9yaWVzUmVxdWVzdBIeCgVzY29wZRgBIAEoCzIPLm1uZW1vLnYxLlNjb3BlEg4KBmZpbHRlchgCIAEoCRIbCg5zdGFydF9yZXZpc2lvbhgDIAEoA0gAiAEBEigKC2V2ZW50X3R5cGVzGAQgAygOMhMubW5lbW8udjEuRXZlbnRUeXBlEjQKEXByb2dyZXNzX2ludGVydmFsGAUgASgLMhkuZ29vZ2xlLnByb3RvYnVmLkR1cmF0aW9uQhEKD19zdGFydF9yZXZpc2lvbiJvChVXYXRjaE1lbW9yaWVzUmVzcG9uc2USJQoGZXZlbnRzGAEgAygLMhUubW5lbW8udjEuTWVtb3J5RXZlbnQSEAoIcmV2aXNpb24YAiABKAMSHQoVcHJvZ3Jlc3Nfbm90aWZpY2F0aW9uGAMgASgIKmsKCURlZHVwTW9kZRIaChZERURVUF9NT0RFX1VOU1BFQ0lGSUVEEAASEwoPREVEVVBfTU9ERV9OT05FEAESFAoQREVEVVBfTU9ERV9FWEFDVBACEhcKE0RFRFVQX01PREVfU0VNQU5USUMQAyqRAQoMUmVjZW5jeUJhc2lzEh0KGVJFQ0VOQ1lfQkFTSVNfVU5TUEVDSUZJRUQQABIdChlSRUNFTkNZX0JBU0lTX0NSRUFURV9USU1FEAESHQoZUkVDRU5DWV9CQVNJU19VUERBVEVfVElNRRACEiQKIFJFQ0VOQ1lfQkFTSVNfTEFTVF9SRVRSSUVWRV9USU1FEAMqcgoKU2VhcmNoTW9kZRIbChdTRUFSQ0hfTU9ERV9VTlNQRUNJRklFRBAAEhYKElNFQVJDSF9NT0RFX1ZFQ1RPUhABEhcKE1NFQVJDSF9NT0RFX0tFWVdPUkQQAhIWChJTRUFSQ0hfTU9ERV9IWUJSSUQQAyqmAQoUSW1wb3J0Q29uZmxpY3RQb2xpY3kSJgoiSU1QT1JUX0NPTkZMSUNUX1BPTElDWV9VTlNQRUNJRklFRBAAEh8KG0lNUE9SVF9DT05GTElDVF9QT0xJQ1lfU0tJUBABEiQKIElNUE9SVF9DT05GTElDVF9QT0xJQ1lfT1ZFUldSSVRFEAISHwobSU1QT1JUX0NPTkZMSUNUX1BPTElDWV9GQUlMEAMqiQEKCkNoYW5nZVR5cGUSGwoXQ0hBTkdFX1RZUEVfVU5TUEVDSUZJRUQQABIWChJDSEFOR0VfVFlQRV9DUkVBVEUQARIWChJDSEFOR0VfVFlQRV9VUERBVEUQAhIWChJDSEFOR0VfVFlQRV9ERUxFVEUQAxIWChJDSEFOR0VfVFlQRV9FWFBJUkUQBCpqCglFdmVudFR5cGUSGgoWRVZFTlRfVFlQRV9VTlNQRUNJRklFRBAAEhIKDkVWRU5UX1RZUEVfUFVUEAESFQoRRVZFTlRfVFlQRV9ERUxFVEUQAhIWChJFVkVOVF9UWVBFX0VYUElSRUQQAzLICQoNTWVtb3J5U2VydmljZRJNCgxDcmVhdGVNZW1vcnkSHS5tbmVtby52MS5DcmVhdGVNZW1vcnlSZXF1ZXN0Gh4ubW5lbW8udjEuQ3JlYXRlTWVtb3J5UmVzcG9uc2USRAoJR2V0TWVtb3J5EhoubW5lbW8udjEuR2V0TWVtb3J5UmVxdWVzdBobLm1uZW1vLnYxLkdldE1lbW9yeVJlc3BvbnNlEk0KDFVwZGF0ZU1lbW9yeRIdLm1uZW1vLnYxLlVwZGF0ZU1lbW9yeVJlcXVlc3QaHi5tbmVtby52MS5VcGRhdGVNZW1vcnlSZXNwb25zZRJNCgxEZWxldGVNZW1vcnkSHS5tbmVtby52MS5EZWxldGVNZW1vcnlSZXF1ZXN0Gh4ubW5lbW8udjEuRGVsZXRlTWVtb3J5UmVzcG9uc2USTQoMTGlzdE1lbW9yaWVzEh0ubW5lbW8udjEuTGlzdE1lbW9yaWVzUmVxdWVzdBoeLm1uZW1vLnYxLkxpc3RNZW1vcmllc1Jlc3BvbnNlElMKDlNlYXJjaE1lbW9yaWVzEh8ubW5lbW8udjEuU2VhcmNoTWVtb3JpZXNSZXF1ZXN0GiAubW5lbW8udjEuU2VhcmNoTWVtb3JpZXNSZXNwb25zZRJiChNCYXRjaFNlYXJjaE1lbW9yaWVzEiQubW5lbW8udjEuQmF0Y2hTZWFyY2hNZW1vcmllc1JlcXVlc3QaJS5tbmVtby52MS5CYXRjaFNlYXJjaE1lbW9yaWVzUmVzcG9uc2USaQoUU3RyZWFtU2VhcmNoTWVtb3JpZXMSJS5tbmVtby52MS5TdHJlYW1TZWFyY2hNZW1vcmllc1JlcXVlc3QaJi5tbmVtby52MS5TdHJlYW1TZWFyY2hNZW1vcmllc1Jlc3BvbnNlKAEwARJfChJCYXRjaFdyaXRlTWVtb3JpZXMSIy5tbmVtby52MS5CYXRjaFdyaXRlTWVtb3JpZXNSZXF1ZXN0GiQubW5lbW8udjEuQmF0Y2hXcml0ZU1lbW9yaWVzUmVzcG9uc2USVQoOSW1wb3J0TWVtb3JpZXMSHy5tbmVtby52MS5JbXBvcnRNZW1vcmllc1JlcXVlc3QaIC5tbmVtby52MS5JbXBvcnRNZW1vcmllc1Jlc3BvbnNlKAESVQoORXhwb3J0TWVtb3JpZXMSHy5tbmVtby52MS5FeHBvcnRNZW1vcmllc1JlcXVlc3QaIC5tbmVtby52MS5FeHBvcnRNZW1vcmllc1Jlc3BvbnNlMAESUwoORGVsZXRlTWVtb3JpZXMSHy5tbmVtby52MS5EZWxldGVNZW1vcmllc1JlcXVlc3QaIC5tbmVtby52MS5EZWxldGVNZW1vcmllc1Jlc3BvbnNlElkKEEdldE1lbW9yeUhpc3RvcnkSIS5tbmVtby52MS5HZXRNZW1vcnlIaXN0b3J5UmVxdWVzdBoiLm1uZW1vLnYxLkdldE1lbW9yeUhpc3RvcnlSZXNwb25zZRJSCg1XYXRjaE1lbW9yaWVzEh4ubW5lbW8udjEuV2F0Y2hNZW1vcmllc1JlcXVlc3QaHy5tbmVtby52MS5XYXRjaE1lbW9yaWVzUmVzcG9uc2UwAWIGcHJvdG8z", [file_google_protobuf_duration, file_google_protobuf_field_mask, file_google_protobuf_timestamp, file_google_rpc_status, file_mnemo_v1_memory]);
 
 /**
  * How a create treats a memory that already exists in the same scope.
@@ -493,6 +493,75 @@ export type SearchMemoriesRequest = Message<"mnemo.v1.SearchMemoriesRequest"> & 
    * @generated from field: bool explain = 10;
    */
   explain: boolean;
+
+  /**
+   * Optional. Decay scores by age: each candidate's score is multiplied by
+   * (1 - recency_weight) + recency_weight * 0.5 ^ (age / half-life), the age
+   * counted from `recency_basis` to the time of the search. Must be positive
+   * and finite (INVALID_ARGUMENT, INVALID_RECENCY_DECAY otherwise); unset
+   * means no decay. Such a search is never answered from the result cache.
+   *
+   * @generated from field: optional double recency_half_life_seconds = 11;
+   */
+  recencyHalfLifeSeconds?: number | undefined;
+
+  /**
+   * Optional. The time a memory's age is counted from; unspecified means its
+   * update time. Only with `recency_half_life_seconds`.
+   *
+   * @generated from field: mnemo.v1.RecencyBasis recency_basis = 12;
+   */
+  recencyBasis: RecencyBasis;
+
+  /**
+   * Optional. How much of a score the decay may take away, in [0, 1]: 0
+   * turns the decay off, 1 (the default when unset) lets an old memory's
+   * score fall towards 0 (INVALID_RECENCY_DECAY outside the range).
+   *
+   * @generated from field: optional float recency_weight = 13;
+   */
+  recencyWeight?: number | undefined;
+
+  /**
+   * Optional. A metadata key holding each memory's importance, a number
+   * clamped to [0, 1] (missing or not a number counts as 0). A candidate's
+   * score is multiplied by 1 + importance_weight * importance. 1 to 128
+   * characters (INVALID_IMPORTANCE_BOOST otherwise); empty means none.
+   *
+   * @generated from field: string importance_key = 14;
+   */
+  importanceKey: string;
+
+  /**
+   * Optional. The weight of `importance_key`, in [0, 100]; unset means 1.
+   * Given without `importance_key` it is INVALID_IMPORTANCE_BOOST.
+   *
+   * @generated from field: optional float importance_weight = 15;
+   */
+  importanceWeight?: number | undefined;
+
+  /**
+   * Optional. Multiply pinned memories' scores by 1 + pin_boost, in
+   * [0, 100] (INVALID_IMPORTANCE_BOOST outside); unset means no boost.
+   *
+   * @generated from field: optional float pin_boost = 16;
+   */
+  pinBoost?: number | undefined;
+
+  /**
+   * Optional. Rerank the best candidates (the server's rerank.top_n, at
+   * least top_k) with the server's cross-encoder before the adjustments
+   * above: their scores become the reranker's and only they are returned.
+   * Unset means the server's rerank.by_default. True on a server without a
+   * reranker is FAILED_PRECONDITION (RERANKER_NOT_CONFIGURED); with a
+   * `vector` it is QUERY_REQUIRED. A reranker that fails, times out or
+   * answers malformed scores never fails the search: the hits keep the
+   * un-reranked order and `explanation.reranked` says so. Such a search is
+   * never answered from the result cache.
+   *
+   * @generated from field: optional bool rerank = 17;
+   */
+  rerank?: boolean | undefined;
 };
 
 /**
@@ -579,11 +648,73 @@ export type HitExplanation = Message<"mnemo.v1.HitExplanation"> & {
 
   /**
    * Output only. The reciprocal rank fusion score (hybrid mode only), equal
-   * to the hit's `score`.
+   * to the hit's `score` when no adjustment was asked for.
    *
    * @generated from field: optional float fused_score = 5;
    */
   fusedScore?: number | undefined;
+
+  /**
+   * Output only. The score the adjustments started from, set when the
+   * request asked for any: the BM25 or fused score, or in vector mode the
+   * cosine similarity mapped to [0, 1] as (1 + cosine) / 2. The hit's
+   * `score` is base_score * recency_factor * importance_factor * pin_factor.
+   *
+   * @generated from field: optional float base_score = 6;
+   */
+  baseScore?: number | undefined;
+
+  /**
+   * Output only. The recency decay factor, in (0, 1]; with decay only.
+   *
+   * @generated from field: optional float recency_factor = 7;
+   */
+  recencyFactor?: number | undefined;
+
+  /**
+   * Output only. The age the decay used, in seconds (never negative).
+   *
+   * @generated from field: optional double age_seconds = 8;
+   */
+  ageSeconds?: number | undefined;
+
+  /**
+   * Output only. The importance read from `importance_key`, in [0, 1].
+   *
+   * @generated from field: optional float importance = 9;
+   */
+  importance?: number | undefined;
+
+  /**
+   * Output only. 1 + importance_weight * importance; with importance only.
+   *
+   * @generated from field: optional float importance_factor = 10;
+   */
+  importanceFactor?: number | undefined;
+
+  /**
+   * Output only. 1 + pin_boost for a pinned memory, 1 for another; with
+   * `pin_boost` only.
+   *
+   * @generated from field: optional float pin_factor = 11;
+   */
+  pinFactor?: number | undefined;
+
+  /**
+   * Output only. Set when the search reranked: whether the reranker
+   * ordered this hit (false when it failed and the un-reranked order was
+   * served).
+   *
+   * @generated from field: optional bool reranked = 12;
+   */
+  reranked?: boolean | undefined;
+
+  /**
+   * Output only. The reranker's score of the hit, when it was reranked.
+   *
+   * @generated from field: optional float rerank_score = 13;
+   */
+  rerankScore?: number | undefined;
 };
 
 /**
@@ -1586,6 +1717,48 @@ export const DedupModeSchema: GenEnum<DedupMode> = /*@__PURE__*/
   enumDesc(file_mnemo_v1_memory_service, 0);
 
 /**
+ * The time a recency decay counts a memory's age from.
+ *
+ * @generated from enum mnemo.v1.RecencyBasis
+ */
+export enum RecencyBasis {
+  /**
+   * Not given: the update time.
+   *
+   * @generated from enum value: RECENCY_BASIS_UNSPECIFIED = 0;
+   */
+  UNSPECIFIED = 0,
+
+  /**
+   * When the memory was created.
+   *
+   * @generated from enum value: RECENCY_BASIS_CREATE_TIME = 1;
+   */
+  CREATE_TIME = 1,
+
+  /**
+   * When the memory was last changed (its create time if never).
+   *
+   * @generated from enum value: RECENCY_BASIS_UPDATE_TIME = 2;
+   */
+  UPDATE_TIME = 2,
+
+  /**
+   * When a search last returned the memory (its update time if never).
+   * Searches record it, so such a ranking follows how memories are used.
+   *
+   * @generated from enum value: RECENCY_BASIS_LAST_RETRIEVE_TIME = 3;
+   */
+  LAST_RETRIEVE_TIME = 3,
+}
+
+/**
+ * Describes the enum mnemo.v1.RecencyBasis.
+ */
+export const RecencyBasisSchema: GenEnum<RecencyBasis> = /*@__PURE__*/
+  enumDesc(file_mnemo_v1_memory_service, 1);
+
+/**
  * How a search finds and ranks memories.
  *
  * @generated from enum mnemo.v1.SearchMode
@@ -1627,7 +1800,7 @@ export enum SearchMode {
  * Describes the enum mnemo.v1.SearchMode.
  */
 export const SearchModeSchema: GenEnum<SearchMode> = /*@__PURE__*/
-  enumDesc(file_mnemo_v1_memory_service, 1);
+  enumDesc(file_mnemo_v1_memory_service, 2);
 
 /**
  * What an import does with a memory whose id already exists.
@@ -1668,7 +1841,7 @@ export enum ImportConflictPolicy {
  * Describes the enum mnemo.v1.ImportConflictPolicy.
  */
 export const ImportConflictPolicySchema: GenEnum<ImportConflictPolicy> = /*@__PURE__*/
-  enumDesc(file_mnemo_v1_memory_service, 2);
+  enumDesc(file_mnemo_v1_memory_service, 3);
 
 /**
  * What a change did to a memory.
@@ -1716,7 +1889,7 @@ export enum ChangeType {
  * Describes the enum mnemo.v1.ChangeType.
  */
 export const ChangeTypeSchema: GenEnum<ChangeType> = /*@__PURE__*/
-  enumDesc(file_mnemo_v1_memory_service, 3);
+  enumDesc(file_mnemo_v1_memory_service, 4);
 
 /**
  * The kinds of change events.
@@ -1757,7 +1930,7 @@ export enum EventType {
  * Describes the enum mnemo.v1.EventType.
  */
 export const EventTypeSchema: GenEnum<EventType> = /*@__PURE__*/
-  enumDesc(file_mnemo_v1_memory_service, 4);
+  enumDesc(file_mnemo_v1_memory_service, 5);
 
 /**
  * Stores memories and finds them again by meaning. Every call is confined to
@@ -1851,8 +2024,9 @@ export const MemoryService: GenService<{
    * memories containing the words of a text, or both fused (see `mode`).
    * Errors: INVALID_ARGUMENT (QUERY_REQUIRED, INVALID_FILTER, INVALID_TOP_K,
    * INVALID_ARGUMENT, INVALID_ENUM_VALUE, EMBEDDING_DIMENSION_MISMATCH,
-   * EMBEDDING_NOT_FINITE, CONTENT_TOO_LARGE); UNAVAILABLE
-   * (EMBEDDER_UNAVAILABLE).
+   * EMBEDDING_NOT_FINITE, CONTENT_TOO_LARGE, INVALID_RECENCY_DECAY,
+   * INVALID_IMPORTANCE_BOOST); FAILED_PRECONDITION
+   * (RERANKER_NOT_CONFIGURED); UNAVAILABLE (EMBEDDER_UNAVAILABLE).
    *
    * @generated from rpc mnemo.v1.MemoryService.SearchMemories
    */
