@@ -50,6 +50,7 @@ from mnemo_server.telemetry_grpc import Telemetry
 if TYPE_CHECKING:
     from mnemo_server.api.web import WebServer
     from mnemo_server.extraction.job_store import JobStore
+    from mnemo_server.fleet.pg_signal import PgRevisionSignal
 
 log = logging.getLogger("mnemo.app")
 
@@ -242,6 +243,11 @@ class App:
             self._counters = SharedCounters(fleet_dir / "counters")
             self.lock = FileLeaderLock(fleet_dir / "leader.lock")
             self.security.keys.generation = KeyGeneration(self._counters)
+        if self.settings.store.url:
+            from mnemo_server.fleet.pg_leader import PgAdvisoryLeaderLock  # psycopg: an extra
+
+            # Replicas on other hosts share the database, not the data directory.
+            self.lock = PgAdvisoryLeaderLock(self.settings.store.url)
         self.telemetry.start()
         self.server = build_server(
             self.settings,
@@ -376,7 +382,7 @@ class App:
             caches=caches if self.settings.cache.enabled or self.settings.server.redis_url else None,
             inline_cache_hits=not self.settings.server.redis_url,
             storage_guard=watch.check,
-            revision_signal=RevisionSignal(self._counters) if self._counters is not None else None,
+            revision_signal=self._revision_signal(store),
             reranker=reranker,
         )
         service.leads = self.lock.try_lead
@@ -387,6 +393,18 @@ class App:
             ready=lambda: self.gate.ready and not self.gate.draining and watch.lost is None,
         )
         return service
+
+    def _revision_signal(self, store: RecordStore) -> RevisionSignal | PgRevisionSignal | None:
+        """How this process learns of other processes' commits: PostgreSQL
+        notifications for a PostgreSQL store (replicas anywhere), the shared
+        counter file for workers on one data directory, else nothing."""
+        if self.settings.store.url:
+            from mnemo_server.fleet.pg_signal import PgRevisionSignal  # psycopg: an extra
+
+            signal = PgRevisionSignal(self.settings.store.url, fallback=store.current_revision).start()
+            self._components.append(signal)
+            return signal
+        return RevisionSignal(self._counters) if self._counters is not None else None
 
     def _open_security(self, store: RecordStore, *, guard: Callable[[], None]) -> None:
         """Opens the key store and shares rate limits through Redis when configured."""

@@ -64,7 +64,11 @@ class Runtime:
 
     async def _check_lead(self) -> bool:
         """Takes the lead when it is free (its holder stopped or died)."""
-        leads = self.lock.try_lead()
+        # In a thread: a lock in PostgreSQL (fleet/pg_leader.py) is a round trip.
+        leads = await asyncio.get_running_loop().run_in_executor(self.executor, self.lock.try_lead)
+        if not leads and self.leading and not isinstance(self.lock, AlwaysLeader):
+            self.leading = False  # its session was lost: another replica may lead now
+            log.warning("process %d no longer leads the background work", os.getpid())
         if leads and not self.leading:
             self.leading = True
             if not isinstance(self.lock, AlwaysLeader):

@@ -5,6 +5,8 @@
   whether another one wrote;
 - leader.py: the lock that makes one process of the fleet run the background
   work (expiry, retention, compaction, snapshots, resumed extraction jobs);
+- pg_signal.py, pg_leader.py: the same two roles for replicas that share a
+  PostgreSQL database and nothing else (LISTEN/NOTIFY, an advisory lock);
 - supervisor.py: the parent process that starts, restarts and stops the
   workers; metrics.py: its HTTP port, which sums the workers' health and
   labels their metrics by worker.

@@ -38,6 +38,12 @@ is that writes are serialized across all servers sharing the database, as
 on SQLite; reads never take the lock. tests/store/test_pg_store.py runs
 writers in several processes against a tailer that checks for a gap that
 later fills.
+
+Every write transaction that took revisions also sends `NOTIFY
+mnemo_revision, '<last revision>'` (REVISION_CHANNEL). PostgreSQL delivers
+notifications only at commit and in commit order, so a listener that has
+seen r knows every revision up to r is committed: replicas on other hosts
+learn of a write within a round trip (fleet/pg_signal.py).
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ from mnemo_server.store.pg_connections import reachable
 from mnemo_server.store.pg_log import PgLog
 from mnemo_server.store.pg_schema import RESERVED_META, migrate
 from mnemo_server.store.pg_txn import PgWriteTxn
+
+#: The channel every committed write notifies, with its last revision.
+REVISION_CHANNEL = "mnemo_revision"
 
 
 class PostgresStore(PgLog, RecordStore):
@@ -90,6 +99,9 @@ class PostgresStore(PgLog, RecordStore):
                         txn.flush()
                         if txn.revision != start:
                             conn.execute("UPDATE revision_counter SET value = %s", (txn.revision,))
+                            # Delivered to every listener at commit, in commit
+                            # (= revision) order: fleet/pg_signal.py.
+                            conn.execute("SELECT pg_notify(%s, %s)", (REVISION_CHANNEL, str(txn.revision)))
                     finally:
                         txn.close()
             finally:
