@@ -313,7 +313,8 @@ def test_kill_9_of_a_worker_restarts_it_and_loses_no_acknowledged_write(fleet: F
         while not stop.is_set():
             n += 1
             try:
-                acknowledged.append(create(fleet, i, f"load {i}-{n} about the garden shed", "kill9"))
+                acknowledged.append(create(fleet, i, f"load {i}-{n} about the garden shed", f"kill9-{i}"))
+                time.sleep(0.01)  # a few hundred per writer: each fits in one page and one search
             except grpc.RpcError as exc:
                 failures.append(exc.code().name)  # the victim's connections, until they reconnect
                 time.sleep(0.05)
@@ -332,19 +333,24 @@ def test_kill_9_of_a_worker_restarts_it_and_loses_no_acknowledged_write(fleet: F
     assert health["workers"][1]["restarts"] == 1 and health["workers"][1]["pid"] != victim["pid"]
     assert set(failures) <= {"UNAVAILABLE"}, failures
     assert len(acknowledged) > 8
+    by_user: dict[str, set[str]] = {}
+    for x in acknowledged:
+        by_user.setdefault(x.user_id, set()).add(x.id)
+    assert max(len(ids) for ids in by_user.values()) < 1000, "too many writes for one page: slow the writers"
     for j in range(CHANNELS):  # the restarted worker too: it catches up from the log
-        found = fleet.memory(j).ListMemories(
-            pb.ListMemoriesRequest(scope=m.Scope(user_id="kill9"), page_size=1000)
-        )
-        assert {x.id for x in acknowledged} <= {x.id for x in found.memories}
-        hits = (
-            fleet.memory(j)
-            .SearchMemories(
-                pb.SearchMemoriesRequest(query="garden shed", scope=m.Scope(user_id="kill9"), top_k=1000)
+        for user, ids in by_user.items():
+            found = fleet.memory(j).ListMemories(
+                pb.ListMemoriesRequest(scope=m.Scope(user_id=user), page_size=1000)
             )
-            .hits
-        )
-        assert {x.id for x in acknowledged} <= {h.memory.id for h in hits}, j
+            assert ids <= {x.id for x in found.memories}, (j, user)
+            hits = (
+                fleet.memory(j)
+                .SearchMemories(
+                    pb.SearchMemoriesRequest(query="garden shed", scope=m.Scope(user_id=user), top_k=1000)
+                )
+                .hits
+            )
+            assert ids <= {h.memory.id for h in hits}, (j, user)
     report = fleet.admin(0).CheckConsistency(admin_pb.CheckConsistencyRequest())
     assert report.consistent
 
