@@ -23,6 +23,14 @@ from mnemo_server import errors
 _CONNECT_TIMEOUT_S: Final = 5.0
 #: The retry hint sent with STORE_UNAVAILABLE.
 RETRY_AFTER_S: Final = 1.0
+#: How long the pool keeps retrying one lost connection before it gives the
+#: slot up. psycopg_pool doubles its delay between attempts (1 s, 2 s, 4 s,
+#: ...) for up to `reconnect_timeout` (5 min by default), so after an outage
+#: of a few seconds its next attempt could lie beyond _CONNECT_TIMEOUT_S and
+#: calls would keep failing although the server was back. Giving the slot up
+#: after 2 s keeps every retry within about 1 s; the next call that finds the
+#: pool short grows it again with an immediate attempt.
+_RECONNECT_WINDOW_S: Final = 2.0
 
 Conn = psycopg.Connection[tuple[Any, ...]]
 
@@ -63,6 +71,7 @@ class PgConnections:
             kwargs={"autocommit": True, "connect_timeout": 5},
             check=psycopg_pool.ConnectionPool.check_connection,
             timeout=_CONNECT_TIMEOUT_S,
+            reconnect_timeout=_RECONNECT_WINDOW_S,
             open=False,
             name="mnemo-store",
         )

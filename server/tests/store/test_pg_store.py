@@ -8,6 +8,7 @@ import subprocess
 import sys
 import textwrap
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -163,6 +164,10 @@ def test_a_server_that_goes_away_is_unavailable_then_comes_back(own_server: PgSe
             call()
         assert caught.value.reason == "STORE_UNAVAILABLE"
         assert caught.value.retry_after_s
+    # An outage of several seconds: long enough for the pool's doubling
+    # reconnect delay (1, 2, 4, 8 s) to have carried its next attempt past the
+    # 5 s a call waits for a connection, had the slot not been given up.
+    time.sleep(8)
     own_server.start_server()
     assert store.get("t1", "m1") == dataclasses.replace(stored, embedding=None)
     create(store, memory("m2"))
