@@ -27,6 +27,7 @@ import numpy as np
 from mem0.vector_stores.faiss import FAISS
 from sentence_transformers import SentenceTransformer
 
+from _harness.process import SERVING_LINE
 from mnemo import MnemoClient
 from mnemo.integrations.mem0 import MnemoVectorStore, migrate
 
@@ -54,7 +55,7 @@ def start_server(data: Path) -> tuple[subprocess.Popen[str], str]:
         found = re.search(r"\(port (\d+)\)", line)
         if found:
             port = int(found.group(1))
-        if port and "serving" in line:
+        if port and SERVING_LINE.search(line):
             return proc, f"127.0.0.1:{port}"
     raise RuntimeError("the server did not start")
 

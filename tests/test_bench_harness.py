@@ -13,7 +13,7 @@ import pytest
 from grpc_health.v1 import health_pb2
 
 from _harness.load import CpuMeter, closed_loop, timed
-from _harness.process import ROOT, ServerProcess
+from _harness.process import ROOT, SERVING_LINE, ServerProcess
 from _harness.report import ms, pct, table
 from mnemo.v1 import memory_service_pb2 as pb
 from server_scenarios.section import MARK_END, Row, Section, write_out
@@ -52,6 +52,20 @@ def test_a_server_process_serves_measures_and_stops_cleanly(tmp_path: Path) -> N
         took = server.stop(60)
     assert took >= 0 and server.popen.returncode == 0
     assert server.logged(r"listening on") and "listening on" in log.read_text()  # the log file too
+
+
+def test_only_the_serving_line_counts_as_serving_not_a_path_that_contains_the_word() -> None:
+    # The loader logs the data directory just before it is SERVING; under a
+    # pytest tmp_path named after a test about serving, that line once passed
+    # for "serving" and a test checked health before it was SERVING.
+    early = (
+        "2026-12-04 13:57:49,504 INFO mnemo.service: no usable index snapshot in "
+        "/tmp/pytest-of-root/pytest-0/test_health_is_serving_for_eve0/data/index; rebuilding from the store\n"
+    )
+    assert not SERVING_LINE.search(early)
+    assert not SERVING_LINE.search("WARNING mnemo.service: no snapshot written (x); serving without it\n")
+    assert SERVING_LINE.search("2026-12-04 13:57:49,510 INFO mnemo.app: serving\n")
+    assert SERVING_LINE.search("INFO mnemo.fleet: all 2 workers serving\n")
 
 
 @pytest.mark.timeout(60)

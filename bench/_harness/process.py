@@ -31,6 +31,10 @@ from mnemo.v1 import admin_service_pb2_grpc, memory_service_pb2_grpc
 ROOT = Path(__file__).resolve().parents[2]
 SERVER = [sys.executable, "-m", "mnemo_server"]
 PORT_LINE = re.compile(r"listening on \S+ \(port (\d+)\)")  # the gRPC port, not HTTP's
+#: "mnemo.app: serving" (or a fleet's "all N workers serving") ends its line; a
+#: path that merely contains the word (a pytest tmp_path named after a test
+#: about serving) must not count.
+SERVING_LINE = re.compile(r"\bserving\s*$")
 
 
 def free_port() -> int:
@@ -100,7 +104,8 @@ class ServerProcess:
     # ------------------------------------------------------------ the log
 
     def _is_ready(self) -> bool:
-        return bool(self.port) and (self._until == "port" or any("serving" in line for line in self.log))
+        serving = any(SERVING_LINE.search(line) for line in self.log)
+        return bool(self.port) and (self._until == "port" or serving)
 
     def _read_log(self) -> None:
         assert self.popen.stderr is not None
