@@ -122,12 +122,20 @@ async def serve(settings: Settings) -> None:
 
 
 def migrate(argv: list[str]) -> None:
-    """`mnemo-server migrate --store URL`: applies the PostgreSQL schema
-    migrations and exits (servers also apply them at start)."""
+    """`mnemo-server migrate --store URL` (or MNEMO_STORE_URL, as the server
+    reads it): applies the PostgreSQL schema migrations and exits (servers
+    also apply them at start)."""
     p = argparse.ArgumentParser(
         prog="mnemo-server migrate", description="Bring a PostgreSQL store's schema up to this version."
     )
-    p.add_argument("--store", required=True, metavar="URL", help="postgresql://user@host:port/db")
+    from_env = os.environ.get("MNEMO_STORE_URL", "")
+    p.add_argument(
+        "--store",
+        required=not from_env,
+        default=from_env,
+        metavar="URL",
+        help="postgresql://user@host:port/db (default: MNEMO_STORE_URL)",
+    )
     args = p.parse_args(argv)
     import psycopg
 

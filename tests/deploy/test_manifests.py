@@ -22,15 +22,12 @@ from typing import Any
 
 import grpc
 import pytest
-import yaml
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from manifests import DEPLOY, K8S, ROOT, compose, find, kustomization, kustomize, services
 
 from mnemo_server.api.server import SERVICE_NAMES
 from mnemo_server.config import setting_names
 
-ROOT = Path(__file__).resolve().parents[2]
-DEPLOY = ROOT / "deploy"
-K8S = DEPLOY / "k8s"
 GRPC_PORT = 50051
 METRICS_PORT = 9464
 DATA_DIR = "/data"
@@ -252,17 +249,11 @@ def test_probe_speaks_tls_when_the_server_does(tmp_path: Path) -> None:
 # -- docker compose --------------------------------------------------------------------
 
 
-def compose() -> dict[str, Any]:
-    data = yaml.safe_load((DEPLOY / "docker-compose.yml").read_text())
-    assert isinstance(data, dict)
-    return data
-
-
 def test_compose_runs_mnemo_with_redis_health_and_a_volume() -> None:
     data = compose()
-    services = data["services"]
-    assert set(services) == {"mnemo", "redis"}
-    mnemo, redis = services["mnemo"], services["redis"]
+    by_default = services()
+    assert set(by_default) == {"mnemo", "redis"}  # the fleet's services are in a profile
+    mnemo, redis = by_default["mnemo"], by_default["redis"]
     assert (
         DEPLOY / mnemo["build"]["context"] / mnemo["build"]["dockerfile"]
     ).resolve() == ROOT / "Dockerfile"
@@ -285,25 +276,21 @@ def test_compose_runs_mnemo_with_redis_health_and_a_volume() -> None:
 
 
 def k8s_documents() -> list[dict[str, Any]]:
-    docs = []
-    for path in sorted(K8S.glob("*.yaml")):
-        if path.name == "kustomization.yaml":
-            continue
-        for doc in yaml.safe_load_all(path.read_text()):
-            assert doc["apiVersion"] and doc["kind"] and doc["metadata"]["name"], path
-            docs.append(doc)
-    return docs
+    """What `kubectl apply -k deploy/k8s` (the single server) applies."""
+    return kustomize(K8S)
 
 
 def one(kind: str, name: str) -> dict[str, Any]:
-    (found,) = [d for d in k8s_documents() if d["kind"] == kind and d["metadata"]["name"] == name]
-    return found
+    return find(k8s_documents(), kind, name)
 
 
-def test_kustomization_lists_every_manifest() -> None:
-    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
-    listed = set(kustomization["resources"])
-    assert listed == {p.name for p in K8S.glob("*.yaml")} - {"kustomization.yaml"}
+def test_every_kustomization_lists_every_manifest_beside_it() -> None:
+    directories = sorted(p.parent for p in K8S.rglob("kustomization.yaml"))
+    assert {d.name for d in directories} == {"k8s", "redis", "postgres", "fleet"}
+    for directory in directories:
+        listed = {r for r in kustomization(directory)["resources"] if not (directory / r).is_dir()}
+        assert listed == {p.name for p in directory.glob("*.yaml")} - {"kustomization.yaml"}, directory
+        kustomize(directory)  # every resource resolves
 
 
 def container() -> dict[str, Any]:

@@ -4,6 +4,7 @@ processes, versioned migrations, and a server that goes away."""
 from __future__ import annotations
 
 import dataclasses
+import os
 import subprocess
 import sys
 import textwrap
@@ -139,6 +140,18 @@ def test_the_migrate_command(tmp_path: Path) -> None:
     newer = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False)
     assert newer.returncode == 1
     assert "schema version 999" in newer.stderr and "Traceback" not in newer.stderr
+
+
+def test_the_migrate_command_reads_the_url_the_server_reads() -> None:
+    empty = shared().create_database()
+    run = [sys.executable, "-m", "mnemo_server", "migrate"]
+    env = {**os.environ, "MNEMO_STORE_URL": empty}
+    done = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert done.returncode == 0, done.stderr
+    assert f"0 -> {SCHEMA_VERSION}" in done.stdout
+    env.pop("MNEMO_STORE_URL")
+    missing = subprocess.run(run, capture_output=True, text=True, timeout=60, check=False, env=env)
+    assert missing.returncode == 2 and "--store" in missing.stderr
 
 
 @pytest.fixture
