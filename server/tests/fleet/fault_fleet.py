@@ -84,9 +84,10 @@ def failure_of(replica: int, method: str, exc: grpc.RpcError) -> Failure:
 
 
 class FaultFleet:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, durable: bool = False) -> None:
+        """`durable`: PostgreSQL with fsync on, as in production (benchmarks)."""
         self.root = root
-        self.pg = PgServer().start()
+        self.pg = PgServer(durable=durable).start()
         self.url = self.pg.create_database()
         self.redis = RedisProcess(root / "redis").start()
         self.proxy = TcpProxy(("127.0.0.1", self.redis.port)).start()
@@ -178,6 +179,8 @@ class Load:
     acked: list[tuple[int, str, str, float]] = field(default_factory=list)  # replica, user, id, when
     failures: list[Failure] = field(default_factory=list)
     wrong: list[str] = field(default_factory=list)
+    #: (replica, method, started, seconds) of every call that succeeded (bench/fleet_fault_bench.py).
+    latencies: list[tuple[int, str, float, float]] = field(default_factory=list)
     _last: dict[int, tuple[str, str, str]] = field(default_factory=dict)
     _stop: threading.Event = field(default_factory=threading.Event)
     _threads: list[threading.Thread] = field(default_factory=list)
@@ -220,6 +223,7 @@ class Load:
                 )
                 give_up = time.monotonic() + DEADLINE_S
                 while True:
+                    started = time.monotonic()
                     try:
                         memory = stub.CreateMemory(request, timeout=30).memory
                     except grpc.RpcError as exc:
@@ -228,7 +232,9 @@ class Load:
                         if self.retry and time.monotonic() < give_up:
                             continue
                         break
-                    self.acked.append((i, user, memory.id, time.monotonic()))
+                    done = time.monotonic()
+                    self.latencies.append((i, "CreateMemory", started, done - started))
+                    self.acked.append((i, user, memory.id, done))
                     self._last[i] = (user, content, memory.id)
                     break
                 time.sleep(self.pace_s)
@@ -246,12 +252,14 @@ class Load:
                     continue
                 user, content, memory_id = last
                 request = pb.SearchMemoriesRequest(query=content, scope=m.Scope(user_id=user), top_k=10)
+                started = time.monotonic()
                 try:
                     hits = stub.SearchMemories(request, timeout=30).hits
                 except grpc.RpcError as exc:
                     self.failures.append(failure_of(i, "SearchMemories", exc))
                     time.sleep(0.05)
                     continue
+                self.latencies.append((i, "SearchMemories", started, time.monotonic() - started))
                 if memory_id not in {h.memory.id for h in hits}:
                     self.wrong.append(f"replica {i} did not find its own acknowledged write {memory_id}")
                 time.sleep(self.pace_s)
