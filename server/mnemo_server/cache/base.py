@@ -60,6 +60,9 @@ is tell other replicas about a bump it could not deliver: in a partition where
 the writer cannot reach Redis but other replicas can, they may serve entries
 for the written scopes until the writer reconnects (it replays its bumps) or
 the entries' TTL passes. `layers.py` documents the TTLs that bound this.
+Replicas that share a store close that gap themselves: each one, catching up
+on the revision log, invalidates the entries of every change it applies
+(service/recovery.py), whether or not the writer reached Redis.
 """
 
 from __future__ import annotations
