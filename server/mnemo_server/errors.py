@@ -14,7 +14,7 @@ gRPC statuses with google.rpc details.
     ├── UnauthenticatedError        (UNAUTHENTICATED / API_KEY_MISSING, API_KEY_INVALID)
     ├── PermissionDeniedError       (PERMISSION_DENIED / ROLE_FORBIDDEN, SCOPE_FORBIDDEN, MEMORY_ID_FORBIDDEN)
     ├── UnavailableError            (UNAVAILABLE / SERVER_NOT_READY, SERVER_DRAINING, EMBEDDER_UNAVAILABLE,
-    │   │                            LLM_UNAVAILABLE, STORE_UNAVAILABLE)
+    │   │                            LLM_UNAVAILABLE, STORE_UNAVAILABLE, REVISION_NOT_REACHED)
     │   └── DataDirectoryLostError  (UNAVAILABLE / DATA_DIRECTORY_LOST)
     ├── DeadlineExceededError       (DEADLINE_EXCEEDED / LLM_TIMEOUT)
     └── UnimplementedError          (UNIMPLEMENTED / NOT_IMPLEMENTED)

@@ -652,6 +652,8 @@ const ELSEWHERE: Partial<Record<keyof typeof ErrorReason, string>> = {
   OPERATION_NOT_FOUND: "extraction.spec.ts",
   CONVERSATION_INVALID: "extraction.spec.ts",
   STORE_UNAVAILABLE: "server/tests/store/test_pg_store.py (Python: the PostgreSQL server stopped)",
+  REVISION_NOT_REACHED:
+    "server/tests/fleet/test_consistency_tokens.py (Python: a replica whose catch-up is held by a table lock)",
 };
 
 /** Not a reason: the enum's zero value. */

@@ -12,7 +12,7 @@ from typing import Any
 
 from mnemo.v1 import memory_service_pb2 as pb
 from mnemo.v1 import memory_service_pb2_grpc as pb_grpc
-from mnemo_server.api import convert
+from mnemo_server.api import consistency, convert
 from mnemo_server.api.envelope import Gate, Servicer, request_id_of, rpc
 from mnemo_server.api.status import OK, status_of
 from mnemo_server.api.streams import MemoryStreams
@@ -73,8 +73,9 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
             request.read_mask if request.HasField("read_mask") else None, "read_mask"
         )
         with_embedding = fields is not None and "embedding" in fields
+        revision = await self._reach(request.min_revision, context)
         memory = await self.run(self.service.get, principal, request.id, with_embedding=with_embedding)
-        response = pb.GetMemoryResponse()
+        response = pb.GetMemoryResponse(revision=revision)
         convert.memory_to_proto(memory, response.memory, fields=fields)
         return response
 
@@ -95,6 +96,7 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
         fields = convert.read_mask_fields(
             request.read_mask if request.HasField("read_mask") else None, "read_mask"
         )
+        revision = await self._reach(request.min_revision, context)
         memories, token = await self.run(
             self.service.list_memories,
             principal,
@@ -105,7 +107,7 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
             page_token=request.page_token,
             with_embedding=fields is not None and "embedding" in fields,
         )
-        response = pb.ListMemoriesResponse(next_page_token=token)
+        response = pb.ListMemoriesResponse(next_page_token=token, revision=revision)
         for memory in memories:
             convert.memory_to_proto(memory, response.memories.add(), fields=fields)
         return response
@@ -118,25 +120,38 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
         # Validated and fingerprinted once, here; answered here only from
         # in-process caches, else in a worker thread with what was looked up.
         prepared = self.service.prepare(principal, [query])
+        revision = await self._reach(request.min_revision, context)
         hit = self.service.look_up_inline(prepared)
         if hit is not None:
-            rendered = self._rendered(principal, query, hit[0], prepared)
+            rendered = self._rendered(principal, query, hit[0], prepared, revision)
             if rendered is not None:
                 return rendered
         result = (await self.run(self.service.search, principal, prepared))[0]
-        return convert.search_result_to_proto(
+        response = convert.search_result_to_proto(
             result.hits, result.embedding_model, include_embedding=query.include_embedding
         )
+        response.revision = revision
+        return response
+
+    async def _reach(self, min_revision: int, context: Any) -> int:
+        """The revision a read reflects, once it is at least `min_revision`
+        (api/consistency.py: waits, bounded, on a replica behind)."""
+        consistency.check(min_revision)
+        if min_revision <= 0:
+            return self.service.applied_revision
+        return await consistency.reach(self, min_revision, consistency.remaining_of(context))
 
     def _rendered(
-        self, principal: Principal, query: Any, lookup: Any, prepared: Any
+        self, principal: Principal, query: Any, lookup: Any, prepared: Any, revision: int
     ) -> pb.SearchMemoriesResponse | None:
         """A result-cache hit as a response, rendered once per cache entry;
         None when a memory it shows is not in the record cache.
 
         The entry's stamp holds the generations it was computed under, and any
         change to a memory it shows bumps them, so the same stamp means the
-        same records; only expiry needs checking.
+        same records; only expiry needs checking. The revision the response
+        carries is the applied one: an entry rendered at an older one is
+        replaced by a copy (responses handed out are never changed).
         """
         key = (principal.tenant, lookup.scope, lookup.fingerprint, lookup.stamp, query.include_embedding)
         now = self.service.clock()
@@ -144,6 +159,11 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
         if found is not None and found[1] > now:
             self._responses.move_to_end(key)
             self.service.note_retrieved(found[2])
+            if found[0].revision != revision:
+                fresh = pb.SearchMemoriesResponse()
+                fresh.CopyFrom(found[0])
+                fresh.revision = revision
+                found = self._responses[key] = (fresh, found[1], found[2])
             return found[0]
         answered = self.service.answer_inline(prepared)
         if answered is None:
@@ -152,6 +172,7 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
         response = convert.search_result_to_proto(
             result.hits, result.embedding_model, include_embedding=query.include_embedding
         )
+        response.revision = revision
         expiries = [h.memory.expire_time_us for h in result.hits if h.memory.expire_time_us is not None]
         self._responses[key] = (response, min(expiries, default=2**63), [h.memory.key for h in result.hits])
         if len(self._responses) > RENDERED_RESPONSES:
@@ -166,14 +187,17 @@ class MemoryServicer(MemoryStreams, Servicer, pb_grpc.MemoryServiceServicer):
         if not 1 <= len(request.requests) <= limit:
             raise invalid("BATCH_TOO_LARGE", "requests", f"give 1 to {limit} searches")
         queries = [convert.search_from_proto(r, f"requests[{i}]") for i, r in enumerate(request.requests)]
+        for i, r in enumerate(request.requests):
+            consistency.check(r.min_revision, f"requests[{i}].min_revision")
+        revision = await self._reach(max(r.min_revision for r in request.requests), context)
         results = await self.run(self.service.search, principal, queries)
-        response = pb.BatchSearchMemoriesResponse()
+        response = pb.BatchSearchMemoriesResponse(revision=revision)
         for query, result in zip(queries, results, strict=True):
-            response.results.append(
-                convert.search_result_to_proto(
-                    result.hits, result.embedding_model, include_embedding=query.include_embedding
-                )
+            one = convert.search_result_to_proto(
+                result.hits, result.embedding_model, include_embedding=query.include_embedding
             )
+            one.revision = revision
+            response.results.append(one)
         return response
 
     @rpc

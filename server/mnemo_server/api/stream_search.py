@@ -20,6 +20,8 @@ index call, one hydration, one thread hand-off), with at most
 charged and prepared on its own, so a bad one gets its own error; when the
 batch as a whole fails (an embedder down for one text query, say), its
 queries are answered again one by one, so each gets its own outcome.
+A batch whose queries carry a `min_revision` first waits for the highest
+(api/consistency.py); each result carries the revision it reflects.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 from mnemo.v1 import memory_service_pb2 as pb
-from mnemo_server.api import convert
+from mnemo_server.api import consistency, convert
 from mnemo_server.api.status import status_of
 from mnemo_server.errors import invalid
 from mnemo_server.models import Principal
@@ -159,9 +161,24 @@ class StreamSearch:
                 if not charged:
                     await self._charge()
                 query = convert.search_from_proto(request, "search")
+                consistency.check(request.min_revision, "search.min_revision")
                 good.append((i, query, service.prepare(self._principal, [query])))
             except Exception as exc:
                 answers[i] = self._error(query_id, exc)
+        wanted = max((batch[i][1].min_revision for i, _, _ in good), default=0)
+        if wanted > 0:
+            # One wait for the batch (the server's consistency_wait_ms: a
+            # stream's deadline is the stream's); on failure only the
+            # queries asking for more than was reached get the error.
+            try:
+                await consistency.reach(servicer, wanted)
+            except Exception as exc:
+                applied = service.applied_revision
+                for i, _, _ in good:
+                    if batch[i][1].min_revision > applied:
+                        answers[i] = self._error(batch[i][0], exc)
+                good = [g for g in good if answers[g[0]] is None]
+        revision = service.applied_revision
         if good:
             merged = PreparedSearch(self._principal, [p for _, _, one in good for p in one.queries])
             try:
@@ -176,12 +193,11 @@ class StreamSearch:
                         result = (await servicer.run(service.search, self._principal, [query]))[0]
                     else:
                         result = results[n]
-                    answers[i] = Response(
-                        query_id=query_id,
-                        result=convert.search_result_to_proto(
-                            result.hits, result.embedding_model, include_embedding=query.include_embedding
-                        ),
+                    one = convert.search_result_to_proto(
+                        result.hits, result.embedding_model, include_embedding=query.include_embedding
                     )
+                    one.revision = revision
+                    answers[i] = Response(query_id=query_id, result=one)
                 except Exception as exc:
                     answers[i] = self._error(query_id, exc)
         return [a for a in answers if a is not None]

@@ -43,6 +43,12 @@ class ServerSettings:
         "before they commit); once it is deleted or replaced, health turns NOT_SERVING.",
         default=1.0,
     )
+    consistency_wait_ms: int = doc(
+        "Longest a read with a `min_revision` (a consistency token) waits for this server to apply "
+        "that revision, another replica's write, before it fails with UNAVAILABLE / "
+        "REVISION_NOT_REACHED; the call's deadline shortens it. 0 fails at once when behind.",
+        default=1000,
+    )
     redis_url: str = doc(
         "Redis for the shared cache (redis://, rediss://, unix://, "
         "redis+cluster://); empty for the in-process cache.",
@@ -60,6 +66,8 @@ class ServerSettings:
         positive("max_message_bytes", self.max_message_bytes)
         positive("sweep_interval_s", self.sweep_interval_s)
         positive("storage_check_interval_s", self.storage_check_interval_s)
+        if self.consistency_wait_ms < 0:
+            raise ConfigError("consistency_wait_ms: must not be negative")
         if self.shutdown_grace_s < 0:
             raise ConfigError("shutdown_grace_s: must not be negative")
         if self.shutdown_drain_s < 0:

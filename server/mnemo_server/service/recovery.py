@@ -16,6 +16,7 @@ import time
 import numpy as np
 
 from mnemo_server import storage
+from mnemo_server.errors import OutOfRangeError
 from mnemo_server.index import snapshot_check
 from mnemo_server.index.base import IndexEntry
 from mnemo_server.service.state import ServiceState
@@ -148,6 +149,25 @@ class Recovery(ServiceState):
                 self._shared_store = True
             log.debug("caught up %d changes from other processes", changes)
             return True
+
+    def catch_up_to(self, min_revision: int) -> int:
+        """Brings the index to at least `min_revision` (a read's consistency
+        token) and returns the revision it has applied. Refuses a revision
+        the store has not committed (OUT_OF_RANGE, REVISION_AHEAD): no
+        catch-up could reach it. Blocks while another thread catches up or
+        writes (the write lock); the caller bounds its own wait
+        (api/consistency.py) and is woken by the applied revision's advance."""
+        if min_revision <= self._applied_revision:
+            return self._applied_revision
+        current = self.store.current_revision()
+        if min_revision > current:
+            raise OutOfRangeError(
+                f"revision {min_revision} is ahead of the store, which is at revision {current}",
+                reason="REVISION_AHEAD",
+                metadata={"current_revision": str(current)},
+            )
+        self._catch_up(force=True)
+        return self._applied_revision
 
     # -- snapshots ---------------------------------------------------------------
 

@@ -24,6 +24,7 @@ from mnemo_server.feed import ChangeFeed, FeedEvent
 from mnemo_server.index.base import VectorIndex
 from mnemo_server.models import Principal, Scope, now_us
 from mnemo_server.rerank import RerankStage
+from mnemo_server.service.consistency import AppliedRevision
 from mnemo_server.service.record_table import RecordTable
 from mnemo_server.store.base import RecordStore
 
@@ -68,7 +69,9 @@ class ServiceState:
         # True when the caches live in this process: a hit costs microseconds,
         # less than handing the call to a worker thread.
         self.inline_cache_hits = inline_cache_hits and caches is not None
-        self._applied_revision = 0
+        #: The revision the index has applied, and the reads waiting for one
+        #: (consistency.py); `_applied_revision` reads and sets it.
+        self.applied = AppliedRevision()
         #: Set once a catch-up found changes another process committed: from
         #: then on every search catches up first (see search.py).
         self._shared_store = False
@@ -100,7 +103,17 @@ class ServiceState:
     def applied_revision(self) -> int:
         """The latest revision the index has applied (the store's may be ahead:
         writes of other processes not yet caught up)."""
-        return self._applied_revision
+        return self.applied.value
+
+    @property
+    def _applied_revision(self) -> int:
+        return self.applied.value
+
+    @_applied_revision.setter
+    def _applied_revision(self, revision: int) -> None:
+        # Under the write lock (every caller but the start-up load holds it): an advance wakes the
+        # reads waiting for it.
+        self.applied.set(revision)
 
     def confine(self, principal: Principal, scope: Scope) -> None:
         """Refuses a call over `scope` when the caller's key is restricted to

@@ -115,18 +115,22 @@ class CreateMemoryResponse(_message.Message):
     def __init__(self, memory: _Optional[_Union[_memory_pb2.Memory, _Mapping]] = ..., deduplicated: _Optional[bool] = ..., similarity: _Optional[float] = ...) -> None: ...
 
 class GetMemoryRequest(_message.Message):
-    __slots__ = ("id", "read_mask")
+    __slots__ = ("id", "read_mask", "min_revision")
     ID_FIELD_NUMBER: _ClassVar[int]
     READ_MASK_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
     id: str
     read_mask: _field_mask_pb2.FieldMask
-    def __init__(self, id: _Optional[str] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    min_revision: int
+    def __init__(self, id: _Optional[str] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., min_revision: _Optional[int] = ...) -> None: ...
 
 class GetMemoryResponse(_message.Message):
-    __slots__ = ("memory",)
+    __slots__ = ("memory", "revision")
     MEMORY_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     memory: _memory_pb2.Memory
-    def __init__(self, memory: _Optional[_Union[_memory_pb2.Memory, _Mapping]] = ...) -> None: ...
+    revision: int
+    def __init__(self, memory: _Optional[_Union[_memory_pb2.Memory, _Mapping]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class UpdateMemoryRequest(_message.Message):
     __slots__ = ("memory", "update_mask", "etag", "request_id", "ttl")
@@ -165,31 +169,35 @@ class DeleteMemoryResponse(_message.Message):
     def __init__(self, revision: _Optional[int] = ...) -> None: ...
 
 class ListMemoriesRequest(_message.Message):
-    __slots__ = ("scope", "filter", "order_by", "page_size", "page_token", "read_mask")
+    __slots__ = ("scope", "filter", "order_by", "page_size", "page_token", "read_mask", "min_revision")
     SCOPE_FIELD_NUMBER: _ClassVar[int]
     FILTER_FIELD_NUMBER: _ClassVar[int]
     ORDER_BY_FIELD_NUMBER: _ClassVar[int]
     PAGE_SIZE_FIELD_NUMBER: _ClassVar[int]
     PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
     READ_MASK_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
     scope: _memory_pb2.Scope
     filter: str
     order_by: str
     page_size: int
     page_token: str
     read_mask: _field_mask_pb2.FieldMask
-    def __init__(self, scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., order_by: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ...) -> None: ...
+    min_revision: int
+    def __init__(self, scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., order_by: _Optional[str] = ..., page_size: _Optional[int] = ..., page_token: _Optional[str] = ..., read_mask: _Optional[_Union[_field_mask_pb2.FieldMask, _Mapping]] = ..., min_revision: _Optional[int] = ...) -> None: ...
 
 class ListMemoriesResponse(_message.Message):
-    __slots__ = ("memories", "next_page_token")
+    __slots__ = ("memories", "next_page_token", "revision")
     MEMORIES_FIELD_NUMBER: _ClassVar[int]
     NEXT_PAGE_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     memories: _containers.RepeatedCompositeFieldContainer[_memory_pb2.Memory]
     next_page_token: str
-    def __init__(self, memories: _Optional[_Iterable[_Union[_memory_pb2.Memory, _Mapping]]] = ..., next_page_token: _Optional[str] = ...) -> None: ...
+    revision: int
+    def __init__(self, memories: _Optional[_Iterable[_Union[_memory_pb2.Memory, _Mapping]]] = ..., next_page_token: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class SearchMemoriesRequest(_message.Message):
-    __slots__ = ("query", "vector", "scope", "filter", "top_k", "min_score", "include_embedding", "mode", "rrf_k", "explain", "recency_half_life_seconds", "recency_basis", "recency_weight", "importance_key", "importance_weight", "pin_boost", "rerank")
+    __slots__ = ("query", "vector", "scope", "filter", "top_k", "min_score", "include_embedding", "mode", "rrf_k", "explain", "recency_half_life_seconds", "recency_basis", "recency_weight", "importance_key", "importance_weight", "pin_boost", "rerank", "min_revision")
     QUERY_FIELD_NUMBER: _ClassVar[int]
     VECTOR_FIELD_NUMBER: _ClassVar[int]
     SCOPE_FIELD_NUMBER: _ClassVar[int]
@@ -207,6 +215,7 @@ class SearchMemoriesRequest(_message.Message):
     IMPORTANCE_WEIGHT_FIELD_NUMBER: _ClassVar[int]
     PIN_BOOST_FIELD_NUMBER: _ClassVar[int]
     RERANK_FIELD_NUMBER: _ClassVar[int]
+    MIN_REVISION_FIELD_NUMBER: _ClassVar[int]
     query: str
     vector: _containers.RepeatedScalarFieldContainer[float]
     scope: _memory_pb2.Scope
@@ -224,7 +233,8 @@ class SearchMemoriesRequest(_message.Message):
     importance_weight: float
     pin_boost: float
     rerank: bool
-    def __init__(self, query: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., include_embedding: _Optional[bool] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., rrf_k: _Optional[int] = ..., explain: _Optional[bool] = ..., recency_half_life_seconds: _Optional[float] = ..., recency_basis: _Optional[_Union[RecencyBasis, str]] = ..., recency_weight: _Optional[float] = ..., importance_key: _Optional[str] = ..., importance_weight: _Optional[float] = ..., pin_boost: _Optional[float] = ..., rerank: _Optional[bool] = ...) -> None: ...
+    min_revision: int
+    def __init__(self, query: _Optional[str] = ..., vector: _Optional[_Iterable[float]] = ..., scope: _Optional[_Union[_memory_pb2.Scope, _Mapping]] = ..., filter: _Optional[str] = ..., top_k: _Optional[int] = ..., min_score: _Optional[float] = ..., include_embedding: _Optional[bool] = ..., mode: _Optional[_Union[SearchMode, str]] = ..., rrf_k: _Optional[int] = ..., explain: _Optional[bool] = ..., recency_half_life_seconds: _Optional[float] = ..., recency_basis: _Optional[_Union[RecencyBasis, str]] = ..., recency_weight: _Optional[float] = ..., importance_key: _Optional[str] = ..., importance_weight: _Optional[float] = ..., pin_boost: _Optional[float] = ..., rerank: _Optional[bool] = ..., min_revision: _Optional[int] = ...) -> None: ...
 
 class SearchHit(_message.Message):
     __slots__ = ("memory", "score", "explanation")
@@ -267,12 +277,14 @@ class HitExplanation(_message.Message):
     def __init__(self, vector_score: _Optional[float] = ..., vector_rank: _Optional[int] = ..., keyword_score: _Optional[float] = ..., keyword_rank: _Optional[int] = ..., fused_score: _Optional[float] = ..., base_score: _Optional[float] = ..., recency_factor: _Optional[float] = ..., age_seconds: _Optional[float] = ..., importance: _Optional[float] = ..., importance_factor: _Optional[float] = ..., pin_factor: _Optional[float] = ..., reranked: _Optional[bool] = ..., rerank_score: _Optional[float] = ...) -> None: ...
 
 class SearchMemoriesResponse(_message.Message):
-    __slots__ = ("hits", "embedding_model")
+    __slots__ = ("hits", "embedding_model", "revision")
     HITS_FIELD_NUMBER: _ClassVar[int]
     EMBEDDING_MODEL_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     hits: _containers.RepeatedCompositeFieldContainer[SearchHit]
     embedding_model: str
-    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., embedding_model: _Optional[str] = ...) -> None: ...
+    revision: int
+    def __init__(self, hits: _Optional[_Iterable[_Union[SearchHit, _Mapping]]] = ..., embedding_model: _Optional[str] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class BatchSearchMemoriesRequest(_message.Message):
     __slots__ = ("requests",)
@@ -281,10 +293,12 @@ class BatchSearchMemoriesRequest(_message.Message):
     def __init__(self, requests: _Optional[_Iterable[_Union[SearchMemoriesRequest, _Mapping]]] = ...) -> None: ...
 
 class BatchSearchMemoriesResponse(_message.Message):
-    __slots__ = ("results",)
+    __slots__ = ("results", "revision")
     RESULTS_FIELD_NUMBER: _ClassVar[int]
+    REVISION_FIELD_NUMBER: _ClassVar[int]
     results: _containers.RepeatedCompositeFieldContainer[SearchMemoriesResponse]
-    def __init__(self, results: _Optional[_Iterable[_Union[SearchMemoriesResponse, _Mapping]]] = ...) -> None: ...
+    revision: int
+    def __init__(self, results: _Optional[_Iterable[_Union[SearchMemoriesResponse, _Mapping]]] = ..., revision: _Optional[int] = ...) -> None: ...
 
 class StreamSearchMemoriesRequest(_message.Message):
     __slots__ = ("query_id", "search")

@@ -150,7 +150,9 @@ class MemoryServiceServicer:
     def GetMemory(self, request, context):
         """Returns one memory. Expired and deleted memories are not found.
         Errors: INVALID_ARGUMENT (INVALID_ID, INVALID_FIELD_MASK); NOT_FOUND
-        (MEMORY_NOT_FOUND).
+        (MEMORY_NOT_FOUND); OUT_OF_RANGE (REVISION_AHEAD) and UNAVAILABLE
+        (REVISION_NOT_REACHED) for a `min_revision` ahead of the store or not
+        reached in time.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -182,7 +184,8 @@ class MemoryServiceServicer:
     def ListMemories(self, request, context):
         """Lists memories in a scope, filtered and ordered, one page at a time.
         Errors: INVALID_ARGUMENT (INVALID_FILTER, INVALID_ORDER_BY,
-        INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN, INVALID_FIELD_MASK).
+        INVALID_PAGE_SIZE, INVALID_PAGE_TOKEN, INVALID_FIELD_MASK); OUT_OF_RANGE
+        (REVISION_AHEAD); UNAVAILABLE (REVISION_NOT_REACHED), as GetMemory.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -195,7 +198,8 @@ class MemoryServiceServicer:
         INVALID_ARGUMENT, INVALID_ENUM_VALUE, EMBEDDING_DIMENSION_MISMATCH,
         EMBEDDING_NOT_FINITE, CONTENT_TOO_LARGE, INVALID_RECENCY_DECAY,
         INVALID_IMPORTANCE_BOOST); FAILED_PRECONDITION
-        (RERANKER_NOT_CONFIGURED); UNAVAILABLE (EMBEDDER_UNAVAILABLE).
+        (RERANKER_NOT_CONFIGURED); OUT_OF_RANGE (REVISION_AHEAD); UNAVAILABLE
+        (EMBEDDER_UNAVAILABLE, REVISION_NOT_REACHED).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
