@@ -3,6 +3,7 @@ Bearer token is the caller's Mnemo API key, forwarded to gRPC; no token, no serv
 
 from __future__ import annotations
 
+import socket
 import subprocess
 from collections.abc import Iterator
 
@@ -126,3 +127,15 @@ def test_no_auth_on_a_public_address_refuses_to_start(host: str) -> None:
     )
     assert done.returncode == 2
     assert "refusing to serve MCP over HTTP" in done.stderr
+
+
+def test_the_endpoint_accepts_connections_as_soon_as_it_is_announced(auth_server: Server) -> None:
+    # A client that reads the "serving" line may connect at once (CI flake: a bound socket
+    # that did not listen yet refused it while uvicorn was still starting).
+    running = HttpServer(auth_server.address, "--http-auth", "on")
+    try:
+        port = int(running.url.rsplit(":", 1)[1].split("/", 1)[0])
+        with socket.create_connection(("127.0.0.1", port), timeout=5):
+            pass
+    finally:
+        running.close()

@@ -70,9 +70,12 @@ IGNORED: dict[str, str] = {
     "mnemo.v1.Memory.create_time": "a create or update takes the server's clock (import_draft keeps it)",
     "mnemo.v1.Memory.update_time": "a create or update takes the server's clock (import_draft keeps it)",
     "mnemo.v1.Memory.last_retrieve_time": "kept by the server (import_draft keeps it)",
+    "mnemo.v1.SearchMemoriesRequest.min_revision": "a consistency token: the servicer waits for it (api/consistency.py) before it converts the search",
 }
 #: domain -> proto: fields the converter leaves unset, and why.
-UNSET: dict[str, str] = {}
+UNSET: dict[str, str] = {
+    "mnemo.v1.SearchMemoriesResponse.revision": "the revision the read reflects: the servicer sets it from its index, convert has no view of it",
+}
 
 
 # -- walking descriptors ----------------------------------------------------------
@@ -198,6 +201,7 @@ def search_request() -> svc_pb.SearchMemoriesRequest:
         importance_weight=2.0,
         pin_boost=1.0,
         rerank=True,
+        min_revision=12,
     )
     request.scope.user_id, request.scope.agent_id, request.scope.run_id = "alice", "bot", "run-1"
     return request

@@ -226,6 +226,10 @@ def http_app(server: Server[Any], *, host: str, auth: bool) -> Starlette:
     return app
 
 
+#: Connections the HTTP listener queues before it accepts them (uvicorn's default).
+_BACKLOG = 2048
+
+
 async def serve_http(server: Server[Any], pool: ClientPool, *, address: str, auth_mode: str) -> None:
     """Serves MCP over streamable HTTP on address until interrupted."""
     import uvicorn
@@ -240,9 +244,12 @@ async def serve_http(server: Server[Any], pool: ClientPool, *, address: str, aut
     # Nagle with delayed ACKs then adds ~40 ms to every response (measured: 44 ms -> 0.4 ms).
     sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
     sock.bind((host, port))
+    # Listening before the line below is printed: a client that reads it may connect at
+    # once, and a bound socket that does not listen yet refuses it (uvicorn listens later).
+    sock.listen(_BACKLOG)
     bound = sock.getsockname()[1]
     shown = f"[{host}]" if ":" in host else host
-    config = uvicorn.Config(app, log_level="warning", lifespan="on")
+    config = uvicorn.Config(app, log_level="warning", lifespan="on", backlog=_BACKLOG)
     web = uvicorn.Server(config)
     sys.stderr.write(
         f"mnemo mcp: serving streamable HTTP on http://{shown}:{bound}{PATH} (port {bound}), "
