@@ -70,11 +70,15 @@ IGNORED: dict[str, str] = {
     "mnemo.v1.Memory.create_time": "a create or update takes the server's clock (import_draft keeps it)",
     "mnemo.v1.Memory.update_time": "a create or update takes the server's clock (import_draft keeps it)",
     "mnemo.v1.Memory.last_retrieve_time": "kept by the server (import_draft keeps it)",
-    "mnemo.v1.SearchMemoriesRequest.min_revision": "a consistency token: the servicer waits for it (api/consistency.py) before it converts the search",
+    "mnemo.v1.SearchMemoriesRequest.min_revision": (
+        "a consistency token: the servicer waits for it (api/consistency.py) before it converts the search"
+    ),
 }
 #: domain -> proto: fields the converter leaves unset, and why.
 UNSET: dict[str, str] = {
-    "mnemo.v1.SearchMemoriesResponse.revision": "the revision the read reflects: the servicer sets it from its index, convert has no view of it",
+    "mnemo.v1.SearchMemoriesResponse.revision": (
+        "the revision the read reflects: the servicer sets it from its index, convert has no view of it"
+    ),
 }
 
 
