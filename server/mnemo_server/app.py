@@ -399,10 +399,12 @@ class App:
         notifications for a PostgreSQL store (replicas anywhere), the shared
         counter file for workers on one data directory, else nothing."""
         if self.settings.store.url:
-            from mnemo_server.fleet.pg_signal import PgRevisionSignal  # psycopg: an extra
+            from mnemo_server.fleet.pg_signal import PgKeyGeneration, PgRevisionSignal  # psycopg: an extra
 
             signal = PgRevisionSignal(self.settings.store.url, fallback=store.current_revision).start()
             self._components.append(signal)
+            # A revocation through any replica empties every replica's key cache.
+            self.security.keys.generation = PgKeyGeneration(signal)
             return signal
         return RevisionSignal(self._counters) if self._counters is not None else None
 

@@ -11,7 +11,9 @@ replaces the cached entry at once; another process sharing the store notices
 when its cached entry ages out, so within `cache_s` (0: it reads the store on
 every call). Workers of one fleet (`--workers N`) share a key generation
 that every revocation raises, so there a revocation holds on all of them at
-once. Expiry is checked against the clock on every call.
+once; servers sharing a PostgreSQL store hear every revocation as a
+notification that raises theirs (fleet/pg_signal.py PgKeyGeneration), with
+the same effect. Expiry is checked against the clock on every call.
 
 The bootstrap key is a secret the operator gives in the settings. It is
 held only in memory (as a hash), is an admin of the system tenant with id

@@ -77,7 +77,9 @@ class AuthSettings:
     )
     key_cache_s: float = doc(
         "Seconds a key read from the store is trusted before it is read again: the longest a "
-        "server keeps accepting a key revoked through another server sharing the store (0: every call).",
+        "server keeps accepting a key revoked through another server sharing a SQLite store (0: every "
+        "call). Servers sharing a PostgreSQL store, and the workers of one --workers fleet, refuse "
+        "it at once.",
         default=5.0,
     )
 

@@ -16,6 +16,14 @@ asks the store (`fallback`, one cheap query per call: the polling that a
 store without any signal does), and the thread reconnects with backoff; on
 reconnect it LISTENs first and then reads the committed revision, so a
 notification sent in between is either received or already counted.
+
+The same connection LISTENs to `mnemo_keys`, which every API-key revocation
+notifies (store/pg_keys.py): `PgKeyGeneration` raises the generation the
+key cache compares (auth.ApiKeys), so a key revoked through any replica is
+refused by every replica as soon as the notification arrives, not after
+`auth.key_cache_s`. Every (re)connection raises it too (a revocation may
+have gone unheard), and while no listener is connected each call sees a new
+generation: the cache is bypassed and every key is read from the store.
 """
 
 from __future__ import annotations
@@ -28,7 +36,7 @@ from typing import Final
 
 import psycopg
 
-from mnemo_server.store.pg import REVISION_CHANNEL
+from mnemo_server.store.pg import KEYS_CHANNEL, REVISION_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -60,6 +68,8 @@ class PgRevisionSignal:
         self._url = url
         self._fallback = fallback
         self._latest = 0
+        #: Raised by every key revocation heard and every (re)connection.
+        self._keys = 0
         self._lock = threading.Lock()
         self._connected = threading.Event()
         self._stop = threading.Event()
@@ -91,6 +101,18 @@ class PgRevisionSignal:
         """This process committed `revision` (the store already notified the others)."""
         self._raise(revision)
 
+    def key_generation(self) -> int:
+        """The API-key generation: a new value after any revocation anywhere,
+        and on every call while no listener is connected (nothing is heard)."""
+        if not self._connected.is_set():
+            return self._keys_changed()
+        return self._keys
+
+    def _keys_changed(self) -> int:
+        with self._lock:
+            self._keys += 1
+            return self._keys
+
     def _raise(self, revision: int) -> None:
         with self._lock:
             if revision > self._latest:
@@ -121,17 +143,21 @@ class PgRevisionSignal:
         with psycopg.connect(self._url, application_name=name, **_CONNECT) as conn:  # type: ignore[arg-type]
             self._conn = conn
             conn.execute(f"LISTEN {REVISION_CHANNEL}")
+            conn.execute(f"LISTEN {KEYS_CHANNEL}")
             # After LISTEN: any commit later than this read is notified.
             row = conn.execute("SELECT value FROM revision_counter").fetchone()
             assert row is not None
             self._raise(int(str(row[0])))
+            self._keys_changed()  # a revocation while nobody listened
             self._connected.set()
             self.connections += 1
             if self.connections > 1:
                 log.info("the PostgreSQL revision listener is back")
             while not self._stop.is_set():
                 for note in conn.notifies(timeout=_WAKE_S):
-                    if note.payload.isdigit():
+                    if note.channel == KEYS_CHANNEL:
+                        self._keys_changed()
+                    elif note.payload.isdigit():
                         self._raise(int(note.payload))
                 if conn.closed or conn.broken:
                     raise psycopg.OperationalError("the listening connection closed")
@@ -140,3 +166,17 @@ class PgRevisionSignal:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=2 * _WAKE_S + 1)
+
+
+class PgKeyGeneration:
+    """The API-key generation of a PgRevisionSignal, as auth.ApiKeys uses it."""
+
+    def __init__(self, signal: PgRevisionSignal) -> None:
+        self._signal = signal
+
+    def current(self) -> int:
+        return self._signal.key_generation()
+
+    def changed(self) -> int:
+        # The revocation's own statement notified every server, this one included.
+        return self._signal.key_generation()

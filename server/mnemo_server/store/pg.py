@@ -60,6 +60,9 @@ from mnemo_server.store.pg_txn import PgWriteTxn
 
 #: The channel every committed write notifies, with its last revision.
 REVISION_CHANNEL = "mnemo_revision"
+#: The channel every API-key revocation notifies, with the key's id (store/pg_keys.py):
+#: the servers sharing the database drop their cached keys (fleet/pg_signal.py).
+KEYS_CHANNEL = "mnemo_keys"
 
 
 class PostgresStore(PgLog, RecordStore):

@@ -3,7 +3,8 @@
 It shares nothing with PostgresStore but the database (open the store first:
 it applies the schema); a small pool of its own serves every thread. Key
 writes are single statements, so they need no lock: PostgreSQL orders them
-with each other and with every other server on the database.
+with each other and with every other server on the database. A revocation
+notifies KEYS_CHANNEL, so every server drops its cached keys at once.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ from typing import Any, Final
 
 from mnemo_server.models import ApiKeyRecord
 from mnemo_server.store.base import KeyStore
+from mnemo_server.store.pg import KEYS_CHANNEL
 from mnemo_server.store.pg_connections import PgConnections
 
 _COLUMNS: Final = (
@@ -66,10 +68,13 @@ class PgKeyStore(PgConnections, KeyStore):
         return [_record(row) for row in rows]
 
     def revoke_key(self, key_id: str, now_us: int) -> ApiKeyRecord | None:
+        # One statement: the notification is delivered when the revocation commits, to
+        # every server sharing the database (fleet/pg_signal.py), which drop cached keys.
         row = self._one(
-            "UPDATE api_keys SET revoke_time_us = coalesce(revoke_time_us, %s) WHERE id = %s RETURNING"
-            f" {_COLUMNS}",
-            (now_us, key_id),
+            "WITH revoked AS (UPDATE api_keys SET revoke_time_us = coalesce(revoke_time_us, %s)"
+            f" WHERE id = %s RETURNING {_COLUMNS})"
+            " SELECT revoked.*, pg_notify(%s, revoked.id) FROM revoked",
+            (now_us, key_id, KEYS_CHANNEL),
         )
         return None if row is None else _record(row)
 
