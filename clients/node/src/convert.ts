@@ -240,6 +240,7 @@ export function searchResult(r: pb.SearchMemoriesResponse): t.SearchResult {
       raw: h,
     })),
     embeddingModel: r.embeddingModel,
+    revision: num(r.revision),
     raw: r,
   };
 }
@@ -344,7 +345,7 @@ export function historyPage(r: pb.GetMemoryHistoryResponse): t.HistoryPage {
 }
 
 export function memoryPage(r: pb.ListMemoriesResponse): t.MemoryPage {
-  return { memories: r.memories.map(memory), nextPageToken: r.nextPageToken, raw: r };
+  return { memories: r.memories.map(memory), nextPageToken: r.nextPageToken, revision: num(r.revision), raw: r };
 }
 
 export function memoryEvent(e: pb.MemoryEvent): t.MemoryEvent {

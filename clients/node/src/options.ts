@@ -75,6 +75,10 @@ export interface CreateOptions extends ScopeOptions, CallOptions {
 export interface GetOptions extends CallOptions {
   /** The fields to return (all but "embedding" by default; name "embedding" to get the vector). */
   readMask?: readonly string[] | null;
+  /** A consistency token: a write's (or an earlier read's) `revision` this read
+   * must reflect; a server behind waits, bounded, to catch up (docs/operations.md,
+   * "Read your own writes on any replica"). */
+  minRevision?: number | bigint | null;
 }
 
 /** Options of `update`: the fields given (not undefined) are changed and only
@@ -113,6 +117,10 @@ export interface IterMemoriesOptions extends ScopeOptions, CallOptions {
   /** 1 to 1000; the server's default is 100. */
   pageSize?: number | null;
   readMask?: readonly string[] | null;
+  /** A consistency token: a write's (or an earlier read's) `revision` this read
+   * must reflect; a server behind waits, bounded, to catch up (docs/operations.md,
+   * "Read your own writes on any replica"). */
+  minRevision?: number | bigint | null;
 }
 
 /** Options of `list`. */
@@ -158,6 +166,10 @@ export interface SearchDefaults extends ScopeOptions, CallOptions {
   /** Rerank the best candidates with the server's cross-encoder (true) or not
    * (false); null takes the server's default. */
   rerank?: boolean | null;
+  /** A consistency token: a write's (or an earlier read's) `revision` this read
+   * must reflect; a server behind waits, bounded, to catch up (docs/operations.md,
+   * "Read your own writes on any replica"). */
+  minRevision?: number | bigint | null;
 }
 
 /** Options of `search`. */

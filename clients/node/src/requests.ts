@@ -107,8 +107,13 @@ export function createMemory(content: string, o: Fields<CreateOptions> = {}): pb
   return request;
 }
 
+/** A consistency token as the proto's int64 (0, unset, when not given). */
+function revision(value: number | bigint | null | undefined): bigint {
+  return value == null ? 0n : BigInt(value);
+}
+
 export function getMemory(id: string, o: Fields<GetOptions> = {}): pb.GetMemoryRequest {
-  return create(pb.GetMemoryRequestSchema, { id, readMask: mask(o.readMask) });
+  return create(pb.GetMemoryRequestSchema, { id, readMask: mask(o.readMask), minRevision: revision(o.minRevision) });
 }
 
 /** The update mask holds exactly the fields given (not undefined); null clears a field. */
@@ -176,6 +181,7 @@ export function listMemories(o: Fields<ListOptions> = {}): pb.ListMemoriesReques
     pageSize: o.pageSize ?? 0,
     pageToken: o.pageToken ?? "",
     readMask: mask(o.readMask),
+    minRevision: revision(o.minRevision),
   });
 }
 
@@ -191,6 +197,7 @@ export function searchMemories(
     topK: o.topK ?? 0,
     includeEmbedding: Boolean(o.includeEmbedding),
     explain: Boolean(o.explain),
+    minRevision: revision(o.minRevision),
   });
   if (o.minScore != null) {
     request.minScore = o.minScore;
@@ -250,6 +257,7 @@ const QUERY_FIELDS = [
   "includeEmbedding",
   "explain",
   ...RANKING_OPTIONS,
+  "minRevision",
   "queryId",
 ] as const;
 
@@ -286,6 +294,7 @@ export function searchFromQuery(q: SearchQuery): pb.SearchMemoriesRequest {
     importanceWeight: q.importanceWeight,
     pinBoost: q.pinBoost,
     rerank: q.rerank,
+    minRevision: q.minRevision,
   });
 }
 
@@ -309,6 +318,7 @@ export function searchDefaults(o: Fields<SearchOptions>): Record<string, unknown
     importanceWeight: o.importanceWeight,
     pinBoost: o.pinBoost,
     rerank: o.rerank,
+    minRevision: o.minRevision,
   };
 }
 

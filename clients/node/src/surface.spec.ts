@@ -24,7 +24,7 @@ function same<T extends true>(): T | void {}
 const CALL = ["timeoutMs", "signal", "headers"] as const;
 const SCOPE = ["userId", "agentId", "runId"] as const;
 const ADJUST = ["recencyHalfLifeSeconds", "recencyBasis", "recencyWeight", "importanceKey", "importanceWeight", "pinBoost", "rerank"] as const;
-const SEARCH = [...SCOPE, "filter", "topK", "minScore", "mode", "rrfK", "includeEmbedding", "explain", ...ADJUST, ...CALL] as const;
+const SEARCH = [...SCOPE, "filter", "topK", "minScore", "mode", "rrfK", "includeEmbedding", "explain", ...ADJUST, "minRevision", ...CALL] as const;
 
 /** Each method: its positional arguments, then the keys of its options object. */
 const METHODS = {
@@ -47,7 +47,7 @@ const METHODS = {
   iterOperations: [[], [...SCOPE, "state", "pageSize", ...CALL]],
   listOperations: [[], [...SCOPE, "state", "pageSize", "pageToken", ...CALL]],
   exportJsonl: [["path"], [...SCOPE, "filter", "omitEmbeddings", "progress", ...CALL]],
-  get: [["id"], ["readMask", ...CALL]],
+  get: [["id"], ["readMask", "minRevision", ...CALL]],
   getStats: [[], [...SCOPE, "scopeLimit", ...CALL]],
   health: [["service"], CALL],
   history: [["id"], ["pageSize", "pageToken", ...CALL]],
@@ -55,8 +55,8 @@ const METHODS = {
   importMemories: [["memories"], ["header", "onConflict", "forceReembed", ...CALL]],
   iterApiKeys: [[], ["pageSize", "showRevoked", "tenant", ...CALL]],
   iterHistory: [["id"], ["pageSize", ...CALL]],
-  iterMemories: [[], [...SCOPE, "filter", "orderBy", "pageSize", "readMask", ...CALL]],
-  list: [[], [...SCOPE, "filter", "orderBy", "pageSize", "pageToken", "readMask", ...CALL]],
+  iterMemories: [[], [...SCOPE, "filter", "orderBy", "pageSize", "readMask", "minRevision", ...CALL]],
+  list: [[], [...SCOPE, "filter", "orderBy", "pageSize", "pageToken", "readMask", "minRevision", ...CALL]],
   listApiKeys: [[], ["pageSize", "pageToken", "showRevoked", "tenant", ...CALL]],
   reembed: [[], [...SCOPE, "filter", "force", "dryRun", ...CALL]],
   revokeApiKey: [["id"], CALL],

@@ -189,6 +189,8 @@ export interface SearchQuery {
   readonly importanceWeight?: number | null;
   readonly pinBoost?: number | null;
   readonly rerank?: boolean | null;
+  /** A consistency token (see `search`); in a batch the highest applies to all. */
+  readonly minRevision?: number | bigint | null;
   readonly queryId?: string | null;
 }
 
@@ -238,6 +240,8 @@ export interface DeleteResult {
 export interface MemoryPage {
   readonly memories: readonly Memory[];
   readonly nextPageToken: string;
+  /** The revision the server had applied when it read (a consistency token). */
+  readonly revision: number;
   readonly raw: pb.ListMemoriesResponse;
 }
 
@@ -280,6 +284,9 @@ export interface HitExplanation {
 export interface SearchResult {
   readonly hits: readonly SearchHit[];
   readonly embeddingModel: string;
+  /** The revision the server had applied when it searched: pass it as
+   * `minRevision` to read at least this fresh on another server. */
+  readonly revision: number;
   readonly raw: pb.SearchMemoriesResponse;
 }
 

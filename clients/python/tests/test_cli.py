@@ -309,3 +309,14 @@ def test_the_installed_command_uses_the_environment(server: Any, user: str) -> N
     assert missing.returncode == 1 and missing.stderr.startswith("error: NOT_FOUND MEMORY_NOT_FOUND")
     usage = subprocess.run([command, "get"], capture_output=True, text=True, env=env, timeout=60)
     assert usage.returncode == 2
+
+
+def test_reads_take_min_revision(mnemo: Any, client: MnemoClient, user: str) -> None:
+    written = client.create("Gil flies LH440 to Boston", user_id=user).memory
+    token = str(written.revision)
+    found = mnemo("search", "Boston", "-u", user, "--min-revision", token, "--json")
+    assert found.code == 0 and int(found.json["revision"]) >= written.revision
+    assert mnemo("get", written.id, "--min-revision", token).code == 0
+    assert mnemo("list", "-u", user, "--min-revision", token).code == 0
+    ahead = mnemo("search", "Boston", "-u", user, "--min-revision", str(10**15))
+    assert ahead.code == 1 and ahead.err.startswith("error: OUT_OF_RANGE REVISION_AHEAD: ")

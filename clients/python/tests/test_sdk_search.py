@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from mnemo import MnemoClient, SearchMode, SearchQuery, WriteOp
-from mnemo.errors import AbortedError, InvalidArgumentError, NotFoundError
+from mnemo.errors import AbortedError, InvalidArgumentError, NotFoundError, OutOfRangeError
 
 FACTS = [
     "Alice is allergic to peanuts",
@@ -170,3 +170,31 @@ def test_atomic_batch_writes_nothing_when_one_operation_fails(client: MnemoClien
     assert result.results[0].error is not None and result.results[0].error.reason == "BATCH_ABORTED"
     assert result.revision == 0
     assert [m.content for m in client.iter_memories(user_id=user)] == ["kept memory"]
+
+
+def test_reads_take_a_consistency_token_and_say_what_they_reflect(client: MnemoClient, user: str) -> None:
+    written = client.create("Gil flies LH440 to Boston", user_id=user).memory
+    token = written.revision
+    found = client.search("flight to Boston", user_id=user, min_revision=token)
+    assert found.revision >= token and [h.memory.id for h in found.hits] == [written.id]
+    page = client.list(user_id=user, min_revision=token)
+    assert page.revision >= token and [m.id for m in page.memories] == [written.id]
+    assert client.get(written.id, min_revision=token).id == written.id
+    assert [m.id for m in client.iter_memories(user_id=user, min_revision=token)] == [written.id]
+    batch = client.batch_search(["Boston", SearchQuery(query="LH440", min_revision=token)], user_id=user)
+    assert all(r.revision >= token for r in batch)
+    streamed = list(client.stream_search(["Boston"], user_id=user, min_revision=token))
+    assert streamed[0].result is not None and streamed[0].result.revision >= token
+    # A later read's revision is itself a token.
+    assert client.search("Boston", user_id=user, min_revision=found.revision).revision >= found.revision
+
+
+def test_a_token_ahead_of_the_store_or_negative_is_refused(client: MnemoClient, user: str) -> None:
+    with pytest.raises(OutOfRangeError) as ahead:
+        client.search("Boston", user_id=user, min_revision=10**15)
+    assert ahead.value.reason == "REVISION_AHEAD"
+    with pytest.raises(OutOfRangeError):
+        client.list(user_id=user, min_revision=10**15)
+    with pytest.raises(InvalidArgumentError) as negative:
+        client.get("any-id", min_revision=-1)
+    assert [v.field for v in negative.value.field_violations] == ["min_revision"]

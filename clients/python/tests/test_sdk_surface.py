@@ -116,7 +116,8 @@ SCOPE = "user_id=None, agent_id=None, run_id=None"
 SEARCH = (
     f"{SCOPE}, filter=None, top_k=None, min_score=None, mode=None, rrf_k=None, explain=False, "
     "recency_half_life_seconds=None, recency_basis=None, recency_weight=None, importance_key=None, "
-    "importance_weight=None, pin_boost=None, rerank=None, include_embedding=False, timeout=None"
+    "importance_weight=None, pin_boost=None, rerank=None, include_embedding=False, min_revision=None, "
+    "timeout=None"
 )
 METHODS = {
     "batch_search": f"queries, *, {SEARCH}",
@@ -137,7 +138,7 @@ METHODS = {
     "iter_operations": f"*, {SCOPE}, state=None, page_size=None, timeout=None",
     "list_operations": f"*, {SCOPE}, state=None, page_size=None, page_token=None, timeout=None",
     "export_jsonl": f"path, *, {SCOPE}, filter=None, omit_embeddings=False, progress=False, timeout=None",
-    "get": "id, *, read_mask=None, timeout=None",
+    "get": "id, *, read_mask=None, min_revision=None, timeout=None",
     "get_stats": f"*, {SCOPE}, scope_limit=None, timeout=None",
     "health": "service='', *, timeout=None",
     "history": "id, *, page_size=None, page_token=None, timeout=None",
@@ -145,9 +146,10 @@ METHODS = {
     "import_memories": "memories, *, header=None, on_conflict=None, force_reembed=False, timeout=None",
     "iter_api_keys": "*, page_size=None, show_revoked=False, tenant=None, timeout=None",
     "iter_history": "id, *, page_size=None, timeout=None",
-    "iter_memories": f"*, {SCOPE}, filter=None, order_by=None, page_size=None, read_mask=None, timeout=None",
+    "iter_memories": f"*, {SCOPE}, filter=None, order_by=None, page_size=None, read_mask=None, "
+    "min_revision=None, timeout=None",
     "list": f"*, {SCOPE}, filter=None, order_by=None, page_size=None, page_token=None, read_mask=None, "
-    "timeout=None",
+    "min_revision=None, timeout=None",
     "list_api_keys": "*, page_size=None, page_token=None, show_revoked=False, tenant=None, timeout=None",
     "reembed": f"*, {SCOPE}, filter=None, force=False, dry_run=False, timeout=None",
     "revoke_api_key": "id, *, timeout=None",

@@ -43,6 +43,7 @@ class AsyncSearch(AsyncCalls):
         pin_boost: float | None = None,
         rerank: bool | None = None,
         include_embedding: bool = False,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> t.SearchResult:
         """Finds memories by meaning, by words or both (SearchMemories; see `mode`).
@@ -77,6 +78,9 @@ class AsyncSearch(AsyncCalls):
                 (True), or not (False); None takes the server's default. A
                 failing reranker serves the plain order (`explanation.reranked`).
             include_embedding: Return each hit's vector.
+            min_revision: A consistency token: a write's (or an earlier read's)
+                `revision` this read must reflect; a server behind waits, bounded, to
+                catch up (docs/operations.md, "Read your own writes on any replica").
         """
         request = _requests.search_memories(
             query,
@@ -98,6 +102,7 @@ class AsyncSearch(AsyncCalls):
             pin_boost=pin_boost,
             rerank=rerank,
             include_embedding=include_embedding,
+            min_revision=min_revision,
         )
         return _convert.search_result(await self._unary(self._stub.SearchMemories, request, timeout))
 
@@ -122,6 +127,7 @@ class AsyncSearch(AsyncCalls):
         pin_boost: float | None = None,
         rerank: bool | None = None,
         include_embedding: bool = False,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
         """Runs many searches in one call (BatchSearchMemories); results in query order.
@@ -149,6 +155,7 @@ class AsyncSearch(AsyncCalls):
                 pin_boost=pin_boost,
                 rerank=rerank,
                 include_embedding=include_embedding,
+                min_revision=min_revision,
             ),
         )
         response = await self._unary(self._stub.BatchSearchMemories, request, timeout)
@@ -175,6 +182,7 @@ class AsyncSearch(AsyncCalls):
         pin_boost: float | None = None,
         rerank: bool | None = None,
         include_embedding: bool = False,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[t.StreamSearchResult]:
         """Searches over one stream (StreamSearchMemories): queries go out as `queries`
@@ -202,6 +210,7 @@ class AsyncSearch(AsyncCalls):
             pin_boost=pin_boost,
             rerank=rerank,
             include_embedding=include_embedding,
+            min_revision=min_revision,
         )
 
         async def requests() -> AsyncIterator[Any]:

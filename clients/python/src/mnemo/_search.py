@@ -45,6 +45,7 @@ class Search(Calls):
         pin_boost: float | None = None,
         rerank: bool | None = None,
         include_embedding: bool = False,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> t.SearchResult:
         """Finds memories by meaning, by words or both (SearchMemories; see `mode`).
@@ -79,6 +80,9 @@ class Search(Calls):
                 (True), or not (False); None takes the server's default. A
                 failing reranker serves the plain order (`explanation.reranked`).
             include_embedding: Return each hit's vector.
+            min_revision: A consistency token: a write's (or an earlier read's)
+                `revision` this read must reflect; a server behind waits, bounded, to
+                catch up (docs/operations.md, "Read your own writes on any replica").
 
         Example:
             >>> _ = client.create("Alice is allergic to peanuts", user_id="doc-search")
@@ -107,6 +111,7 @@ class Search(Calls):
             pin_boost=pin_boost,
             rerank=rerank,
             include_embedding=include_embedding,
+            min_revision=min_revision,
         )
         return _convert.search_result(self._unary(self._stub.SearchMemories, request, timeout))
 
@@ -131,6 +136,7 @@ class Search(Calls):
         pin_boost: float | None = None,
         rerank: bool | None = None,
         include_embedding: bool = False,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> builtins.list[t.SearchResult]:
         """Runs many searches in one call (BatchSearchMemories); results in query order.
@@ -158,6 +164,7 @@ class Search(Calls):
                 pin_boost=pin_boost,
                 rerank=rerank,
                 include_embedding=include_embedding,
+                min_revision=min_revision,
             ),
         )
         response = self._unary(self._stub.BatchSearchMemories, request, timeout)
@@ -184,6 +191,7 @@ class Search(Calls):
         pin_boost: float | None = None,
         rerank: bool | None = None,
         include_embedding: bool = False,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> Iterator[t.StreamSearchResult]:
         """Searches over one stream (StreamSearchMemories): queries go out as `queries`
@@ -211,6 +219,7 @@ class Search(Calls):
             pin_boost=pin_boost,
             rerank=rerank,
             include_embedding=include_embedding,
+            min_revision=min_revision,
         )
 
         def requests() -> Iterator[Any]:

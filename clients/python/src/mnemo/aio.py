@@ -117,7 +117,12 @@ class AsyncMnemoClient(AsyncSearch, AsyncTransfer, AsyncKeys, AsyncExtraction):
         return _convert.create_result(response)
 
     async def get(
-        self, id: str, *, read_mask: Sequence[str] | None = None, timeout: float | None = None
+        self,
+        id: str,
+        *,
+        read_mask: Sequence[str] | None = None,
+        min_revision: int | None = None,
+        timeout: float | None = None,
     ) -> t.Memory:
         """Returns one memory (GetMemory).
 
@@ -125,10 +130,12 @@ class AsyncMnemoClient(AsyncSearch, AsyncTransfer, AsyncKeys, AsyncExtraction):
             id: The memory's id.
             read_mask: The fields to return (all but "embedding" by default; name
                 "embedding" to get the vector).
+            min_revision: A consistency token: a write's (or an earlier read's)
+                `revision` this read must reflect; a server behind waits, bounded, to
+                catch up (docs/operations.md, "Read your own writes on any replica").
         """
-        response = await self._unary(
-            self._stub.GetMemory, _requests.get_memory(id, read_mask=read_mask), timeout
-        )
+        request = _requests.get_memory(id, read_mask=read_mask, min_revision=min_revision)
+        response = await self._unary(self._stub.GetMemory, request, timeout)
         return _convert.memory(response.memory)
 
     async def update(
@@ -218,6 +225,7 @@ class AsyncMnemoClient(AsyncSearch, AsyncTransfer, AsyncKeys, AsyncExtraction):
         page_size: int | None = None,
         page_token: str | None = None,
         read_mask: Sequence[str] | None = None,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> t.MemoryPage:
         """Returns one page of memories in a scope (ListMemories); see `iter_memories`.
@@ -227,6 +235,9 @@ class AsyncMnemoClient(AsyncSearch, AsyncTransfer, AsyncKeys, AsyncExtraction):
             order_by: "create_time desc" (the default), "update_time", "id", ...
             page_size: 1 to 1000; the server's default is 100.
             page_token: The `next_page_token` of the previous page.
+            min_revision: A consistency token: a write's (or an earlier read's)
+                `revision` this read must reflect; a server behind waits, bounded, to
+                catch up (docs/operations.md, "Read your own writes on any replica").
         """
         request = _requests.list_memories(
             user_id=user_id,
@@ -237,6 +248,7 @@ class AsyncMnemoClient(AsyncSearch, AsyncTransfer, AsyncKeys, AsyncExtraction):
             page_size=page_size,
             page_token=page_token,
             read_mask=read_mask,
+            min_revision=min_revision,
         )
         return _convert.memory_page(await self._unary(self._stub.ListMemories, request, timeout))
 
@@ -250,6 +262,7 @@ class AsyncMnemoClient(AsyncSearch, AsyncTransfer, AsyncKeys, AsyncExtraction):
         order_by: str | None = None,
         page_size: int | None = None,
         read_mask: Sequence[str] | None = None,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> AsyncIterator[t.Memory]:
         """Iterates over every memory of a scope, fetching pages as needed.
@@ -266,6 +279,7 @@ class AsyncMnemoClient(AsyncSearch, AsyncTransfer, AsyncKeys, AsyncExtraction):
                 page_size=page_size,
                 page_token=token,
                 read_mask=read_mask,
+                min_revision=min_revision,
                 timeout=timeout,
             ),
             lambda page: page.memories,

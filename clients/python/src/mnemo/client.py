@@ -137,7 +137,12 @@ class MnemoClient(Search, Transfer, Keys, Extraction):
         return _convert.create_result(response)
 
     def get(
-        self, id: str, *, read_mask: Sequence[str] | None = None, timeout: float | None = None
+        self,
+        id: str,
+        *,
+        read_mask: Sequence[str] | None = None,
+        min_revision: int | None = None,
+        timeout: float | None = None,
     ) -> t.Memory:
         """Returns one memory (GetMemory).
 
@@ -145,6 +150,9 @@ class MnemoClient(Search, Transfer, Keys, Extraction):
             id: The memory's id.
             read_mask: The fields to return (all but "embedding" by default; name
                 "embedding" to get the vector).
+            min_revision: A consistency token: a write's (or an earlier read's)
+                `revision` this read must reflect; a server behind waits, bounded, to
+                catch up (docs/operations.md, "Read your own writes on any replica").
 
         Example:
             >>> memory_id = client.create("The office is on floor 4", user_id="doc-get").memory.id
@@ -153,7 +161,8 @@ class MnemoClient(Search, Transfer, Keys, Extraction):
             >>> len(client.get(memory_id, read_mask=["embedding"]).embedding)
             384
         """
-        response = self._unary(self._stub.GetMemory, _requests.get_memory(id, read_mask=read_mask), timeout)
+        request = _requests.get_memory(id, read_mask=read_mask, min_revision=min_revision)
+        response = self._unary(self._stub.GetMemory, request, timeout)
         return _convert.memory(response.memory)
 
     def update(
@@ -245,6 +254,7 @@ class MnemoClient(Search, Transfer, Keys, Extraction):
         page_size: int | None = None,
         page_token: str | None = None,
         read_mask: Sequence[str] | None = None,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> t.MemoryPage:
         """Returns one page of memories in a scope (ListMemories); see `iter_memories`.
@@ -254,6 +264,9 @@ class MnemoClient(Search, Transfer, Keys, Extraction):
             order_by: "create_time desc" (the default), "update_time", "id", ...
             page_size: 1 to 1000; the server's default is 100.
             page_token: The `next_page_token` of the previous page.
+            min_revision: A consistency token: a write's (or an earlier read's)
+                `revision` this read must reflect; a server behind waits, bounded, to
+                catch up (docs/operations.md, "Read your own writes on any replica").
         """
         request = _requests.list_memories(
             user_id=user_id,
@@ -264,6 +277,7 @@ class MnemoClient(Search, Transfer, Keys, Extraction):
             page_size=page_size,
             page_token=page_token,
             read_mask=read_mask,
+            min_revision=min_revision,
         )
         return _convert.memory_page(self._unary(self._stub.ListMemories, request, timeout))
 
@@ -277,6 +291,7 @@ class MnemoClient(Search, Transfer, Keys, Extraction):
         order_by: str | None = None,
         page_size: int | None = None,
         read_mask: Sequence[str] | None = None,
+        min_revision: int | None = None,
         timeout: float | None = None,
     ) -> Iterator[t.Memory]:
         """Iterates over every memory of a scope, fetching pages as needed.
@@ -300,6 +315,7 @@ class MnemoClient(Search, Transfer, Keys, Extraction):
                 page_size=page_size,
                 page_token=token,
                 read_mask=read_mask,
+                min_revision=min_revision,
                 timeout=timeout,
             ),
             lambda page: page.memories,

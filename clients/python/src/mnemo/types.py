@@ -215,6 +215,8 @@ class SearchQuery:
     importance_weight: float | None = None
     pin_boost: float | None = None
     rerank: bool | None = None
+    #: A consistency token (see `search`); in a batch the highest applies to all.
+    min_revision: int | None = None
     query_id: str | None = None
 
 
@@ -272,6 +274,8 @@ class MemoryPage:
 
     memories: tuple[Memory, ...]
     next_page_token: str
+    #: The revision the server had applied when it read (a consistency token).
+    revision: int = 0
     raw: Any = field(repr=False, compare=False)
 
 
@@ -294,6 +298,9 @@ class SearchResult:
 
     hits: tuple[SearchHit, ...]
     embedding_model: str
+    #: The revision the server had applied when it searched: pass it as
+    #: `min_revision` to read at least this fresh on another server.
+    revision: int = 0
     raw: Any = field(repr=False, compare=False)
 
 

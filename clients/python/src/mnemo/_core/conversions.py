@@ -204,6 +204,7 @@ def search_result(r: pb.SearchMemoriesResponse) -> types.SearchResult:
             for h in r.hits
         ),
         embedding_model=r.embedding_model,
+        revision=r.revision,
         raw=r,
     )
 
@@ -327,7 +328,10 @@ def history_page(r: pb.GetMemoryHistoryResponse) -> types.HistoryPage:
 
 def memory_page(r: pb.ListMemoriesResponse) -> types.MemoryPage:
     return types.MemoryPage(
-        memories=tuple(memory(m) for m in r.memories), next_page_token=r.next_page_token, raw=r
+        memories=tuple(memory(m) for m in r.memories),
+        next_page_token=r.next_page_token,
+        revision=r.revision,
+        raw=r,
     )
 
 

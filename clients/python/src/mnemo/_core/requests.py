@@ -108,8 +108,10 @@ def create_memory(
     return request
 
 
-def get_memory(id: str, *, read_mask: Sequence[str] | None = None) -> pb.GetMemoryRequest:
-    return pb.GetMemoryRequest(id=id, read_mask=_mask(read_mask))
+def get_memory(
+    id: str, *, read_mask: Sequence[str] | None = None, min_revision: int | None = None
+) -> pb.GetMemoryRequest:
+    return pb.GetMemoryRequest(id=id, read_mask=_mask(read_mask), min_revision=min_revision or 0)
 
 
 def update_memory(
@@ -186,6 +188,7 @@ def list_memories(
     page_size: int | None = None,
     page_token: str | None = None,
     read_mask: Sequence[str] | None = None,
+    min_revision: int | None = None,
 ) -> pb.ListMemoriesRequest:
     return pb.ListMemoriesRequest(
         scope=scope(user_id, agent_id, run_id),
@@ -194,6 +197,7 @@ def list_memories(
         page_size=page_size or 0,
         page_token=page_token or "",
         read_mask=_mask(read_mask),
+        min_revision=min_revision or 0,
     )
 
 
@@ -218,6 +222,7 @@ def search_memories(
     importance_weight: float | None = None,
     pin_boost: float | None = None,
     rerank: bool | None = None,
+    min_revision: int | None = None,
 ) -> pb.SearchMemoriesRequest:
     request = pb.SearchMemoriesRequest(
         query=query or "",
@@ -227,6 +232,7 @@ def search_memories(
         top_k=top_k or 0,
         include_embedding=bool(include_embedding),
         explain=bool(explain),
+        min_revision=min_revision or 0,
     )
     if min_score is not None:
         request.min_score = min_score
@@ -275,6 +281,7 @@ def search_from_query(q: types.SearchQuery) -> pb.SearchMemoriesRequest:
         rrf_k=q.rrf_k,
         include_embedding=q.include_embedding,
         explain=q.explain,
+        min_revision=q.min_revision,
         **ranking_options(q),
     )
 

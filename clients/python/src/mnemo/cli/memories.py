@@ -53,7 +53,7 @@ def cmd_add(ctx: Context) -> int:
 def cmd_get(ctx: Context) -> int:
     a = ctx.args
     mask = [f.name for f in memory_pb2.Memory.DESCRIPTOR.fields] if a.embedding else None
-    memory = ctx.client.get(a.id, read_mask=mask)
+    memory = ctx.client.get(a.id, read_mask=mask, min_revision=a.min_revision)
     show_memory(ctx, memory)
     return EXIT_OK
 
@@ -100,7 +100,7 @@ def cmd_list(ctx: Context) -> int:
     page_size = min(a.limit, 1000) if a.limit else 1000
     memories: list[types.Memory] = []
     for memory in ctx.client.iter_memories(
-        **scope_of(a), filter=a.filter, order_by=a.order_by, page_size=page_size
+        **scope_of(a), filter=a.filter, order_by=a.order_by, page_size=page_size, min_revision=a.min_revision
     ):
         memories.append(memory)
         if a.limit and len(memories) >= a.limit:

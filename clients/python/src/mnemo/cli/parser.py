@@ -25,6 +25,14 @@ from mnemo.cli.search import cmd_search
 from mnemo.cli.transfer import cmd_export, cmd_import
 
 
+def add_min_revision(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--min-revision",
+        type=int,
+        metavar="REVISION",
+        help="read at least this revision (a write's): a server behind waits, bounded, to catch up",
+    )
+
 def parser() -> argparse.ArgumentParser:
     common = connection_options()
     root = argparse.ArgumentParser(
@@ -63,6 +71,7 @@ def parser() -> argparse.ArgumentParser:
     p = command("get", "show a memory", cmd_get)
     p.add_argument("id")
     p.add_argument("--embedding", action="store_true", help="include the embedding")
+    add_min_revision(p)
 
     p = command("update", "change fields of a memory", cmd_update)
     p.add_argument("id")
@@ -86,6 +95,7 @@ def parser() -> argparse.ArgumentParser:
     add_filter(p)
     p.add_argument("--order-by", help='e.g. "create_time desc" (the default), "id"')
     p.add_argument("--limit", "-n", type=int, default=20, help="at most this many; 0 for all [20]")
+    add_min_revision(p)
 
     p = command("search", "find memories by meaning, by words or both", cmd_search)
     p.add_argument("query")
@@ -120,6 +130,7 @@ def parser() -> argparse.ArgumentParser:
         action=argparse.BooleanOptionalAction,
         help="rerank the best candidates with the server's cross-encoder [the server's default]",
     )
+    add_min_revision(p)
 
     p = command("history", "show the versions of a memory", cmd_history)
     p.add_argument("id")

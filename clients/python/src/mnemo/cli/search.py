@@ -31,6 +31,7 @@ def cmd_search(ctx: Context) -> int:
         importance_weight=a.importance_weight,
         pin_boost=a.pin_boost,
         rerank=a.rerank,
+        min_revision=a.min_revision,
     )
     if ctx.json:
         print_json(to_json(result.raw), ctx.out)
