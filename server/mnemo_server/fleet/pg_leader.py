@@ -85,4 +85,10 @@ class PgAdvisoryLeaderLock:
 
     def release(self) -> None:
         with self._lock:
-            self._drop()  # ending the session releases the advisory lock
+            conn = self._conn
+            if self._holds and conn is not None and not (conn.closed or conn.broken):
+                # Unlocked before the session ends: closing returns before the backend has
+                # exited and let go of the lock, so a successor's try could still fail.
+                with contextlib.suppress(psycopg.Error):
+                    conn.execute("SELECT pg_advisory_unlock(%s)", (LEADER_KEY,))
+            self._drop()  # ending the session releases the advisory lock anyway
