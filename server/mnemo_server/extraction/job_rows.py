@@ -60,41 +60,44 @@ def insert_values(job: Job) -> tuple[Any, ...]:
 
 
 def plan_json(plan: list[PlannedFact] | None) -> str | None:
-    return None if plan is None else json.dumps([_fact_json(f) for f in plan])
+    if plan is None:
+        return None
+    texts: dict[int, str] = {}
+    return "[" + ", ".join(_fact_json(f, texts) for f in plan) + "]"
 
 
 def result_json(facts: list[FactResult]) -> str:
-    return json.dumps([_result_json(f) for f in facts])
+    texts: dict[int, str] = {}
+    return "[" + ", ".join(_result_json(f, texts) for f in facts) + "]"
 
 
-def _memory_json(memory: Memory | None) -> Any:
-    return None if memory is None else json.loads(memory_to_json(memory))
+def _memory_json(memory: Memory | None, texts: dict[int, str]) -> str:
+    """A memory's JSON text, spliced in as is (not parsed and encoded again);
+    one memory named twice (an added fact's memory and after) is encoded once."""
+    if memory is None:
+        return "null"
+    found = texts.get(id(memory))
+    if found is None:
+        found = texts[id(memory)] = memory_to_json(memory)
+    return found
 
 
 def _memory(value: Any) -> Memory | None:
     return None if value is None else memory_from_json(json.dumps(value))
 
 
-def _fact_json(f: PlannedFact) -> dict[str, Any]:
-    return {
-        "event": f.event.value,
-        "text": f.text,
-        "memory_id": f.memory_id,
-        "etag": f.etag,
-        "links": list(f.links),
-        "before": _memory_json(f.before),
-    }
+def _fact_json(f: PlannedFact, texts: dict[int, str]) -> str:
+    fields = {"event": f.event.value, "text": f.text, "memory_id": f.memory_id, "etag": f.etag}
+    head = json.dumps({**fields, "links": list(f.links)})
+    return f'{head[:-1]}, "before": {_memory_json(f.before, texts)}}}'
 
 
-def _result_json(f: FactResult) -> dict[str, Any]:
-    return {
-        "event": f.event.value,
-        "text": f.text,
-        "memory": _memory_json(f.memory),
-        "before": _memory_json(f.before),
-        "after": _memory_json(f.after),
-        "revision": f.revision,
-    }
+def _result_json(f: FactResult, texts: dict[int, str]) -> str:
+    head = json.dumps({"event": f.event.value, "text": f.text, "revision": f.revision})
+    memories = ", ".join(
+        f'"{name}": {_memory_json(getattr(f, name), texts)}' for name in ("memory", "before", "after")
+    )
+    return f"{head[:-1]}, {memories}}}"
 
 
 def job_from_row(row: tuple[Any, ...]) -> Job:

@@ -155,6 +155,10 @@ class ExtractionRunner:
         if event is not None:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(event.wait(), max(timeout_s, 0.0))
+            if event.is_set() and job.state.finished:
+                # The object this runner ran (submit queued it), as its last
+                # update stored it: no need to read the row back.
+                return job
         found = await self._run_in(self.executor, self.jobs.get, job.principal.tenant, job.id)
         return found or job
 
@@ -200,49 +204,57 @@ class ExtractionRunner:
 
     async def _run(self, job: Job) -> None:
         while True:
-            if job.plan is None:
+            plan = job.plan
+            if plan is None:
                 plan = await self._plan(job)
                 if plan is None:
                     return
-                await self._run_in(self.executor, self.jobs.planned, job, plan, self.clock())
-            plan = job.plan
-            assert plan is not None
-            ops = self.planner.ops(job, plan)
-            outcomes = []
-            if ops:
-                try:
-                    outcomes = await self._write(job, ops)
-                except MnemoError as exc:
-                    await self._fail(job, exc)
-                    return
-            error = first_error(outcomes)
-            if error is not None:
-                if error.reason in REPLAN and job.attempts <= self.settings.retries:
-                    log.info("extraction job %s: %s on write; planning again", job.id, error.reason)
-                    await self._run_in(self.executor, self.jobs.planned, job, None, self.clock())
-                    continue
-                await self._fail(job, error)
+            try:
+                error = await self._write(job, plan)
+            except MnemoError as exc:
+                await self._fail(job, exc)
                 return
-            facts, revision = self.planner.results(plan, outcomes)
-            await self._run_in(self.executor, self.jobs.succeeded, job, facts, revision, self.clock())
-            log.info("extraction job %s: %d facts, revision %d", job.id, len(facts), revision)
+            if error is None:
+                return
+            if error.reason in REPLAN and job.attempts <= self.settings.retries:
+                log.info("extraction job %s: %s on write; planning again", job.id, error.reason)
+                await self._run_in(self.executor, self.jobs.planned, job, None, self.clock())
+                continue
+            await self._fail(job, error)
             return
 
-    async def _write(self, job: Job, ops: list[Any]) -> list[Any]:
-        """The plan's one atomic write, repeated with backoff while it fails for
-        a reason that passes (transient_write_error); the request id turns a
-        repeat of a write that did commit into a replay of its outcomes."""
+    def _apply(self, job: Job, plan: list[PlannedFact]) -> MnemoError | None:
+        """One worker-thread step (one hand-off, not three): stores a new plan,
+        makes its one atomic write and, when that succeeds, stores the outcome.
+        The plan is committed before the write: after a crash the job repeats
+        the same write, which its request id turns into a replay. Returns the
+        error that failed the write (nothing written), else None (SUCCEEDED)."""
+        if job.plan is None:
+            try:
+                self.jobs.planned(job, plan, self.clock())
+            except BaseException:
+                job.plan = None  # not stored: a retry must store it before writing
+                raise
+        ops = self.planner.ops(job, plan)
+        outcomes = []
+        if ops:
+            outcomes = self.service.write(job.principal, ops, atomic=True, request_id=f"extract-{job.id}")
+        error = first_error(outcomes)
+        if error is not None:
+            return error
+        facts, revision = self.planner.results(plan, outcomes)
+        self.jobs.succeeded(job, facts, revision, self.clock())
+        log.info("extraction job %s: %d facts, revision %d", job.id, len(facts), revision)
+        return None
+
+    async def _write(self, job: Job, plan: list[PlannedFact]) -> MnemoError | None:
+        """_apply, repeated with backoff while it fails for a reason that
+        passes (transient_write_error); the request id turns a repeat of a
+        write that did commit into a replay of its outcomes."""
         failures = 0
         while True:
             try:
-                return await self._run_in(
-                    self.executor,
-                    self.service.write,
-                    job.principal,
-                    ops,
-                    atomic=True,
-                    request_id=f"extract-{job.id}",
-                )
+                return await self._run_in(self.executor, self._apply, job, plan)
             except MnemoError as exc:
                 failures += 1
                 if not transient_write_error(exc) or failures > self.settings.retries:
@@ -260,10 +272,9 @@ class ExtractionRunner:
     async def _plan(self, job: Job) -> list[PlannedFact] | None:
         """The LLM's plan, retried with backoff; None when the job failed."""
         while True:
-            await self._run_in(self.executor, self.jobs.started, job, self.clock())
             try:
                 return await asyncio.wait_for(
-                    self._run_in(self._llm_pool, self.planner.plan, job), self._plan_deadline_s
+                    self._run_in(self._llm_pool, self._attempt, job), self._plan_deadline_s
                 )
             except TimeoutError:
                 error: MnemoError = DeadlineExceededError(
@@ -283,6 +294,11 @@ class ExtractionRunner:
                 delay,
             )
             await asyncio.sleep(delay)
+
+    def _attempt(self, job: Job) -> list[PlannedFact]:
+        """One LLM attempt, counted (RUNNING) first, in the LLM's thread: one hand-off."""
+        self.jobs.started(job, self.clock())
+        return self.planner.plan(job)
 
     async def _fail(self, job: Job, error: MnemoError) -> None:
         log.info("extraction job %s failed: %s %s", job.id, error.reason, error.message)
