@@ -388,3 +388,26 @@ def test_a_server_without_an_llm_says_extraction_is_not_configured(server: Runni
     exc = rpc_fails(lambda: stub(server).ExtractMemories(request))
     assert error_of(exc)[:2] == (grpc.StatusCode.FAILED_PRECONDITION, "EXTRACTION_NOT_CONFIGURED")
     assert list(stub(server).ListOperations(ex.ListOperationsRequest()).operations) == []
+
+
+def test_wait_answers_from_the_finished_job_as_stored_without_reading_it_back(
+    xserver: RunningServer, script: Script, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    jobs = xserver.app.extraction.jobs
+    assert jobs is not None
+    reads: list[str] = []
+    real_get = jobs.get
+
+    def counted_get(tenant: str, job_id: str) -> Any:
+        reads.append(job_id)
+        return real_get(tenant, job_id)
+
+    monkeypatch.setattr(jobs, "get", counted_get)
+    script.reply = lambda call: Reply(memories("Bea plays the oboe", "Bea lives in Ghent"))
+    op = extract(xserver, user(), "I play the oboe in Ghent")
+    assert op.state == ex.OPERATION_STATE_SUCCEEDED, op.error
+    assert reads == []  # answered from the job the runner finished
+    # ... and that answer is the row as stored.
+    stored_op = stub(xserver).GetOperation(ex.GetOperationRequest(id=op.id)).operation
+    assert reads == [op.id]
+    assert stored_op == op
