@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import faulthandler
 import importlib.metadata
 import json
 import logging
@@ -162,6 +163,10 @@ def main(argv: list[str] | None = None) -> None:
         print(f"mnemo-server: invalid setting: {exc}", file=sys.stderr)
         raise SystemExit(2) from None
     configure_logging(settings.server.log_level, settings.server.log_json)
+    # A crash in native code (FAISS, torch, SQLite, gRPC core) prints every
+    # thread's Python stack to stderr instead of dying without a word (a
+    # SIGSEGV once seen on SIGTERM left only "stopping" in the log).
+    faulthandler.enable()
     # gRPC core's own log lines (chttp2 transport GOAWAYs of ordinary client
     # disconnects and the like) only at ERROR unless the operator asks for more
     # (GRPC_VERBOSITY=info, GRPC_TRACE=...); read when grpc is first imported.

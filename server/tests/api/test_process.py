@@ -61,6 +61,16 @@ def test_sigterm_drains_and_exits_zero(proc: Proc) -> None:
     assert "stopping" in log and "stopped" in log and "Traceback" not in log
 
 
+def test_a_native_crash_logs_every_threads_python_stack(proc: Proc) -> None:
+    """A fault in native code (FAISS, torch, SQLite, gRPC core) leaves the
+    Python stacks in the log, not a silent exit: faulthandler is on."""
+    proc.popen.send_signal(signal.SIGSEGV)
+    assert proc.popen.wait(60) == -signal.SIGSEGV
+    log = proc.rest_of_log()
+    assert "Fatal Python error: Segmentation fault" in log
+    assert "most recent call first" in log
+
+
 def test_the_log_of_a_start_calls_and_a_stop_holds_no_alarming_lines(data_dir: Path) -> None:
     """No FAISS loader tracebacks (AVX-512 probing), no raw gRPC chttp2 transport lines."""
     env = {k: v for k, v in os.environ.items() if k not in ("GRPC_VERBOSITY", "GRPC_TRACE")}
